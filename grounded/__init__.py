@@ -1,0 +1,93 @@
+"""grounded: turn real document corpora into QA datasets grounded in the source text.
+
+    >>> import grounded
+    >>> summary = grounded.run(["examples/corpus"], out="out")  # doctest: +SKIP
+
+Heavy stages (embeddings, Chroma, litellm) import on first use, so `import grounded` is cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from grounded import offline
+from grounded.errors import (
+    CheckError,
+    ConfigError,
+    GroundedError,
+    IndexStoreError,
+    LLMError,
+    LoaderError,
+    MissingDependencyError,
+    PromptError,
+)
+from grounded.types import (
+    Block,
+    Chunk,
+    Document,
+    Evidence,
+    Hit,
+    Provenance,
+    QAPair,
+    Reason,
+    Rejection,
+    Verdict,
+)
+
+offline.configure()
+
+__version__ = "0.1.0"
+
+# Public functions, resolved lazily: name -> module that defines it.
+_LAZY = {
+    "load": "grounded.loaders",
+    "chunk_document": "grounded.chunking",
+    "ingest": "grounded.ingest",
+    "open_index": "grounded.index",
+    "search": "grounded.index",
+    "generate": "grounded.generate",
+    "check": "grounded.check",
+    "run": "grounded.pipeline",
+}
+
+__all__ = [
+    "Block",
+    "CheckError",
+    "Chunk",
+    "ConfigError",
+    "Document",
+    "Evidence",
+    "GroundedError",
+    "Hit",
+    "IndexStoreError",
+    "LLMError",
+    "LoaderError",
+    "MissingDependencyError",
+    "PromptError",
+    "Provenance",
+    "QAPair",
+    "Reason",
+    "Rejection",
+    "Verdict",
+    "__version__",
+    "check",
+    "chunk_document",
+    "generate",
+    "ingest",
+    "load",
+    "open_index",
+    "run",
+    "search",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'grounded' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
