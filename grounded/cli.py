@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from grounded import offline
+from grounded.config import find_config, load_settings
 from grounded.errors import EXIT_INTERRUPTED, GroundedError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -46,12 +47,26 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Settings file (default: ./grounded.toml if present).",
+)
 @click.version_option(package_name="grounded")
 @click.pass_context
-def main(ctx: click.Context, debug: bool) -> None:
+def main(ctx: click.Context, debug: bool, config_path: str | None) -> None:
     """Turn document corpora into QA datasets grounded in the source text."""
     offline.configure()
     ctx.obj = {"debug": debug}
+    path = config_path or find_config()
+    if path is not None:
+        try:
+            ctx.default_map = load_settings(path)
+        except GroundedError as exc:
+            click.echo(f"error: {exc}" + (f" ({exc.hint})" if exc.hint else ""), err=True)
+            ctx.exit(exc.exit_code)
 
 
 def _debug() -> bool:

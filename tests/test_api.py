@@ -1,0 +1,36 @@
+"""The public API is curated: adding or removing a name is a deliberate change (httpx style)."""
+
+import grounded
+
+
+def test_exported_members():
+    exported = set(grounded.__all__)
+    expected = {
+        "Block", "CheckError", "Chunk", "ConfigError", "Document", "Evidence", "GroundedError",
+        "Hit", "IndexStoreError", "LLMError", "LoaderError", "MissingDependencyError",
+        "PromptError", "Provenance", "QAPair", "Reason", "Rejection", "Verdict", "__version__",
+        "check", "chunk_document", "generate", "ingest", "load", "open_index", "run", "search",
+    }
+    assert exported == expected
+
+
+def test_every_exported_name_resolves():
+    for name in grounded.__all__:
+        assert getattr(grounded, name) is not None, name
+
+
+def test_errors_share_one_base():
+    for name in grounded.__all__:
+        obj = getattr(grounded, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, grounded.GroundedError), name
+
+
+def test_qapair_round_trips_through_dict():
+    ev = grounded.Evidence(doc_id="d", chunk_id="d:0-5", start=0, end=5, text="Hello", score=1.0)
+    verdict = grounded.Verdict(supported=True, score=0.9, reasons=(grounded.Reason("ok", "fine"),))
+    pair = grounded.QAPair(
+        id="x", question="Who?", answer="Hello", evidence=(ev,), doc_ids=("d",),
+        chunk_ids=("d:0-5",), provenance=grounded.Provenance(model="m", prompt="p"), verdict=verdict,
+    )
+    assert grounded.QAPair.from_dict(pair.to_dict()) == pair
