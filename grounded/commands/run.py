@@ -1,0 +1,66 @@
+"""`grounded run`: the main job, documents to a checked QA set with a health report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from grounded.cli import emit_json, handle_errors, json_option
+from grounded.errors import EXIT_PARTIAL
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
+@click.option("--model", default=None, help="litellm model string (default: local SmolLM2, offline).")
+@click.option("-n", "n", default=20, show_default=True, type=click.IntRange(min=1), help="Pairs to generate.")
+@click.option("--prompt", default="factoid", show_default=True, help="Built-in prompt name or YAML path.")
+@click.option("--index", default=None, type=click.Path(file_okay=False), help="Index directory (default OUT/index).")
+@click.option("--chroma-url", default=None, help="Use a Chroma server instead of an embedded index.")
+@click.option("--chunk-tokens", default=256, show_default=True, type=click.IntRange(min=16))
+@click.option("--overlap-tokens", default=32, show_default=True, type=click.IntRange(min=0))
+@click.option("--embedder", default="minilm", show_default=True, help="minilm | fast | litellm:<model>.")
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(min=1))
+@click.option("--pairs-per-call", default=3, show_default=True, type=click.IntRange(min=1))
+@click.option("--language", default="en", show_default=True, help="Language of the questions.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--timeout", default=120.0, show_default=True, type=float, help="Seconds per LLM call.")
+@click.option("--max-retries", default=4, show_default=True, type=click.IntRange(min=0))
+@click.option("--threshold", default=None, type=click.FloatRange(0, 1), help="Checker threshold.")
+@click.option("--reference", default=None, type=click.Path(exists=True), help="Human QA set (SQuAD JSON or JSONL) to compare diversity with.")
+@json_option
+@handle_errors
+def run(paths: tuple[Path, ...], out: Path, as_json: bool, **options: object) -> None:
+    """Ingest PATHS, generate QA pairs, check, deduplicate and report into OUT."""
+    from grounded.pipeline import run as run_pipeline
+
+    quiet = as_json
+    summary = run_pipeline(
+        list(paths),
+        out=out,
+        progress=not quiet and sys.stderr.isatty(),
+        notify=None if quiet else (lambda msg: click.echo(msg, err=True)),
+        **options,  # type: ignore[arg-type]
+    )
+    data = summary.to_dict()
+    if as_json:
+        emit_json(data)
+    else:
+        click.echo(f"kept {summary.kept} pairs, rejected {summary.rejected}", err=False)
+        top = list(summary.rejected_by_reason.items())[:5]
+        if top:
+            click.echo("top rejection reasons: " + ", ".join(f"{k} ({v})" for k, v in top))
+        cov = summary.coverage
+        if cov:
+            click.echo(
+                "coverage: "
+                + ", ".join(f"{k} {v:.0%}" if isinstance(v, float) else f"{k} {v}" for k, v in cov.items() if not isinstance(v, (list, dict)))
+            )
+        if summary.narrowing.get("warning"):
+            click.echo("NARROWING WARNING: " + "; ".join(summary.narrowing.get("reasons", [])))
+        click.echo(f"LLM calls: {summary.llm_calls} new, {summary.cached_calls} cached; cost ${summary.cost:.4f}")
+        click.echo(f"files: {summary.files['qa']}, {summary.files['rejected']}, report {summary.report}")
+    if summary.ingest.get("skipped"):
+        sys.exit(EXIT_PARTIAL)
