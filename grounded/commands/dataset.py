@@ -1,0 +1,94 @@
+"""Dataset health commands: `eval dataset`, `dedup`, `report`, `export`, `mix`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from grounded.cli import emit_json, handle_errors, json_option
+
+_FORMATS = click.Choice(["jsonl", "squad"])
+
+
+def _pct(value: Any) -> str:
+    return f"{value:.0%}" if isinstance(value, (int, float)) else "-"
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "-"
+
+
+@click.command("dataset")
+@click.argument("qa", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--reference", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Human QA set to compare with (SQuAD JSON or JSONL).")
+@click.option("--format", "fmt", default=None, type=_FORMATS, help="Format of QA (default: guessed from the file).")
+@click.option("--reference-format", default=None, type=_FORMATS, help="Format of REF (default: guessed).")
+@click.option("--index", default=None, type=click.Path(exists=True, file_okay=False, path_type=Path), help="Index directory: total documents and chunks for coverage.")
+@click.option("--embedder", default="minilm", show_default=True, help="Embedder for question similarity, or 'none' to skip it.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the equal-size samples.")
+@json_option
+@handle_errors
+def eval_dataset(
+    qa: Path,
+    reference: Path | None,
+    fmt: str | None,
+    reference_format: str | None,
+    index: Path | None,
+    embedder: str,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Diversity, question types, answer lengths and coverage of QA; warn if it is narrower than REF."""
+    from grounded.eval.dataset import dataset_health
+
+    health = dataset_health(
+        qa,
+        reference=reference,
+        index=index,
+        format=fmt,
+        reference_format=reference_format,
+        embedder=embedder,
+        seed=seed,
+    )
+    if as_json:
+        emit_json(health)
+        return
+    ref = health.get("reference") or {}
+    match = health.get("matched") or {}
+    rows: list[tuple[str, str, str]] = [("questions", str(health["n"]), str(ref.get("n", "")))]
+    for n in (1, 2, 3):
+        key = f"distinct_{n}"
+        if match:
+            rows.append((f"{key} (on {match['size']} each)", _num(match[key]["set"]), _num(match[key]["reference"])))
+        else:
+            rows.append((key, _num(health[key]), ""))
+    rows.append(("wh-type entropy (bits)", _num(health["wh"]["entropy_bits"], 2), _num((ref.get("wh") or {}).get("entropy_bits"), 2) if ref else ""))
+    sim = (health.get("similarity") or {}).get("mean_cosine")
+    if sim is not None:
+        rows.append(("mean pairwise cosine", _num(sim), _num((ref.get("similarity") or {}).get("mean_cosine")) if ref else ""))
+    rows.append(("top opening share", _pct(health["top_prefix"]["share"]), _pct(ref["top_prefix"]["share"]) if ref else ""))
+    rows.append(("answer length (mean words)", _num(health["answer_length"]["mean"], 1), _num(ref["answer_length"]["mean"], 1) if ref else ""))
+    cov = health.get("coverage") or {}
+    ref_cov = ref.get("coverage") or {}
+    if cov:
+        rows.append(("documents cited", f"{cov['documents_cited']}/{cov.get('documents_total', '?')}", f"{ref_cov.get('documents_cited', '')}/{ref_cov.get('documents_total', '?')}" if ref_cov else ""))
+        rows.append(("chunks cited", f"{cov['chunks_cited']}/{cov.get('chunks_total', '?')}", f"{ref_cov.get('chunks_cited', '')}/{ref_cov.get('chunks_total', '?')}" if ref_cov else ""))
+    width = max(len(r[0]) for r in rows)
+    click.echo(f"{'':{width}}  {'set':>10}  {'reference' if ref else '':>10}")
+    for name, mine, theirs in rows:
+        click.echo(f"{name:{width}}  {mine:>10}  {theirs:>10}")
+    shares = health["wh"]["shares"]
+    click.echo("question types: " + ", ".join(f"{t} {s:.0%}" for t, s in shares.items()))
+    if cov.get("unused_documents"):
+        unused = cov["unused_documents"]
+        more = f" (+{len(unused) - 10} more)" if len(unused) > 10 else ""
+        click.echo(f"never cited ({len(unused)}): " + ", ".join(map(str, unused[:10])) + more)
+    narrowing = health["narrowing"]
+    if narrowing["warning"]:
+        click.echo("NARROWING WARNING: " + "; ".join(narrowing["reasons"]))
+    elif narrowing.get("note"):
+        click.echo(f"no narrowing warning ({narrowing['note']})")
+    else:
+        click.echo("no narrowing warning")
