@@ -1,0 +1,586 @@
+"""LLM calls through litellm: bounded concurrency, retries, rate limits and a SQLite call cache.
+
+Any litellm model string works (`openai/gpt-4o-mini`, `ollama/llama3`, `openai/<name>` with an
+`api_base` for a local OpenAI-compatible server). The offline default, `DEFAULT_LOCAL_MODEL`, is
+SmolLM2 run in-process and registered as a litellm custom provider (see `grounded.local_llm`).
+
+Every finished call is stored in the cache before its result is used, keyed by a hash of
+(model, messages, params, response_format): a rerun after a crash never pays for a call twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grounded import offline
+from grounded.errors import ConfigError, LLMError
+
+DEFAULT_LOCAL_MODEL = "grounded-local/smollm2"
+LOCAL_PROVIDER = "grounded-local"
+
+# Environment variables that select a hosted default model when no --model is given.
+_HOSTED_DEFAULTS = (
+    ("OPENAI_API_KEY", "openai/gpt-4o-mini"),
+    ("ANTHROPIC_API_KEY", "anthropic/claude-3-5-haiku-20241022"),
+)
+
+Message = Mapping[str, Any]
+
+
+def default_model() -> str:
+    """`$GROUNDED_MODEL`, else a hosted model when its API key is set, else the embedded SmolLM2."""
+    explicit = os.environ.get("GROUNDED_MODEL")
+    if explicit:
+        return explicit
+    for env, model in _HOSTED_DEFAULTS:
+        if os.environ.get(env):
+            return model
+    return DEFAULT_LOCAL_MODEL
+
+
+def is_local(model: str) -> bool:
+    """True for models that run on this machine (no cost, no key)."""
+    return model.startswith(f"{LOCAL_PROVIDER}/")
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One model reply with its usage; `cached` replies cost nothing new."""
+
+    text: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    cached: bool = False
+    call_id: str = ""
+    latency_s: float = 0.0
+
+
+@dataclass(slots=True)
+class LLMStats:
+    """Counters over the life of an `LLM`: new calls, cache hits, failures, spend."""
+
+    calls: int = 0
+    cached_calls: int = 0
+    failures: int = 0
+    retries: int = 0
+    cost: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def call_key(
+    model: str,
+    messages: Sequence[Message],
+    params: Mapping[str, Any],
+    response_format: Mapping[str, Any] | None,
+) -> str:
+    """The cache key of a call: sha256 over its canonical JSON."""
+    payload = {
+        "model": model,
+        "messages": [dict(m) for m in messages],
+        "params": dict(params),
+        "response_format": response_format,
+    }
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class CallCache:
+    """Content-addressed store of finished LLM calls (SQLite in WAL mode, safe across crashes)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable against a killed process (not a power cut) in WAL mode.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, model TEXT, text TEXT,"
+                " prompt_tokens INTEGER, completion_tokens INTEGER, cost REAL, created REAL)"
+            )
+            self._db.commit()
+        except sqlite3.Error as exc:
+            raise ConfigError(f"cannot open the LLM cache {self.path}: {exc}") from exc
+
+    def get(self, key: str) -> Completion | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT model, text, prompt_tokens, completion_tokens, cost FROM calls WHERE key=?",
+                (key,),
+            ).fetchone()
+        if row is None:
+            return None
+        model, text, pt, ct, cost = row
+        return Completion(text, model, int(pt), int(ct), float(cost), True, key, 0.0)
+
+    def put(self, key: str, completion: Completion) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    completion.model,
+                    completion.text,
+                    completion.prompt_tokens,
+                    completion.completion_tokens,
+                    completion.cost,
+                    time.time(),
+                ),
+            )
+            self._db.commit()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class RateLimiter:
+    """Sliding one-minute windows over requests and tokens; `acquire` waits for room."""
+
+    def __init__(self, rpm: float | None = None, tpm: float | None = None) -> None:
+        self.rpm = rpm
+        self.tpm = tpm
+        self._requests: deque[float] = deque()
+        self._tokens: deque[tuple[float, int]] = deque()
+        self._lock: asyncio.Lock | None = None
+
+    async def acquire(self, tokens: int = 0) -> None:
+        if not self.rpm and not self.tpm:
+            return
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                while self._requests and now - self._requests[0] >= 60:
+                    self._requests.popleft()
+                while self._tokens and now - self._tokens[0][0] >= 60:
+                    self._tokens.popleft()
+                wait = 0.0
+                if self.rpm and len(self._requests) >= self.rpm:
+                    wait = max(wait, 60 - (now - self._requests[0]))
+                used = sum(t for _, t in self._tokens)
+                # A single call larger than the whole budget still goes once the window is empty.
+                if self.tpm and self._tokens and used + tokens > self.tpm:
+                    wait = max(wait, 60 - (now - self._tokens[0][0]))
+                if wait <= 0:
+                    self._requests.append(now)
+                    if tokens:
+                        self._tokens.append((now, tokens))
+                    return
+                await asyncio.sleep(wait)
+
+
+def _retryable() -> tuple[type[BaseException], ...]:
+    import litellm
+
+    return (
+        litellm.RateLimitError,
+        litellm.InternalServerError,
+        litellm.ServiceUnavailableError,
+        litellm.Timeout,
+        litellm.APIConnectionError,
+        asyncio.TimeoutError,
+        TimeoutError,
+        ConnectionError,
+    )
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """Seconds a 429 asked us to wait, when the provider said so."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    try:
+        value = headers.get("retry-after")
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+_encoding: Any = None
+
+
+def count_tokens(text: str) -> int:
+    """Approximate token count with tiktoken's cl100k_base (shipped offline by litellm)."""
+    global _encoding
+    if _encoding is None:
+        offline.configure()
+        import tiktoken
+
+        _encoding = tiktoken.get_encoding("cl100k_base")
+    return len(_encoding.encode(text, disallowed_special=()))
+
+
+def count_message_tokens(messages: Sequence[Message]) -> int:
+    # ~4 tokens of chat framing per message, as OpenAI documents for its chat format.
+    return sum(count_tokens(str(m.get("content") or "")) + 4 for m in messages) + 2
+
+
+def price(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+    """USD for a call from litellm's bundled price map; 0 for local models, None when unknown."""
+    if is_local(model):
+        return 0.0
+    offline.configure()
+    import litellm
+
+    try:
+        p, c = litellm.cost_per_token(
+            model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        )
+    except Exception:  # noqa: BLE001 - litellm raises plain Exception for unmapped models
+        return None
+    return float(p) + float(c)
+
+
+def ensure_provider(model: str) -> None:
+    """Register the in-process local provider before the first call that names it."""
+    if is_local(model):
+        from grounded.local_llm import register
+
+        register()
+
+
+class LLM:
+    """A litellm model with a cache, bounded concurrency, retries and optional rate limits.
+
+    >>> llm = LLM("openai/gpt-4o-mini", cache="out/.cache/llm.sqlite", temperature=0.2)  # doctest: +SKIP
+    >>> llm.complete([{"role": "user", "content": "Say hi"}]).text  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        cache: str | Path | CallCache | None = None,
+        concurrency: int = 8,
+        timeout: float = 60.0,
+        max_retries: int = 4,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        **params: Any,
+    ) -> None:
+        if concurrency < 1:
+            raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
+        if max_retries < 0:
+            raise ConfigError(f"max_retries must be >= 0, got {max_retries}")
+        offline.configure()
+        self.model = model
+        self.params = dict(params)
+        if is_local(model):
+            # One in-process model serves one call at a time; more would only queue on its lock
+            # and eat into each call's timeout.
+            concurrency = 1
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.limiter = RateLimiter(rpm, tpm)
+        if cache is None or isinstance(cache, CallCache):
+            self.cache = cache
+        else:
+            self.cache = CallCache(cache)
+        self.stats = LLMStats()
+        self._sem: asyncio.Semaphore | None = None
+        self._sem_loop: asyncio.AbstractEventLoop | None = None
+        self._inflight: dict[str, asyncio.Future[Completion]] = {}
+        ensure_provider(model)
+
+    def key(
+        self,
+        messages: Sequence[Message],
+        *,
+        response_format: Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> str:
+        return call_key(self.model, messages, {**self.params, **params}, response_format)
+
+    def cached(self, key: str) -> Completion | None:
+        return self.cache.get(key) if self.cache is not None else None
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._sem is None or self._sem_loop is not loop:
+            self._sem = asyncio.Semaphore(self.concurrency)
+            self._sem_loop = loop
+            self._inflight = {}
+        return self._sem
+
+    async def acomplete(
+        self,
+        messages: Sequence[Message],
+        *,
+        response_format: Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> Completion:
+        """One chat completion: from the cache when seen before, else litellm with retries."""
+        merged = {**self.params, **params}
+        key = call_key(self.model, messages, merged, response_format)
+        hit = self.cached(key)
+        if hit is not None:
+            self.stats.cached_calls += 1
+            return hit
+        sem = self._semaphore()
+        # Identical calls in flight at the same time share one request.
+        pending = self._inflight.get(key)
+        if pending is not None:
+            self.stats.cached_calls += 1
+            done = await asyncio.shield(pending)
+            return Completion(**{**asdict(done), "cached": True})
+        future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            async with sem:
+                result = await self._call_with_retries(messages, merged, response_format, key)
+            future.set_result(result)
+            return result
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it, nobody else must
+            raise
+        finally:
+            self._inflight.pop(key, None)
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        response_format: Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> Completion:
+        """Blocking `acomplete`, for scripts and notebooks without an event loop."""
+        return asyncio.run(self.acomplete(messages, response_format=response_format, **params))
+
+    async def _call_with_retries(
+        self,
+        messages: Sequence[Message],
+        params: Mapping[str, Any],
+        response_format: Mapping[str, Any] | None,
+        key: str,
+    ) -> Completion:
+        retryable = _retryable()
+        estimate = 0
+        if self.limiter.tpm:
+            estimate = count_message_tokens(messages) + int(params.get("max_tokens") or 512)
+        attempt = 0
+        while True:
+            await self.limiter.acquire(estimate)
+            try:
+                completion = await self._call_once(messages, params, response_format, key)
+            except retryable as exc:
+                if attempt >= self.max_retries:
+                    self.stats.failures += 1
+                    raise LLMError(
+                        f"{self.model}: {type(exc).__name__} after {attempt + 1} attempts: {_short(exc)}"
+                    ) from exc
+                delay = min(self.max_backoff, self.backoff * 2**attempt)
+                delay *= 0.5 + random.random()  # full-ish jitter so retries do not stampede
+                hinted = _retry_after(exc)
+                if hinted is not None:
+                    delay = max(delay, min(hinted, self.max_backoff))
+                attempt += 1
+                self.stats.retries += 1
+                await asyncio.sleep(delay)
+                continue
+            except LLMError:
+                self.stats.failures += 1
+                raise
+            except Exception as exc:  # noqa: BLE001 - auth errors, bad requests: not worth a retry
+                self.stats.failures += 1
+                raise LLMError(f"{self.model}: {type(exc).__name__}: {_short(exc)}") from exc
+            if self.cache is not None:
+                self.cache.put(key, completion)
+            self.stats.calls += 1
+            self.stats.cost += completion.cost
+            self.stats.prompt_tokens += completion.prompt_tokens
+            self.stats.completion_tokens += completion.completion_tokens
+            return completion
+
+    async def _call_once(
+        self,
+        messages: Sequence[Message],
+        params: Mapping[str, Any],
+        response_format: Mapping[str, Any] | None,
+        key: str,
+    ) -> Completion:
+        import litellm
+
+        kwargs: dict[str, Any] = dict(params)
+        if response_format is not None:
+            kwargs["response_format"] = dict(response_format)
+        started = time.monotonic()
+        # litellm's own retries are off: ours are counted, jittered and cache-aware.
+        response = await asyncio.wait_for(
+            litellm.acompletion(
+                model=self.model,
+                messages=[dict(m) for m in messages],
+                timeout=self.timeout,
+                num_retries=0,
+                **kwargs,
+            ),
+            timeout=self.timeout,
+        )
+        latency = time.monotonic() - started
+        choice = response.choices[0]
+        text = getattr(choice.message, "content", None) or ""
+        usage = getattr(response, "usage", None)
+        pt = int(getattr(usage, "prompt_tokens", 0) or 0)
+        ct = int(getattr(usage, "completion_tokens", 0) or 0)
+        return Completion(
+            text=text,
+            model=self.model,
+            prompt_tokens=pt,
+            completion_tokens=ct,
+            cost=_cost(self.model, response, pt, ct),
+            cached=False,
+            call_id=key,
+            latency_s=latency,
+        )
+
+
+def _cost(model: str, response: Any, prompt_tokens: int, completion_tokens: int) -> float:
+    if is_local(model):
+        return 0.0
+    import litellm
+
+    try:
+        return float(litellm.completion_cost(completion_response=response) or 0.0)
+    except Exception:  # noqa: BLE001 - unmapped or self-hosted models have no price
+        return float(price(model, prompt_tokens, completion_tokens) or 0.0)
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- structured output -------------------------------------------------------------------------
+
+
+def extract_json(text: str) -> Any:
+    """The first JSON object in a reply, past any preamble or code fence; ValueError if none.
+
+    Scans with `json.JSONDecoder.raw_decode` from each `{` in turn, so braces inside prose or
+    strings never confuse it and trailing chatter is ignored.
+    """
+    decoder = json.JSONDecoder()
+    pos = text.find("{")
+    first_error: str | None = None
+    while pos >= 0:
+        try:
+            obj, _ = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            if first_error is None:
+                first_error = f"invalid JSON at char {exc.pos}: {exc.msg}"
+            pos = text.find("{", pos + 1)
+            continue
+        if isinstance(obj, dict):
+            return obj
+        pos = text.find("{", pos + 1)
+    if first_error is not None:
+        raise ValueError(first_error)
+    raise ValueError("no JSON object in the reply" if text.strip() else "empty reply")
+
+
+@dataclass(slots=True)
+class StructuredResult:
+    """A validated reply (or None) with every completion spent on it and the last error."""
+
+    value: Any = None
+    completions: list[Completion] = field(default_factory=list)
+    error: str = ""
+    raw: str = ""
+
+    @property
+    def call_id(self) -> str:
+        return self.completions[0].call_id if self.completions else ""
+
+
+async def acomplete_structured(
+    llm: LLM,
+    messages: Sequence[Message],
+    model_type: Any,
+    *,
+    response_format: Mapping[str, Any] | None = None,
+    repair: bool = True,
+    **params: Any,
+) -> StructuredResult:
+    """Ask for JSON, validate it with a pydantic model; on failure ask once to repair it."""
+    from pydantic import ValidationError
+
+    result = StructuredResult()
+    first = await llm.acomplete(messages, response_format=response_format, **params)
+    result.completions.append(first)
+    result.raw = first.text
+    value, error = _validate(first.text, model_type, ValidationError)
+    if value is not None:
+        result.value = value
+        return result
+    result.error = error
+    if not repair:
+        return result
+    repair_messages = [
+        *messages,
+        {"role": "assistant", "content": first.text},
+        {
+            "role": "user",
+            "content": (
+                "Your reply could not be used: "
+                f"{error}\nReply again with only one valid JSON object that follows the schema, "
+                "no other text."
+            ),
+        },
+    ]
+    second = await llm.acomplete(repair_messages, response_format=response_format, **params)
+    result.completions.append(second)
+    value, error2 = _validate(second.text, model_type, ValidationError)
+    if value is not None:
+        result.value = value
+        result.error = ""
+        return result
+    result.error = f"{error}; after repair: {error2}"
+    result.raw = first.text + "\n---repair---\n" + second.text
+    return result
+
+
+def _validate(text: str, model_type: Any, validation_error: type[Exception]) -> tuple[Any, str]:
+    try:
+        data = extract_json(text)
+    except ValueError as exc:
+        return None, str(exc)
+    try:
+        return model_type.model_validate(data), ""
+    except validation_error as exc:
+        problems = []
+        for err in exc.errors()[:5]:  # type: ignore[attr-defined]
+            loc = ".".join(str(p) for p in err.get("loc", ())) or "(root)"
+            problems.append(f"{loc}: {err.get('msg')}")
+        return None, "schema mismatch: " + "; ".join(problems)

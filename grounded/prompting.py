@@ -1,0 +1,281 @@
+"""Prompt templates as data: YAML files validated on load, rendered into chat messages.
+
+A template names its variables (`$passages`, `$n`, `$language`), declares the JSON schema of the
+reply it asks for, and may carry few-shot examples. Anything unknown, undeclared or missing is a
+`PromptError` naming the file and the key. Built-ins live in `grounded/prompts/*.yaml`; users pass
+a name or a path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from grounded.errors import PromptError
+
+# Variables generate() can fill; a template may use any subset.
+KNOWN_VARIABLES = ("passages", "n", "language")
+
+LANGUAGES = {
+    "en": "English",
+    "de": "German",
+    "fr": "French",
+    "es": "Spanish",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "nl": "Dutch",
+    "pl": "Polish",
+    "sv": "Swedish",
+    "ru": "Russian",
+    "uk": "Ukrainian",
+    "zh": "Chinese",
+    "ja": "Japanese",
+    "ko": "Korean",
+    "ar": "Arabic",
+    "hi": "Hindi",
+    "tr": "Turkish",
+}
+
+# $name or ${name}; $$ is a literal dollar (string.Template's syntax, parsed here for 3.10).
+_VAR = re.compile(r"\$(?:(?P<escaped>\$)|(?P<named>[_a-zA-Z][_a-zA-Z0-9]*)|\{(?P<braced>[_a-zA-Z][_a-zA-Z0-9]*)\})")
+
+
+# --- the reply every generation template must produce ------------------------------------------
+
+
+class ReplyPair(BaseModel):
+    """One generated pair as the model wrote it: quote(s) first, then answer, then question."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    quote: str | None = None
+    quotes: list[str] = Field(default_factory=list)
+    answer: str = ""
+    question: str = Field(min_length=3)
+
+    @model_validator(mode="after")
+    def _has_quote(self) -> ReplyPair:
+        if not self.all_quotes:
+            raise ValueError("each pair needs a non-empty 'quote' (or 'quotes') copied from a passage")
+        return self
+
+    @property
+    def all_quotes(self) -> list[str]:
+        out = [q for q in ([self.quote] if self.quote else []) + list(self.quotes) if q and q.strip()]
+        return list(dict.fromkeys(out))
+
+
+class Reply(BaseModel):
+    """The reply object: `{"pairs": [...]}` (a bare single pair is accepted too)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    pairs: list[ReplyPair]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _wrap_single(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "pairs" not in data and "question" in data:
+            return {"pairs": [data]}
+        return data
+
+
+# --- the template file -------------------------------------------------------------------------
+
+
+class Example(BaseModel):
+    """A few-shot example: the passages shown and the reply expected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    passages: list[str] = Field(min_length=1)
+    n: int = Field(default=1, ge=1)
+    reply: dict[str, Any]
+
+
+class PromptSpec(BaseModel):
+    """The YAML schema of a prompt template (unknown keys are errors)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    version: str = "1"
+    description: str = ""
+    kind: Literal["factoid", "multi_hop", "unanswerable"] = "factoid"
+    sources: int = Field(default=1, ge=1, le=5, description="passages shown per call")
+    system: str = ""
+    user: str = Field(min_length=1)
+    variables: list[str]
+    output_schema: dict[str, Any]
+    examples: list[Example] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _coerce_version(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("version"), (int, float)):
+            data = {**data, "version": str(data["version"])}
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """A validated template plus where it came from and the sha256 of its file content."""
+
+    spec: PromptSpec
+    path: str
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    def response_format(self, n: int) -> dict[str, Any]:
+        """An OpenAI-style `json_schema` response format asking for at most `n` pairs."""
+        schema = json.loads(json.dumps(self.spec.output_schema))
+        pairs = schema.get("properties", {}).get("pairs")
+        if isinstance(pairs, dict):
+            pairs["maxItems"] = max(1, n)
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": "qa_pairs", "schema": schema, "strict": False},
+        }
+
+    def render(self, **values: Any) -> str:
+        """The user message with every declared variable filled in."""
+        return self._fill(self.spec.user, "user", values)
+
+    def messages(
+        self, passages: Sequence[str], *, n: int, language: str = "en"
+    ) -> list[dict[str, str]]:
+        """System prompt, few-shot turns, then the request for these passages."""
+        lang = LANGUAGES.get(language.lower(), language)
+        out: list[dict[str, str]] = []
+        if self.spec.system.strip():
+            out.append({"role": "system", "content": self._fill(self.spec.system, "system", {"passages": "", "n": n, "language": lang})})
+        for ex in self.spec.examples:
+            out.append({"role": "user", "content": self.render(passages=format_passages(ex.passages), n=ex.n, language=lang)})
+            out.append({"role": "assistant", "content": json.dumps(ex.reply, ensure_ascii=False)})
+        out.append({"role": "user", "content": self.render(passages=format_passages(passages), n=n, language=lang)})
+        return out
+
+    def _fill(self, template: str, field: str, values: Mapping[str, Any]) -> str:
+        declared = set(self.spec.variables)
+
+        def sub(m: re.Match[str]) -> str:
+            if m.group("escaped"):
+                return "$"
+            name = m.group("named") or m.group("braced")
+            if name not in declared:
+                raise PromptError(f"{self.path}: {field}: variable ${name} is not declared in 'variables'")
+            if name not in values:
+                raise PromptError(f"{self.path}: {field}: no value for variable ${name}")
+            return str(values[name])
+
+        return _VAR.sub(sub, template)
+
+
+def format_passages(passages: Sequence[str]) -> str:
+    """Number the passages in tags a small model can follow and quote from."""
+    return "\n\n".join(
+        f'<passage n="{i}">\n{text.strip()}\n</passage>' for i, text in enumerate(passages, 1)
+    )
+
+
+def builtin_names() -> list[str]:
+    root = resources.files("grounded.prompts")
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_prompt(name_or_path: str | Path) -> Prompt:
+    """A built-in template by name (`factoid`, `multi_hop`, `unanswerable`) or a YAML file path."""
+    text_path = str(name_or_path)
+    path = Path(text_path)
+    if path.suffix in (".yaml", ".yml") or path.exists() or "/" in text_path:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise PromptError(f"cannot read prompt {path}: {exc.strerror or exc}") from exc
+        return parse_prompt(raw, str(path))
+    resource = resources.files("grounded.prompts") / f"{text_path}.yaml"
+    if not resource.is_file():
+        raise PromptError(
+            f"unknown prompt {text_path!r}",
+            hint=f"built-ins: {', '.join(builtin_names())}; or pass a path to a YAML file",
+        )
+    return parse_prompt(resource.read_bytes(), f"grounded/prompts/{text_path}.yaml")
+
+
+def parse_prompt(raw: bytes, origin: str) -> Prompt:
+    """Validate a template's YAML bytes; every problem names `origin` and the key."""
+    try:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise PromptError(f"{origin}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PromptError(f"{origin}: expected a mapping of keys, got {type(data).__name__}")
+    try:
+        spec = PromptSpec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "(root)"
+        msg = "unknown key" if err.get("type") == "extra_forbidden" else err.get("msg", "invalid")
+        raise PromptError(f"{origin}: {loc}: {msg}") from exc
+    prompt = Prompt(spec=spec, path=origin, sha256=hashlib.sha256(raw).hexdigest())
+    _check_variables(prompt)
+    _check_schema(prompt)
+    for i, ex in enumerate(spec.examples):
+        try:
+            Reply.model_validate(ex.reply)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(p) for p in first.get("loc", ()))
+            raise PromptError(f"{origin}: examples.{i}.reply: {loc}: {first.get('msg')}") from exc
+    return prompt
+
+
+def _check_variables(prompt: Prompt) -> None:
+    spec, origin = prompt.spec, prompt.path
+    for var in spec.variables:
+        if var not in KNOWN_VARIABLES:
+            raise PromptError(
+                f"{origin}: variables: unknown variable {var!r}",
+                hint=f"available: {', '.join(KNOWN_VARIABLES)}",
+            )
+    used: set[str] = set()
+    for field, template in (("system", spec.system), ("user", spec.user)):
+        for m in _VAR.finditer(template):
+            name = m.group("named") or m.group("braced")
+            if name is None:
+                continue
+            if name not in spec.variables:
+                raise PromptError(f"{origin}: {field}: variable ${name} is not declared in 'variables'")
+            used.add(name)
+    if "passages" not in used:
+        raise PromptError(f"{origin}: user: the template must include $passages")
+
+
+def _check_schema(prompt: Prompt) -> None:
+    schema, origin = prompt.spec.output_schema, prompt.path
+    try:
+        item = schema["properties"]["pairs"]["items"]["properties"]
+    except (KeyError, TypeError):
+        raise PromptError(
+            f"{origin}: output_schema: must describe an object with a 'pairs' array of objects"
+        ) from None
+    if "question" not in item or not ({"quote", "quotes"} & set(item)):
+        raise PromptError(
+            f"{origin}: output_schema: pairs items need 'question' and 'quote' (or 'quotes')"
+        )

@@ -1,0 +1,146 @@
+"""LLM wrapper: cache, retries, timeouts, concurrency, JSON extraction and repair."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import litellm
+import pytest
+from fakes import FakeLLM, rate_limit, register_fake, server_error, timeout_error
+
+from grounded.errors import LLMError
+from grounded.llm import LLM, CallCache, acomplete_structured, call_key, extract_json
+from grounded.prompting import Reply
+
+MSG = [{"role": "user", "content": "hello"}]
+GOOD = json.dumps({"pairs": [{"quote": "The sky is blue.", "answer": "blue", "question": "What colour is the sky?"}]})
+
+
+@pytest.fixture
+def fake():
+    f = FakeLLM(responder=None)
+    register_fake(f)
+    return f
+
+
+def make(tmp_path, **kw):
+    kw.setdefault("backoff", 0.0)
+    return LLM("fake/test-model", cache=tmp_path / "llm.sqlite", **kw)
+
+
+def test_completion_usage_and_cache_hit_across_instances(fake, tmp_path):
+    fake.queue_reply("first reply")
+    c = make(tmp_path, temperature=0.2).complete(MSG)
+    assert c.text == "first reply" and not c.cached
+    assert c.prompt_tokens == 1 and c.completion_tokens == 2
+    assert fake.calls[0]["optional_params"]["temperature"] == 0.2
+    again = make(tmp_path, temperature=0.2)
+    hit = again.complete(MSG)
+    assert hit.cached and hit.text == "first reply" and hit.call_id == c.call_id
+    assert len(fake.calls) == 1
+    assert again.stats.calls == 0 and again.stats.cached_calls == 1
+
+
+def test_cache_key_covers_params_and_response_format():
+    base = call_key("m", MSG, {"temperature": 0}, None)
+    assert base == call_key("m", [dict(MSG[0])], {"temperature": 0}, None)
+    assert base != call_key("m", MSG, {"temperature": 1}, None)
+    assert base != call_key("m", MSG, {"temperature": 0}, {"type": "json_object"})
+    assert base != call_key("other", MSG, {"temperature": 0}, None)
+
+
+@pytest.mark.parametrize("fault", [rate_limit, server_error, timeout_error])
+def test_retryable_faults_are_retried(fake, tmp_path, fault):
+    fake.queue_reply(fault(), fault(), "ok")
+    llm = make(tmp_path)
+    assert llm.complete(MSG).text == "ok"
+    assert len(fake.calls) == 3
+    assert llm.stats.retries == 2 and llm.stats.calls == 1 and llm.stats.failures == 0
+
+
+def test_retries_exhausted_raise_llm_error_and_cache_nothing(fake, tmp_path):
+    fake.queue_reply(*[server_error() for _ in range(3)])
+    llm = make(tmp_path, max_retries=2)
+    with pytest.raises(LLMError, match="InternalServerError after 3 attempts"):
+        llm.complete(MSG)
+    assert len(fake.calls) == 3 and llm.stats.failures == 1
+    assert len(CallCache(tmp_path / "llm.sqlite")) == 0
+
+
+def test_non_retryable_error_fails_fast(fake, tmp_path):
+    fake.queue_reply(litellm.AuthenticationError(message="bad key", llm_provider="fake", model="m"))
+    with pytest.raises(LLMError, match="AuthenticationError"):
+        make(tmp_path).complete(MSG)
+    assert len(fake.calls) == 1
+
+
+def test_per_call_timeout_is_enforced_and_retried(tmp_path):
+    slow = FakeLLM(responder=lambda m: "late", delay=5.0)
+    register_fake(slow)
+    llm = make(tmp_path, timeout=0.05, max_retries=1)
+    with pytest.raises(LLMError, match="Timeout"):
+        llm.complete(MSG)
+    assert llm.stats.retries == 1
+
+
+def test_concurrency_is_bounded_and_identical_calls_share_one_request(tmp_path):
+    fake = FakeLLM(responder=lambda m: "x", delay=0.02)
+    register_fake(fake)
+    llm = make(tmp_path, concurrency=3)
+
+    async def run():
+        msgs = [[{"role": "user", "content": f"q{i}"}] for i in range(12)]
+        return await asyncio.gather(*(llm.acomplete(m) for m in msgs + msgs[:2]))
+
+    results = asyncio.run(run())
+    assert len(results) == 14
+    assert fake.max_active <= 3
+    assert len(fake.calls) == 12  # the two repeats were served by the in-flight twins
+    assert llm.stats.calls == 12 and llm.stats.cached_calls == 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        GOOD,
+        "Sure! Here are the pairs you asked for:\n" + GOOD + "\nHope this helps {:)}",
+        "```json\n" + GOOD + "\n```",
+        "I think {this} is fine. " + GOOD,
+        '{"broken": [1, 2} and then ' + GOOD,
+    ],
+)
+def test_extract_json_finds_the_object(text):
+    assert extract_json(text) == json.loads(GOOD)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("", "empty reply"), ("no json here", "no JSON object"), ('{"a": [1, 2', "invalid JSON")],
+)
+def test_extract_json_errors(text, message):
+    with pytest.raises(ValueError, match=message):
+        extract_json(text)
+
+
+def test_structured_repair_sends_bad_output_and_error(fake, tmp_path):
+    fake.queue_reply('{"pairs": [{"answer": "blue"}]}', "Here you go: " + GOOD)
+    res = asyncio.run(acomplete_structured(make(tmp_path), MSG, Reply))
+    assert res.value is not None and res.value.pairs[0].answer == "blue"
+    assert len(res.completions) == 2
+    repair = fake.calls[1]["messages"]
+    assert repair[-2] == {"role": "assistant", "content": '{"pairs": [{"answer": "blue"}]}'}
+    assert "pairs.0.question" in repair[-1]["content"]
+
+
+@pytest.mark.parametrize("bad", ["", "I cannot help with that.", '{"pairs": "nope"}', '{"pairs": [{"question": "Why?"}]}'])
+def test_structured_gives_up_after_one_repair(fake, tmp_path, bad):
+    fake.queue_reply(bad, bad)
+    res = asyncio.run(acomplete_structured(make(tmp_path), MSG, Reply))
+    assert res.value is None and "after repair" in res.error
+    assert len(fake.calls) == 2
+
+
+def test_bare_pair_is_accepted():
+    reply = Reply.model_validate({"quote": "q text", "answer": "a", "question": "What is it?"})
+    assert reply.pairs[0].all_quotes == ["q text"]
