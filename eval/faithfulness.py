@@ -1,0 +1,182 @@
+"""Faithfulness evaluation: run a checker on labelled examples and score it.
+
+The positive class of the detection metrics is "unsupported" (what a checker must catch):
+precision/recall/F1 are for unsupported answers; AUROC ranks by 1 - support score.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from grounded.eval.readers import Example
+
+from grounded.types import Chunk, QAPair, Verdict
+
+
+def confusion(labels: Sequence[bool], predicted: Sequence[bool]) -> dict[str, int]:
+    """Counts with unsupported as the positive class: tp = unsupported and flagged."""
+    out = {"tp": 0, "fp": 0, "tn": 0, "fn": 0}
+    for supported, kept in zip(labels, predicted, strict=True):
+        if not supported:
+            out["tp" if not kept else "fn"] += 1
+        else:
+            out["fp" if not kept else "tn"] += 1
+    return out
+
+
+def balanced_accuracy(labels: Sequence[bool], predicted: Sequence[bool]) -> float:
+    """Mean of the recall on supported and on unsupported examples."""
+    c = confusion(labels, predicted)
+    pos, neg = c["tp"] + c["fn"], c["tn"] + c["fp"]
+    recalls = [c["tp"] / pos] if pos else []
+    recalls += [c["tn"] / neg] if neg else []
+    return sum(recalls) / len(recalls) if recalls else 0.0
+
+
+def prf(labels: Sequence[bool], predicted: Sequence[bool]) -> dict[str, float]:
+    """Precision, recall and F1 for catching unsupported answers."""
+    c = confusion(labels, predicted)
+    p = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 0.0
+    r = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"precision": p, "recall": r, "f1": f}
+
+
+def auroc(labels: Sequence[bool], scores: Sequence[float]) -> float:
+    """Probability that a supported example scores above an unsupported one (ties count half)."""
+    pos = [s for s, y in zip(scores, labels, strict=True) if y]
+    neg = [s for s, y in zip(scores, labels, strict=True) if not y]
+    if not pos or not neg:
+        return float("nan")
+    # rank-sum (Mann-Whitney U) with average ranks for ties
+    order = sorted(range(len(scores)), key=lambda i: scores[i])
+    ranks = [0.0] * len(scores)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
+            j += 1
+        avg = (i + j) / 2 + 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = avg
+        i = j + 1
+    rank_pos = sum(r for r, y in zip(ranks, labels, strict=True) if y)
+    u = rank_pos - len(pos) * (len(pos) + 1) / 2
+    return u / (len(pos) * len(neg))
+
+
+def sweep(labels: Sequence[bool], scores: Sequence[float], thresholds: Iterable[float] | None = None) -> list[dict[str, float]]:
+    """Balanced accuracy and unsupported-F1 at each threshold (kept when score >= threshold)."""
+    ts = list(thresholds) if thresholds is not None else [i / 20 for i in range(1, 20)]
+    rows = []
+    for t in ts:
+        pred = [s >= t for s in scores]
+        rows.append({"threshold": round(t, 4), "balanced_accuracy": balanced_accuracy(labels, pred), **prf(labels, pred)})
+    return rows
+
+
+def best_threshold(labels: Sequence[bool], scores: Sequence[float]) -> tuple[float, float]:
+    """The threshold with the highest balanced accuracy over all distinct scores (for tuning)."""
+    cands = sorted(set(scores))
+    best = (0.5, -1.0)
+    for t in cands:
+        ba = balanced_accuracy(labels, [s >= t for s in scores])
+        if ba > best[1]:
+            best = (t, ba)
+    return best
+
+
+def metrics(labels: Sequence[bool], scores: Sequence[float], predicted: Sequence[bool]) -> dict[str, Any]:
+    """All the summary metrics for one labelled set."""
+    counts = Counter(labels)
+    return {
+        "n": len(labels),
+        "supported": counts[True],
+        "unsupported": counts[False],
+        "balanced_accuracy": round(balanced_accuracy(labels, predicted), 4),
+        "auroc": round(auroc(labels, scores), 4),
+        **{k: round(v, 4) for k, v in prf(labels, predicted).items()},
+        "confusion": confusion(labels, predicted),
+    }
+
+
+# ------------------------------------------------------------------------------------------
+# Running a checker on examples
+# ------------------------------------------------------------------------------------------
+def example_pair(ex: Example) -> tuple[QAPair, list[Chunk]]:
+    """A QA pair for an example (kind 'external') with its contexts as inline sources."""
+    from grounded.check import inline_sources
+
+    pair = QAPair(
+        id=ex.id,
+        question=ex.question,
+        answer=ex.answer,
+        kind="external",
+        contexts=ex.contexts,
+        origin="real",
+    )
+    return pair, inline_sources(pair)
+
+
+@dataclass
+class FaithfulnessResult:
+    """Per-example verdicts and the summary metrics."""
+
+    examples: list[Example]
+    verdicts: list[Verdict]
+    seconds: float
+    threshold: float
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def run_checker(examples: Sequence[Example], checker: Any, *, batch_size: int = 64) -> tuple[list[Verdict], float]:
+    """Verdicts for examples (answer support only), and the seconds it took."""
+    started = time.perf_counter()
+    verdicts: list[Verdict] = []
+    many = getattr(checker, "check_many", None)
+    for i in range(0, len(examples), batch_size):
+        batch = [example_pair(ex) for ex in examples[i : i + batch_size]]
+        if many is not None:
+            verdicts.extend(many(batch))
+        else:
+            verdicts.extend(checker.check(p, s) for p, s in batch)
+    return verdicts, time.perf_counter() - started
+
+
+def evaluate(examples: Sequence[Example], checker: Any, *, threshold: float | None = None) -> FaithfulnessResult:
+    """Run `checker` on `examples` and compute metrics on the labelled (non-None) ones."""
+    verdicts, seconds = run_checker(examples, checker)
+    thr = threshold if threshold is not None else float(getattr(checker, "threshold", 0.5))
+    res = FaithfulnessResult(list(examples), verdicts, seconds, thr)
+    res.summary = summarise(examples, verdicts, seconds=seconds, threshold=thr)
+    return res
+
+
+def summarise(examples: Sequence[Example], verdicts: Sequence[Verdict], *, seconds: float, threshold: float) -> dict[str, Any]:
+    main = [(ex, v) for ex, v in zip(examples, verdicts, strict=True) if ex.label is not None]
+    labels = [bool(ex.label) for ex, _ in main]
+    scores = [v.score for _, v in main]
+    predicted = [v.supported for _, v in main]
+    out: dict[str, Any] = {**metrics(labels, scores, predicted), "threshold": threshold}
+    out["pairs_per_s"] = round(len(verdicts) / seconds, 1) if seconds > 0 else None
+    out["sweep"] = [{k: round(v, 4) for k, v in row.items()} for row in sweep(labels, scores)]
+    reasons: Counter[str] = Counter()
+    for _, v in main:
+        if not v.supported:
+            reasons.update({r.code for r in v.reasons})
+    out["rejected_by_reason"] = dict(reasons.most_common())
+    others = [(ex, v) for ex, v in zip(examples, verdicts, strict=True) if ex.label is None]
+    if others:
+        by_subset: dict[str, list[Verdict]] = {}
+        for ex, v in others:
+            by_subset.setdefault(ex.subset or "unlabelled", []).append(v)
+        out["subsets"] = {
+            name: {"n": len(vs), "kept": sum(v.supported for v in vs),
+                   "mean_score": round(sum(v.score for v in vs) / len(vs), 4)}
+            for name, vs in by_subset.items()
+        }
+    return out

@@ -1,0 +1,959 @@
+"""Faithfulness checker: drop QA pairs whose quotes, answers or questions the sources do not support.
+
+A `Checker` maps one pair and its source chunks to a `Verdict`. The default checker is a
+pipeline of small checks, each returning reason codes and signals:
+
+- `quotes`   evidence quotes must be found in the sources (re-verified by offsets when given);
+- `support`  the answer's content words, numbers, dates and names must be in the cited evidence
+             (or in the sources when there is no evidence); number and negation mismatches;
+- `semantic` MiniLM similarity between the answer statement and the closest source sentences;
+- `question` it is a question, it does not contain its own answer, it is about the evidence;
+- `judge`    optional LLM judge (claim decomposition + per-claim verdict), cached.
+
+The support signals are combined by a logistic model into a calibrated score in [0, 1]; the
+coefficients below were fitted by `benchmarks/fit_checker.py` on the first half of the HaluEval
+QA and WiCE dev sets (see that script). A pair is kept when its score reaches the threshold and no
+blocking reason was raised.
+
+    >>> checker = default_checker()  # doctest: +SKIP
+    >>> for pair, verdict in check(pairs, index="out/index"):  # doctest: +SKIP
+    ...     print(pair.question, verdict.supported, verdict.score)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from grounded.align import align, normalise
+from grounded.errors import CheckError
+from grounded.types import Chunk, QAPair, Reason, Verdict
+
+__all__ = [
+    "BLOCKING",
+    "DEFAULT_THRESHOLD",
+    "Checker",
+    "Check",
+    "CheckResult",
+    "JudgeCheck",
+    "PipelineChecker",
+    "QuestionCheck",
+    "QuoteCheck",
+    "SemanticCheck",
+    "SupportCheck",
+    "check",
+    "default_checker",
+    "inline_sources",
+]
+
+# --------------------------------------------------------------------------------------------
+# Calibration. Fitted by benchmarks/fit_checker.py (logistic regression, C=1.0, on the first
+# half of HaluEval QA + WiCE supported/not_supported; the second half is held out). Feature
+# order is FEATURES; the score is sigmoid(bias + sum(w * x)).
+# --------------------------------------------------------------------------------------------
+FEATURES: tuple[str, ...] = (
+    "lex_cov",
+    "lex_window",
+    "ent_cov",
+    "num_cov",
+    "missing",
+    "full_window",
+    "adds_nothing",
+    "negation",
+    "number_mismatch",
+)
+LEX_WEIGHTS: tuple[float, ...] = (4.757, 1.702, 0.871, 0.908, 0.747, 1.207, -1.025, -0.47, -0.013)
+LEX_BIAS: float = -7.851
+# Same plus the MiniLM similarity (`sem`), used when the semantic check ran.
+SEM_FEATURES: tuple[str, ...] = (*FEATURES, "sem")
+SEM_WEIGHTS: tuple[float, ...] = (4.761, 1.692, 0.875, 0.916, 0.744, 1.212, -1.031, -0.477, -0.013, -0.041)
+SEM_BIAS: float = -7.832
+
+# Threshold on the calibrated score, chosen on the dev data by benchmarks/fit_checker.py
+# (maximum balanced accuracy on the fitting half). Override with default_checker(threshold=...).
+DEFAULT_THRESHOLD: float = 0.455
+# The semantic check runs only when the lexical score falls inside this band (speed: MiniLM is
+# the slow part); semantic="all" runs it for every pair.
+SEMANTIC_BAND: tuple[float, float] = (0.15, 0.85)
+
+# Reasons that reject a pair whatever its score.
+BLOCKING: frozenset[str] = frozenset(
+    {
+        "empty_answer",
+        "no_sources",
+        "quote_not_found",
+        "offset_mismatch",
+        "number_mismatch",
+        "negation_mismatch",
+        "not_a_question",
+        "answer_in_question",
+        "question_not_about_evidence",
+        "not_a_refusal",
+        "answerable_in_sources",
+        "judge_unsupported",
+    }
+)
+
+# --------------------------------------------------------------------------------------------
+# Text analysis: cheap, regex-based, shared by every check.
+# --------------------------------------------------------------------------------------------
+STOPWORDS: frozenset[str] = frozenset(
+    """a about above after again against all also am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each either else
+    ever every few for from further had has have having he her here hers herself him himself his
+    how however i if in into is it its itself just least less let like many may me might more most
+    much must my myself neither nor of off on once one only or other ought our ours ourselves out
+    over own per rather same shall she should since so some such than that the their theirs them
+    themselves then there these they this those though through thus to too under until up upon us
+    very via was we were what whatever when where whether which while who whom whose why will with
+    within would yet you your yours yourself yourselves s t d ll m re ve etc among amongst became
+    become becomes get gets got known called named name use used using via whereas onto""".split()
+)
+NEGATIONS: frozenset[str] = frozenset(
+    {"not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "without", "cannot",
+     "n't", "nowhere", "unable", "lack", "lacks", "lacked", "fail", "fails", "failed"}
+)
+NUMBER_WORDS: dict[str, int] = {
+    "zero": 0, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
+    "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20,
+    "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+    "ninety": 90, "hundred": 100, "dozen": 12,
+}
+SCALES: dict[str, float] = {
+    "thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "k": 1e3, "m": 1e6,
+    "bn": 1e9,
+}
+QUESTION_WORDS: frozenset[str] = frozenset(
+    """what which who whom whose when where why how is are was were do does did can could will
+    would should shall has have had may might must am name list identify""".split()
+)
+REFUSAL = re.compile(
+    r"\b(not (mentioned|stated|given|provided|specified|included|found|available|addressed|"
+    r"discussed|covered|answered|known|say|said|contain|in the (documents?|text|sources?|context|passage)s?)"
+    r"|no (information|mention|answer|details?|data|evidence)|does not (say|state|mention|specify|"
+    r"contain|provide|include|indicate)|do not (say|state|mention|specify|contain|provide|include)|"
+    r"cannot be (determined|answered|found|inferred)|can ?not (be )?(determine|answer|tell)|"
+    r"unanswerable|unknown from|is unknown|not possible to (determine|say|tell|answer)|"
+    r"doesn't (say|state|mention)|don't (say|state|mention)|isn't (mentioned|stated|given))",
+    re.IGNORECASE,
+)
+YES_NO = frozenset({"yes", "no", "true", "false"})
+
+_TOKEN = re.compile(r"\d+(?:[.,:/]\d+)*(?:st|nd|rd|th|s)?|[^\W\d_]+(?:['’][^\W\d_]+)*|n't", re.UNICODE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|(?<=[a-z]{2}[.!?])(?=[A-Z][a-z])|\n+")
+
+
+def _fold(text: str) -> str:
+    """Strip accents so 'Zürich' and 'Zurich' match."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def stem(word: str) -> str:
+    """A light English stemmer: enough to match plurals, -ing, -ed, possessives."""
+    w = word.lower()
+    if w.endswith(("'s", "’s")):
+        w = w[:-2]
+    if len(w) <= 3 or w[0].isdigit():
+        return w
+    for suffix, repl in (("ies", "y"), ("ied", "y"), ("sses", "ss"), ("ing", ""), ("edly", ""),
+                         ("ed", ""), ("es", ""), ("ly", ""), ("s", "")):
+        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
+            if suffix == "s" and w.endswith(("ss", "us", "is")):
+                break
+            w = w[: len(w) - len(suffix)] + repl
+            break
+    return w
+
+
+def number_value(token: str) -> float | None:
+    """The numeric value of a token: '1,200' -> 1200, '3.5' -> 3.5, '1990s' -> 1990, 'twelve' -> 12."""
+    t = token.lower()
+    if t in NUMBER_WORDS:
+        return float(NUMBER_WORDS[t])
+    t = re.sub(r"(st|nd|rd|th|s)$", "", t)
+    if not t or not t[0].isdigit():
+        return None
+    if ":" in t or "/" in t:
+        return None  # times and dates are compared as strings
+    t = t.replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?", t) else t.replace(",", ".")
+    try:
+        return float(t)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    text: str
+    stem: str
+    capital: bool
+    number: float | None
+    start: int
+
+
+def tokenize(text: str) -> list[Token]:
+    out: list[Token] = []
+    folded = _fold(text)
+    for m in _TOKEN.finditer(folded):
+        raw = m.group(0)
+        out.append(Token(raw, stem(raw), raw[:1].isupper(), number_value(raw), m.start()))
+    # '2.5 million' -> one value
+    for i in range(len(out) - 1):
+        if out[i].number is not None and out[i + 1].text.lower() in SCALES:
+            out[i] = replace(out[i], number=out[i].number * SCALES[out[i + 1].text.lower()])
+    return out
+
+
+def content(tokens: Iterable[Token]) -> list[Token]:
+    return [t for t in tokens if t.text.lower() not in STOPWORDS and t.text.lower() not in NEGATIONS
+            and (len(t.text) > 1 or t.number is not None)]
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+
+
+class Bag:
+    """The stems and numbers of a text, for fast membership tests with prefix matching."""
+
+    __slots__ = ("stems", "numbers", "raw_numbers", "prefixes", "negated")
+
+    def __init__(self, tokens: Sequence[Token]) -> None:
+        self.stems = {t.stem for t in tokens}
+        self.numbers = {round(t.number, 6) for t in tokens if t.number is not None}
+        self.raw_numbers = {t.text for t in tokens if t.number is None and t.text[:1].isdigit()}
+        self.prefixes = {s[:5] for s in self.stems if len(s) >= 5}
+        self.negated = any(t.text.lower() in NEGATIONS for t in tokens)
+
+    def has(self, tok: Token) -> bool:
+        if tok.number is not None:
+            if round(tok.number, 6) in self.numbers:
+                return True
+            return tok.stem in self.stems
+        if tok.text[:1].isdigit():
+            return tok.text in self.raw_numbers or tok.stem in self.stems
+        if tok.stem in self.stems:
+            return True
+        # 'America' ~ 'American', 'Philadelphia' ~ "Philadelphia's"
+        return len(tok.stem) >= 5 and tok.stem[:5] in self.prefixes and any(
+            s.startswith(tok.stem) or tok.stem.startswith(s) for s in self.stems if s[:5] == tok.stem[:5]
+        )
+
+
+class Source:
+    """A source text split into sentences, each with its bag of stems (computed once)."""
+
+    __slots__ = ("text", "sentences", "bags", "bag")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sentences = split_sentences(text) or [text]
+        toks = [tokenize(s) for s in self.sentences]
+        self.bags = [Bag(t) for t in toks]
+        self.bag = Bag([t for ts in toks for t in ts])
+
+
+# --------------------------------------------------------------------------------------------
+# The protocol and the context one pair is checked in.
+# --------------------------------------------------------------------------------------------
+@runtime_checkable
+class Checker(Protocol):
+    """Decides whether the sources support a pair."""
+
+    def check(self, pair: QAPair, sources: Sequence[Chunk]) -> Verdict: ...
+
+
+@dataclass
+class CheckResult:
+    """What one check found: reasons (codes with text) and numeric signals."""
+
+    reasons: list[Reason] = field(default_factory=list)
+    signals: dict[str, float] = field(default_factory=dict)
+
+
+class Context:
+    """One pair with its sources, and the text analysis every check shares (computed lazily)."""
+
+    def __init__(self, pair: QAPair, sources: Sequence[Chunk], *, answer_only: bool = False) -> None:
+        self.pair = pair
+        self.sources = list(sources)
+        self.answer_only = answer_only  # score answer support only (claims, external benchmarks)
+
+    @cached_property
+    def is_refusal(self) -> bool:
+        return self.pair.kind == "unanswerable" or bool(REFUSAL.search(self.pair.answer))
+
+    @cached_property
+    def question_tokens(self) -> list[Token]:
+        return tokenize(self.pair.question)
+
+    @cached_property
+    def answer_tokens(self) -> list[Token]:
+        return tokenize(self.pair.answer)
+
+    @cached_property
+    def support_texts(self) -> list[str]:
+        """The cited evidence when there is any, else the source texts."""
+        ev = [e.text or e.quote for e in self.pair.evidence if (e.text or e.quote).strip()]
+        return ev or [c.text for c in self.sources if c.text.strip()]
+
+    @cached_property
+    def support(self) -> list[Source]:
+        return [Source(t) for t in self.support_texts]
+
+    @cached_property
+    def support_bag(self) -> Bag:
+        toks = [t for s in self.support_texts for t in tokenize(s)]
+        return Bag(toks)
+
+    @cached_property
+    def claim_tokens(self) -> list[Token]:
+        """Answer content tokens that carry the claim: those not already in the question."""
+        ans = content(self.answer_tokens)
+        if self.answer_only or not self.pair.question.strip():
+            return ans
+        if self.is_yes_no:
+            # a yes/no answer restates the question: check the question's claim instead
+            return content(self.question_tokens)
+        novel = self.novel_tokens
+        return novel or ans
+
+    @cached_property
+    def is_yes_no(self) -> bool:
+        words = [t.text.lower() for t in self.answer_tokens]
+        return bool(words) and words[0] in YES_NO and len(content(self.answer_tokens)) <= 1
+
+    @cached_property
+    def novel_tokens(self) -> list[Token]:
+        """Answer content tokens that the question does not already contain."""
+        qbag = Bag(content(self.question_tokens))
+        return [t for t in content(self.answer_tokens) if not qbag.has(t)]
+
+    @cached_property
+    def offers_choice(self) -> bool:
+        return re.search(r"\b(or|whether|either)\b", self.pair.question, re.IGNORECASE) is not None
+
+    @cached_property
+    def statement(self) -> str:
+        if self.answer_only or not self.pair.question.strip():
+            return self.pair.answer
+        return f"{self.pair.question} {self.pair.answer}"
+
+    @cached_property
+    def windows(self) -> list[tuple[str, Bag]]:
+        """Sentences and pairs of adjacent sentences of the support, with merged bags."""
+        out: list[tuple[str, Bag]] = []
+        for src in self.support:
+            for i, (sent, bag) in enumerate(zip(src.sentences, src.bags, strict=True)):
+                out.append((sent, bag))
+                if i + 1 < len(src.sentences):
+                    merged = Bag([])
+                    nxt = src.bags[i + 1]
+                    merged.stems = bag.stems | nxt.stems
+                    merged.numbers = bag.numbers | nxt.numbers
+                    merged.raw_numbers = bag.raw_numbers | nxt.raw_numbers
+                    merged.prefixes = bag.prefixes | nxt.prefixes
+                    merged.negated = bag.negated or nxt.negated
+                    out.append((sent + " " + src.sentences[i + 1], merged))
+        return out
+
+    def ranked_windows(self, tokens: Sequence[Token], k: int = 3) -> list[tuple[float, str, Bag]]:
+        """The k support windows that cover most of `tokens` (ties: shorter first)."""
+        if not tokens:
+            return []
+        weights = [_weight(t) for t in tokens]
+        total = sum(weights) or 1.0
+        scored = []
+        for text, bag in self.windows:
+            cov = sum(w for t, w in zip(tokens, weights, strict=True) if bag.has(t)) / total
+            scored.append((cov, -len(text), text, bag))
+        scored.sort(key=lambda x: (x[0], x[1]), reverse=True)
+        return [(c, text, bag) for c, _, text, bag in scored[:k]]
+
+
+def _weight(tok: Token) -> float:
+    """Rarer-looking tokens count more: names, numbers and long words."""
+    if tok.number is not None or tok.text[:1].isdigit():
+        return 2.0
+    w = 1.0 + min(len(tok.text), 12) / 12.0
+    return w * (1.5 if tok.capital else 1.0)
+
+
+class Check(Protocol):
+    """One step of the pipeline: looks at a pair in context, returns reasons and signals."""
+
+    name: str
+
+    def run(self, ctx: Context) -> CheckResult: ...
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Quotes
+# --------------------------------------------------------------------------------------------
+@dataclass
+class QuoteCheck:
+    """Every evidence quote must be in the sources; offsets, when given, must point at it."""
+
+    min_score: float = 0.9
+    name: str = "quotes"
+
+    def run(self, ctx: Context) -> CheckResult:
+        res = CheckResult()
+        if not ctx.pair.evidence:
+            return res
+        if not ctx.sources:
+            res.reasons.append(Reason("no_sources", "evidence cites no source that could be loaded"))
+            return res
+        scores = []
+        for ev in ctx.pair.evidence:
+            quote = ev.quote or ev.text
+            if ev.end > ev.start:
+                verified = self._verify_offsets(ev, ctx.sources)
+                if verified is True:
+                    scores.append(1.0)
+                    continue
+                if verified is False:
+                    res.reasons.append(Reason(
+                        "offset_mismatch",
+                        f"the source text at {ev.doc_id}[{ev.start}:{ev.end}] is not the quoted text",
+                    ))
+                    scores.append(0.0)
+                    continue
+            best = 0.0
+            for chunk in ctx.sources:
+                found = align(quote, chunk.text, min_score=0.0)
+                if found is not None:
+                    best = max(best, found.score)
+                    if best >= 1.0:
+                        break
+            scores.append(best)
+            if best < self.min_score:
+                res.reasons.append(Reason(
+                    "quote_not_found",
+                    f"quote not in the sources (best match {best:.2f}): {_short(quote)}",
+                ))
+        res.signals["quote_score"] = min(scores) if scores else 1.0
+        return res
+
+    @staticmethod
+    def _verify_offsets(ev: Any, sources: Sequence[Chunk]) -> bool | None:
+        """True/False when a source chunk covers the offsets; None when none does."""
+        for chunk in sources:
+            if chunk.doc_id != ev.doc_id and chunk.id != ev.chunk_id:
+                continue
+            if chunk.start <= ev.start and ev.end <= chunk.end:
+                at = chunk.text[ev.start - chunk.start : ev.end - chunk.start]
+                if at == ev.text or normalise(at)[0] == normalise(ev.text)[0]:
+                    return True
+                return False
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Lexical support: content words, numbers, names, negation
+# --------------------------------------------------------------------------------------------
+@dataclass
+class SupportCheck:
+    """The answer's words, numbers and names must be in the evidence; catches number/negation flips."""
+
+    name: str = "support"
+
+    def run(self, ctx: Context) -> CheckResult:
+        res = CheckResult()
+        if not ctx.pair.answer.strip():
+            res.reasons.append(Reason("empty_answer", "the answer is empty"))
+            res.signals.update(_zero_features())
+            return res
+        if not ctx.support_texts:
+            res.reasons.append(Reason("no_sources", "no evidence and no source text to check against"))
+            res.signals.update(_zero_features())
+            return res
+        if ctx.is_refusal and not ctx.answer_only:
+            return self._refusal(ctx, res)
+        tokens = ctx.claim_tokens
+        bag = ctx.support_bag
+        weights = [_weight(t) for t in tokens]
+        total = sum(weights)
+        found = [bag.has(t) for t in tokens]
+        lex_cov = (sum(w for w, f in zip(weights, found, strict=True) if f) / total) if total else 1.0
+        missing = [t.text for t, f in zip(tokens, found, strict=True) if not f]
+
+        ents = [t for t in tokens if t.capital and t.number is None and not t.text[:1].isdigit()]
+        ent_found = [bag.has(t) for t in ents]
+        ent_cov = sum(ent_found) / len(ents) if ents else 1.0
+        nums = [t for t in tokens if t.number is not None or t.text[:1].isdigit()]
+        num_found = [bag.has(t) for t in nums]
+        num_cov = sum(num_found) / len(nums) if nums else 1.0
+
+        ranked = ctx.ranked_windows(tokens, k=1)
+        lex_window = ranked[0][0] if ranked else (1.0 if not tokens else 0.0)
+        best_bag = ranked[0][2] if ranked else None
+        # all of the answer (not only what is new to the question) in one place
+        full = content(ctx.answer_tokens)
+        full_ranked = ctx.ranked_windows(full, k=1) if full and full != tokens else ranked
+        full_window = full_ranked[0][0] if full_ranked else lex_window
+        adds_nothing = float(
+            not ctx.answer_only and bool(ctx.pair.question.strip()) and not ctx.novel_tokens
+            and not ctx.offers_choice and not ctx.is_yes_no
+        )
+
+        # number mismatch: a number of the answer is absent while the best window has other numbers
+        number_mismatch = 0.0
+        absent = [t for t, f in zip(nums, num_found, strict=True) if not f]
+        if absent and best_bag is not None and (best_bag.numbers or best_bag.raw_numbers):
+            number_mismatch = 1.0
+            res.reasons.append(Reason(
+                "number_mismatch",
+                f"answer number(s) {', '.join(t.text for t in absent)} not in the evidence, which gives other numbers",
+            ))
+        elif absent:
+            res.reasons.append(Reason(
+                "number_not_found", f"answer number(s) {', '.join(t.text for t in absent)} not in the evidence"
+            ))
+        negation = 0.0
+        if best_bag is not None and lex_window >= 0.5:
+            ans_neg = any(t.text.lower() in NEGATIONS for t in ctx.answer_tokens)
+            if ans_neg != best_bag.negated:
+                negation = 1.0
+                res.reasons.append(Reason(
+                    "negation_mismatch",
+                    "the answer is negated and the evidence is not" if ans_neg
+                    else "the evidence is negated and the answer is not",
+                ))
+        missing_ents = [t.text for t, f in zip(ents, ent_found, strict=True) if not f]
+        if missing_ents:
+            res.reasons.append(Reason(
+                "unsupported_entity", f"name(s) not in the evidence: {', '.join(missing_ents[:5])}"
+            ))
+        res.signals.update(
+            lex_cov=lex_cov,
+            lex_window=lex_window,
+            ent_cov=ent_cov,
+            num_cov=num_cov,
+            missing=math.log1p(len(missing)),
+            full_window=full_window,
+            adds_nothing=adds_nothing,
+            negation=negation,
+            number_mismatch=number_mismatch,
+        )
+        return res
+
+    @staticmethod
+    def _refusal(ctx: Context, res: CheckResult) -> CheckResult:
+        """An 'it is not in the documents' answer: right when no source sentence answers the question."""
+        if not REFUSAL.search(ctx.pair.answer) and ctx.pair.kind == "unanswerable":
+            res.reasons.append(Reason("not_a_refusal", "an unanswerable question needs an answer that says so"))
+        q = content(ctx.question_tokens)
+        ranked = ctx.ranked_windows(q, k=1)
+        q_cov = ranked[0][0] if ranked else 0.0
+        # every content word of the question in one sentence pair: the sources likely answer it
+        if q and q_cov >= 0.999 and len(q) >= 2:
+            res.reasons.append(Reason(
+                "answerable_in_sources",
+                f"the answer says it is not in the documents but this passage matches the question: {_short(ranked[0][1])}",
+            ))
+        res.signals.update(_zero_features())
+        res.signals.update(lex_cov=1.0 - q_cov, lex_window=1.0 - q_cov, ent_cov=1.0, num_cov=1.0,
+                           question_coverage=q_cov)
+        return res
+
+
+def _zero_features() -> dict[str, float]:
+    return dict.fromkeys(FEATURES, 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Semantic support (MiniLM)
+# --------------------------------------------------------------------------------------------
+class SemanticCheck:
+    """Cosine similarity between the answer statement and its closest source windows (MiniLM)."""
+
+    name = "semantic"
+
+    def __init__(self, embedder: Any = None, *, k: int = 3, cache_size: int = 50_000) -> None:
+        self._embedder = embedder
+        self.k = k
+        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self.cache_size = cache_size
+
+    @property
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            from grounded.embed import get_embedder
+
+            self._embedder = get_embedder("minilm")
+        return self._embedder
+
+    def texts(self, ctx: Context) -> list[str]:
+        """The texts this check needs embedded for one pair (for batching)."""
+        tokens = ctx.claim_tokens or content(ctx.answer_tokens)
+        windows = [text for _, text, _ in ctx.ranked_windows(tokens, k=self.k)]
+        return [ctx.statement, *windows]
+
+    def prefetch(self, texts: Iterable[str]) -> None:
+        """Embed every text not yet cached in one batch."""
+        todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if not todo:
+            return
+        vecs = self.embedder.embed(todo)
+        for text, vec in zip(todo, vecs, strict=True):
+            self._cache[text] = vec
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    def run(self, ctx: Context) -> CheckResult:
+        res = CheckResult()
+        texts = self.texts(ctx)
+        if len(texts) < 2:
+            return res
+        self.prefetch(texts)
+        q = self._cache[texts[0]]
+        sem = max(float(q @ self._cache[t]) for t in texts[1:])
+        res.signals["sem"] = sem
+        return res
+
+
+# --------------------------------------------------------------------------------------------
+# 4. Question checks
+# --------------------------------------------------------------------------------------------
+@dataclass
+class QuestionCheck:
+    """A question, not a statement; does not give its own answer; is about the evidence."""
+
+    min_about: float = 0.25
+    name: str = "question"
+
+    def run(self, ctx: Context) -> CheckResult:
+        res = CheckResult()
+        if ctx.answer_only:
+            return res
+        q = ctx.pair.question.strip()
+        words = [t.text.lower() for t in ctx.question_tokens]
+        if not q:
+            res.reasons.append(Reason("not_a_question", "the question is empty"))
+            return res
+        if not q.endswith("?") and not (words and words[0] in QUESTION_WORDS):
+            res.reasons.append(Reason("not_a_question", f"a statement, not a question: {_short(q)}"))
+        elif not q.endswith("?") and "?" not in q and len(words) > 3 and words[0] in ("is", "are", "was", "were"):
+            pass
+        # answer in question: the whole answer appears, and it is not one of offered choices
+        a = ctx.pair.answer.strip().strip(".").lower()
+        ans_content = content(ctx.answer_tokens)
+        offered = ctx.offers_choice
+        if ans_content and not offered and a.lower() not in YES_NO and not ctx.is_refusal:
+            qbag = Bag(ctx.question_tokens)
+            if all(qbag.has(t) for t in ans_content):
+                res.reasons.append(Reason("answer_in_question", f"the question already contains the answer {a!r}"))
+        # about the evidence: enough of the question's content words are in the sources
+        qc = content(ctx.question_tokens)
+        if qc and (ctx.sources or ctx.support_texts):
+            bag = Bag([t for c in ctx.sources for t in tokenize(c.text)]) if ctx.sources else ctx.support_bag
+            about = sum(bag.has(t) for t in qc) / len(qc)
+            res.signals["question_about"] = about
+            if about < self.min_about:
+                res.reasons.append(Reason(
+                    "question_not_about_evidence",
+                    f"only {about:.0%} of the question's content words are in the sources",
+                ))
+        return res
+
+
+# --------------------------------------------------------------------------------------------
+# 5. LLM judge (optional)
+# --------------------------------------------------------------------------------------------
+JUDGE_SYSTEM = (
+    "You check whether an answer is supported by source text. Split the answer into atomic "
+    "claims (given the question). For each claim say whether the source text states it "
+    "('supported'), states something else ('contradicted') or says nothing about it "
+    "('not_found'). Reply with JSON only."
+)
+JUDGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "claims": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "claim": {"type": "string"},
+                    "verdict": {"type": "string", "enum": ["supported", "contradicted", "not_found"]},
+                },
+                "required": ["claim", "verdict"],
+            },
+        }
+    },
+    "required": ["claims"],
+}
+
+
+class JudgeCheck:
+    """Claim decomposition and per-claim verdicts by an LLM (cached by the LLM's cache)."""
+
+    name = "judge"
+
+    def __init__(self, llm: Any, *, max_source_chars: int = 6000) -> None:
+        self.llm = llm
+        self.max_source_chars = max_source_chars
+
+    def messages(self, ctx: Context) -> list[dict[str, str]]:
+        source = "\n\n".join(ctx.support_texts)[: self.max_source_chars]
+        question = ctx.pair.question.strip()
+        user = f"Source text:\n{source}\n\n"
+        if question and not ctx.answer_only:
+            user += f"Question: {question}\n"
+        user += f"Answer: {ctx.pair.answer}\n\nReply as JSON: {{\"claims\": [{{\"claim\": ..., \"verdict\": ...}}]}}"
+        return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
+
+    def run(self, ctx: Context) -> CheckResult:
+        import json
+
+        res = CheckResult()
+        try:
+            reply = self.llm.complete(self.messages(ctx), response_format=JUDGE_SCHEMA, temperature=0.0)
+        except Exception as exc:  # noqa: BLE001 - a failed judge call must not drop the pair
+            res.reasons.append(Reason("judge_failed", f"judge call failed: {type(exc).__name__}: {exc}"))
+            return res
+        text = getattr(reply, "text", reply)
+        try:
+            data = json.loads(_json_part(str(text)))
+            claims = [c for c in data.get("claims", []) if isinstance(c, Mapping)]
+        except (ValueError, AttributeError):
+            res.reasons.append(Reason("judge_unparsable", f"judge reply is not JSON: {_short(str(text))}"))
+            return res
+        if not claims:
+            res.reasons.append(Reason("judge_unparsable", "judge listed no claims"))
+            return res
+        verdicts = [str(c.get("verdict", "")).lower() for c in claims]
+        supported = sum(v == "supported" for v in verdicts) / len(verdicts)
+        res.signals["judge"] = supported
+        bad = [str(c.get("claim", "")) for c, v in zip(claims, verdicts, strict=True) if v != "supported"]
+        if bad:
+            res.reasons.append(Reason("judge_unsupported", "judge found unsupported claim(s): " + "; ".join(_short(b, 80) for b in bad[:3])))
+        return res
+
+
+def _json_part(text: str) -> str:
+    start, end = text.find("{"), text.rfind("}")
+    return text[start : end + 1] if start >= 0 and end > start else text
+
+
+# --------------------------------------------------------------------------------------------
+# The pipeline
+# --------------------------------------------------------------------------------------------
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x))))
+
+
+def lexical_score(signals: Mapping[str, float]) -> float:
+    return _sigmoid(LEX_BIAS + sum(w * float(signals.get(f, 0.0)) for f, w in zip(FEATURES, LEX_WEIGHTS, strict=True)))
+
+
+def semantic_score(signals: Mapping[str, float]) -> float:
+    return _sigmoid(SEM_BIAS + sum(w * float(signals.get(f, 0.0)) for f, w in zip(SEM_FEATURES, SEM_WEIGHTS, strict=True)))
+
+
+class PipelineChecker:
+    """Runs the checks on each pair and turns their signals into a calibrated verdict.
+
+    semantic: "borderline" (default; MiniLM only when the lexical score is in SEMANTIC_BAND),
+    "all", or "off". judge_mode: "borderline" (judge pairs whose score is within
+    `judge_band` of the threshold) or "all"; ignored without a judge.
+    """
+
+    def __init__(
+        self,
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        quotes: QuoteCheck | None = None,
+        support: SupportCheck | None = None,
+        semantic: SemanticCheck | None = None,
+        semantic_mode: str = "borderline",
+        question: QuestionCheck | None = None,
+        judge: JudgeCheck | None = None,
+        judge_mode: str = "borderline",
+        judge_band: float = 0.25,
+        blocking: frozenset[str] = BLOCKING,
+        answer_only: bool = False,
+    ) -> None:
+        if semantic_mode not in ("borderline", "all", "off"):
+            raise CheckError(f"semantic mode must be borderline, all or off, not {semantic_mode!r}")
+        if judge_mode not in ("borderline", "all"):
+            raise CheckError(f"judge mode must be borderline or all, not {judge_mode!r}")
+        if not 0.0 <= threshold <= 1.0:
+            raise CheckError(f"threshold must be in [0, 1], not {threshold}")
+        self.threshold = threshold
+        self.quotes = quotes
+        self.support = support or SupportCheck()
+        self.semantic = semantic if semantic_mode != "off" else None
+        self.semantic_mode = semantic_mode
+        self.question = question
+        self.judge = judge
+        self.judge_mode = judge_mode
+        self.judge_band = judge_band
+        self.blocking = blocking
+        self.answer_only = answer_only
+
+    def check(self, pair: QAPair, sources: Sequence[Chunk]) -> Verdict:
+        return self.check_many([(pair, sources)])[0]
+
+    def check_many(self, items: Sequence[tuple[QAPair, Sequence[Chunk]]]) -> list[Verdict]:
+        """Check a batch: the lexical parts per pair, the MiniLM calls batched."""
+        ctxs = [Context(p, s, answer_only=self.answer_only) for p, s in items]
+        partial = [self._lexical(c) for c in ctxs]
+        if self.semantic is not None:
+            need = [i for i, (_, _, score) in enumerate(partial) if self._wants_semantic(ctxs[i], score)]
+            self.semantic.prefetch(t for i in need for t in self.semantic.texts(ctxs[i]))
+            for i in need:
+                reasons, signals, _ = partial[i]
+                signals.update(self.semantic.run(ctxs[i]).signals)
+                partial[i] = (reasons, signals, semantic_score(signals) if "sem" in signals else partial[i][2])
+        return [self._finish(ctx, *part) for ctx, part in zip(ctxs, partial, strict=True)]
+
+    def _wants_semantic(self, ctx: Context, score: float) -> bool:
+        if ctx.is_refusal and not ctx.answer_only:
+            return False
+        if self.semantic_mode == "all":
+            return True
+        lo, hi = SEMANTIC_BAND
+        return lo <= score <= hi
+
+    def _lexical(self, ctx: Context) -> tuple[list[Reason], dict[str, float], float]:
+        reasons: list[Reason] = []
+        signals: dict[str, float] = {}
+        for chk in (self.quotes, self.support, self.question):
+            if chk is None:
+                continue
+            out = chk.run(ctx)
+            reasons.extend(out.reasons)
+            signals.update(out.signals)
+        return reasons, signals, lexical_score(signals)
+
+    def _finish(self, ctx: Context, reasons: list[Reason], signals: dict[str, float], score: float) -> Verdict:
+        if self.judge is not None and (
+            self.judge_mode == "all" or abs(score - self.threshold) <= self.judge_band
+        ):
+            out = self.judge.run(ctx)
+            reasons.extend(out.reasons)
+            signals.update(out.signals)
+            if "judge" in out.signals:
+                # the judge's share of supported claims replaces the score when it answered
+                score = 0.5 * score + 0.5 * out.signals["judge"]
+        signals["score"] = score
+        blocked = [r for r in reasons if r.code in self.blocking]
+        supported = score >= self.threshold and not blocked
+        if score < self.threshold:
+            reasons.append(Reason("low_support", f"support score {score:.2f} below threshold {self.threshold:.2f}"))
+        return Verdict(supported=supported, score=round(score, 4), reasons=tuple(reasons),
+                       signals={k: round(float(v), 4) for k, v in signals.items()})
+
+
+def default_checker(
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    semantic: str = "borderline",
+    judge: str | Any | None = None,
+    judge_mode: str = "borderline",
+    judge_cache: str | Path | None = None,
+    embedder: Any = None,
+    answer_only: bool = False,
+    min_quote_score: float = 0.9,
+) -> PipelineChecker:
+    """The full pipeline with the documented defaults; every default can be overridden.
+
+    judge: a litellm model string or an object with `complete(messages, **kw)` (e.g. grounded.llm.LLM).
+    answer_only: score answer support only (no question checks), as for claims.
+    """
+    llm = None
+    if judge is not None:
+        if isinstance(judge, str):
+            from grounded.llm import LLM
+
+            llm = LLM(judge, cache=judge_cache)
+        else:
+            llm = judge
+    return PipelineChecker(
+        threshold=threshold,
+        quotes=QuoteCheck(min_score=min_quote_score),
+        support=SupportCheck(),
+        semantic=SemanticCheck(embedder),
+        semantic_mode=semantic,
+        question=None if answer_only else QuestionCheck(),
+        judge=JudgeCheck(llm) if llm is not None else None,
+        judge_mode=judge_mode,
+        answer_only=answer_only,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Library function
+# --------------------------------------------------------------------------------------------
+def inline_sources(pair: QAPair) -> list[Chunk]:
+    """Chunks made from a pair's inline contexts (QA sets checked without an index)."""
+    out = []
+    for i, text in enumerate(pair.contexts):
+        doc_id = pair.doc_ids[i] if i < len(pair.doc_ids) else f"context-{i}"
+        out.append(Chunk(id=Chunk.make_id(doc_id, 0, len(text)), doc_id=doc_id, text=text, start=0, end=len(text)))
+    return out
+
+
+def sources_for(pair: QAPair, index: Any = None) -> list[Chunk]:
+    """Evidence/cited chunks from the index when there is one, else the pair's inline contexts."""
+    chunks: list[Chunk] = []
+    if index is not None:
+        ids = list(dict.fromkeys([*pair.chunk_ids, *(e.chunk_id for e in pair.evidence if e.chunk_id)]))
+        if ids:
+            chunks = list(index.get_chunks(ids))
+    return chunks or inline_sources(pair)
+
+
+def check(
+    pairs: Iterable[QAPair],
+    *,
+    index: Any = None,
+    checker: Checker | None = None,
+    chroma_url: str | None = None,
+    batch_size: int = 64,
+    **checker_options: Any,
+) -> Iterator[tuple[QAPair, Verdict]]:
+    """Check pairs against their sources; yields each pair with its verdict (set on the pair).
+
+        >>> for pair, verdict in grounded.check(pairs, index="out/index"):  # doctest: +SKIP
+        ...     print(verdict.supported, [r.code for r in verdict.reasons])
+    """
+    if checker is None:
+        checker = default_checker(**checker_options)
+    elif checker_options:
+        raise CheckError("pass checker options or a checker, not both")
+    if isinstance(index, (str, Path)):
+        from grounded.index import open_index
+
+        index = open_index(index, chroma_url=chroma_url)
+    batch: list[tuple[QAPair, Sequence[Chunk]]] = []
+    for pair in pairs:
+        batch.append((pair, sources_for(pair, index)))
+        if len(batch) >= batch_size:
+            yield from _run_batch(checker, batch)
+            batch = []
+    if batch:
+        yield from _run_batch(checker, batch)
+
+
+def _run_batch(checker: Checker, batch: Sequence[tuple[QAPair, Sequence[Chunk]]]) -> Iterator[tuple[QAPair, Verdict]]:
+    many = getattr(checker, "check_many", None)
+    verdicts = many(batch) if many is not None else [checker.check(p, s) for p, s in batch]
+    for (pair, _), verdict in zip(batch, verdicts, strict=True):
+        yield replace(pair, verdict=verdict), verdict
+
+
+def _short(text: str, n: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
