@@ -92,3 +92,41 @@ def eval_dataset(
         click.echo(f"no narrowing warning ({narrowing['note']})")
     else:
         click.echo("no narrowing warning")
+
+
+@click.command()
+@click.argument("qa", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory for qa.jsonl (kept) and rejected.jsonl (removals appended).")
+@click.option("--near", default=0.9, show_default=True, type=click.FloatRange(0, 1), help="Character similarity for near duplicates.")
+@click.option("--semantic", default=0.92, show_default=True, type=click.FloatRange(-1, 1), help="Embedding cosine for paraphrases.")
+@click.option("--embedder", default="minilm", show_default=True, help="Embedder for paraphrases, or 'none' to skip that test.")
+@json_option
+@handle_errors
+def dedup(qa: Path, out: Path, near: float, semantic: float, embedder: str, as_json: bool) -> None:
+    """Remove duplicate questions from QA, keeping the best-supported copy of each."""
+    from collections import Counter
+
+    from grounded.dedup import dedup as run_dedup
+    from grounded.eval.dataset import read_pairs_jsonl
+    from grounded.jsonl import JsonlWriter, write_jsonl
+
+    pairs = read_pairs_jsonl(qa)
+    kept, removed = run_dedup(pairs, near=near, semantic=semantic, embedder=None if embedder == "none" else embedder)
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out / "qa.jsonl", (p.to_dict() for p in kept))
+    with JsonlWriter(out / "rejected.jsonl") as writer:
+        writer.write_many(r.to_dict() for r in removed)
+    kinds = Counter(r.reasons[0].message.split(" (")[0].split(" of ")[0] for r in removed)
+    summary = {
+        "input": len(pairs),
+        "kept": len(kept),
+        "removed": len(removed),
+        "by_kind": dict(kinds),
+        "files": {"qa": str(out / "qa.jsonl"), "rejected": str(out / "rejected.jsonl")},
+    }
+    if as_json:
+        emit_json(summary)
+    else:
+        detail = ", ".join(f"{k} {v}" for k, v in kinds.items())
+        click.echo(f"kept {len(kept)} of {len(pairs)} pairs, removed {len(removed)} duplicates" + (f" ({detail})" if detail else ""))
+        click.echo(f"files: {out / 'qa.jsonl'}, {out / 'rejected.jsonl'}")
