@@ -10,10 +10,12 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from grounded.eval.readers import Example
 
+from grounded.errors import CheckError
 from grounded.types import Chunk, QAPair, Verdict
 
 
@@ -180,3 +182,39 @@ def summarise(examples: Sequence[Example], verdicts: Sequence[Verdict], *, secon
             for name, vs in by_subset.items()
         }
     return out
+
+
+def evaluate_file(
+    path: str | Path,
+    fmt: str,
+    *,
+    threshold: float | None = None,
+    semantic: str = "borderline",
+    judge: str | Any | None = None,
+    judge_mode: str = "borderline",
+    judge_cache: str | Path | None = None,
+    limit: int | None = None,
+    checker: Any = None,
+) -> dict[str, Any]:
+    """Read a benchmark file and evaluate the (default) checker on answer support only."""
+    from itertools import islice
+
+    from grounded.eval.readers import read_examples
+
+    from grounded.check import DEFAULT_THRESHOLD, default_checker
+
+    examples = list(islice(read_examples(path, fmt), limit))
+    if not examples:
+        raise CheckError(f"{path}: no examples")
+    if checker is None:
+        checker = default_checker(
+            threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+            semantic=semantic,
+            judge=judge,
+            judge_mode=judge_mode,
+            judge_cache=judge_cache,
+            answer_only=fmt == "wice",
+            question_checks=False,
+        )
+    result = evaluate(examples, checker, threshold=threshold)
+    return {"file": str(path), "format": fmt, **result.summary}

@@ -865,12 +865,14 @@ def default_checker(
     judge_cache: str | Path | None = None,
     embedder: Any = None,
     answer_only: bool = False,
+    question_checks: bool = True,
     min_quote_score: float = 0.9,
 ) -> PipelineChecker:
     """The full pipeline with the documented defaults; every default can be overridden.
 
     judge: a litellm model string or an object with `complete(messages, **kw)` (e.g. grounded.llm.LLM).
-    answer_only: score answer support only (no question checks), as for claims.
+    answer_only: the answer is a standalone claim (no question to read it with), as in WiCE.
+    question_checks: False skips the question checks (benchmarks that score answer support only).
     """
     llm = None
     if judge is not None:
@@ -886,7 +888,7 @@ def default_checker(
         support=SupportCheck(),
         semantic=SemanticCheck(embedder),
         semantic_mode=semantic,
-        question=None if answer_only else QuestionCheck(),
+        question=QuestionCheck() if question_checks and not answer_only else None,
         judge=JudgeCheck(llm) if llm is not None else None,
         judge_mode=judge_mode,
         answer_only=answer_only,
@@ -957,3 +959,123 @@ def _run_batch(checker: Checker, batch: Sequence[tuple[QAPair, Sequence[Chunk]]]
 def _short(text: str, n: int = 60) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+# --------------------------------------------------------------------------------------------
+# Checking a QA file (ours or someone else's)
+# --------------------------------------------------------------------------------------------
+def pair_from_row(row: Mapping[str, Any], *, where: str = "") -> QAPair:
+    """A QAPair from a canonical row (`QAPair.to_dict()`) or a foreign one.
+
+    Foreign rows need `question` and `answer`, plus `context`/`contexts` inline or `evidence`
+    (strings, or objects with `chunk_id` and `text`) pointing into an index.
+    """
+    if not isinstance(row, Mapping):
+        raise CheckError(f"{where}: expected a JSON object")
+    if "question" not in row or "answer" not in row:
+        raise CheckError(f"{where}: a QA row needs 'question' and 'answer'")
+    data = dict(row)
+    if "contexts" not in data and "context" in data:
+        ctx = data["context"]
+        data["contexts"] = [ctx] if isinstance(ctx, str) else list(ctx or [])
+    evidence = []
+    for item in data.get("evidence") or ():
+        if isinstance(item, str):
+            evidence.append({"doc_id": "", "chunk_id": "", "start": 0, "end": 0, "text": item,
+                             "score": 0.0, "quote": item})
+        elif isinstance(item, Mapping):
+            evidence.append({"doc_id": "", "chunk_id": "", "start": 0, "end": 0, "score": 0.0,
+                             "text": item.get("text") or item.get("quote") or "", **item})
+        else:
+            raise CheckError(f"{where}: evidence items must be strings or objects")
+    data["evidence"] = evidence
+    if isinstance(data["answer"], list):  # SQuAD-style lists of answers: the first one
+        first = data["answer"][0] if data["answer"] else ""
+        data["answer"] = first.get("text", "") if isinstance(first, Mapping) else first
+    data["question"] = str(data["question"] or "")
+    data["answer"] = str(data["answer"] or "")
+    if "id" not in data:
+        data["id"] = QAPair.make_id(data["question"], data["answer"])
+    try:
+        return QAPair.from_dict(data)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckError(f"{where}: cannot read the QA row ({exc})") from exc
+
+
+@dataclass
+class CheckSummary:
+    """What `check_file` did: counts, reasons, speed, files."""
+
+    n: int = 0
+    kept: int = 0
+    rejected: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    pairs_per_s: float = 0.0
+    threshold: float = DEFAULT_THRESHOLD
+    files: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def check_file(
+    path: str | Path,
+    *,
+    out: str | Path,
+    index: Any = None,
+    chroma_url: str | None = None,
+    checker: Checker | None = None,
+    **checker_options: Any,
+) -> CheckSummary:
+    """Check every pair of a QA JSONL file; write OUT/qa.jsonl (kept) and OUT/rejected.jsonl."""
+    import time
+    from collections import Counter
+
+    from grounded.jsonl import read_jsonl, write_jsonl
+    from grounded.types import Rejection
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckError(f"no such QA file: {path}")
+    pairs = [pair_from_row(row, where=f"{path}:{i}") for i, row in enumerate(read_jsonl(path), 1)]
+    if index is None:
+        lacking = [p.id for p in pairs if not p.contexts]
+        if lacking:
+            raise CheckError(
+                f"{len(lacking)} pair(s) have no inline context (first: {lacking[0]})",
+                hint="pass --index DIR to check them against an index",
+            )
+    if checker is None:
+        checker = default_checker(**checker_options)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    kept: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
+    by_reason: Counter[str] = Counter()
+    all_reasons: Counter[str] = Counter()
+    for pair, verdict in check(pairs, index=index, checker=checker, chroma_url=chroma_url):
+        codes = {r.code for r in verdict.reasons}
+        all_reasons.update(codes)
+        if verdict.supported:
+            kept.append(pair.to_dict())
+        else:
+            by_reason.update(codes)
+            rejected.append(Rejection(stage="check", reasons=verdict.reasons, pair=pair).to_dict())
+    seconds = time.perf_counter() - started
+    qa_path, rej_path = out_dir / "qa.jsonl", out_dir / "rejected.jsonl"
+    write_jsonl(qa_path, kept)
+    write_jsonl(rej_path, rejected)
+    return CheckSummary(
+        n=len(pairs),
+        kept=len(kept),
+        rejected=len(rejected),
+        rejected_by_reason=dict(by_reason.most_common()),
+        reasons=dict(all_reasons.most_common()),
+        seconds=round(seconds, 3),
+        pairs_per_s=round(len(pairs) / seconds, 1) if seconds > 0 else 0.0,
+        threshold=float(getattr(checker, "threshold", DEFAULT_THRESHOLD)),
+        files={"qa": str(qa_path), "rejected": str(rej_path)},
+    )

@@ -1,0 +1,59 @@
+"""`grounded check`: run the faithfulness checker on any QA set (ours or someone else's)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from grounded.cli import emit_json, handle_errors, json_option
+from grounded.errors import EXIT_PARTIAL
+
+
+@click.command("check")
+@click.argument("qa", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--index", default=None, type=click.Path(file_okay=False), help="Index directory the evidence points into (optional when contexts are inline).")
+@click.option("--chroma-url", default=None, help="Use a Chroma server instead of an embedded index.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Writes OUT/qa.jsonl (kept) and OUT/rejected.jsonl.")
+@click.option("--threshold", default=None, type=click.FloatRange(0, 1), help="Minimum support score (default: the documented dev-tuned value).")
+@click.option("--semantic", default="borderline", show_default=True, type=click.Choice(["borderline", "all", "off"]), help="When to compute MiniLM similarity.")
+@click.option("--judge", default=None, help="litellm model string of an LLM judge (optional).")
+@click.option("--judge-mode", default="borderline", show_default=True, type=click.Choice(["borderline", "all"]))
+@click.option("--judge-cache", default=None, type=click.Path(dir_okay=False), help="SQLite cache of judge calls (default OUT/judge-cache.sqlite).")
+@click.option("--fail-on-reject", is_flag=True, help=f"Exit {EXIT_PARTIAL} when any pair is rejected.")
+@json_option
+@handle_errors
+def check(
+    qa: Path,
+    index: str | None,
+    chroma_url: str | None,
+    out: Path,
+    threshold: float | None,
+    semantic: str,
+    judge: str | None,
+    judge_mode: str,
+    judge_cache: str | None,
+    fail_on_reject: bool,
+    as_json: bool,
+) -> None:
+    """Check the pairs of QA (JSONL) and split them into kept and rejected, with reasons."""
+    from grounded.check import check_file
+
+    options: dict[str, object] = {"semantic": semantic, "judge_mode": judge_mode}
+    if threshold is not None:
+        options["threshold"] = threshold
+    if judge:
+        options["judge"] = judge
+        options["judge_cache"] = judge_cache or str(out / "judge-cache.sqlite")
+    summary = check_file(qa, out=out, index=index, chroma_url=chroma_url, **options)  # type: ignore[arg-type]
+    if as_json:
+        emit_json(summary.to_dict())
+    else:
+        click.echo(f"checked {summary.n} pairs: kept {summary.kept}, rejected {summary.rejected} ({summary.pairs_per_s} pairs/s)")
+        top = list(summary.rejected_by_reason.items())[:6]
+        if top:
+            click.echo("rejection reasons: " + ", ".join(f"{k} ({v})" for k, v in top))
+        click.echo(f"wrote {summary.files['qa']} and {summary.files['rejected']}")
+    if fail_on_reject and summary.rejected:
+        sys.exit(EXIT_PARTIAL)
