@@ -195,8 +195,17 @@ class RateLimiter:
                 await asyncio.sleep(wait)
 
 
-def _retryable() -> tuple[type[BaseException], ...]:
+def _litellm() -> Any:
+    """litellm, imported offline-safe and quiet (it prints provider help to stdout otherwise)."""
+    offline.configure()
     import litellm
+
+    litellm.suppress_debug_info = True
+    return litellm
+
+
+def _retryable() -> tuple[type[BaseException], ...]:
+    litellm = _litellm()
 
     return (
         litellm.RateLimitError,
@@ -246,9 +255,7 @@ def price(model: str, prompt_tokens: int, completion_tokens: int) -> float | Non
     """USD for a call from litellm's bundled price map; 0 for local models, None when unknown."""
     if is_local(model):
         return 0.0
-    offline.configure()
-    import litellm
-
+    litellm = _litellm()
     try:
         p, c = litellm.cost_per_token(
             model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
@@ -431,8 +438,7 @@ class LLM:
         response_format: Mapping[str, Any] | None,
         key: str,
     ) -> Completion:
-        import litellm
-
+        litellm = _litellm()
         kwargs: dict[str, Any] = dict(params)
         if response_format is not None:
             kwargs["response_format"] = dict(response_format)
@@ -469,8 +475,7 @@ class LLM:
 def _cost(model: str, response: Any, prompt_tokens: int, completion_tokens: int) -> float:
     if is_local(model):
         return 0.0
-    import litellm
-
+    litellm = _litellm()
     try:
         return float(litellm.completion_cost(completion_response=response) or 0.0)
     except Exception:  # noqa: BLE001 - unmapped or self-hosted models have no price

@@ -1,0 +1,74 @@
+"""`grounded generate`: QA pairs from an index, checked, written as each LLM call finishes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from grounded.cli import emit_json, handle_errors, json_option
+from grounded.errors import EXIT_PARTIAL
+
+
+@click.command()
+@click.option("--index", required=True, type=click.Path(file_okay=False), help="Index directory (from `grounded ingest`).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output directory: qa.jsonl, rejected.jsonl.")
+@click.option("-n", "n", default=20, show_default=True, type=click.IntRange(min=1), help="Pairs to keep.")
+@click.option("--model", default=None, help="litellm model string (default: $GROUNDED_MODEL, a hosted model if its API key is set, else local SmolLM2).")
+@click.option("--prompt", default="factoid", show_default=True, help="factoid | multi_hop | unanswerable, or a YAML template path.")
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1), help="LLM calls in flight.")
+@click.option("--pairs-per-call", default=3, show_default=True, type=click.IntRange(min=1))
+@click.option("--language", default="en", show_default=True, help="Language of questions and answers (code or name).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for the choice of passages.")
+@click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(min=0.1), help="Seconds per LLM call.")
+@click.option("--max-retries", default=4, show_default=True, type=click.IntRange(min=0))
+@click.option("--rpm", default=None, type=click.FloatRange(min=1), help="Requests per minute limit.")
+@click.option("--tpm", default=None, type=click.FloatRange(min=1), help="Tokens per minute limit.")
+@click.option("--temperature", default=None, type=click.FloatRange(0, 2), help="Sampling temperature.")
+@click.option("--cache", default=None, type=click.Path(dir_okay=False), help="LLM call cache (default OUT/.cache/llm.sqlite).")
+@click.option("--chroma-url", default=None, help="Read the index from a Chroma server.")
+@click.option("--no-check", is_flag=True, help="Keep pairs without running the faithfulness checker.")
+@click.option("--dry-run", is_flag=True, help="Print planned calls and estimated cost; call nothing.")
+@json_option
+@handle_errors
+def generate(out: Path, as_json: bool, no_check: bool, **options: object) -> None:
+    """Generate grounded QA pairs from an index into OUT (rerun to resume; nothing is paid twice)."""
+    from grounded.generate import generate as run_generate
+
+    checker = _NoCheck() if no_check else None
+    summary = run_generate(out=out, progress=not as_json and sys.stderr.isatty(), checker=checker, **options)  # type: ignore[arg-type]
+    data = summary.to_dict()
+    if no_check:
+        data["checked"] = False
+    if as_json:
+        emit_json(data)
+    elif summary.dry_run:
+        cost = "unknown (no price for this model)" if summary.estimated_cost is None else f"${summary.estimated_cost:.4f}"
+        click.echo(
+            f"{summary.planned_calls} LLM calls planned with {summary.model} ({summary.prompt}); "
+            f"~{summary.estimated_prompt_tokens} prompt + ~{summary.estimated_completion_tokens} completion tokens; "
+            f"estimated cost {cost}"
+        )
+    else:
+        click.echo(f"kept {summary.kept} pairs, rejected {summary.rejected} -> {summary.files['qa']}")
+        top = list(summary.rejected_by_reason.items())[:5]
+        if top:
+            click.echo("top rejection reasons: " + ", ".join(f"{k} ({v})" for k, v in top))
+        click.echo(
+            f"LLM calls: {summary.llm_calls} new, {summary.cached_calls} cached, {summary.failed_calls} failed; "
+            f"{summary.prompt_tokens}+{summary.completion_tokens} tokens; cost ${summary.cost:.4f}"
+        )
+        for err in summary.errors[:3]:
+            click.echo(f"failed call (rerun to retry): {err}", err=True)
+    if summary.failed_calls:
+        sys.exit(EXIT_PARTIAL)
+
+
+class _NoCheck:
+    """Keeps every pair; the verdict says it was not checked."""
+
+    def check(self, pair: object, sources: object) -> object:
+        from grounded.types import Reason, Verdict
+
+        return Verdict(True, 1.0, (Reason("unchecked", "generated with --no-check"),))

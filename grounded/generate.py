@@ -1,0 +1,467 @@
+"""Generate grounded QA pairs from an index: seed chunks -> LLM -> aligned evidence -> checked.
+
+Each call's pairs are written as soon as the call finishes (`qa.jsonl`, `rejected.jsonl`);
+every call is cached in SQLite first. A rerun, after success or `kill -9`, replays cached calls
+for free and skips pairs already written, so nothing is paid for twice, lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from grounded import offline
+from grounded.align import align
+from grounded.errors import ConfigError, LLMError
+from grounded.jsonl import JsonlWriter, read_jsonl
+from grounded.llm import (
+    LLM,
+    Completion,
+    acomplete_structured,
+    count_message_tokens,
+    default_model,
+    is_local,
+    price,
+)
+from grounded.prompting import Prompt, Reply, ReplyPair, load_prompt
+from grounded.seeds import partners, seed_order
+from grounded.types import Chunk, Evidence, Provenance, QAPair, Reason, Rejection
+
+MIN_QUOTE_SCORE = 0.85  # fuzzy alignment below this is a quote the model made up
+UNANSWERABLE_ANSWER = "This is not stated in the documents."
+EST_COMPLETION_TOKENS_PER_PAIR = 90  # for --dry-run: quote + answer + question + JSON framing
+MAX_ROUNDS = 3  # top-up rounds after rejections, so a weak model cannot spend without bound
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One planned LLM call: the passages shown and how many pairs to ask for."""
+
+    number: int
+    chunks: tuple[Chunk, ...]
+    n: int
+
+
+@dataclass(slots=True)
+class GenerateSummary:
+    """What a generate run did and spent (`to_dict()` is the CLI's `--json`)."""
+
+    out: str
+    model: str
+    prompt: str
+    prompt_hash: str
+    requested: int
+    planned_calls: int = 0
+    kept: int = 0
+    rejected: int = 0
+    written: int = 0
+    already_written: int = 0
+    duplicates: int = 0
+    llm_calls: int = 0
+    cached_calls: int = 0
+    failed_calls: int = 0
+    retries: int = 0
+    cost: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    checked: bool = False
+    dry_run: bool = False
+    estimated_cost: float | None = None
+    estimated_prompt_tokens: int = 0
+    estimated_completion_tokens: int = 0
+    elapsed_s: float = 0.0
+    errors: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def calls_per_kept_pair(self) -> float | None:
+        total = self.llm_calls + self.cached_calls
+        return round(total / self.kept, 3) if self.kept else None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["calls_per_kept_pair"] = self.calls_per_kept_pair
+        return data
+
+
+def generate(
+    *,
+    index: Any,
+    out: str | Path,
+    n: int = 20,
+    model: str | None = None,
+    prompt: str | Path | Prompt = "factoid",
+    concurrency: int = 8,
+    pairs_per_call: int = 3,
+    language: str = "en",
+    seed: int = 0,
+    dry_run: bool = False,
+    timeout: float = 60.0,
+    max_retries: int = 4,
+    rpm: float | None = None,
+    tpm: float | None = None,
+    cache: str | Path | None = None,
+    checker: Any = None,
+    progress: bool = False,
+    chroma_url: str | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+) -> GenerateSummary:
+    """Generate up to `n` checked QA pairs into `out/qa.jsonl` (rejects to `out/rejected.jsonl`).
+
+    >>> s = generate(index="out/index", out="out/gen", n=20, model="openai/gpt-4o-mini")  # doctest: +SKIP
+    >>> s.kept, s.cost  # doctest: +SKIP
+    """
+    offline.configure()
+    if n < 1:
+        raise ConfigError(f"n must be at least 1, got {n}")
+    if pairs_per_call < 1:
+        raise ConfigError(f"pairs_per_call must be at least 1, got {pairs_per_call}")
+    tmpl = prompt if isinstance(prompt, Prompt) else load_prompt(prompt)
+    model = model or default_model()
+    idx = _open(index, chroma_url)
+    out_dir = Path(out)
+    params: dict[str, Any] = {
+        "temperature": temperature if temperature is not None else (0.2 if is_local(model) else 0.7),
+        "max_tokens": max_tokens or (160 * pairs_per_call + 120),
+    }
+    summary = GenerateSummary(
+        out=str(out_dir), model=model, prompt=tmpl.name, prompt_hash=tmpl.sha256, requested=n,
+        dry_run=dry_run,
+        files={"qa": str(out_dir / "qa.jsonl"), "rejected": str(out_dir / "rejected.jsonl")},
+    )
+    started = time.monotonic()
+    seeds = seed_order(idx.chunks(), seed=seed)
+    if not seeds:
+        raise ConfigError("the index has no chunks long enough to ask about", hint="ingest documents first")
+    planner = _Planner(idx, tmpl, seeds, pairs_per_call)
+    first = planner.plan(n)
+    summary.planned_calls = len(first)
+    if dry_run:
+        _estimate(summary, first, tmpl, model, language)
+        summary.elapsed_s = round(time.monotonic() - started, 3)
+        return summary
+    if checker is None:
+        checker = _default_checker()
+    summary.checked = checker is not None
+    cache_path = Path(cache) if cache is not None else out_dir / ".cache" / "llm.sqlite"
+    llm = LLM(model, cache=cache_path, concurrency=concurrency, timeout=timeout,
+              max_retries=max_retries, rpm=rpm, tpm=tpm, **params)
+    run = _Run(llm=llm, prompt=tmpl, language=language, checker=checker, summary=summary,
+               out_dir=out_dir, params=params)
+    try:
+        asyncio.run(run.execute(planner, first, progress=progress))
+    finally:
+        run.close()
+        if llm.cache is not None:
+            llm.cache.close()
+    stats = llm.stats
+    summary.llm_calls = stats.calls
+    summary.cached_calls = stats.cached_calls
+    summary.failed_calls = stats.failures
+    summary.retries = stats.retries
+    summary.cost = round(stats.cost, 6)
+    summary.prompt_tokens = stats.prompt_tokens
+    summary.completion_tokens = stats.completion_tokens
+    summary.rejected_by_reason = dict(run.reasons.most_common())
+    summary.elapsed_s = round(time.monotonic() - started, 3)
+    return summary
+
+
+def _open(index: Any, chroma_url: str | None) -> Any:
+    if isinstance(index, (str, Path)):
+        from grounded.index import open_index
+
+        return open_index(index, chroma_url=chroma_url)
+    return index
+
+
+def _default_checker() -> Any:
+    try:
+        from grounded.check import default_checker
+    except ImportError:
+        return None
+    return default_checker()
+
+
+class _Planner:
+    """Hands out tasks over the seed order; later rounds continue where the last one stopped."""
+
+    def __init__(self, index: Any, prompt: Prompt, seeds: Sequence[Chunk], pairs_per_call: int) -> None:
+        self.index = index
+        self.prompt = prompt
+        self.seeds = seeds
+        self.k = pairs_per_call
+        self.pos = 0
+        self.count = 0
+
+    def plan(self, n: int) -> list[Task]:
+        remaining_seeds = len(self.seeds) - self.pos
+        if n <= 0 or remaining_seeds <= 0:
+            return []
+        calls = math.ceil(n / self.k)
+        if calls > remaining_seeds:
+            # Fewer passages than calls: ask each passage for more pairs instead of repeating it.
+            calls = remaining_seeds
+        sizes = [n // calls + (1 if i < n % calls else 0) for i in range(calls)]
+        tasks: list[Task] = []
+        extra = self.prompt.spec.sources - 1
+        for size in sizes:
+            while self.pos < len(self.seeds):
+                seed_chunk = self.seeds[self.pos]
+                self.pos += 1
+                others = partners(self.index, seed_chunk, extra) if extra else []
+                if len(others) < extra:
+                    continue  # no related passage: this seed cannot carry a multi-hop question
+                tasks.append(Task(self.count, (seed_chunk, *others), size))
+                self.count += 1
+                break
+        return tasks
+
+
+class _Run:
+    """One generate run: executes tasks, writes rows as each call finishes, counts reasons."""
+
+    def __init__(self, *, llm: LLM, prompt: Prompt, language: str, checker: Any,
+                 summary: GenerateSummary, out_dir: Path, params: dict[str, Any]) -> None:
+        self.llm = llm
+        self.prompt = prompt
+        self.language = language
+        self.checker = checker
+        self.summary = summary
+        self.params = params
+        self.reasons: Counter[str] = Counter()
+        qa_path, rej_path = out_dir / "qa.jsonl", out_dir / "rejected.jsonl"
+        self.seen = _written_keys(qa_path, rej_path)
+        self.run_keys: set[str] = set()
+        self.qa = JsonlWriter(qa_path)
+        self.rejected = JsonlWriter(rej_path)
+        self.kept_total = 0
+        self._bar: Any = None
+        from grounded import __version__
+
+        self.version = __version__
+
+    def close(self) -> None:
+        self.qa.close()
+        self.rejected.close()
+        if self._bar is not None:
+            self._bar.close()
+
+    async def execute(self, planner: _Planner, first: list[Task], *, progress: bool) -> None:
+        if progress:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.summary.requested, unit="pair", desc="generate")
+        tasks = first
+        for _round in range(MAX_ROUNDS):
+            if not tasks:
+                break
+            await asyncio.gather(*(self._task(t) for t in tasks))
+            deficit = self.summary.requested - self.kept_total
+            if deficit <= 0:
+                break
+            tasks = planner.plan(deficit)
+
+    async def _task(self, task: Task) -> None:
+        messages = self.prompt.messages([c.text for c in task.chunks], n=task.n, language=self.language)
+        try:
+            res = await acomplete_structured(
+                self.llm, messages, Reply, response_format=self.prompt.response_format(task.n)
+            )
+        except LLMError as exc:
+            # Not written: a rerun retries it (transient outages must not become rejections).
+            self.summary.errors.append(str(exc))
+            return
+        prov = self._provenance(res.completions)
+        if res.value is None:
+            rej = Rejection(
+                stage="generate",
+                reasons=(Reason("invalid_reply", res.error),),
+                raw=res.raw,
+                provenance=prov,
+            )
+            self._emit([], [("call:" + prov.call_id, rej)])
+            return
+        kept: list[tuple[str, QAPair]] = []
+        rejected: list[tuple[str, Rejection]] = []
+        for reply_pair in res.value.pairs[: task.n]:
+            pair, problems = self._pair(reply_pair, task, prov)
+            if problems:
+                rejected.append((pair.id, Rejection("generate", tuple(problems), pair=pair, provenance=prov)))
+                continue
+            if self.checker is not None:
+                verdict = self.checker.check(pair, task.chunks)
+                pair = _with(pair, verdict=verdict)
+                if not verdict.supported:
+                    rejected.append((pair.id, Rejection("check", tuple(verdict.reasons), pair=pair, provenance=prov)))
+                    continue
+            kept.append((pair.id, pair))
+        self._emit(kept, rejected)
+
+    def _pair(self, rp: ReplyPair, task: Task, prov: Provenance) -> tuple[QAPair, list[Reason]]:
+        kind = self.prompt.kind
+        question = " ".join(rp.question.split())
+        answer = " ".join(rp.answer.split())
+        if kind == "unanswerable" and not _is_refusal(answer):
+            answer = UNANSWERABLE_ANSWER
+        evidence: list[Evidence] = []
+        dropped: list[str] = []
+        for quote in rp.all_quotes:
+            ev = locate(quote, task.chunks)
+            if ev is None:
+                dropped.append(quote)
+            elif not any(e.start == ev.start and e.end == ev.end and e.doc_id == ev.doc_id for e in evidence):
+                evidence.append(ev)
+        chunk_ids = tuple(c.id for c in task.chunks)
+        metadata: dict[str, Any] = {"task": task.number}
+        if dropped:
+            metadata["dropped_quotes"] = dropped
+        pair = QAPair(
+            id=QAPair.make_id(question, answer, *chunk_ids),
+            question=question,
+            answer=answer,
+            evidence=tuple(evidence),
+            kind=kind,
+            doc_ids=tuple(dict.fromkeys(c.doc_id for c in task.chunks)),
+            chunk_ids=chunk_ids,
+            provenance=prov,
+            metadata=metadata,
+        )
+        problems: list[Reason] = []
+        if not evidence:
+            problems.append(Reason("quote_not_found", f"no quote found in the passages: {_short(dropped[0] if dropped else '')!r}"))
+        elif kind == "multi_hop" and len({e.chunk_id for e in evidence}) < 2:
+            problems.append(Reason("single_source", "a multi-hop pair must quote at least two passages"))
+        if not answer:
+            problems.append(Reason("empty_answer", "the reply has no answer"))
+        return pair, problems
+
+    def _provenance(self, completions: Sequence[Completion]) -> Provenance:
+        first = completions[0]
+        return Provenance(
+            model=self.llm.model,
+            params=dict(self.params),
+            prompt=self.prompt.name,
+            prompt_hash=self.prompt.sha256,
+            call_id=first.call_id,
+            prompt_tokens=sum(c.prompt_tokens for c in completions),
+            completion_tokens=sum(c.completion_tokens for c in completions),
+            cost=round(sum(c.cost for c in completions), 8),
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+            grounded_version=self.version,
+            language=self.language,
+        )
+
+    def _emit(self, kept: list[tuple[str, QAPair]], rejected: list[tuple[str, Rejection]]) -> None:
+        new_kept = [pair.to_dict() for key, pair in kept if self._fresh(key, kept=True)]
+        new_rej = []
+        for key, rej in rejected:
+            if key in self.run_keys:
+                self.summary.duplicates += 1
+                continue
+            for r in rej.reasons:
+                self.reasons[r.code] += 1
+            if self._fresh(key, kept=False):
+                new_rej.append(rej.to_dict())
+        self.summary.written += len(new_kept) + len(new_rej)
+        # Rejections first: a kill between the two writes then loses no kept pair's accounting.
+        if new_rej:
+            self.rejected.write_many(new_rej)
+        if new_kept:
+            self.qa.write_many(new_kept)
+
+    def _fresh(self, key: str, *, kept: bool) -> bool:
+        """Count a result once per run; True when it still has to be written."""
+        if key in self.run_keys:
+            self.summary.duplicates += 1
+            return False
+        self.run_keys.add(key)
+        if kept:
+            self.summary.kept += 1
+            self.kept_total += 1
+            if self._bar is not None and self._bar.n < self._bar.total:
+                self._bar.update(1)
+        else:
+            self.summary.rejected += 1
+        if key in self.seen:
+            self.summary.already_written += 1
+            return False
+        self.seen.add(key)
+        return True
+
+
+def locate(quote: str, chunks: Sequence[Chunk], *, min_score: float = MIN_QUOTE_SCORE) -> Evidence | None:
+    """Align a quote to the best-matching chunk; Evidence in document offsets, or None."""
+    best: tuple[float, Chunk, Any] | None = None
+    for c in chunks:
+        a = align(quote, c.text, min_score=min_score)
+        if a is not None and (best is None or a.score > best[0]):
+            best = (a.score, c, a)
+            if a.score >= 1.0:
+                break
+    if best is None:
+        return None
+    score, c, a = best
+    return Evidence(
+        doc_id=c.doc_id,
+        chunk_id=c.id,
+        start=c.start + a.start,
+        end=c.start + a.end,
+        text=c.text[a.start : a.end],
+        score=round(score, 4),
+        quote=quote,
+    )
+
+
+def _written_keys(*paths: Path) -> set[str]:
+    """Ids of pairs (and call ids of unusable replies) already in the output files."""
+    keys: set[str] = set()
+    for path in paths:
+        if not path.exists():
+            continue
+        for row in read_jsonl(path):
+            pair = row.get("pair") if "stage" in row else row
+            if isinstance(pair, dict) and pair.get("id"):
+                keys.add(str(pair["id"]))
+            elif "stage" in row:
+                call = (row.get("provenance") or {}).get("call_id", "")
+                keys.add("call:" + str(call))
+    return keys
+
+
+def _estimate(summary: GenerateSummary, tasks: Sequence[Task], prompt: Prompt, model: str, language: str) -> None:
+    pt = sum(count_message_tokens(prompt.messages([c.text for c in t.chunks], n=t.n, language=language)) for t in tasks)
+    ct = sum(t.n for t in tasks) * EST_COMPLETION_TOKENS_PER_PAIR
+    summary.estimated_prompt_tokens = pt
+    summary.estimated_completion_tokens = ct
+    cost = price(model, pt, ct)
+    summary.estimated_cost = round(cost, 6) if cost is not None else None
+
+
+def _is_refusal(answer: str) -> bool:
+    if not answer:
+        return False
+    try:
+        from grounded.check import REFUSAL
+    except ImportError:
+        return False
+    return bool(REFUSAL.search(answer))
+
+
+def _with(pair: QAPair, **changes: Any) -> QAPair:
+    from dataclasses import replace
+
+    return replace(pair, **changes)
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
