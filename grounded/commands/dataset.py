@@ -130,3 +130,23 @@ def dedup(qa: Path, out: Path, near: float, semantic: float, embedder: str, as_j
         detail = ", ".join(f"{k} {v}" for k, v in kinds.items())
         click.echo(f"kept {len(kept)} of {len(pairs)} pairs, removed {len(removed)} duplicates" + (f" ({detail})" if detail else ""))
         click.echo(f"files: {out / 'qa.jsonl'}, {out / 'rejected.jsonl'}")
+
+
+@click.command()
+@click.argument("out_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--reference", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Human QA set to compare with (SQuAD JSON or JSONL).")
+@click.option("--embedder", default="minilm", show_default=True, help="Embedder for question similarity, or 'none' to skip it.")
+@json_option
+@handle_errors
+def report(out_dir: Path, reference: Path | None, embedder: str, as_json: bool) -> None:
+    """Write OUT_DIR/report.html from its qa.jsonl, rejected.jsonl and summary.json."""
+    from grounded.errors import CheckError
+    from grounded.eval.report import write_report
+
+    if not any((out_dir / name).is_file() for name in ("qa.jsonl", "rejected.jsonl", "summary.json")):
+        raise CheckError(f"{out_dir} has no qa.jsonl, rejected.jsonl or summary.json", hint="point at a run directory")
+    path = write_report(out_dir, reference=reference, embedder=None if embedder == "none" else embedder)
+    if as_json:
+        emit_json({"report": str(path)})
+    else:
+        click.echo(f"report: {path}")
