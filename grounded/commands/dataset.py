@@ -150,3 +150,29 @@ def report(out_dir: Path, reference: Path | None, embedder: str, as_json: bool) 
         emit_json({"report": str(path)})
     else:
         click.echo(f"report: {path}")
+
+
+@click.command()
+@click.argument("qa", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", required=True, type=click.Choice(["jsonl", "csv", "hf", "parquet", "openai", "ragas", "deepeval"]), help="Output layout.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output file (a directory for hf).")
+@click.option("--index", default=None, type=click.Path(exists=True, file_okay=False, path_type=Path), help="Index to read source texts from (default: the run directory's index, if any).")
+@click.option("--system", default=None, help="System message for --format openai.")
+@click.option("--with-context/--no-context", default=False, show_default=True, help="openai: put the source text before the question.")
+@json_option
+@handle_errors
+def export(qa: Path, fmt: str, out: Path, index: Path | None, system: str | None, with_context: bool, as_json: bool) -> None:
+    """Write QA (canonical JSONL) as CSV, Hugging Face datasets, Parquet, OpenAI, Ragas or DeepEval data."""
+    from grounded.eval.dataset import read_pairs_jsonl
+    from grounded.export import DEFAULT_SYSTEM, chunks_from_index, run_index
+    from grounded.export import export as run_export
+
+    pairs = read_pairs_jsonl(qa)
+    source = index or run_index(qa)
+    chunks = chunks_from_index(pairs, source) if source is not None else {}
+    n = run_export(pairs, out, format=fmt, chunks=chunks, system=system or DEFAULT_SYSTEM, with_context=with_context)
+    summary = {"format": fmt, "rows": n, "out": str(out), "index": str(source) if source else None}
+    if as_json:
+        emit_json(summary)
+    else:
+        click.echo(f"wrote {n} rows as {fmt} to {out}")

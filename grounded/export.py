@@ -1,0 +1,241 @@
+"""Write a QA set in the shapes other tools read: CSV, Hugging Face datasets, Parquet, OpenAI
+fine-tuning chat JSONL, Ragas and DeepEval evaluation sets.
+
+Source texts: a pair's `contexts` when it carries them; otherwise the text of its chunks, looked
+up in the index (`chunks=`); otherwise the evidence quotes. Field layouts:
+
+- ragas: JSONL rows of Ragas' `SingleTurnSample` fields (`user_input`, `reference`,
+  `reference_contexts`, with `response` "" and `retrieved_contexts` [] for the system under
+  test to fill); load with `ragas.EvaluationDataset.from_jsonl(path)` or `from_list`.
+- deepeval: a JSON array of DeepEval `Golden` fields (`input`, `expected_output`, `context`,
+  `source_file`, `additional_metadata`); load with
+  `EvaluationDataset().add_goldens_from_json_file(path)`.
+- openai: `{"messages": [system, user, assistant]}` per line; the user turn is the question,
+  preceded by its source text with `with_context=True`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from grounded.errors import ConfigError, MissingDependencyError
+from grounded.jsonl import write_jsonl
+from grounded.types import Chunk, QAPair
+
+FORMATS = ("jsonl", "csv", "hf", "parquet", "openai", "ragas", "deepeval")
+CSV_COLUMNS = (
+    "id", "question", "answer", "kind", "origin", "contexts", "evidence", "doc_ids", "chunk_ids",
+    "source", "score", "supported", "model", "prompt", "prompt_hash",
+)  # fmt: skip
+DEFAULT_SYSTEM = "Answer the question using only the given documents; answer briefly and exactly."
+
+
+def contexts_of(pair: QAPair, chunks: Mapping[str, Chunk] | None = None) -> list[str]:
+    """The pair's source texts: inline contexts, else its chunks' texts, else its evidence quotes."""
+    if pair.contexts:
+        return list(pair.contexts)
+    if chunks:
+        ids = pair.chunk_ids or tuple(dict.fromkeys(e.chunk_id for e in pair.evidence))
+        texts = [chunks[c].text for c in ids if c in chunks]
+        if texts:
+            return texts
+    return [e.text for e in pair.evidence if e.text]
+
+
+def sources_of(pair: QAPair, chunks: Mapping[str, Chunk] | None = None) -> list[str]:
+    """Source file paths of the pair's chunks (needs the chunks), else a `source` in its metadata."""
+    found = [chunks[c].source for c in pair.chunk_ids if chunks and c in chunks and chunks[c].source]
+    if not found and pair.metadata.get("source"):
+        found = [str(pair.metadata["source"])]
+    return list(dict.fromkeys(found))
+
+
+def flat_row(pair: QAPair, chunks: Mapping[str, Chunk] | None = None) -> dict[str, Any]:
+    """One flat record per pair (lists stay lists; CSV joins them)."""
+    v = pair.verdict
+    return {
+        "id": pair.id,
+        "question": pair.question,
+        "answer": pair.answer,
+        "kind": pair.kind,
+        "origin": pair.origin,
+        "contexts": contexts_of(pair, chunks),
+        "evidence": [e.text for e in pair.evidence],
+        "evidence_spans": [
+            {"doc_id": e.doc_id, "chunk_id": e.chunk_id, "start": e.start, "end": e.end, "score": float(e.score)}
+            for e in pair.evidence
+        ],
+        "doc_ids": list(pair.doc_ids),
+        "chunk_ids": list(pair.chunk_ids),
+        "source": sources_of(pair, chunks),
+        "score": float(v.score) if v is not None else None,
+        "supported": bool(v.supported) if v is not None else None,
+        "model": pair.provenance.model,
+        "prompt": pair.provenance.prompt,
+        "prompt_hash": pair.provenance.prompt_hash,
+    }
+
+
+def export(
+    pairs: Iterable[QAPair],
+    out: str | Path,
+    *,
+    format: str,
+    chunks: Mapping[str, Chunk] | None = None,
+    system: str = DEFAULT_SYSTEM,
+    with_context: bool = False,
+) -> int:
+    """Write `pairs` to `out` in `format` (one of FORMATS); return the number of rows written."""
+    if format not in FORMATS:
+        raise ConfigError(f"unknown export format {format!r}", hint="use one of " + ", ".join(FORMATS))
+    items = list(pairs)
+    path = Path(out)
+    if format != "hf":
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if format == "jsonl":
+        return write_jsonl(path, (p.to_dict() for p in items))
+    if format == "csv":
+        return _write_csv(path, [flat_row(p, chunks) for p in items])
+    if format == "openai":
+        return write_jsonl(path, (openai_row(p, chunks, system=system, with_context=with_context) for p in items))
+    if format == "ragas":
+        return write_jsonl(path, (ragas_row(p, chunks) for p in items))
+    if format == "deepeval":
+        return _write_json(path, [deepeval_row(p, chunks) for p in items])
+    rows = [flat_row(p, chunks) for p in items]
+    if format == "parquet":
+        return _write_parquet(path, rows)
+    return _write_hf(path, rows)
+
+
+def openai_row(pair: QAPair, chunks: Mapping[str, Chunk] | None = None, *, system: str = DEFAULT_SYSTEM, with_context: bool = False) -> dict[str, Any]:
+    user = pair.question
+    if with_context:
+        docs = "\n\n".join(contexts_of(pair, chunks))
+        user = f"Documents:\n{docs}\n\nQuestion: {pair.question}"
+    return {
+        "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": pair.answer},
+        ]
+    }
+
+
+def ragas_row(pair: QAPair, chunks: Mapping[str, Chunk] | None = None) -> dict[str, Any]:
+    return {
+        "user_input": pair.question,
+        "reference": pair.answer,
+        "reference_contexts": contexts_of(pair, chunks),
+        "response": "",
+        "retrieved_contexts": [],
+    }
+
+
+def deepeval_row(pair: QAPair, chunks: Mapping[str, Chunk] | None = None) -> dict[str, Any]:
+    sources = sources_of(pair, chunks)
+    return {
+        "input": pair.question,
+        "expected_output": pair.answer,
+        "context": contexts_of(pair, chunks),
+        "source_file": sources[0] if sources else None,
+        "additional_metadata": {
+            "id": pair.id,
+            "kind": pair.kind,
+            "origin": pair.origin,
+            "doc_ids": list(pair.doc_ids),
+            "chunk_ids": list(pair.chunk_ids),
+            "evidence": [e.text for e in pair.evidence],
+            "score": pair.verdict.score if pair.verdict is not None else None,
+            "model": pair.provenance.model,
+        },
+    }
+
+
+def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> int:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS), extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            flat = dict(row)
+            flat["contexts"] = "\n\n".join(row["contexts"])
+            flat["evidence"] = "\n\n".join(row["evidence"])
+            for key in ("doc_ids", "chunk_ids", "source"):
+                flat[key] = "; ".join(row[key])
+            flat["score"] = "" if row["score"] is None else f"{row['score']:.4f}"
+            flat["supported"] = "" if row["supported"] is None else str(row["supported"]).lower()
+            writer.writerow(flat)
+    os.replace(tmp, path)
+    return len(rows)
+
+
+def _write_json(path: Path, rows: list[dict[str, Any]]) -> int:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+    return len(rows)
+
+
+def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> int:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise MissingDependencyError("export --format parquet", "'grounded[export]'  # pyarrow") from exc
+    pq.write_table(pa.Table.from_pylist(rows, schema=_schema(pa)), path)
+    return len(rows)
+
+
+def _write_hf(path: Path, rows: list[dict[str, Any]]) -> int:
+    try:
+        import datasets
+        import pyarrow as pa
+    except ImportError as exc:
+        raise MissingDependencyError("export --format hf", "'grounded[export]'  # datasets, pyarrow") from exc
+    table = pa.Table.from_pylist(rows, schema=_schema(pa))
+    datasets.Dataset(table).save_to_disk(str(path))
+    return len(rows)
+
+
+def _schema(pa: Any) -> Any:
+    """Explicit types, so an empty set or all-missing scores still give the same columns."""
+    strings = pa.list_(pa.string())
+    span = pa.struct([("doc_id", pa.string()), ("chunk_id", pa.string()), ("start", pa.int64()), ("end", pa.int64()), ("score", pa.float64())])
+    return pa.schema(
+        [
+            ("id", pa.string()), ("question", pa.string()), ("answer", pa.string()), ("kind", pa.string()),
+            ("origin", pa.string()), ("contexts", strings), ("evidence", strings), ("evidence_spans", pa.list_(span)),
+            ("doc_ids", strings), ("chunk_ids", strings), ("source", strings), ("score", pa.float64()),
+            ("supported", pa.bool_()), ("model", pa.string()), ("prompt", pa.string()), ("prompt_hash", pa.string()),
+        ]  # fmt: skip
+    )
+
+
+def chunks_from_index(pairs: Sequence[QAPair], index: str | Path, *, chroma_url: str | None = None) -> dict[str, Chunk]:
+    """The chunks the pairs cite, read from an index (only for pairs without inline contexts)."""
+    wanted = sorted({c for p in pairs if not p.contexts for c in (*p.chunk_ids, *(e.chunk_id for e in p.evidence)) if c})
+    if not wanted:
+        return {}
+    from grounded.index import open_index
+
+    idx = open_index(index, chroma_url=chroma_url) if chroma_url else open_index(index)
+    return {c.id: c for c in idx.get_chunks(wanted)}
+
+
+def run_index(qa_path: str | Path) -> Path | None:
+    """The index of the run directory a QA file lies in, from its summary.json (None if unknown)."""
+    summary = Path(qa_path).parent / "summary.json"
+    if not summary.is_file():
+        return None
+    try:
+        data = json.loads(summary.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None
+    idx = (data.get("files") or {}).get("index") or data.get("index")
+    return Path(idx) if idx and Path(idx).exists() else None
