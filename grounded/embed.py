@@ -218,7 +218,11 @@ class CachedEmbedder:
             return self.inner.embed(texts)
         keys = [EmbeddingCache.key(t) for t in texts]
         found = self.cache.get_many(self.name, keys)
-        todo = sorted({k: i for i, k in enumerate(keys) if k not in found}.values())
+        first: dict[str, int] = {}
+        for i, k in enumerate(keys):
+            if k not in found:
+                first.setdefault(k, i)
+        todo = list(first.values())
         if todo:
             fresh = self.inner.embed([texts[i] for i in todo])
             self.cache.put_many(self.name, [(keys[i], fresh[j]) for j, i in enumerate(todo)])

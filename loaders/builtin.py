@@ -195,6 +195,7 @@ def load_pdf(path: Path) -> Iterator[Document]:
     from pdfminer.high_level import extract_pages
     from pdfminer.layout import LAParams, LTTextContainer
     from pdfminer.pdfparser import PDFSyntaxError
+    from pdfminer.psexceptions import PSException
 
     parts: list[str] = []
     blocks: list[Block] = []
@@ -214,8 +215,8 @@ def load_pdf(path: Path) -> Iterator[Document]:
                 blocks.append(Block(pos, pos + len(text), "text", (), page_no))
                 parts.append(text)
                 pos += len(text)
-    except PDFSyntaxError as exc:
-        raise LoaderError(f"corrupt PDF: {exc}") from exc
+    except (PDFSyntaxError, PSException) as exc:
+        raise LoaderError(f"corrupt PDF: {type(exc).__name__}: {exc}") from exc
     text = "\n\n".join(parts)
     title = _pdf_title(path)
     if not text.strip():

@@ -1,0 +1,117 @@
+"""Chunking: exact offsets, token budgets, overlap, and boundary preferences."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from grounded.chunking import chunk_document, count_tokens
+from grounded.errors import ConfigError
+from grounded.types import Block, Document
+
+WORDS = st.sampled_from(
+    ["the", "river", "1863", "Lincoln", "café", "naïve", "—", "3.5%", "e.g.", "東京", "🙂", "x" * 40, "end."]
+)
+SEPARATORS = st.sampled_from([" ", " ", " ", "\n", "\n\n", ". ", "! ", "\t", "  \n \n"])
+
+
+@st.composite
+def texts(draw: st.DrawFn) -> str:
+    parts = draw(st.lists(st.tuples(WORDS, SEPARATORS), min_size=1, max_size=400))
+    return "".join(w + s for w, s in parts)
+
+
+def _check(doc: Document, size: int, overlap: int) -> list:
+    chunks = list(chunk_document(doc, chunk_tokens=size, overlap_tokens=overlap))
+    covered = [False] * len(doc.text)
+    prev_start = -1
+    for c in chunks:
+        assert doc.text[c.start : c.end] == c.text
+        assert c.text and c.text == c.text.strip()
+        assert c.doc_id == doc.id and c.id == f"{doc.id}:{c.start}-{c.end}"
+        assert 1 <= c.tokens <= size
+        assert c.start > prev_start  # ordered, always progressing
+        prev_start = c.start
+        for i in range(c.start, c.end):
+            covered[i] = True
+    # Every non-space character lands in some chunk.
+    assert all(covered[i] for i, ch in enumerate(doc.text) if not ch.isspace())
+    return chunks
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=texts(), size=st.integers(min_value=8, max_value=120), overlap_frac=st.floats(0, 0.5))
+def test_chunks_are_exact_slices_within_budget(text: str, size: int, overlap_frac: float) -> None:
+    overlap = int(size * overlap_frac)
+    _check(Document.from_text(text, source="h"), size, overlap)
+
+
+def test_many_real_paragraphs_exact_and_bounded() -> None:
+    paras = [
+        f"Paragraph {i}. The river flooded in {1800 + i} and again in {1900 + i}; "
+        f"about {i * 37} people moved to higher ground near the old mill." * (1 + i % 4)
+        for i in range(60)
+    ]
+    doc = Document.from_text("\n\n".join(paras), source="p")
+    for size, overlap in ((32, 0), (64, 8), (256, 32), (512, 64)):
+        chunks = _check(doc, size, overlap)
+        # Real tokenization of the slice stays within a token or two of the window count.
+        assert all(count_tokens(c.text) <= size + 2 for c in chunks)
+
+
+def test_prefers_paragraph_boundaries() -> None:
+    para = "This sentence has exactly some words in it for testing. " * 5
+    doc = Document.from_text("\n\n".join([para.strip()] * 8), source="p")
+    chunks = list(chunk_document(doc, chunk_tokens=150, overlap_tokens=0))
+    assert len(chunks) > 2
+    for c in chunks[:-1]:
+        assert doc.text[c.end : c.end + 2] == "\n\n", "chunk should end at a paragraph break"
+
+
+def test_overlap_repeats_text_but_never_crosses_sections() -> None:
+    body = " ".join(f"Sentence number {i} says something." for i in range(40))
+    text = f"Alpha\n\n{body}\n\nBeta\n\n{body}"
+    a_title = Block(0, 5, "Title", ("Alpha",))
+    a_body = Block(7, 7 + len(body), "NarrativeText", ("Alpha",))
+    b_start = text.index("Beta")
+    b_title = Block(b_start, b_start + 4, "Title", ("Beta",))
+    b_body = Block(b_start + 6, len(text), "NarrativeText", ("Beta",))
+    doc = Document.from_text(text, source="s", blocks=(a_title, a_body, b_title, b_body))
+    chunks = list(chunk_document(doc, chunk_tokens=100, overlap_tokens=20))
+    alpha = [c for c in chunks if c.section == ("Alpha",)]
+    beta = [c for c in chunks if c.section == ("Beta",)]
+    assert alpha and beta and len(alpha) + len(beta) == len(chunks)
+    assert all(c.end <= b_start for c in alpha), "a chunk spans two sections"
+    assert any(b.start < a.end for a, b in zip(alpha, alpha[1:], strict=False)), "no overlap within a section"
+    assert beta[0].start == b_start, "overlap crossed into the next section"
+
+
+def test_section_and_page_come_from_blocks() -> None:
+    text = "Heading\n\nFirst page text here.\n\nSecond page text here."
+    blocks = (
+        Block(0, 7, "Title", ("Heading",), 1),
+        Block(9, 30, "NarrativeText", ("Heading",), 1),
+        Block(32, len(text), "NarrativeText", ("Heading",), 2),
+    )
+    doc = Document.from_text(text, source="s", title="T", blocks=blocks)
+    (only,) = chunk_document(doc, chunk_tokens=64, overlap_tokens=0)
+    assert (only.section, only.page, only.title, only.source) == (("Heading",), 1, "T", "s")
+    small = list(chunk_document(doc, chunk_tokens=6, overlap_tokens=0))
+    assert small[-1].page == 2
+
+
+def test_text_without_whitespace_is_cut_at_token_boundaries() -> None:
+    doc = Document.from_text("a" * 5000, source="s")
+    chunks = _check(doc, 50, 10)
+    assert len(chunks) > 3
+
+
+def test_empty_document_has_no_chunks() -> None:
+    assert list(chunk_document(Document.from_text(" \n\n ", source="s"))) == []
+
+
+@pytest.mark.parametrize(("size", "overlap"), [(0, 0), (10, 10), (10, -1)])
+def test_bad_sizes_are_config_errors(size: int, overlap: int) -> None:
+    with pytest.raises(ConfigError):
+        list(chunk_document(Document.from_text("x", source="s"), chunk_tokens=size, overlap_tokens=overlap))
