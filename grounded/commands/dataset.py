@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +177,38 @@ def export(qa: Path, fmt: str, out: Path, index: Path | None, system: str | None
         emit_json(summary)
     else:
         click.echo(f"wrote {n} rows as {fmt} to {out}")
+
+
+@click.command()
+@click.option("--real", "real_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Human QA set (SQuAD JSON or JSONL).")
+@click.option("--synthetic", "synthetic_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Generated QA set (JSONL).")
+@click.option("--ratio", required=True, type=float, help="Share of real rows in the output, from 0 to 1 (0.25 = one real row in four).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output JSONL.")
+@click.option("-n", "n", default=None, type=click.IntRange(min=1), help="Rows wanted (default: as many as keep the ratio exact).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--real-format", default=None, type=_FORMATS, help="Format of --real (default: guessed).")
+@json_option
+@handle_errors
+def mix(real_path: Path, synthetic_path: Path, ratio: float, out: Path, n: int | None, seed: int, real_format: str | None, as_json: bool) -> None:
+    """Mix real and synthetic QA pairs at RATIO real; every row keeps its origin and provenance."""
+    from grounded.errors import EXIT_PARTIAL
+    from grounded.jsonl import write_jsonl
+    from grounded.mix import check_ratio, read_side
+    from grounded.mix import mix as run_mix
+
+    check_ratio(ratio)  # fail before reading any file
+    real = read_side(real_path, format=real_format)
+    synthetic = read_side(synthetic_path, format="jsonl")
+    rows, rep = run_mix(real, synthetic, ratio=ratio, n=n, seed=seed, real_source=str(real_path), synthetic_source=str(synthetic_path))
+    write_jsonl(out, (p.to_dict() for p in rows))
+    summary = {**rep.to_dict(), "out": str(out), "seed": seed}
+    if as_json:
+        emit_json(summary)
+    else:
+        click.echo(f"wrote {rep.total} rows to {out}: {rep.real_used} real + {rep.synthetic_used} synthetic (real share {rep.real_share:.1%})")
+        for side in rep.short:
+            have = rep.real_available if side == "real" else rep.synthetic_available
+            want = rep.real_wanted if side == "real" else rep.synthetic_wanted
+            click.echo(f"short: {side} has {have} rows, {want} were asked for", err=True)
+    if rep.short:
+        sys.exit(EXIT_PARTIAL)
