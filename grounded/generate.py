@@ -8,7 +8,10 @@ for free and skips pairs already written, so nothing is paid for twice, lost or 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import os
+import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -114,11 +117,21 @@ def generate(
     chroma_url: str | None = None,
     temperature: float | None = None,
     max_tokens: int | None = None,
+    quote_choices: bool | None = None,
+    response_format: str = "auto",
+    api_base: str | None = None,
+    api_key: str | None = None,
 ) -> GenerateSummary:
     """Generate up to `n` checked QA pairs into `out/qa.jsonl` (rejects to `out/rejected.jsonl`).
 
     >>> s = generate(index="out/index", out="out/gen", n=20, model="openai/gpt-4o-mini")  # doctest: +SKIP
     >>> s.kept, s.cost  # doctest: +SKIP
+
+    quote_choices: constrain quotes to the passages' sentences in the JSON schema (an `enum`),
+    so a small model cannot invent one; default on for local models.
+    response_format: json_schema | json_object | none | auto (json_object with a schema when
+    `api_base` points at a self-hosted server such as llama.cpp's, else json_schema).
+    api_base, api_key: for OpenAI-compatible servers (`model="openai/<name>"`).
     """
     offline.configure()
     if n < 1:
@@ -133,6 +146,17 @@ def generate(
         "temperature": temperature if temperature is not None else (0.2 if is_local(model) else 0.7),
         "max_tokens": max_tokens or (160 * pairs_per_call + 120),
     }
+    format_style = response_format
+    if format_style == "auto":
+        format_style = "json_object" if api_base else "json_schema"
+    tmpl.response_format(1, format_style)  # validates the style before any work
+    connection: dict[str, Any] = {}
+    if api_base:
+        connection["api_base"] = api_base
+        # OpenAI-compatible local servers ignore the key, but the client insists on one.
+        connection["api_key"] = api_key or os.environ.get("OPENAI_API_KEY") or "sk-local"
+    elif api_key:
+        connection["api_key"] = api_key
     summary = GenerateSummary(
         out=str(out_dir), model=model, prompt=tmpl.name, prompt_hash=tmpl.sha256, requested=n,
         dry_run=dry_run,
@@ -154,9 +178,12 @@ def generate(
     summary.checked = checker is not None
     cache_path = Path(cache) if cache is not None else out_dir / ".cache" / "llm.sqlite"
     llm = LLM(model, cache=cache_path, concurrency=concurrency, timeout=timeout,
-              max_retries=max_retries, rpm=rpm, tpm=tpm, **params)
+              max_retries=max_retries, rpm=rpm, tpm=tpm, **params, **connection)
+    if quote_choices is None:
+        quote_choices = is_local(model)
     run = _Run(llm=llm, prompt=tmpl, language=language, checker=checker, summary=summary,
-               out_dir=out_dir, params=params)
+               out_dir=out_dir, params=params, quote_choices=quote_choices,
+               format_style=format_style)
     try:
         asyncio.run(run.execute(planner, first, progress=progress))
     finally:
@@ -231,7 +258,8 @@ class _Run:
     """One generate run: executes tasks, writes rows as each call finishes, counts reasons."""
 
     def __init__(self, *, llm: LLM, prompt: Prompt, language: str, checker: Any,
-                 summary: GenerateSummary, out_dir: Path, params: dict[str, Any]) -> None:
+                 summary: GenerateSummary, out_dir: Path, params: dict[str, Any],
+                 quote_choices: bool = False, format_style: str = "json_schema") -> None:
         self.llm = llm
         self.prompt = prompt
         self.language = language
@@ -245,6 +273,8 @@ class _Run:
         self.qa = JsonlWriter(qa_path)
         self.rejected = JsonlWriter(rej_path)
         self.kept_total = 0
+        self.quote_choices = quote_choices
+        self.format_style = format_style
         self._bar: Any = None
         from grounded import __version__
 
@@ -273,10 +303,11 @@ class _Run:
 
     async def _task(self, task: Task) -> None:
         messages = self.prompt.messages([c.text for c in task.chunks], n=task.n, language=self.language)
+        response_format = self.prompt.response_format(task.n, self.format_style)
+        if self.quote_choices and response_format is not None:
+            response_format = constrain_quotes(response_format, task.chunks)
         try:
-            res = await acomplete_structured(
-                self.llm, messages, Reply, response_format=self.prompt.response_format(task.n)
-            )
+            res = await acomplete_structured(self.llm, messages, Reply, response_format=response_format)
         except LLMError as exc:
             # Not written: a rerun retries it (transient outages must not become rejections).
             self.summary.errors.append(str(exc))
@@ -420,6 +451,37 @@ def locate(quote: str, chunks: Sequence[Chunk], *, min_score: float = MIN_QUOTE_
         score=round(score, 4),
         quote=quote,
     )
+
+
+_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"')\]]*|$)", re.M)
+
+
+def sentences(text: str, *, min_words: int = 4, max_chars: int = 400) -> list[str]:
+    """Sentences of a passage, verbatim (exact substrings), long enough to quote."""
+    out = []
+    for m in _SENTENCE.finditer(text):
+        s = m.group(0).strip()
+        if len(s.split()) >= min_words and len(s) <= max_chars:
+            out.append(s)
+    return list(dict.fromkeys(out))
+
+
+def constrain_quotes(response_format: dict[str, Any], chunks: Sequence[Chunk]) -> dict[str, Any]:
+    """Restrict `quote` / `quotes` items in the schema to the passages' sentences."""
+    choices = [s for c in chunks for s in sentences(c.text)]
+    if not choices:
+        return response_format
+    rf = json.loads(json.dumps(response_format))
+    schema = rf["json_schema"]["schema"] if "json_schema" in rf else rf.get("schema") or {}
+    try:
+        props = schema["properties"]["pairs"]["items"]["properties"]
+    except (KeyError, TypeError):
+        return response_format
+    if isinstance(props.get("quote"), dict):
+        props["quote"] = {**props["quote"], "type": "string", "enum": choices}
+    if isinstance(props.get("quotes"), dict):
+        props["quotes"] = {**props["quotes"], "items": {"type": "string", "enum": choices}}
+    return rf
 
 
 def _written_keys(*paths: Path) -> set[str]:

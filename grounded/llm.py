@@ -38,6 +38,9 @@ _HOSTED_DEFAULTS = (
 
 Message = Mapping[str, Any]
 
+# Where and as whom a call is sent, not what is asked: kept out of cache keys (and never stored).
+CONNECTION_PARAMS = frozenset({"api_key", "api_base", "base_url", "api_version", "organization", "extra_headers"})
+
 
 def default_model() -> str:
     """`$GROUNDED_MODEL`, else a hosted model when its API key is set, else the embedded SmolLM2."""
@@ -91,11 +94,11 @@ def call_key(
     params: Mapping[str, Any],
     response_format: Mapping[str, Any] | None,
 ) -> str:
-    """The cache key of a call: sha256 over its canonical JSON."""
+    """The cache key of a call: sha256 over its canonical JSON (connection settings left out)."""
     payload = {
         "model": model,
         "messages": [dict(m) for m in messages],
-        "params": dict(params),
+        "params": {k: v for k, v in params.items() if k not in CONNECTION_PARAMS},
         "response_format": response_format,
     }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)

@@ -142,12 +142,23 @@ class Prompt:
     def kind(self) -> str:
         return self.spec.kind
 
-    def response_format(self, n: int) -> dict[str, Any]:
-        """An OpenAI-style `json_schema` response format asking for at most `n` pairs."""
+    def response_format(self, n: int, style: str = "json_schema") -> dict[str, Any] | None:
+        """The response format asking for at most `n` pairs.
+
+        style: `json_schema` (OpenAI structured outputs, translated by litellm for other hosts),
+        `json_object` (`{"type": "json_object", "schema": ...}`: llama.cpp's server, Anyscale) or
+        `none` (the schema is only described in the prompt).
+        """
+        if style == "none":
+            return None
         schema = json.loads(json.dumps(self.spec.output_schema))
         pairs = schema.get("properties", {}).get("pairs")
         if isinstance(pairs, dict):
             pairs["maxItems"] = max(1, n)
+        if style == "json_object":
+            return {"type": "json_object", "schema": schema}
+        if style != "json_schema":
+            raise PromptError(f"unknown response format style {style!r} (json_schema, json_object, none)")
         return {
             "type": "json_schema",
             "json_schema": {"name": "qa_pairs", "schema": schema, "strict": False},

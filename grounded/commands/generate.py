@@ -27,6 +27,10 @@ from grounded.errors import EXIT_PARTIAL
 @click.option("--tpm", default=None, type=click.FloatRange(min=1), help="Tokens per minute limit.")
 @click.option("--temperature", default=None, type=click.FloatRange(0, 2), help="Sampling temperature.")
 @click.option("--cache", default=None, type=click.Path(dir_okay=False), help="LLM call cache (default OUT/.cache/llm.sqlite).")
+@click.option("--api-base", default=None, help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8080/v1 with --model openai/<name>.")
+@click.option("--response-format", default="auto", show_default=True,
+              type=click.Choice(["auto", "json_schema", "json_object", "none"]),
+              help="How the reply schema is sent (auto: json_object with schema for --api-base servers).")
 @click.option("--chroma-url", default=None, help="Read the index from a Chroma server.")
 @click.option("--no-check", is_flag=True, help="Keep pairs without running the faithfulness checker.")
 @click.option("--dry-run", is_flag=True, help="Print planned calls and estimated cost; call nothing.")
