@@ -145,7 +145,10 @@ def chunk_document(
             return
         nxt = end
         if overlap_tokens and kind != _SECTION:
-            nxt = _overlap_start(text, offs, bounds, end, overlap_tokens, lower=start)
+            # After a paragraph break only whole sentences are worth repeating; after a cut
+            # inside a paragraph any word start will do.
+            kinds = (_SENTENCE,) if kind >= _LINE else (_SENTENCE, _WORD)
+            nxt = _overlap_start(text, offs, bounds, end, overlap_tokens, lower=start, kinds=kinds)
         start = _skip_space(text, nxt)
 
 
@@ -164,15 +167,21 @@ def _pick_break(
 
 
 def _overlap_start(
-    text: str, offs: list[int], bounds: _Boundaries, end: int, overlap: int, *, lower: int
+    text: str,
+    offs: list[int],
+    bounds: _Boundaries,
+    end: int,
+    overlap: int,
+    *,
+    lower: int,
+    kinds: tuple[int, ...],
 ) -> int:
     e = bisect_left(offs, end)
     cand = offs[max(e - overlap, 0)]
     cand = max(cand, lower + 1)
     if cand >= end:
         return end
-    # Start the overlap at a sentence start if there is one, else at a word start.
-    for kind in (_SENTENCE, _WORD):
+    for kind in kinds:
         pos = bounds.first_in(kind, cand, end)
         if pos is not None:
             return pos

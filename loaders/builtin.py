@@ -197,37 +197,48 @@ def load_pdf(path: Path) -> Iterator[Document]:
     from pdfminer.pdfparser import PDFSyntaxError
     from pdfminer.psexceptions import PSException
 
-    parts: list[str] = []
-    blocks: list[Block] = []
-    pos = 0
+    paras: list[tuple[int, str, float]] = []  # page, text, line height
     page_count = 0
     try:
         for page_no, page in enumerate(extract_pages(str(path), laparams=LAParams()), start=1):
             page_count = page_no
-            for box in page:
-                if not isinstance(box, LTTextContainer):
-                    continue
-                text = " ".join(box.get_text().split())  # pdf lines are layout, not sentences
-                if not text:
-                    continue
-                if parts:
-                    pos += 2
-                blocks.append(Block(pos, pos + len(text), "text", (), page_no))
-                parts.append(text)
-                pos += len(text)
+            paras.extend((page_no, text, h) for text, h in _pdf_paragraphs(page, LTTextContainer))
     except (PDFSyntaxError, PSException) as exc:
         raise LoaderError(f"corrupt PDF: {type(exc).__name__}: {exc}") from exc
-    text = "\n\n".join(parts)
-    title = _pdf_title(path)
-    if not text.strip():
+    if not any(text.strip() for _, text, _ in paras):
         raise LoaderError("no text extracted (scanned PDF? OCR is not supported)")
-    yield Document.from_text(
-        text,
+    yield elements_to_document(
+        _pdf_elements(paras),
         source=str(path),
-        title=title or path.stem,
-        blocks=tuple(blocks),
+        title=_pdf_title(path),
         metadata={"filetype": "pdf", "pages": page_count},
     )
+
+
+def _pdf_elements(paras: list[tuple[int, str, float]]) -> Iterator[Any]:
+    """Paragraphs as unstructured-like elements; short lines in a larger font become titles."""
+    from types import SimpleNamespace
+
+    weighted = sorted((h, len(t)) for _, t, h in paras)
+    total, acc, body = sum(n for _, n in weighted), 0, 0.0
+    for h, n in weighted:  # the line height that covers the median character
+        acc += n
+        if acc * 2 >= total:
+            body = h
+            break
+    sizes = sorted({round(h * 2) / 2 for _, t, h in paras if _is_pdf_heading(t, h, body)}, reverse=True)
+    for page, text, h in paras:
+        heading = _is_pdf_heading(text, h, body)
+        depth = sizes.index(round(h * 2) / 2) if heading else None
+        yield SimpleNamespace(
+            text=text,
+            category="Title" if heading else "NarrativeText",
+            metadata=SimpleNamespace(page_number=page, category_depth=depth),
+        )
+
+
+def _is_pdf_heading(text: str, height: float, body: float) -> bool:
+    return body > 0 and height >= 1.15 * body and len(text) <= 150 and not text.endswith(".")
 
 
 def _pdf_title(path: Path) -> str:
@@ -238,3 +249,37 @@ def _pdf_title(path: Path) -> str:
         return str(info.title) if info and info.title else ""
     except Exception:  # noqa: BLE001 - the title is a nicety
         return ""
+
+
+def _pdf_paragraphs(page: Any, container: type) -> Iterator[tuple[str, float]]:
+    """Text of a page's boxes, merging boxes that are consecutive lines of one paragraph.
+
+    pdfminer's default layout often returns each line as its own box when the line spacing is
+    loose; a box directly below the previous one (gap under one line height, same font size,
+    overlapping columns) continues its paragraph.
+    """
+    current: list[str] = []
+    prev: tuple[float, float, float, float] | None = None  # x0, x1, y0, line height
+    for box in page:
+        if not isinstance(box, container):
+            continue
+        text = " ".join(box.get_text().split())  # pdf lines are layout, not sentences
+        if not text:
+            continue
+        heights = sorted(getattr(line, "height", 0.0) for line in box) or [box.height]
+        line_h = heights[len(heights) // 2] or box.height
+        if prev is not None and current:
+            x0, x1, y0, h = prev
+            gap = y0 - box.y1
+            same_size = abs(line_h - h) <= 0.2 * max(line_h, h)
+            overlaps = box.x0 < x1 and box.x1 > x0
+            if same_size and overlaps and -0.5 * h < gap < 0.8 * h:
+                current.append(text)
+                prev = (min(x0, box.x0), max(x1, box.x1), box.y0, line_h)
+                continue
+        if current and prev is not None:
+            yield " ".join(current), prev[3]
+        current = [text]
+        prev = (box.x0, box.x1, box.y0, line_h)
+    if current and prev is not None:
+        yield " ".join(current), prev[3]
