@@ -134,7 +134,7 @@ def grouped_bars(
     top = max((v for _, vals, _ in series for v in vals), default=0) or 1
     left, bottom, plot_top = 10, 48, 26
     plot_h = height - bottom - plot_top
-    slot = (width - left * 2) / len(categories)
+    slot = min(120.0, (width - left * 2) / len(categories))  # a lone category should not fill the page
     bw = max(3.0, (slot - 8) / max(1, len(series)))
     parts = []
     for c, cat in enumerate(categories):

@@ -90,7 +90,7 @@ def eval_dataset(
     if narrowing["warning"]:
         click.echo("NARROWING WARNING: " + "; ".join(narrowing["reasons"]))
     elif narrowing.get("note"):
-        click.echo(f"no narrowing warning ({narrowing['note']})")
+        click.echo(f"no narrowing warning: {narrowing['note']}")
     else:
         click.echo("no narrowing warning")
 
