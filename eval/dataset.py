@@ -188,7 +188,7 @@ def with_universe(
             summary = json.loads(summary_path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             return qaset
-        idx = (summary.get("files") or {}).get("index") or summary.get("index")
+        idx = (summary.get("files") or {}).get("index") or summary.get("index") or (summary.get("ingest") or {}).get("index")
         if idx and Path(idx).exists():
             try:
                 return with_universe(qaset, index=idx)

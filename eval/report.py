@@ -77,7 +77,7 @@ def _health(run: Path, data: Mapping[str, Any], *, reference: str | Path | None,
 
 def _index(data: Mapping[str, Any]) -> Any:
     summary = data["summary"]
-    path = (summary.get("files") or {}).get("index") or summary.get("index")
+    path = (summary.get("files") or {}).get("index") or summary.get("index") or (summary.get("ingest") or {}).get("index")
     if not path or not Path(path).exists():
         return None
     try:
@@ -391,8 +391,15 @@ def _funnel(pairs: Sequence[QAPair], rejected: Sequence[Mapping[str, Any]], inge
         for r in row.get("reasons") or ():
             reasons[str(r.get("code", "unknown"))] += 1
     skipped = ingest.get("skipped")
-    skipped_n = len(skipped) if isinstance(skipped, (list, dict)) else skipped
-    note = f'<p class="muted">{escape(str(skipped_n))} input files skipped at ingest.</p>' if skipped_n else ""
+    note = ""
+    if isinstance(skipped, list) and skipped:
+        items = "".join(
+            f"<li>{escape(str(s.get('path', s)))}: {escape(str(s.get('reason', '')))}</li>" if isinstance(s, dict) else f"<li>{escape(str(s))}</li>"
+            for s in skipped[:10]
+        )
+        note = f'<p class="muted">{len(skipped)} input files skipped at ingest:</p><ul class="muted">{items}</ul>'
+    elif isinstance(skipped, int) and skipped:
+        note = f'<p class="muted">{skipped} input files skipped at ingest.</p>'
     body = (
         hbar_chart(steps, fmt="{:.0f}")
         + note

@@ -237,5 +237,5 @@ def run_index(qa_path: str | Path) -> Path | None:
         data = json.loads(summary.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
         return None
-    idx = (data.get("files") or {}).get("index") or data.get("index")
+    idx = (data.get("files") or {}).get("index") or data.get("index") or (data.get("ingest") or {}).get("index")
     return Path(idx) if idx and Path(idx).exists() else None

@@ -66,9 +66,11 @@ def test_report_escapes_text_from_pairs(tmp_path):
 def test_report_with_missing_files(tmp_path):
     run = tmp_path / "empty"
     run.mkdir()
-    (run / "summary.json").write_text(json.dumps({"ingest": {"documents": 2, "chunks": 5}}), encoding="utf-8")
+    ingest = {"documents": 2, "chunks": 5, "skipped": [{"path": "scan<1>.pdf", "reason": "no text layer"}]}
+    (run / "summary.json").write_text(json.dumps({"ingest": ingest}), encoding="utf-8")
     html = write_report(run, embedder=None).read_text(encoding="utf-8")
     assert 'id="funnel"' in html and "no kept pairs" in html and "cannot be measured" in html
+    assert "1 input files skipped" in html and "scan&lt;1&gt;.pdf: no text layer" in html
 
 
 def test_highlight_marks_and_cuts():
