@@ -137,3 +137,25 @@ def test_cli_writes_kept_and_appends_rejections(qa_file, tmp_path):
     rejected = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()]
     assert [r["stage"] for r in rejected] == ["check", "dedup"]
     assert rejected[1]["duplicate_of"] == "b" and rejected[1]["pair"]["id"] == "a"
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    from grounded.embed import get_embedder
+
+    return get_embedder("minilm")
+
+
+@pytest.mark.slow
+def test_paraphrases_with_minilm_at_the_default_threshold(minilm):
+    pairs = [
+        qa("a", "How much did it cost to build the stadium?", "$1.2 billion", score=0.7),
+        qa("b", "What was the construction cost of the stadium?", "$1.2 billion", score=0.9),
+        qa("c", "How many seats does the stadium have?", "68,500"),
+        qa("d", "Who designed the Eddystone lighthouse?", "James Douglass"),
+        # cosine 0.93 with d, but a different answer: a different question
+        qa("e", "Who built the first Eddystone lighthouse?", "Henry Winstanley"),
+    ]
+    kept, removed = dedup(pairs, embedder=minilm)
+    assert [p.id for p in kept] == ["b", "c", "d", "e"]
+    assert removed[0].pair.id == "a" and removed[0].duplicate_of == "b" and "paraphrase" in removed[0].reasons[0].message
