@@ -201,19 +201,19 @@ def evaluate_file(
 
     from grounded.eval.readers import read_examples
 
-    from grounded.check import DEFAULT_THRESHOLD, default_checker
+    from grounded.check import default_checker
 
     examples = list(islice(read_examples(path, fmt), limit))
     if not examples:
         raise CheckError(f"{path}: no examples")
     if checker is None:
         checker = default_checker(
-            threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+            threshold=threshold,
             semantic=semantic,
             judge=judge,
             judge_mode=judge_mode,
             judge_cache=judge_cache,
-            answer_only=fmt == "wice",
+            answer_only=fmt == "wice" or not any(ex.question.strip() for ex in examples),
             question_checks=False,
         )
     result = evaluate(examples, checker, threshold=threshold)

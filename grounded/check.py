@@ -54,35 +54,48 @@ __all__ = [
 ]
 
 # --------------------------------------------------------------------------------------------
-# Calibration. Fitted by benchmarks/fit_checker.py (logistic regression, C=1.0, on the first
-# half of HaluEval QA + WiCE supported/not_supported; the second half is held out). Feature
-# order is FEATURES; the score is sigmoid(bias + sum(w * x)).
+# Calibration: logistic models over the support signals, one per mode ("qa": an answer read with
+# its question, fitted on HaluEval QA; "claim": a standalone statement, fitted on WiCE), each
+# with and without the MiniLM similarity `sem`. Fitted by benchmarks/fit_checker.py on the first
+# half of each dev set (the second half is held out); paste its output here to refit.
 # --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """score = sigmoid(bias + sum(weight * signal)) over `features`."""
+
+    features: tuple[str, ...]
+    weights: tuple[float, ...]
+    bias: float
+
+    def score(self, signals: Mapping[str, float]) -> float:
+        z = self.bias + sum(w * float(signals.get(f, 0.0)) for f, w in zip(self.features, self.weights, strict=True))
+        return _sigmoid(z)
+
+
 FEATURES: tuple[str, ...] = (
-    "lex_cov",
-    "lex_window",
-    "ent_cov",
-    "num_cov",
-    "missing",
-    "full_window",
-    "adds_nothing",
-    "negation",
-    "number_mismatch",
+    "lex_cov", "lex_window", "ent_cov", "num_cov", "missing", "full_window", "bigram_cov",
+    "clause_min", "negation", "number_mismatch",
 )
-LEX_WEIGHTS: tuple[float, ...] = (4.757, 1.702, 0.871, 0.908, 0.747, 1.207, -1.025, -0.47, -0.013)
-LEX_BIAS: float = -7.851
-# Same plus the MiniLM similarity (`sem`), used when the semantic check ran.
-SEM_FEATURES: tuple[str, ...] = (*FEATURES, "sem")
-SEM_WEIGHTS: tuple[float, ...] = (4.761, 1.692, 0.875, 0.916, 0.744, 1.212, -1.031, -0.477, -0.013, -0.041)
-SEM_BIAS: float = -7.832
+# BEGIN FITTED (benchmarks/fit_checker.py)
+CALIBRATION: dict[str, Calibration] = {
+    "qa": Calibration(FEATURES, (1.136, 1.419, 0.328, 0.306, -0.887, 0.271, 5.643, 1.558, -0.579, -0.284), -8.167),
+    "qa+sem": Calibration((*FEATURES, "sem"), (1.135, 1.417, 0.327, 0.306, -0.889, 0.27, 5.643, 1.559, -0.578, -0.285, -0.081), -8.107),
+    "claim": Calibration(FEATURES, (0.93, 1.202, 0.74, 0.925, -0.478, 1.202, 1.292, 0.601, 0.362, 0.66), -3.044),
+    "claim+sem": Calibration((*FEATURES, "sem"), (0.869, 1.079, 0.623, 0.877, -0.477, 1.079, 1.189, 0.591, 0.355, 0.594, 1.484), -3.581),
+}
+# Thresholds on the calibrated score: the maximum balanced accuracy on the fitting half.
+DEFAULT_THRESHOLDS: dict[str, float] = {'qa': 0.692, 'claim': 0.522}
+# END FITTED
+DEFAULT_THRESHOLD: float = DEFAULT_THRESHOLDS["qa"]
+# The semantic check runs only when the lexical score falls inside this band around the
+# threshold (MiniLM is the slow part); semantic="all" runs it for every pair.
+SEMANTIC_BAND: float = 0.3
+# ...and only in a mode whose fitted `sem` weight is at least this (in "qa" it is ~0: skipped).
+MIN_SEM_WEIGHT: float = 0.25
 
-# Threshold on the calibrated score, chosen on the dev data by benchmarks/fit_checker.py
-# (maximum balanced accuracy on the fitting half). Override with default_checker(threshold=...).
-DEFAULT_THRESHOLD: float = 0.455
-# The semantic check runs only when the lexical score falls inside this band (speed: MiniLM is
-# the slow part); semantic="all" runs it for every pair.
-SEMANTIC_BAND: tuple[float, float] = (0.15, 0.85)
-
+# In claim mode the evidence is often a long page and the sentence a number or negation is
+# compared with may be the wrong one: these feed the score there instead of blocking.
+CLAIM_SOFT: frozenset[str] = frozenset({"number_mismatch", "negation_mismatch"})
 # Reasons that reject a pair whatever its score.
 BLOCKING: frozenset[str] = frozenset(
     {
@@ -117,7 +130,7 @@ STOPWORDS: frozenset[str] = frozenset(
     become becomes get gets got known called named name use used using via whereas onto""".split()
 )
 NEGATIONS: frozenset[str] = frozenset(
-    {"not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "without", "cannot",
+    {"not", "never", "none", "nobody", "nothing", "neither", "nor", "without", "cannot",
      "n't", "nowhere", "unable", "lack", "lacks", "lacked", "fail", "fails", "failed"}
 )
 NUMBER_WORDS: dict[str, int] = {
@@ -148,6 +161,7 @@ REFUSAL = re.compile(
 YES_NO = frozenset({"yes", "no", "true", "false"})
 
 _TOKEN = re.compile(r"\d+(?:[.,:/]\d+)*(?:st|nd|rd|th|s)?|[^\W\d_]+(?:['’][^\W\d_]+)*|n't", re.UNICODE)
+_CLAUSE = re.compile(r"[,;:()]|\s[-–—]\s|\b(?:and|but|while|whereas|which|who|after|before|when)\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|(?<=[a-z]{2}[.!?])(?=[A-Z][a-z])|\n+")
 
 
@@ -252,7 +266,7 @@ class Bag:
 class Source:
     """A source text split into sentences, each with its bag of stems (computed once)."""
 
-    __slots__ = ("text", "sentences", "bags", "bag")
+    __slots__ = ("text", "sentences", "bags", "bag", "bigrams")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -260,6 +274,13 @@ class Source:
         toks = [tokenize(s) for s in self.sentences]
         self.bags = [Bag(t) for t in toks]
         self.bag = Bag([t for ts in toks for t in ts])
+        self.bigrams = {b for ts in toks for b in bigrams(ts)}
+
+
+def bigrams(tokens: Sequence[Token]) -> set[tuple[str, str]]:
+    """Adjacent content-word stems (stopwords skipped), for phrase-level matching."""
+    stems = [t.stem for t in content(tokens)]
+    return set(zip(stems, stems[1:], strict=False))
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,6 +330,10 @@ class Context:
     @cached_property
     def support(self) -> list[Source]:
         return [Source(t) for t in self.support_texts]
+
+    @cached_property
+    def support_bigrams(self) -> set[tuple[str, str]]:
+        return set().union(*(s.bigrams for s in self.support)) if self.support else set()
 
     @cached_property
     def support_bag(self) -> Bag:
@@ -501,9 +526,15 @@ class SupportCheck:
         full = content(ctx.answer_tokens)
         full_ranked = ctx.ranked_windows(full, k=1) if full and full != tokens else ranked
         full_window = full_ranked[0][0] if full_ranked else lex_window
-        adds_nothing = float(
-            not ctx.answer_only and bool(ctx.pair.question.strip()) and not ctx.novel_tokens
-            and not ctx.offers_choice and not ctx.is_yes_no
+        # the weakest part of a multi-part claim: split at commas, semicolons and conjunctions
+        clause_min = lex_window
+        parts = [content(tokenize(c)) for c in _CLAUSE.split(ctx.pair.answer)]
+        parts = [p for p in parts if len(p) >= 2]
+        if len(parts) >= 2:
+            clause_min = min((ctx.ranked_windows(p, k=1) or [(0.0, "", None)])[0][0] for p in parts)
+        answer_bigrams = bigrams(ctx.answer_tokens)
+        bigram_cov = (
+            len(answer_bigrams & ctx.support_bigrams) / len(answer_bigrams) if answer_bigrams else 1.0
         )
 
         # number mismatch: a number of the answer is absent while the best window has other numbers
@@ -520,7 +551,8 @@ class SupportCheck:
                 "number_not_found", f"answer number(s) {', '.join(t.text for t in absent)} not in the evidence"
             ))
         negation = 0.0
-        if best_bag is not None and lex_window >= 0.5:
+        # negation only means something in a statement (not in 'no', or a short name)
+        if best_bag is not None and lex_window >= 0.5 and not ctx.is_yes_no and len(content(ctx.answer_tokens)) >= 3:
             ans_neg = any(t.text.lower() in NEGATIONS for t in ctx.answer_tokens)
             if ans_neg != best_bag.negated:
                 negation = 1.0
@@ -541,7 +573,8 @@ class SupportCheck:
             num_cov=num_cov,
             missing=math.log1p(len(missing)),
             full_window=full_window,
-            adds_nothing=adds_nothing,
+            bigram_cov=bigram_cov,
+            clause_min=clause_min,
             negation=negation,
             number_mismatch=number_mismatch,
         )
@@ -561,9 +594,7 @@ class SupportCheck:
                 "answerable_in_sources",
                 f"the answer says it is not in the documents but this passage matches the question: {_short(ranked[0][1])}",
             ))
-        res.signals.update(_zero_features())
-        res.signals.update(lex_cov=1.0 - q_cov, lex_window=1.0 - q_cov, ent_cov=1.0, num_cov=1.0,
-                           question_coverage=q_cov)
+        res.signals["question_coverage"] = q_cov
         return res
 
 
@@ -753,26 +784,23 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x))))
 
 
-def lexical_score(signals: Mapping[str, float]) -> float:
-    return _sigmoid(LEX_BIAS + sum(w * float(signals.get(f, 0.0)) for f, w in zip(FEATURES, LEX_WEIGHTS, strict=True)))
-
-
-def semantic_score(signals: Mapping[str, float]) -> float:
-    return _sigmoid(SEM_BIAS + sum(w * float(signals.get(f, 0.0)) for f, w in zip(SEM_FEATURES, SEM_WEIGHTS, strict=True)))
-
-
 class PipelineChecker:
     """Runs the checks on each pair and turns their signals into a calibrated verdict.
 
-    semantic: "borderline" (default; MiniLM only when the lexical score is in SEMANTIC_BAND),
-    "all", or "off". judge_mode: "borderline" (judge pairs whose score is within
-    `judge_band` of the threshold) or "all"; ignored without a judge.
+    Mode "qa" reads the answer with its question; mode "claim" (answer_only=True) checks a
+    standalone statement. Each has its own calibration and default threshold.
+    semantic: "borderline" (default; MiniLM only when the lexical score is within
+    SEMANTIC_BAND of the threshold), "all", or "off". judge_mode: "borderline" (judge pairs
+    whose score is within `judge_band` of the threshold) or "all"; ignored without a judge.
+    Refusals (kind "unanswerable", or an answer saying the documents do not tell) are not
+    scored by the calibration: they pass unless a source passage matches the whole question
+    (`answerable_in_sources`); their score is 1 - that match.
     """
 
     def __init__(
         self,
         *,
-        threshold: float = DEFAULT_THRESHOLD,
+        threshold: float | None = None,
         quotes: QuoteCheck | None = None,
         support: SupportCheck | None = None,
         semantic: SemanticCheck | None = None,
@@ -788,6 +816,8 @@ class PipelineChecker:
             raise CheckError(f"semantic mode must be borderline, all or off, not {semantic_mode!r}")
         if judge_mode not in ("borderline", "all"):
             raise CheckError(f"judge mode must be borderline or all, not {judge_mode!r}")
+        self.mode = "claim" if answer_only else "qa"
+        threshold = DEFAULT_THRESHOLDS[self.mode] if threshold is None else float(threshold)
         if not 0.0 <= threshold <= 1.0:
             raise CheckError(f"threshold must be in [0, 1], not {threshold}")
         self.threshold = threshold
@@ -815,7 +845,8 @@ class PipelineChecker:
             for i in need:
                 reasons, signals, _ = partial[i]
                 signals.update(self.semantic.run(ctxs[i]).signals)
-                partial[i] = (reasons, signals, semantic_score(signals) if "sem" in signals else partial[i][2])
+                if "sem" in signals:
+                    partial[i] = (reasons, signals, CALIBRATION[self.mode + "+sem"].score(signals))
         return [self._finish(ctx, *part) for ctx, part in zip(ctxs, partial, strict=True)]
 
     def _wants_semantic(self, ctx: Context, score: float) -> bool:
@@ -823,8 +854,11 @@ class PipelineChecker:
             return False
         if self.semantic_mode == "all":
             return True
-        lo, hi = SEMANTIC_BAND
-        return lo <= score <= hi
+        # borderline: only near the threshold, and only where the fit gave `sem` a real weight
+        cal = CALIBRATION[self.mode + "+sem"]
+        if abs(cal.weights[cal.features.index("sem")]) < MIN_SEM_WEIGHT:
+            return False
+        return abs(score - self.threshold) <= SEMANTIC_BAND
 
     def _lexical(self, ctx: Context) -> tuple[list[Reason], dict[str, float], float]:
         reasons: list[Reason] = []
@@ -835,7 +869,9 @@ class PipelineChecker:
             out = chk.run(ctx)
             reasons.extend(out.reasons)
             signals.update(out.signals)
-        return reasons, signals, lexical_score(signals)
+        if ctx.is_refusal and not ctx.answer_only:
+            return reasons, signals, 1.0 - signals.get("question_coverage", 0.0)
+        return reasons, signals, CALIBRATION[self.mode].score(signals)
 
     def _finish(self, ctx: Context, reasons: list[Reason], signals: dict[str, float], score: float) -> Verdict:
         if self.judge is not None and (
@@ -848,9 +884,11 @@ class PipelineChecker:
                 # the judge's share of supported claims replaces the score when it answered
                 score = 0.5 * score + 0.5 * out.signals["judge"]
         signals["score"] = score
-        blocked = [r for r in reasons if r.code in self.blocking]
-        supported = score >= self.threshold and not blocked
-        if score < self.threshold:
+        blocking = self.blocking - CLAIM_SOFT if self.mode == "claim" else self.blocking
+        blocked = [r for r in reasons if r.code in blocking]
+        refusal = ctx.is_refusal and not ctx.answer_only
+        supported = (refusal or score >= self.threshold) and not blocked
+        if score < self.threshold and not refusal:
             reasons.append(Reason("low_support", f"support score {score:.2f} below threshold {self.threshold:.2f}"))
         return Verdict(supported=supported, score=round(score, 4), reasons=tuple(reasons),
                        signals={k: round(float(v), 4) for k, v in signals.items()})
@@ -858,7 +896,7 @@ class PipelineChecker:
 
 def default_checker(
     *,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = None,
     semantic: str = "borderline",
     judge: str | Any | None = None,
     judge_mode: str = "borderline",
