@@ -327,15 +327,15 @@ def coverage(qaset: QASet) -> dict[str, Any] | None:
         out["documents_share"] = round(len(per_doc) / total, 4) if total else None
         known = [d for d in universe if d.get("doc_id")]
         titles = {str(d["doc_id"]): str(d.get("title") or "") for d in known}
-        docs = [
+        rows: list[dict[str, Any]] = [
             {"doc_id": doc_id, "title": titles.get(doc_id, ""), "pairs": per_doc.get(doc_id, 0)}
             for doc_id in (list(titles) or list(per_doc))
         ]
         # Cited ids the index does not know still show up, so nothing is hidden.
-        docs += [{"doc_id": d, "title": "", "pairs": c} for d, c in per_doc.items() if titles and d not in titles]
-        out["documents"] = docs
+        rows += [{"doc_id": d, "title": "", "pairs": c} for d, c in per_doc.items() if titles and d not in titles]
+        out["documents"] = rows
         if known:
-            unused = [d["title"] or d["doc_id"] for d in docs if d["pairs"] == 0]
+            unused = [d["title"] or d["doc_id"] for d in rows if d["pairs"] == 0]
             out["unused_documents_count"] = len(unused)
             out["unused_documents"] = unused
         out["document_spread"] = _spread(qaset.pairs, total)
