@@ -178,8 +178,8 @@ def stem(word: str) -> str:
         w = w[:-2]
     if len(w) <= 3 or w[0].isdigit():
         return w
-    for suffix, repl in (("ies", "y"), ("ied", "y"), ("sses", "ss"), ("ing", ""), ("edly", ""),
-                         ("ed", ""), ("es", ""), ("ly", ""), ("s", "")):
+    for suffix, repl in (("ies", "y"), ("ied", "y"), ("sses", "ss"), ("xes", "x"), ("ches", "ch"),
+                         ("shes", "sh"), ("ing", ""), ("edly", ""), ("ed", ""), ("ly", ""), ("s", "")):
         if w.endswith(suffix) and len(w) - len(suffix) >= 3:
             if suffix == "s" and w.endswith(("ss", "us", "is")):
                 break
@@ -749,7 +749,7 @@ class JudgeCheck:
 
         res = CheckResult()
         try:
-            reply = self.llm.complete(self.messages(ctx), response_format=JUDGE_SCHEMA, temperature=0.0)
+            reply = _complete(self.llm, self.messages(ctx), response_format=JUDGE_SCHEMA, temperature=0.0)
         except Exception as exc:  # noqa: BLE001 - a failed judge call must not drop the pair
             res.reasons.append(Reason("judge_failed", f"judge call failed: {type(exc).__name__}: {exc}"))
             return res
@@ -770,6 +770,19 @@ class JudgeCheck:
         if bad:
             res.reasons.append(Reason("judge_unsupported", "judge found unsupported claim(s): " + "; ".join(_short(b, 80) for b in bad[:3])))
         return res
+
+
+def _complete(llm: Any, messages: list[dict[str, str]], **kw: Any) -> Any:
+    """`llm.complete`, also from inside a running event loop (in a worker thread)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return llm.complete(messages, **kw)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(llm.complete, messages, **kw).result()
 
 
 def _json_part(text: str) -> str:
