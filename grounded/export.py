@@ -199,6 +199,7 @@ def _write_hf(path: Path, rows: list[dict[str, Any]]) -> int:
     except ImportError as exc:
         raise MissingDependencyError("export --format hf", "'grounded[export]'  # datasets, pyarrow") from exc
     table = pa.Table.from_pylist(rows, schema=_schema(pa))
+    getattr(datasets, "disable_progress_bars", lambda: None)()  # keep stderr for our own messages
     datasets.Dataset(table).save_to_disk(str(path))
     return len(rows)
 
