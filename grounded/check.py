@@ -22,6 +22,7 @@ blocking reason was raised.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -78,13 +79,13 @@ FEATURES: tuple[str, ...] = (
 )
 # BEGIN FITTED (benchmarks/fit_checker.py)
 CALIBRATION: dict[str, Calibration] = {
-    "qa": Calibration(FEATURES, (1.136, 1.419, 0.328, 0.306, -0.887, 0.271, 5.643, 1.558, -0.579, -0.284), -8.167),
-    "qa+sem": Calibration((*FEATURES, "sem"), (1.135, 1.417, 0.327, 0.306, -0.889, 0.27, 5.643, 1.559, -0.578, -0.285, -0.081), -8.107),
-    "claim": Calibration(FEATURES, (0.93, 1.202, 0.74, 0.925, -0.478, 1.202, 1.292, 0.601, 0.362, 0.66), -3.044),
-    "claim+sem": Calibration((*FEATURES, "sem"), (0.869, 1.079, 0.623, 0.877, -0.477, 1.079, 1.189, 0.591, 0.355, 0.594, 1.484), -3.581),
+    "qa": Calibration(FEATURES, (1.122, 1.401, 0.314, 0.307, -0.884, 0.341, 5.675, 1.528, -0.564, -0.28), -8.202),
+    "qa+sem": Calibration((*FEATURES, "sem"), (1.124, 1.405, 0.321, 0.299, -0.878, 0.342, 5.673, 1.535, -0.571, -0.273, -0.065), -8.169),
+    "claim": Calibration(FEATURES, (0.967, 1.124, 0.742, 0.911, -0.513, 1.124, 1.253, 0.679, 0.369, 0.675), -2.985),
+    "claim+sem": Calibration((*FEATURES, "sem"), (0.903, 1.01, 0.625, 0.865, -0.506, 1.01, 1.151, 0.662, 0.363, 0.609, 1.488), -3.538),
 }
 # Thresholds on the calibrated score: the maximum balanced accuracy on the fitting half.
-DEFAULT_THRESHOLDS: dict[str, float] = {'qa': 0.692, 'claim': 0.522}
+DEFAULT_THRESHOLDS: dict[str, float] = {'qa': 0.678, 'claim': 0.491}
 # END FITTED
 DEFAULT_THRESHOLD: float = DEFAULT_THRESHOLDS["qa"]
 # The semantic check runs only when the lexical score falls inside this band around the
@@ -171,6 +172,7 @@ def _fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+@functools.lru_cache(maxsize=262_144)
 def stem(word: str) -> str:
     """A light English stemmer: enough to match plurals, -ing, -ed, possessives."""
     w = word.lower()
@@ -248,6 +250,17 @@ class Bag:
         self.prefixes = {s[:5] for s in self.stems if len(s) >= 5}
         self.negated = any(t.text.lower() in NEGATIONS for t in tokens)
 
+    @classmethod
+    def merge(cls, bags: Iterable[Bag]) -> Bag:
+        out = cls([])
+        for b in bags:
+            out.stems |= b.stems
+            out.numbers |= b.numbers
+            out.raw_numbers |= b.raw_numbers
+            out.prefixes |= b.prefixes
+            out.negated = out.negated or b.negated
+        return out
+
     def has(self, tok: Token) -> bool:
         if tok.number is not None:
             if round(tok.number, 6) in self.numbers:
@@ -266,15 +279,41 @@ class Bag:
 class Source:
     """A source text split into sentences, each with its bag of stems (computed once)."""
 
-    __slots__ = ("text", "sentences", "bags", "bag", "bigrams")
+    __slots__ = ("text", "sentences", "bags", "bag", "bigrams", "_windows")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.sentences = split_sentences(text) or [text]
         toks = [tokenize(s) for s in self.sentences]
         self.bags = [Bag(t) for t in toks]
-        self.bag = Bag([t for ts in toks for t in ts])
+        self.bag = Bag.merge(self.bags)
         self.bigrams = {b for ts in toks for b in bigrams(ts)}
+        self._windows: list[tuple[str, Bag]] | None = None
+
+    @property
+    def windows(self) -> list[tuple[str, Bag]]:
+        """Each sentence, and each pair of adjacent sentences, with its bag."""
+        if self._windows is None:
+            out: list[tuple[str, Bag]] = []
+            for i, (sent, bag) in enumerate(zip(self.sentences, self.bags, strict=True)):
+                out.append((sent, bag))
+                if i + 1 < len(self.sentences):
+                    out.append((sent + " " + self.sentences[i + 1], Bag.merge((bag, self.bags[i + 1]))))
+            self._windows = out
+        return self._windows
+
+    @classmethod
+    def of(cls, text: str) -> Source:
+        """Analysed once per distinct text (pairs from one chunk share the work)."""
+        src = _SOURCES.get(text)
+        if src is None:
+            src = _SOURCES[text] = cls(text)
+            if len(_SOURCES) > 4096:
+                _SOURCES.popitem(last=False)
+        return src
+
+
+_SOURCES: OrderedDict[str, Source] = OrderedDict()
 
 
 def bigrams(tokens: Sequence[Token]) -> set[tuple[str, str]]:
@@ -329,7 +368,7 @@ class Context:
 
     @cached_property
     def support(self) -> list[Source]:
-        return [Source(t) for t in self.support_texts]
+        return [Source.of(t) for t in self.support_texts]
 
     @cached_property
     def support_bigrams(self) -> set[tuple[str, str]]:
@@ -337,8 +376,7 @@ class Context:
 
     @cached_property
     def support_bag(self) -> Bag:
-        toks = [t for s in self.support_texts for t in tokenize(s)]
-        return Bag(toks)
+        return Bag.merge(s.bag for s in self.support)
 
     @cached_property
     def claim_tokens(self) -> list[Token]:
@@ -376,20 +414,7 @@ class Context:
     @cached_property
     def windows(self) -> list[tuple[str, Bag]]:
         """Sentences and pairs of adjacent sentences of the support, with merged bags."""
-        out: list[tuple[str, Bag]] = []
-        for src in self.support:
-            for i, (sent, bag) in enumerate(zip(src.sentences, src.bags, strict=True)):
-                out.append((sent, bag))
-                if i + 1 < len(src.sentences):
-                    merged = Bag([])
-                    nxt = src.bags[i + 1]
-                    merged.stems = bag.stems | nxt.stems
-                    merged.numbers = bag.numbers | nxt.numbers
-                    merged.raw_numbers = bag.raw_numbers | nxt.raw_numbers
-                    merged.prefixes = bag.prefixes | nxt.prefixes
-                    merged.negated = bag.negated or nxt.negated
-                    out.append((sent + " " + src.sentences[i + 1], merged))
-        return out
+        return [w for src in self.support for w in src.windows]
 
     def ranked_windows(self, tokens: Sequence[Token], k: int = 3) -> list[tuple[float, str, Bag]]:
         """The k support windows that cover most of `tokens` (ties: shorter first)."""
