@@ -12,6 +12,8 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
+
 from grounded import offline
 from grounded.errors import ConfigError
 from grounded.types import Block, Chunk, Document
@@ -54,11 +56,34 @@ def _tokenizable(text: str) -> str:
         return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def _token_offsets(text: str, name: str) -> list[int]:
+@functools.lru_cache(maxsize=2)
+def _token_byte_lengths(name: str) -> np.ndarray:
+    """Byte length of every token id (a lookup table, built once)."""
     enc = encoding(name)
-    tokens = enc.encode(_tokenizable(text), disallowed_special=())
-    _, offsets = enc.decode_with_offsets(tokens)
-    return list(offsets)
+    table = np.zeros(enc.n_vocab, dtype=np.int64)
+    for i in range(enc.n_vocab):
+        try:
+            table[i] = len(enc.decode_single_token_bytes(i))
+        except KeyError:  # unused ids between the ranks and the special tokens
+            pass
+    return table
+
+
+def _token_offsets(text: str, name: str) -> list[int]:
+    """Character offset where each token starts (tiktoken's decode_with_offsets, vectorised)."""
+    enc = encoding(name)
+    safe = _tokenizable(text)
+    tokens = enc.encode(safe, disallowed_special=())
+    if not tokens:
+        return []
+    lengths = _token_byte_lengths(name)[np.asarray(tokens, dtype=np.int64)]
+    byte_starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    if safe.isascii():
+        return byte_starts.tolist()  # type: ignore[no-any-return]
+    raw = np.frombuffer(safe.encode("utf-8"), dtype=np.uint8)
+    # Index of the character each byte belongs to (continuation bytes are 10xxxxxx).
+    char_of_byte = np.cumsum((raw & 0xC0) != 0x80) - 1
+    return char_of_byte[byte_starts].tolist()  # type: ignore[no-any-return]
 
 
 class _Boundaries:

@@ -62,10 +62,14 @@ def read_text(path: Path) -> tuple[str, str]:
     return decode_text(path.read_bytes())
 
 
+# languages=[""] turns off unstructured's per-document langdetect pass (~60 ms a document,
+# more than the partitioning itself); grounded does not use its result.
 def _partition_ready() -> None:
     os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")  # it prints an ad on stdout
     offline.configure()
-    offline.alias_spacy_model()
+    from grounded.loaders.nlp import use_nlp
+
+    use_nlp()  # offline spaCy model for unstructured; light (fast) unless GROUNDED_NLP=full
 
 
 def elements_to_document(
@@ -129,7 +133,7 @@ def load_text(path: Path) -> Iterator[Document]:
     _partition_ready()
     from unstructured.partition.text import partition_text
 
-    elements = partition_text(text=text)
+    elements = partition_text(text=text, languages=[""])
     yield elements_to_document(elements, source=str(path), metadata={"filetype": "text", "encoding": enc})
 
 
@@ -140,7 +144,7 @@ def load_markdown(path: Path) -> Iterator[Document]:
     _partition_ready()
     from unstructured.partition.md import partition_md
 
-    elements = partition_md(text=text)
+    elements = partition_md(text=text, languages=[""])
     yield elements_to_document(elements, source=str(path), metadata={"filetype": "markdown", "encoding": enc})
 
 
@@ -151,7 +155,7 @@ def load_html(path: Path) -> Iterator[Document]:
     _partition_ready()
     from unstructured.partition.html import partition_html
 
-    elements = partition_html(text=text)
+    elements = partition_html(text=text, languages=[""])
     yield elements_to_document(
         elements, source=str(path), title=_html_title(text), metadata={"filetype": "html", "encoding": enc}
     )
@@ -170,7 +174,7 @@ def load_docx(path: Path) -> Iterator[Document]:
     from unstructured.partition.docx import partition_docx
 
     try:
-        elements = partition_docx(filename=str(path))
+        elements = partition_docx(filename=str(path), languages=[""])
     except (KeyError, zipfile.BadZipFile, ValueError) as exc:
         raise LoaderError(f"corrupt DOCX: {type(exc).__name__}: {exc}") from exc
     title = ""

@@ -115,3 +115,16 @@ def test_empty_document_has_no_chunks() -> None:
 def test_bad_sizes_are_config_errors(size: int, overlap: int) -> None:
     with pytest.raises(ConfigError):
         list(chunk_document(Document.from_text("x", source="s"), chunk_tokens=size, overlap_tokens=overlap))
+
+
+PIECES = st.sampled_from(list("ab .\n\t") + ["é", "€", "東", "🙂", "\u0301", "<|endoftext|>", "  word"])
+
+
+@settings(max_examples=80, deadline=None)
+@given(text=st.lists(PIECES, max_size=200).map("".join))
+def test_vectorised_token_offsets_match_tiktoken(text: str) -> None:
+    from grounded.chunking import _token_offsets, encoding
+
+    enc = encoding()
+    _, expected = enc.decode_with_offsets(enc.encode(text, disallowed_special=()))
+    assert _token_offsets(text, "cl100k_base") == list(expected)

