@@ -370,9 +370,13 @@ class Context:
 
     @cached_property
     def support_texts(self) -> list[str]:
-        """The cited evidence when there is any, else the source texts."""
+        """The cited evidence that is really in the sources when there is any, else the sources."""
         ev = [e.text or e.quote for e in self.pair.evidence if (e.text or e.quote).strip()]
-        return ev or [c.text for c in self.sources if c.text.strip()]
+        srcs = [c.text for c in self.sources if c.text.strip()]
+        if ev and srcs:
+            flat = [_flat(t) for t in srcs]
+            ev = [e for e in ev if any(_flat(e) in f for f in flat)]
+        return ev or srcs
 
     @cached_property
     def support(self) -> list[Source]:
@@ -436,6 +440,10 @@ class Context:
             scored.append((cov, -len(text), text, bag))
         scored.sort(key=lambda x: (x[0], x[1]), reverse=True)
         return [(c, text, bag) for c, _, text, bag in scored[:k]]
+
+
+def _flat(text: str) -> str:
+    return " ".join(_fold(text).lower().split())
 
 
 def _weight(tok: Token) -> float:
@@ -1137,6 +1145,10 @@ def check_file(
             )
     if checker is None:
         checker = default_checker(**checker_options)
+    if isinstance(index, (str, Path)):
+        from grounded.index import open_index
+
+        index = open_index(index, chroma_url=chroma_url)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
