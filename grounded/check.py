@@ -12,8 +12,15 @@ pipeline of small checks, each returning reason codes and signals:
 
 The support signals are combined by a logistic model into a calibrated score in [0, 1]; the
 coefficients below were fitted by `benchmarks/fit_checker.py` on the first half of the HaluEval
-QA and WiCE dev sets (see that script). A pair is kept when its score reaches the threshold and no
-blocking reason was raised.
+QA dev set (mode "qa": an answer read with its question) and of the WiCE dev set (mode "claim":
+a standalone statement, `answer_only=True`). A pair is kept when its score reaches the threshold
+and no blocking reason (BLOCKING) was raised. Default thresholds (DEFAULT_THRESHOLDS, the best
+balanced accuracy on the fitting half): 0.68 for "qa", 0.50 for "claim"; override with
+`default_checker(threshold=...)` or `grounded check --threshold`.
+
+Unanswerable pairs (kind "unanswerable", or an answer saying the documents do not tell) are
+kept when the answer is a refusal and no source sentence (or adjacent pair) holds every content
+word of the question; otherwise `answerable_in_sources` / `not_a_refusal`.
 
     >>> checker = default_checker()  # doctest: +SKIP
     >>> for pair, verdict in check(pairs, index="out/index"):  # doctest: +SKIP
@@ -232,8 +239,9 @@ def tokenize(text: str) -> list[Token]:
         out.append(Token(raw, stem(raw), raw[:1].isupper(), number_value(raw), m.start()))
     # '2.5 million' -> one value
     for i in range(len(out) - 1):
-        if out[i].number is not None and out[i + 1].text.lower() in SCALES:
-            out[i] = replace(out[i], number=out[i].number * SCALES[out[i + 1].text.lower()])
+        value = out[i].number
+        if value is not None and out[i + 1].text.lower() in SCALES:
+            out[i] = replace(out[i], number=value * SCALES[out[i + 1].text.lower()])
     return out
 
 
@@ -442,6 +450,10 @@ class Context:
         return [(c, text, bag) for c, _, text, bag in scored[:k]]
 
 
+def _best(ranked: Sequence[tuple[float, str, Bag]]) -> float:
+    return ranked[0][0] if ranked else 0.0
+
+
 def _flat(text: str) -> str:
     return " ".join(_fold(text).lower().split())
 
@@ -576,7 +588,7 @@ class SupportCheck:
         parts = [content(tokenize(c)) for c in _CLAUSE.split(ctx.pair.answer)]
         parts = [p for p in parts if len(p) >= 2]
         if len(parts) >= 2:
-            clause_min = min((ctx.ranked_windows(p, k=1) or [(0.0, "", None)])[0][0] for p in parts)
+            clause_min = min(_best(ctx.ranked_windows(p, k=1)) for p in parts)
         answer_bigrams = bigrams(ctx.answer_tokens)
         bigram_cov = (
             len(answer_bigrams & ctx.support_bigrams) / len(answer_bigrams) if answer_bigrams else 1.0
