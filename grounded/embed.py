@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import sqlite3
 import threading
@@ -16,6 +17,8 @@ import numpy as np
 
 from grounded import offline
 from grounded.errors import ConfigError, MissingDependencyError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_EMBEDDER = "minilm"
 FAST_EMBEDDER = "fast"
@@ -142,6 +145,7 @@ def fast_model_path() -> Path:
     except ImportError as exc:
         raise MissingDependencyError("distilling the fast embedder", "'model2vec[distill]'") from exc
     # Distillation runs MiniLM over its own vocabulary once (~20 s on 2 cores), fully offline.
+    log.warning("distilling the fast embedder from MiniLM into %s (once, about 20-60 s)", target)
     model = distill(model_name=str(minilm_path()), pca_dims=FAST_DIMS)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")

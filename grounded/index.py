@@ -253,7 +253,6 @@ class Index:
         create: bool = False,
     ) -> None:
         self.path = Path(path).expanduser()
-        self.chroma_url = chroma_url
         meta_file = self.path / INDEX_FILE
         if meta_file.is_file():
             try:
@@ -266,6 +265,9 @@ class Index:
             raise IndexStoreError(
                 f"no index at {self.path}", hint=f"build one with: grounded ingest PATH --index {self.path}"
             )
+        # An index built on a Chroma server remembers its URL; an explicit one wins.
+        self.chroma_url = chroma_url or self.meta.get("chroma_url") or None
+        chroma_url = self.chroma_url
         want = embedder if isinstance(embedder, str) or embedder is None else embedder.name
         stored = self.meta.get("embedder")
         if stored and want and want != stored:
@@ -472,5 +474,7 @@ def search(
     query: str, *, index: str | Path | Index, k: int = 5, chroma_url: str | None = None
 ) -> list[Hit]:
     """Search an index folder (or an open Index) for the k chunks closest to `query`."""
-    idx = index if isinstance(index, Index) else open_index(index, chroma_url=chroma_url)
-    return idx.search(query, k)
+    if isinstance(index, Index):
+        return index.search(query, k)
+    with open_index(index, chroma_url=chroma_url) as idx:
+        return idx.search(query, k)

@@ -220,6 +220,9 @@ def test_chroma_server_on_loopback(tmp_path: Path) -> None:
         assert Path(hit.chunk.source).name == "page.html"
         again = ingest([GOOD / "notes.txt"], index=tmp_path / "idx", chroma_url=url)
         assert again.unchanged == 1 and again.chunks_added == 0
+        # The folder remembers its server.
+        remembered = open_index(tmp_path / "idx")
+        assert remembered.chroma_url == url and remembered.count() == index.count()
     finally:
         proc.terminate()
         try:
