@@ -79,11 +79,11 @@ def _token_offsets(text: str, name: str) -> list[int]:
     lengths = _token_byte_lengths(name)[np.asarray(tokens, dtype=np.int64)]
     byte_starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
     if safe.isascii():
-        return byte_starts.tolist()  # type: ignore[no-any-return]
+        return [int(x) for x in byte_starts.tolist()]
     raw = np.frombuffer(safe.encode("utf-8"), dtype=np.uint8)
     # Index of the character each byte belongs to (continuation bytes are 10xxxxxx).
     char_of_byte = np.cumsum((raw & 0xC0) != 0x80) - 1
-    return char_of_byte[byte_starts].tolist()  # type: ignore[no-any-return]
+    return [int(x) for x in char_of_byte[byte_starts].tolist()]
 
 
 class _Boundaries:

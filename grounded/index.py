@@ -99,7 +99,7 @@ class Manifest:
             if row is None:
                 return None
             ids = tuple(r[0] for r in self._db.execute("SELECT doc_id FROM sources WHERE path = ?", (path,)))
-        return FileRecord(*row, doc_ids=ids)
+        return FileRecord(row[0], row[1], row[2], row[3], row[4], doc_ids=ids)
 
     def files_under(self, root: str) -> list[str]:
         prefix = root.rstrip("/") + "/"

@@ -61,7 +61,8 @@ class IngestSummary:
     skipped: tuple[Skipped, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return to_jsonable(self)  # type: ignore[no-any-return]
+        out: dict[str, Any] = to_jsonable(self)
+        return out
 
 
 @dataclass
@@ -235,10 +236,9 @@ def ingest(
         >>> s.to_dict()["skipped"]  # doctest: +SKIP
         []
     """
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    paths = [Path(p).expanduser() for p in paths]
-    if not paths:
+    items = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    roots = [Path(p).expanduser() for p in items]
+    if not roots:
         raise ConfigError("nothing to ingest: give at least one file or folder")
     if chunk_tokens < 16:
         raise ConfigError(f"chunk_tokens must be at least 16, got {chunk_tokens}")
@@ -258,7 +258,7 @@ def ingest(
             loader=load_file,
         )
         seen: set[str] = set()
-        for path in _progress(walk(paths), progress):
+        for path in _progress(walk(roots), progress):
             key = str(path.resolve()) if path.exists() else str(path.absolute())
             if key in seen:  # overlapping paths name the same file twice
                 continue
@@ -266,7 +266,7 @@ def ingest(
             job.handle(path)
         job.flush()
         # Files the manifest knows under the given paths that are no longer there.
-        for root in paths:
+        for root in roots:
             if not (root.is_dir() or not root.exists()):
                 continue
             base = str(root.resolve()) if root.exists() else str(root.absolute())

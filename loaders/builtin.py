@@ -264,9 +264,10 @@ def _pdf_paragraphs(page: Any, container: type) -> Iterator[tuple[str, float]]:
     """
     current: list[str] = []
     prev: tuple[float, float, float, float] | None = None  # x0, x1, y0, line height
-    for box in page:
-        if not isinstance(box, container):
+    for item in page:
+        if not isinstance(item, container):
             continue
+        box: Any = item
         text = " ".join(box.get_text().split())  # pdf lines are layout, not sentences
         if not text:
             continue

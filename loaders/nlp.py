@@ -158,9 +158,9 @@ def use_nlp(mode: str | None = None) -> str:
     # cached, so drop that cache when switching.
     tokenize._SPACY_MODEL_NAME = name  # type: ignore[misc]
     for fn in ("_get_nlp", "_process_cached", "pos_tag", "word_tokenize", "_tokenize_for_cache"):
-        cached = getattr(tokenize, fn, None)
-        if hasattr(cached, "cache_clear"):
-            cached.cache_clear()
+        clear = getattr(getattr(tokenize, fn, None), "cache_clear", None)
+        if clear is not None:
+            clear()
     _mode = mode
     return mode
 
