@@ -764,6 +764,7 @@ JUDGE_SYSTEM = (
     "('supported'), states something else ('contradicted') or says nothing about it "
     "('not_found'). Reply with JSON only."
 )
+JUDGE_VERDICTS = ("supported", "contradicted", "not_found")
 JUDGE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -773,7 +774,7 @@ JUDGE_SCHEMA: dict[str, Any] = {
                 "type": "object",
                 "properties": {
                     "claim": {"type": "string"},
-                    "verdict": {"type": "string", "enum": ["supported", "contradicted", "not_found"]},
+                    "verdict": {"type": "string", "enum": list(JUDGE_VERDICTS)},
                 },
                 "required": ["claim", "verdict"],
             },
@@ -817,10 +818,12 @@ class JudgeCheck:
         except (ValueError, AttributeError):
             res.reasons.append(Reason("judge_unparsable", f"judge reply is not JSON: {_short(str(text))}"))
             return res
+        # only well-formed verdicts count: a small model's off-schema reply must not decide
+        claims = [c for c in claims if str(c.get("verdict", "")).strip().lower() in JUDGE_VERDICTS]
         if not claims:
-            res.reasons.append(Reason("judge_unparsable", "judge listed no claims"))
+            res.reasons.append(Reason("judge_unparsable", f"judge gave no valid verdict: {_short(str(text))}"))
             return res
-        verdicts = [str(c.get("verdict", "")).lower() for c in claims]
+        verdicts = [str(c.get("verdict", "")).strip().lower() for c in claims]
         supported = sum(v == "supported" for v in verdicts) / len(verdicts)
         res.signals["judge"] = supported
         bad = [str(c.get("claim", "")) for c, v in zip(claims, verdicts, strict=True) if v != "supported"]

@@ -271,3 +271,14 @@ def test_judge_failure_keeps_the_lexical_verdict(tmp_path):
     ch = default_checker(semantic="off", judge=llm, judge_mode="all")
     v = ch.check(pair("Who designed the Corbin Bridge?", "Margit Holloway"), [chunk()])
     assert v.supported and "judge_unparsable" in codes(v)
+
+
+def test_off_schema_judge_verdicts_do_not_decide(tmp_path):
+    from grounded.llm import LLM
+
+    reply = json.dumps({"claims": [{"claim": "Margit Holloway", "verdict": "First for Women"}]})
+    fake = FakeLLM([reply], responder=None)
+    llm = LLM(register_fake(fake), cache=tmp_path / "judge.sqlite")
+    ch = default_checker(semantic="off", judge=llm, judge_mode="all")
+    v = ch.check(pair("Who designed the Corbin Bridge?", "Margit Holloway"), [chunk()])
+    assert v.supported and "judge_unparsable" in codes(v) and "judge" not in v.signals
