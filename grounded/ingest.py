@@ -208,6 +208,39 @@ class _Ingester:
         if len(self._chunks) >= self.batch_size:
             self.flush()
 
+    def handle_documents(self, docs: Iterable[Document]) -> None:
+        """Index Documents made elsewhere (e.g. `from_langchain`), grouped by their source."""
+        t = self.tally
+        by_source: dict[str, list[str]] = {}
+        for doc in docs:
+            if not doc.text.strip():
+                continue
+            key = doc.source or f"document:{doc.id}"
+            ids = by_source.setdefault(key, [])
+            if doc.id in ids:
+                continue
+            ids.append(doc.id)
+            if doc.id not in self._pending_docs:
+                stored = self.index.manifest.doc_params(doc.id)
+                if stored != self.params:
+                    if stored is not None:
+                        t.chunks_removed += self.index.delete_document(doc.id)
+                    self._add_document(doc)
+            if len(self._chunks) >= self.batch_size:
+                self.flush()
+        for key, ids in by_source.items():
+            t.files += 1
+            prev = self.index.manifest.file(key)
+            if prev is None:
+                t.added += 1
+            elif set(prev.doc_ids) == set(ids) and prev.params == self.params:
+                t.unchanged += 1
+            else:
+                t.replaced += 1
+            digest = hashlib.sha256("\x1f".join(ids).encode()).hexdigest()
+            record = FileRecord(key, 0.0, 0, digest, self.params, tuple(ids))
+            self._files.append((record, prev.doc_ids if prev else ()))
+
     def _add_document(self, doc: Document) -> None:
         n = 0
         for chunk in chunk_document(doc, chunk_tokens=self.chunk_tokens, overlap_tokens=self.overlap_tokens):
@@ -227,10 +260,15 @@ def ingest(
     overlap_tokens: int = DEFAULT_OVERLAP_TOKENS,
     embedder: str = DEFAULT_EMBEDDER,
     progress: bool = False,
+    documents: Iterable[Document] | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     batch_size: int = DEFAULT_BATCH,
 ) -> IngestSummary:
     """Load, chunk, embed and index files and folders into the index folder `index`.
+
+    `documents` adds Documents loaded elsewhere (for instance `grounded.loaders.from_langchain`
+    over any LangChain loader); they are grouped by `Document.source`, whose documents a later
+    ingest of the same source replaces.
 
         >>> s = ingest(["examples/corpus"], index="index", embedder="fast")  # doctest: +SKIP
         >>> s.to_dict()["skipped"]  # doctest: +SKIP
@@ -238,7 +276,7 @@ def ingest(
     """
     items = [paths] if isinstance(paths, (str, Path)) else list(paths)
     roots = [Path(p).expanduser() for p in items]
-    if not roots:
+    if not roots and documents is None:
         raise ConfigError("nothing to ingest: give at least one file or folder")
     if chunk_tokens < 16:
         raise ConfigError(f"chunk_tokens must be at least 16, got {chunk_tokens}")
@@ -264,6 +302,8 @@ def ingest(
                 continue
             seen.add(key)
             job.handle(path)
+        if documents is not None:
+            job.handle_documents(documents)
         job.flush()
         # Files the manifest knows under the given paths that are no longer there.
         for root in roots:

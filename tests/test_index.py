@@ -235,3 +235,31 @@ def test_unreachable_chroma_server_is_a_clear_error(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{_free_port()}"
     with pytest.raises(IndexStoreError, match="cannot reach the Chroma server"):
         ingest([GOOD / "notes.txt"], index=tmp_path / "idx", chroma_url=url)
+
+
+def test_ingest_langchain_documents(tmp_path: Path) -> None:
+    from grounded.loaders import from_langchain, to_langchain
+    from langchain_core.documents import Document as LCDocument
+
+    pages = [
+        "The Danube flows through ten countries, more than any other river in the world.",
+        "Vienna, Budapest and Belgrade are capitals on the Danube.",
+    ]
+    lc = [LCDocument(page_content=p, metadata={"source": "danube.pdf", "page": i}) for i, p in enumerate(pages)]
+    idx = tmp_path / "idx"
+    first = ingest([], index=idx, documents=from_langchain(lc))
+    assert (first.added, first.documents, first.skipped) == (1, 2, ())
+    index = open_index(idx)
+    hit = index.search("Which capitals lie on the Danube?", k=1)[0]
+    assert hit.chunk.source == "danube.pdf" and hit.chunk.page == 2
+    (doc,) = [d for d in index.documents() if d["doc_id"] == hit.chunk.doc_id]
+    assert doc["sources"] == ["danube.pdf"]
+    back = to_langchain([hit.chunk])[0]
+    assert back.page_content == hit.chunk.text and back.metadata["page"] == 2
+
+    again = ingest([], index=idx, documents=from_langchain(lc))
+    assert (again.unchanged, again.chunks_added) == (1, 0)
+    lc[1] = LCDocument(page_content="Vienna and Budapest are capitals on the Danube.", metadata=lc[1].metadata)
+    changed = ingest([], index=idx, documents=from_langchain(lc))
+    assert (changed.replaced, changed.documents, changed.documents_added) == (1, 2, 1)
+    assert changed.chunks_removed == 1
