@@ -8,7 +8,8 @@ is its own:
   1. parse+chunk: grounded.loaders.load_file + grounded.chunking.chunk_document over N and 2N docs
      (the ratio of peak RSS shows whether memory stays flat as the corpus grows);
   2. embedding: the fast static embedder over the chunks of a sample, MiniLM over a smaller one;
-  3. full ingest (load, chunk, embed with `fast`, upsert into Chroma) of N docs, then a re-ingest
+  3. retrieval quality of each embedder: recall@1/@5 of SQuAD questions over their paragraphs;
+  4. full ingest (load, chunk, embed with `fast`, upsert into Chroma) of N docs, then a re-ingest
      of the same folder (nothing changed: nothing embedded).
 """
 
@@ -126,6 +127,38 @@ def stage_embed(folder: str, embedder: str, limit: int, chunk_tokens: int, overl
     }
 
 
+def stage_quality(embedder: str, n_paras: int, n_questions: int) -> dict:
+    """Retrieval recall of SQuAD questions over SQuAD paragraphs (each paragraph one chunk)."""
+    import numpy as np
+
+    from grounded.embed import get_embedder
+
+    data = json.loads(SQUAD.read_text(encoding="utf-8"))
+    paras: list[str] = []
+    questions: list[tuple[str, int]] = []
+    for article in data["data"]:
+        for p in article["paragraphs"]:
+            if len(paras) >= n_paras:
+                break
+            paras.append(p["context"])
+            questions.extend((q["question"], len(paras) - 1) for q in p["qas"][:2])
+    rng = random.Random(0)
+    rng.shuffle(questions)
+    questions = questions[:n_questions]
+    emb = get_embedder(embedder)
+    t0 = time.perf_counter()
+    pv = emb.embed(paras)
+    qv = emb.embed([q for q, _ in questions])
+    dt = time.perf_counter() - t0
+    ranks = np.argsort(-(qv @ pv.T), axis=1)
+    gold = np.array([g for _, g in questions])
+    at = {k: float(np.mean([gold[i] in ranks[i, :k] for i in range(len(gold))])) for k in (1, 5)}
+    return {
+        "embedder": embedder, "paragraphs": len(paras), "questions": len(questions),
+        "recall_at_1": round(at[1], 3), "recall_at_5": round(at[5], 3), "seconds": round(dt, 1),
+    }
+
+
 def stage_ingest(folder: str, index: str, embedder: str, chunk_tokens: int, overlap: int) -> dict:
     from grounded.ingest import ingest
 
@@ -162,6 +195,7 @@ def main() -> None:
     ap.add_argument("--minilm-sample", type=int, default=256, help="chunks embedded with MiniLM")
     ap.add_argument("--no-double", action="store_true", help="skip the 2N memory run")
     ap.add_argument("--ingest-docs", type=int, default=300, help="documents for the full ingest stage (0: skip)")
+    ap.add_argument("--quality", type=int, default=300, help="SQuAD paragraphs for the retrieval check (0: skip)")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--stage", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -171,6 +205,8 @@ def main() -> None:
         ct, ov = args.chunk_tokens, args.overlap_tokens
         if name == "parse":
             out = stage_parse(rest[0], ct, ov)
+        elif name == "quality":
+            out = stage_quality(rest[0], int(rest[1]), int(rest[2]))
         elif name == "embed":
             out = stage_embed(rest[0], rest[1], int(rest[2]), ct, ov)
         else:
@@ -208,6 +244,13 @@ def main() -> None:
                 f"embed {name:>6}: {r['chunks_per_s']} chunks/s ({r['chunks']} chunks of <= {args.chunk_tokens} "
                 f"tokens, dim {r['dim']}, model load {r['load_s']}s)"
             )
+        if args.quality > 0:
+            for name in ("fast", "minilm"):
+                r = run_stage("quality", name, str(args.quality), "500", *common)
+                print(
+                    f"retrieval {name:>6}: recall@1 {r['recall_at_1']:.3f}, recall@5 {r['recall_at_5']:.3f} "
+                    f"({r['questions']} SQuAD questions over {r['paragraphs']} paragraphs)"
+                )
         if args.ingest_docs > 0:
             sub = work / f"ingest-{args.ingest_docs}"
             make_corpus(sub, args.ingest_docs, args.doc_kb, seed=1)
