@@ -40,7 +40,8 @@ from grounded.types import Chunk, Evidence, Provenance, QAPair, Reason, Rejectio
 MIN_QUOTE_SCORE = 0.85  # fuzzy alignment below this is a quote the model made up
 UNANSWERABLE_ANSWER = "This is not stated in the documents."
 EST_COMPLETION_TOKENS_PER_PAIR = 90  # for --dry-run: quote + answer + question + JSON framing
-MAX_ROUNDS = 3  # top-up rounds after rejections, so a weak model cannot spend without bound
+MAX_ROUNDS = 3
+FSYNC_INTERVAL_S = 1.0  # top-up rounds after rejections, so a weak model cannot spend without bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +274,7 @@ class _Run:
         qa_path, rej_path = out_dir / "qa.jsonl", out_dir / "rejected.jsonl"
         self.seen = _written_keys(qa_path, rej_path)
         self.run_keys: set[str] = set()
+        self._synced: dict[int, float] = {}
         self.qa = JsonlWriter(qa_path)
         self.rejected = JsonlWriter(rej_path)
         self.kept_total = 0
@@ -408,10 +410,19 @@ class _Run:
                 new_rej.append(rej.to_dict())
         self.summary.written += len(new_kept) + len(new_rej)
         # Rejections first: a kill between the two writes then loses no kept pair's accounting.
-        if new_rej:
-            self.rejected.write_many(new_rej)
-        if new_kept:
-            self.qa.write_many(new_kept)
+        for writer, batch in ((self.rejected, new_rej), (self.qa, new_kept)):
+            if batch:
+                for row in batch:
+                    writer.write(row)
+                self._flush(writer)
+
+    def _flush(self, writer: JsonlWriter) -> None:
+        """Hand rows to the OS now (a killed process loses nothing); fsync at most once a second."""
+        writer._fh.flush()  # the OS keeps written data when the process dies
+        now = time.monotonic()
+        if now - self._synced.get(id(writer), 0.0) >= FSYNC_INTERVAL_S:
+            writer.flush()  # flush + fsync, for power loss
+            self._synced[id(writer)] = now
 
     def _fresh(self, key: str, *, kept: bool) -> bool:
         """Count a result once per run; True when it still has to be written."""

@@ -443,6 +443,10 @@ class LLM:
     ) -> Completion:
         litellm = _litellm()
         kwargs: dict[str, Any] = dict(params)
+        if not (litellm.callbacks or litellm.success_callback or litellm.failure_callback):
+            # Nobody listens: skip litellm's logging tasks, which otherwise outlive each run
+            # and cost seconds when asyncio.run() cancels them at the end.
+            kwargs.setdefault("no-log", True)
         if response_format is not None:
             kwargs["response_format"] = dict(response_format)
         started = time.monotonic()
@@ -478,6 +482,9 @@ class LLM:
 def _cost(model: str, response: Any, prompt_tokens: int, completion_tokens: int) -> float:
     if is_local(model):
         return 0.0
+    hidden = getattr(response, "_hidden_params", None) or {}
+    if isinstance(hidden.get("response_cost"), (int, float)):
+        return float(hidden["response_cost"])  # litellm already priced it
     litellm = _litellm()
     try:
         return float(litellm.completion_cost(completion_response=response) or 0.0)
