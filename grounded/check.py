@@ -15,7 +15,7 @@ coefficients below were fitted by `benchmarks/fit_checker.py` on the first half 
 QA dev set (mode "qa": an answer read with its question) and of the WiCE dev set (mode "claim":
 a standalone statement, `answer_only=True`). A pair is kept when its score reaches the threshold
 and no blocking reason (BLOCKING) was raised. Default thresholds (DEFAULT_THRESHOLDS, the best
-balanced accuracy on the fitting half): 0.68 for "qa", 0.50 for "claim"; override with
+balanced accuracy on the fitting half): 0.739 for "qa", 0.399 for "claim"; override with
 `default_checker(threshold=...)` or `grounded check --threshold`.
 
 Unanswerable pairs (kind "unanswerable", or an answer saying the documents do not tell) are
