@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import os
 import random
 import resource
 import shutil
@@ -176,9 +177,13 @@ def stage_ingest(folder: str, index: str, embedder: str, chunk_tokens: int, over
     }
 
 
-def run_stage(*args: str) -> dict:
+def run_stage(*args: str, env: dict[str, str] | None = None) -> dict:
     proc = subprocess.run(
-        [sys.executable, __file__, "--stage", *args], capture_output=True, text=True, check=False
+        [sys.executable, __file__, "--stage", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
     )
     if proc.returncode != 0:
         raise SystemExit(f"stage {args[0]} failed:\n{proc.stderr[-3000:]}")
@@ -195,6 +200,7 @@ def main() -> None:
     ap.add_argument("--minilm-sample", type=int, default=256, help="chunks embedded with MiniLM")
     ap.add_argument("--no-double", action="store_true", help="skip the 2N memory run")
     ap.add_argument("--ingest-docs", type=int, default=300, help="documents for the full ingest stage (0: skip)")
+    ap.add_argument("--baseline-docs", type=int, default=100, help="docs parsed with the full spaCy model (0: skip)")
     ap.add_argument("--quality", type=int, default=300, help="SQuAD paragraphs for the retrieval check (0: skip)")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--stage", nargs="+", help=argparse.SUPPRESS)
@@ -235,15 +241,29 @@ def main() -> None:
         if len(sizes) == 2:
             a, b = results[sizes[0]], results[sizes[1]]
             print(f"memory: peak RSS at 2N / N = {b['peak_rss_mb'] / a['peak_rss_mb']:.2f} (1.00 = flat)")
+        if args.baseline_docs > 0:
+            # Baseline: the same parse with unstructured's statistical spaCy model (GROUNDED_NLP=full).
+            sub = work / "baseline"
+            make_corpus(sub, args.baseline_docs, args.doc_kb, seed=2)
+            light = run_stage("parse", str(sub), *common)
+            full = run_stage("parse", str(sub), *common, env={"GROUNDED_NLP": "full"})
+            print(
+                f"baseline on {args.baseline_docs} docs: light NLP {light['docs_per_s']} docs/s vs full spaCy model "
+                f"{full['docs_per_s']} docs/s = {light['docs_per_s'] / full['docs_per_s']:.1f}x"
+            )
         folder = work / f"corpus-{sizes[0]}"
+        speeds = {}
         for name, n in (("fast", args.fast_sample), ("minilm", args.minilm_sample)):
             if n <= 0:
                 continue
             r = run_stage("embed", str(folder), name, str(n), *common)
+            speeds[name] = r["chunks_per_s"]
             print(
                 f"embed {name:>6}: {r['chunks_per_s']} chunks/s ({r['chunks']} chunks of <= {args.chunk_tokens} "
                 f"tokens, dim {r['dim']}, model load {r['load_s']}s)"
             )
+        if len(speeds) == 2:
+            print(f"embed fast / minilm = {speeds['fast'] / speeds['minilm']:.0f}x")
         if args.quality > 0:
             for name in ("fast", "minilm"):
                 r = run_stage("quality", name, str(args.quality), "500", *common)
