@@ -115,7 +115,7 @@ def throughput_generated(path: Path, n: int = 2000) -> None:
         if not ex.label:
             continue
         ctx = ex.contexts[0]
-        sent = next((s for s in split_sentences(ctx) if ex.answer in s), None)
+        sent = next((s for s in split_sentences(ctx) if re.search(rf"(?<!\w){re.escape(ex.answer)}(?!\w)", s)), None)
         if sent is None:
             continue
         start = ctx.find(sent)

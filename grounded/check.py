@@ -146,7 +146,9 @@ NUMBER_WORDS: dict[str, int] = {
     "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
     "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20,
     "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
-    "ninety": 90, "hundred": 100, "dozen": 12,
+    "ninety": 90, "hundred": 100, "dozen": 12, "first": 1, "third": 3, "fourth": 4,
+    "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10, "eleventh": 11,
+    "twelfth": 12, "twentieth": 20, "twice": 2, "thrice": 3,
 }
 MONTHS: dict[str, int] = {
     m: i for i, names in enumerate(
@@ -426,7 +428,7 @@ class Context:
 
     @cached_property
     def offers_choice(self) -> bool:
-        return re.search(r"\b(or|whether|either)\b", self.pair.question, re.IGNORECASE) is not None
+        return re.search(r"\b(or|whether|either|between)\b", self.pair.question, re.IGNORECASE) is not None
 
     @cached_property
     def statement(self) -> str:
@@ -612,8 +614,10 @@ class SupportCheck:
             ))
         negation = 0.0
         # negation only means something in a statement (not in 'no', or a short name)
-        if best_bag is not None and lex_window >= 0.5 and not ctx.is_yes_no and len(content(ctx.answer_tokens)) >= 3:
-            ans_neg = any(t.text.lower() in NEGATIONS for t in ctx.answer_tokens)
+        statement = len(ctx.answer_tokens) >= (4 if ctx.answer_only else 6)
+        if best_bag is not None and lex_window >= 0.5 and not ctx.is_yes_no and statement:
+            claim = ctx.answer_tokens if ctx.answer_only else [*ctx.question_tokens, *ctx.answer_tokens]
+            ans_neg = any(t.text.lower() in NEGATIONS for t in claim)
             if ans_neg != best_bag.negated:
                 negation = 1.0
                 res.reasons.append(Reason(
@@ -720,7 +724,7 @@ class SemanticCheck:
 class QuestionCheck:
     """A question, not a statement; does not give its own answer; is about the evidence."""
 
-    min_about: float = 0.25
+    min_about: float = 0.15
     name: str = "question"
 
     def run(self, ctx: Context) -> CheckResult:
@@ -740,9 +744,10 @@ class QuestionCheck:
         a = ctx.pair.answer.strip().strip(".").lower()
         ans_content = content(ctx.answer_tokens)
         offered = ctx.offers_choice
+        ans_words = [t for t in ctx.answer_tokens if t.text.lower() not in STOPWORDS or len(t.text) == 1]
         if ans_content and not offered and a.lower() not in YES_NO and not ctx.is_refusal:
             qbag = Bag(ctx.question_tokens)
-            if all(qbag.has(t) for t in ans_content):
+            if all(qbag.has(t) for t in ans_words):
                 res.reasons.append(Reason("answer_in_question", f"the question already contains the answer {a!r}"))
         # about the evidence: enough of the question's content words are in the sources
         qc = content(ctx.question_tokens)
