@@ -143,12 +143,20 @@ class Manifest:
             self._db.execute("DELETE FROM docs WHERE doc_id = ?", (doc_id,))
             self._db.commit()
 
-    def is_referenced(self, doc_id: str) -> bool:
+    def doc_source(self, doc_id: str) -> str | None:
         with self._lock:
-            return (
-                self._db.execute("SELECT 1 FROM sources WHERE doc_id = ? LIMIT 1", (doc_id,)).fetchone()
-                is not None
-            )
+            row = self._db.execute("SELECT source FROM docs WHERE doc_id = ?", (doc_id,)).fetchone()
+        return row[0] if row else None
+
+    def sources_of(self, doc_id: str) -> list[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT path FROM sources WHERE doc_id = ? ORDER BY path", (doc_id,))
+            return [r[0] for r in rows]
+
+    def set_doc_source(self, doc_id: str, source: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE docs SET source = ? WHERE doc_id = ?", (source, doc_id))
+            self._db.commit()
 
     def documents(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -435,6 +443,15 @@ class Index:
             self._collection.delete(ids=ids)
         self.manifest.remove_doc(doc_id)
         return len(ids)
+
+    def set_source(self, doc_id: str, source: str) -> None:
+        """Point a document's chunks at another of its source paths (the first one went away)."""
+        got = self._collection.get(where={"doc_id": doc_id}, include=["metadatas"])
+        ids = list(got["ids"])
+        if ids:
+            metas = [{**dict(m or {}), "source": source} for m in got["metadatas"]]
+            self._collection.update(ids=ids, metadatas=metas)
+        self.manifest.set_doc_source(doc_id, source)
 
     def close(self) -> None:
         self.manifest.close()

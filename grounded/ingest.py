@@ -128,9 +128,14 @@ class _Ingester:
         self._pending_docs.clear()
 
     def _drop_orphans(self, doc_ids: Iterable[str]) -> None:
+        """Documents a path no longer holds: delete them, or re-point them at a remaining copy."""
+        manifest = self.index.manifest
         for doc_id in doc_ids:
-            if not self.index.manifest.is_referenced(doc_id):
+            sources = manifest.sources_of(doc_id)
+            if not sources:
                 self.tally.chunks_removed += self.index.delete_document(doc_id)
+            elif manifest.doc_source(doc_id) not in sources:
+                self.index.set_source(doc_id, sources[0])
 
     def forget(self, path: str) -> None:
         """Remove a file from the manifest and the chunks only it referenced."""

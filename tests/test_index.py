@@ -145,6 +145,8 @@ def test_reingest_change_delete_duplicate(tmp_path: Path) -> None:
     (corpus / "notes.txt").unlink()
     gone1 = ingest([corpus], index=idx, chunk_tokens=48, overlap_tokens=0)
     assert (gone1.removed, gone1.documents, gone1.chunks_removed) == (1, 2, 0)
+    kept = [c for c in open_index(idx).chunks() if "Hatteras" in c.text]
+    assert kept and {Path(c.source).name for c in kept} == {"notes-copy.txt"}
     (corpus / "notes-copy.txt").unlink()
     gone2 = ingest([corpus], index=idx, chunk_tokens=48, overlap_tokens=0)
     assert (gone2.removed, gone2.documents) == (1, 1)
