@@ -41,7 +41,9 @@ MIN_QUOTE_SCORE = 0.85  # fuzzy alignment below this is a quote the model made u
 UNANSWERABLE_ANSWER = "This is not stated in the documents."
 EST_COMPLETION_TOKENS_PER_PAIR = 90  # for --dry-run: quote + answer + question + JSON framing
 MAX_ROUNDS = 3
-FSYNC_INTERVAL_S = 1.0  # top-up rounds after rejections, so a weak model cannot spend without bound
+FSYNC_INTERVAL_S = 1.0
+DEFAULT_TIMEOUT_S = 60.0
+LOCAL_TIMEOUT_S = 600.0  # top-up rounds after rejections, so a weak model cannot spend without bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,7 @@ def generate(
     language: str = "en",
     seed: int = 0,
     dry_run: bool = False,
-    timeout: float = 60.0,
+    timeout: float | None = None,
     max_retries: int = 4,
     rpm: float | None = None,
     tpm: float | None = None,
@@ -129,11 +131,13 @@ def generate(
     >>> s = generate(index="out/index", out="out/gen", n=20, model="openai/gpt-4o-mini")  # doctest: +SKIP
     >>> s.kept, s.cost  # doctest: +SKIP
 
-    quote_choices: constrain quotes to the passages' sentences in the JSON schema (an `enum`),
-    so a small model cannot invent one; default on for local models and `api_base` servers.
+    quote_choices: constrain quotes to the passages' sentences and answers to short spans of
+    them (names, numbers, dates) in the JSON schema (`enum`s), so a small model cannot invent
+    either; default on for local models and `api_base` servers.
     response_format: json_schema | json_object | none | auto (json_object with a schema when
     `api_base` points at a self-hosted server such as llama.cpp's, else json_schema).
     api_base, api_key: for OpenAI-compatible servers (`model="openai/<name>"`).
+    timeout: seconds per call; default 60, or 600 for in-process models on a busy CPU.
     max_rounds: 1 + how many top-up rounds may replace rejected pairs with calls on new passages.
     """
     offline.configure()
@@ -180,6 +184,8 @@ def generate(
         checker = _default_checker()
     summary.checked = checker is not None
     cache_path = Path(cache) if cache is not None else out_dir / ".cache" / "llm.sqlite"
+    if timeout is None:
+        timeout = LOCAL_TIMEOUT_S if is_local(model) else DEFAULT_TIMEOUT_S
     llm = LLM(model, cache=cache_path, concurrency=concurrency, timeout=timeout,
               max_retries=max_retries, rpm=rpm, tpm=tpm, **params, **connection)
     if quote_choices is None:
@@ -310,7 +316,9 @@ class _Run:
         messages = self.prompt.messages([c.text for c in task.chunks], n=task.n, language=self.language)
         response_format = self.prompt.response_format(task.n, self.format_style)
         if self.quote_choices and response_format is not None:
-            response_format = constrain_quotes(response_format, task.chunks)
+            response_format = constrain_schema(
+                response_format, task.chunks, answers=self.prompt.kind != "unanswerable"
+            )
         try:
             res = await acomplete_structured(self.llm, messages, Reply, response_format=response_format)
         except LLMError as exc:
@@ -475,13 +483,44 @@ def sentences(text: str, *, min_words: int = 4, max_chars: int = 400) -> list[st
     out = []
     for m in _SENTENCE.finditer(text):
         s = m.group(0).strip()
-        if len(s.split()) >= min_words and len(s) <= max_chars:
+        # llama.cpp's schema-to-grammar converter cannot take quotes or backslashes in an enum
+        if len(s.split()) >= min_words and len(s) <= max_chars and '"' not in s and "\\" not in s:
             out.append(s)
     return list(dict.fromkeys(out))
 
 
-def constrain_quotes(response_format: dict[str, Any], chunks: Sequence[Chunk]) -> dict[str, Any]:
-    """Restrict `quote` / `quotes` items in the schema to the passages' sentences."""
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_DATE = re.compile(rf"\b(?:(?:{_MONTHS})\s+\d{{1,2}}(?:,\s*\d{{4}})?|\d{{1,2}}\s+(?:{_MONTHS})(?:\s+\d{{4}})?|(?:{_MONTHS})\s+\d{{4}})\b")
+_NUMBER = re.compile(r"\b\d[\d,]*(?:\.\d+)?(?:\s?%|\s(?:percent|per cent))?(?:\s+(?!(?:and|or|by|in|on|at|to|of|the|a|an|for|from|with|was|were|is|are)\b)[a-z]+)?")
+_NAME = re.compile(r"\b[A-Z][\w'’-]*(?:[ \t]+(?:(?:of|the|de|del|la|von|van|and|for|upon)[ \t]+)*[A-Z][\w'’-]*)*")
+_NOT_NAMES = frozenset("The A An It In On At This That These Those He She They We I Its His Her Their Our As But And Or If When While After Before During For From By With Of To Many Most Some Though Although However Since Because Also Then Today".split())
+
+
+def answer_candidates(text: str, *, limit: int = 60) -> list[str]:
+    """Short spans worth asking about, verbatim from the text: dates, numbers, names."""
+    found: list[str] = []
+    for pattern in (_DATE, _NUMBER, _NAME):
+        for m in pattern.finditer(text):
+            span = m.group(0).strip(" ,.;:")
+            words = span.split()
+            while words and words[0] in _NOT_NAMES:
+                words = words[1:]
+            span = " ".join(words)
+            if pattern is _NAME and len(words) == 1 and _sentence_initial(text, m.start()) and span == m.group(0):
+                continue  # a capitalised first word is grammar, not a name
+            if span and len(span) <= 60 and '"' not in span and "\\" not in span and span in text:
+                found.append(span)
+    return list(dict.fromkeys(found))[:limit]
+
+
+def _sentence_initial(text: str, pos: int) -> bool:
+    before = text[:pos].rstrip()
+    return not before or before[-1] in ".!?:\n\"'" or text[pos - 1 : pos] == "\n"
+
+
+def constrain_schema(response_format: dict[str, Any], chunks: Sequence[Chunk], *, answers: bool) -> dict[str, Any]:
+    """Restrict `quote(s)` in the schema to the passages' sentences, and (answers=True) the
+    `answer` to short spans of the passages, so a small model can only pick real text."""
     choices = [s for c in chunks for s in sentences(c.text)]
     if not choices:
         return response_format
@@ -495,6 +534,9 @@ def constrain_quotes(response_format: dict[str, Any], chunks: Sequence[Chunk]) -
         props["quote"] = {**props["quote"], "type": "string", "enum": choices}
     if isinstance(props.get("quotes"), dict):
         props["quotes"] = {**props["quotes"], "items": {"type": "string", "enum": choices}}
+    spans = list(dict.fromkeys(a for c in chunks for a in answer_candidates(c.text)))
+    if answers and len(spans) >= 3 and isinstance(props.get("answer"), dict):
+        props["answer"] = {k: v for k, v in props["answer"].items() if k != "maxLength"} | {"type": "string", "enum": spans}
     return rf
 
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from fakes import FakeChecker, FakeIndex, FakeLLM, register_fake, server_error
 
 from grounded.cli import main
-from grounded.generate import generate, locate
+from grounded.generate import answer_candidates, constrain_schema, generate, locate
 from grounded.jsonl import read_jsonl
 from grounded.seeds import partners, seed_order
 from grounded.types import Chunk
@@ -298,3 +298,31 @@ def test_cli_generate_json_on_an_ingested_index(fake, tmp_path, real_index):
 def test_cli_rejects_unknown_prompt(tmp_path):
     res = CliRunner().invoke(main, ["generate", "--index", str(tmp_path), "--out", str(tmp_path / "o"), "--prompt", "nope"])
     assert res.exit_code == 2 and "unknown prompt 'nope'" in res.output
+
+
+# --- schema constraints for small models ------------------------------------------------------------
+
+
+def test_answer_candidates_are_verbatim_names_numbers_and_dates():
+    text = (CORPUS / "lighthouses.txt").read_text(encoding="utf-8")
+    spans = answer_candidates(text)
+    assert {"1843", "48 metres", "Alan Stevenson", "Skerry Point", "Ross Head"} <= set(spans)
+    assert "Each" not in spans and all(s in text for s in spans)
+    assert "June 4, 2014" in answer_candidates("On June 4, 2014, the league (NFL) met.")
+    assert "NFL" in answer_candidates("On June 4, 2014, the league (NFL) met.")
+
+
+@pytest.mark.parametrize("style", ["json_schema", "json_object"])
+def test_constrain_schema_limits_quotes_and_answers_to_passage_text(style):
+    from grounded.prompting import load_prompt
+
+    text = 'The tower was built in 1843 by Alan Stevenson. He said "never again" to the board. It stands on Skerry Point today.'
+    chunk = Chunk("d:0", "d", text, 0, len(text))
+    rf = constrain_schema(load_prompt("factoid").response_format(2, style), [chunk], answers=True)
+    schema = rf["json_schema"]["schema"] if style == "json_schema" else rf["schema"]
+    item = schema["properties"]["pairs"]["items"]["properties"]
+    assert item["quote"]["enum"] == ["The tower was built in 1843 by Alan Stevenson.", "It stands on Skerry Point today."]
+    assert set(item["answer"]["enum"]) >= {"1843", "Alan Stevenson", "Skerry Point"}
+    un = constrain_schema(load_prompt("unanswerable").response_format(1, style), [chunk], answers=False)
+    un_item = (un["json_schema"]["schema"] if style == "json_schema" else un["schema"])["properties"]["pairs"]["items"]["properties"]
+    assert "enum" in un_item["quote"] and "enum" not in un_item["answer"]

@@ -21,7 +21,7 @@ from grounded.errors import EXIT_PARTIAL
 @click.option("--pairs-per-call", default=3, show_default=True, type=click.IntRange(min=1))
 @click.option("--language", default="en", show_default=True, help="Language of questions and answers (code or name).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for the choice of passages.")
-@click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(min=0.1), help="Seconds per LLM call.")
+@click.option("--timeout", default=None, type=click.FloatRange(min=0.1), help="Seconds per LLM call (default 60; 600 for the in-process model).")
 @click.option("--max-retries", default=4, show_default=True, type=click.IntRange(min=0))
 @click.option("--rpm", default=None, type=click.FloatRange(min=1), help="Requests per minute limit.")
 @click.option("--tpm", default=None, type=click.FloatRange(min=1), help="Tokens per minute limit.")
