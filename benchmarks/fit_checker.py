@@ -68,6 +68,7 @@ def main() -> int:
     ap.add_argument("--C", type=float, default=1.0)
     ap.add_argument("--cache-dir", type=Path, default=None, help="Keep computed signals here (for re-fitting quickly).")
     ap.add_argument("--write", action="store_true", help="Rewrite the fitted block in grounded/check.py.")
+    ap.add_argument("--reverse", action="store_true", help="Fit on the second half, hold out the first (a robustness check; never written).")
     args = ap.parse_args()
 
     models: dict[str, tuple[tuple[str, ...], list[float], float]] = {}
@@ -79,6 +80,10 @@ def main() -> int:
         sigs, labels = signals_for(fmt, args.bench / rel, cache)
         y = np.array(labels)
         half = len(y) // 2
+        if args.reverse:  # swap the halves: the first becomes the held-out one
+            order = list(range(half, len(y))) + list(range(half))
+            y, sigs = y[order], [sigs[i] for i in order]
+            half = len(y) - half
         for with_sem in (False, True):
             feats = (*FEATURES, "sem") if with_sem else FEATURES
             X = np.array([[s.get(f, 0.0) for f in feats] for s in sigs])
@@ -96,7 +101,7 @@ def main() -> int:
                       f"bal.acc@{t:.3f} {balanced_accuracy(yy, [v >= t for v in pp]):.3f}")
     block = render(models, thresholds)
     print(block)
-    if args.write:
+    if args.write and not args.reverse:
         path = ROOT / "grounded" / "check.py"
         text = path.read_text()
         new = re.sub(r"# BEGIN FITTED.*?# END FITTED\n", lambda _m: block, text, flags=re.S)

@@ -282,3 +282,19 @@ def test_off_schema_judge_verdicts_do_not_decide(tmp_path):
     ch = default_checker(semantic="off", judge=llm, judge_mode="all")
     v = ch.check(pair("Who designed the Corbin Bridge?", "Margit Holloway"), [chunk()])
     assert v.supported and "judge_unparsable" in codes(v) and "judge" not in v.signals
+
+
+def test_judge_works_inside_a_running_event_loop(tmp_path):
+    import asyncio
+
+    from grounded.llm import LLM
+
+    fake = FakeLLM([JUDGE_SUPPORTED], responder=None)
+    llm = LLM(register_fake(fake), cache=tmp_path / "judge.sqlite")
+    ch = default_checker(semantic="off", judge=llm, judge_mode="all")
+
+    async def inside() -> object:
+        return ch.check(pair("Who designed the Corbin Bridge?", "Margit Holloway"), [chunk()])
+
+    v = asyncio.run(inside())
+    assert v.supported and v.signals["judge"] == 1.0
