@@ -975,6 +975,16 @@ class PipelineChecker:
                        signals={k: round(float(v), 4) for k, v in signals.items()})
 
 
+def default_judge_cache() -> Path:
+    """Where judge calls are cached when no cache is given: $XDG_CACHE_HOME/grounded/judge.sqlite."""
+    import os
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    path = base / "grounded" / "judge.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def default_checker(
     *,
     threshold: float | None = None,
@@ -989,7 +999,8 @@ def default_checker(
 ) -> PipelineChecker:
     """The full pipeline with the documented defaults; every default can be overridden.
 
-    judge: a litellm model string or an object with `complete(messages, **kw)` (e.g. grounded.llm.LLM).
+    judge: a litellm model string or an object with `complete(messages, **kw)` (e.g. grounded.llm.LLM);
+    a model string gets an LLM whose calls are cached in `judge_cache` (default_judge_cache()).
     answer_only: the answer is a standalone claim (no question to read it with), as in WiCE.
     question_checks: False skips the question checks (benchmarks that score answer support only).
     """
@@ -998,7 +1009,7 @@ def default_checker(
         if isinstance(judge, str):
             from grounded.llm import LLM
 
-            llm = LLM(judge, cache=judge_cache)
+            llm = LLM(judge, cache=judge_cache if judge_cache is not None else default_judge_cache())
         else:
             llm = judge
     return PipelineChecker(

@@ -45,7 +45,7 @@ def eval_group() -> None:
 @click.option("--semantic", default="borderline", show_default=True, type=click.Choice(["borderline", "all", "off"]), help="When to compute MiniLM similarity.")
 @click.option("--judge", default=None, help="litellm model string of an LLM judge (optional).")
 @click.option("--judge-mode", default="borderline", show_default=True, type=click.Choice(["borderline", "all"]))
-@click.option("--judge-cache", default=None, type=click.Path(dir_okay=False), help="SQLite cache of judge calls.")
+@click.option("--judge-cache", default=None, type=click.Path(dir_okay=False), help="SQLite cache of judge calls (default: $XDG_CACHE_HOME/grounded/judge.sqlite).")
 @click.option("--limit", default=None, type=click.IntRange(min=1), help="Use only the first N examples.")
 @click.option("--sweep", "show_sweep", is_flag=True, help="Print the threshold sweep too.")
 @json_option
