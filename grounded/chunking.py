@@ -79,11 +79,13 @@ def _token_offsets(text: str, name: str) -> list[int]:
     lengths = _token_byte_lengths(name)[np.asarray(tokens, dtype=np.int64)]
     byte_starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
     if safe.isascii():
-        return [int(x) for x in byte_starts.tolist()]
+        starts: list[int] = byte_starts.tolist()  # Python ints
+        return starts
     raw = np.frombuffer(safe.encode("utf-8"), dtype=np.uint8)
     # Index of the character each byte belongs to (continuation bytes are 10xxxxxx).
     char_of_byte = np.cumsum((raw & 0xC0) != 0x80) - 1
-    return [int(x) for x in char_of_byte[byte_starts].tolist()]
+    offsets: list[int] = char_of_byte[byte_starts].tolist()
+    return offsets
 
 
 class _Boundaries:
@@ -102,25 +104,28 @@ class _Boundaries:
             _PARAGRAPH: sorted(para - section),
             _LINE: sorted({m.end() for m in _LINE_RE.finditer(text)}),
             _SENTENCE: sorted({m.end() for m in _SENT_RE.finditer(text)}),
-            _WORD: sorted({m.end() for m in _WS_RE.finditer(text)}),
         }
+        self.text = text  # word boundaries are searched on demand: they are rarely needed
 
     def last_in(self, kind: int, lo: int, hi: int) -> int | None:
         """The largest boundary of `kind` in (lo, hi]."""
+        if kind == _WORD:
+            last = None
+            for m in _WS_RE.finditer(self.text, lo, hi):
+                last = m.end()
+            return last if last is not None and last > lo else None
         xs = self.by_kind[kind]
         i = bisect_right(xs, hi) - 1
         return xs[i] if i >= 0 and xs[i] > lo else None
 
     def first_in(self, kind: int, lo: int, hi: int) -> int | None:
         """The smallest boundary of `kind` in [lo, hi)."""
+        if kind == _WORD:
+            m = _WS_RE.search(self.text, lo, hi)
+            return m.end() if m is not None and m.end() < hi else None
         xs = self.by_kind[kind]
         i = bisect_left(xs, lo)
         return xs[i] if i < len(xs) and xs[i] < hi else None
-
-    def is_section(self, pos: int) -> bool:
-        xs = self.by_kind[_SECTION]
-        i = bisect_left(xs, pos)
-        return i < len(xs) and xs[i] == pos
 
 
 def chunk_document(
