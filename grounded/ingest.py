@@ -12,9 +12,14 @@ identical documents under two names are stored once, with both paths kept as sou
 from __future__ import annotations
 
 import hashlib
+import logging
+import multiprocessing
+import pickle
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +28,10 @@ from grounded.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, chun
 from grounded.embed import DEFAULT_EMBEDDER
 from grounded.errors import ConfigError, LoaderError
 from grounded.index import FileRecord, Index
-from grounded.loaders import load_file, walk
+from grounded.loaders import load_file, loaders, walk
 from grounded.types import Chunk, Document, to_jsonable
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 DEFAULT_BATCH = 256  # chunks embedded and upserted together
@@ -87,6 +94,37 @@ def _file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class _Todo:
+    path: Path
+    key: str
+    mtime: float
+    size: int
+    digest: str
+    prev: FileRecord | None
+
+
+def load_and_chunk(
+    path: str, chunk_tokens: int, overlap_tokens: int
+) -> tuple[list[tuple[Document, list[Chunk]]], str | None]:
+    """Load one file and chunk its documents; (results, None) or ([], reason it failed)."""
+    try:
+        docs = load_file(Path(path))
+    except LoaderError as exc:
+        return [], str(exc)
+    return [
+        (d, list(chunk_document(d, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens))) for d in docs
+    ], None
+
+
+def _init_worker(registry: dict[str, Any]) -> None:
+    from grounded import loaders as registry_module
+
+    registry_module.loaders()  # built-ins and entry points first
+    for suffix, fn in registry.items():
+        registry_module.register_loader(suffix, fn)
+
+
 class _Ingester:
     def __init__(
         self,
@@ -96,7 +134,6 @@ class _Ingester:
         overlap_tokens: int,
         max_bytes: int,
         batch_size: int,
-        loader: Callable[[Path], list[Document]],
     ) -> None:
         self.index = index
         self.chunk_tokens = chunk_tokens
@@ -104,7 +141,6 @@ class _Ingester:
         self.params = f"cl100k_base/{chunk_tokens}/{overlap_tokens}"
         self.max_bytes = max_bytes
         self.batch_size = batch_size
-        self.loader = loader
         self.embedder = index.cached_embedder()
         self.tally = _Tally()
         self._chunks: list[Chunk] = []
@@ -148,47 +184,51 @@ class _Ingester:
     def skip(self, path: Path | str, reason: str) -> None:
         self.tally.skipped.append(Skipped(str(path), reason))
 
-    def handle(self, path: Path) -> None:
+    def check(self, path: Path) -> _Todo | None:
+        """Decide what a file needs: None when it is skipped or unchanged, else a load."""
         t = self.tally
         key = str(path.resolve()) if path.exists() else str(path.absolute())
         try:
             st = path.stat()
         except FileNotFoundError:
             self.skip(path, "no such file or directory")
-            return
+            return None
         except OSError as exc:
             self.skip(path, f"cannot read file: {exc.strerror or exc}")
-            return
+            return None
         if path.is_dir():
             self.skip(path, "cannot list folder")
-            return
+            return None
         t.files += 1
         prev = self.index.manifest.file(key)
         if st.st_size > self.max_bytes:
             self.skip(path, f"file too large ({st.st_size:,} bytes > max {self.max_bytes:,})")
             self.forget(key)
-            return
+            return None
         if prev and prev.params == self.params and prev.mtime == st.st_mtime and prev.size == st.st_size:
             t.unchanged += 1
-            return
+            return None
         try:
             digest = _file_hash(path)
         except OSError as exc:
             self.skip(path, f"cannot read file: {exc.strerror or exc}")
-            return
+            return None
         if prev and prev.params == self.params and prev.hash == digest:
             t.unchanged += 1  # touched, not changed
             self._files.append((FileRecord(key, st.st_mtime, st.st_size, digest, self.params, prev.doc_ids), ()))
-            return
-        try:
-            docs = self.loader(Path(key))
-        except LoaderError as exc:
-            self.skip(path, str(exc))
-            self.forget(key)
+            return None
+        return _Todo(path, key, st.st_mtime, st.st_size, digest, prev)
+
+    def finish(self, todo: _Todo, loaded: list[tuple[Document, list[Chunk]]], error: str | None) -> None:
+        """Store what a load produced (documents with their chunks), or record why it failed."""
+        t = self.tally
+        if error is not None:
+            self.skip(todo.path, error)
+            self.forget(todo.key)
             return
         doc_ids: list[str] = []
         new_docs = 0
-        for doc in docs:
+        for doc, chunks in loaded:
             if doc.id in doc_ids:
                 continue
             doc_ids.append(doc.id)
@@ -199,17 +239,17 @@ class _Ingester:
                 continue
             if stored is not None:  # same text chunked with other settings: re-chunk
                 t.chunks_removed += self.index.delete_document(doc.id)
-            self._add_document(doc)
+            self._add_document(doc, chunks)
             new_docs += 1
+        prev = todo.prev
         if prev is None:
             t.added += 1
         else:
             t.replaced += 1
         if not new_docs:
             t.duplicates += 1
-        self._files.append(
-            (FileRecord(key, st.st_mtime, st.st_size, digest, self.params, tuple(doc_ids)), prev.doc_ids if prev else ())
-        )
+        record = FileRecord(todo.key, todo.mtime, todo.size, todo.digest, self.params, tuple(doc_ids))
+        self._files.append((record, prev.doc_ids if prev else ()))
         if len(self._chunks) >= self.batch_size:
             self.flush()
 
@@ -246,13 +286,12 @@ class _Ingester:
             record = FileRecord(key, 0.0, 0, digest, self.params, tuple(ids))
             self._files.append((record, prev.doc_ids if prev else ()))
 
-    def _add_document(self, doc: Document) -> None:
-        n = 0
-        for chunk in chunk_document(doc, chunk_tokens=self.chunk_tokens, overlap_tokens=self.overlap_tokens):
-            self._chunks.append(chunk)
-            n += 1
+    def _add_document(self, doc: Document, chunks: list[Chunk] | None = None) -> None:
+        if chunks is None:
+            chunks = list(chunk_document(doc, chunk_tokens=self.chunk_tokens, overlap_tokens=self.overlap_tokens))
+        self._chunks.extend(chunks)
         self._pending_docs.add(doc.id)
-        self._docs.append((doc.id, doc.title, doc.source, n, len(doc.text), self.params))
+        self._docs.append((doc.id, doc.title, doc.source, len(chunks), len(doc.text), self.params))
         self.tally.documents_added += 1
 
 
@@ -266,11 +305,13 @@ def ingest(
     embedder: str = DEFAULT_EMBEDDER,
     progress: bool = False,
     documents: Iterable[Document] | None = None,
+    workers: int = 1,
     max_bytes: int = DEFAULT_MAX_BYTES,
     batch_size: int = DEFAULT_BATCH,
 ) -> IngestSummary:
     """Load, chunk, embed and index files and folders into the index folder `index`.
 
+    `workers` > 1 loads and chunks files in that many processes (embedding stays in this one).
     `documents` adds Documents loaded elsewhere (for instance `grounded.loaders.from_langchain`
     over any LangChain loader); they are grouped by `Document.source`, whose documents a later
     ingest of the same source replaces.
@@ -287,6 +328,8 @@ def ingest(
         raise ConfigError(f"chunk_tokens must be at least 16, got {chunk_tokens}")
     if not 0 <= overlap_tokens < chunk_tokens:
         raise ConfigError(f"overlap_tokens must be in [0, chunk_tokens), got {overlap_tokens}")
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}")
     if max_bytes <= 0:
         raise ConfigError(f"max_bytes must be positive, got {max_bytes}")
     started = time.perf_counter()
@@ -298,15 +341,35 @@ def ingest(
             overlap_tokens=overlap_tokens,
             max_bytes=max_bytes,
             batch_size=batch_size,
-            loader=load_file,
         )
         seen: set[str] = set()
-        for path in _progress(walk(roots), progress):
-            key = str(path.resolve()) if path.exists() else str(path.absolute())
-            if key in seen:  # overlapping paths name the same file twice
-                continue
-            seen.add(key)
-            job.handle(path)
+
+        def todos() -> Iterator[_Todo]:
+            for path in _progress(walk(roots), progress):
+                key = str(path.resolve()) if path.exists() else str(path.absolute())
+                if key in seen:  # overlapping paths name the same file twice
+                    continue
+                seen.add(key)
+                todo = job.check(path)
+                if todo is not None:
+                    yield todo
+
+        pool = _pool(workers)
+        if pool is None:
+            for todo in todos():
+                job.finish(todo, *load_and_chunk(todo.key, chunk_tokens, overlap_tokens))
+        else:
+            with pool:
+                # A bounded window of files in flight keeps memory flat and results in order.
+                window: deque[tuple[_Todo, Future[Any]]] = deque()
+                for todo in todos():
+                    window.append((todo, pool.submit(load_and_chunk, todo.key, chunk_tokens, overlap_tokens)))
+                    while len(window) >= 4 * workers:
+                        done, fut = window.popleft()
+                        job.finish(done, *fut.result())
+                while window:
+                    done, fut = window.popleft()
+                    job.finish(done, *fut.result())
         if documents is not None:
             job.handle_documents(documents)
         job.flush()
@@ -319,13 +382,13 @@ def ingest(
                 if known not in seen:
                     job.forget(known)
                     job.tally.removed += 1
-        documents, chunks = idx.manifest.counts()
+        n_documents, n_chunks = idx.manifest.counts()
         t = job.tally
         return IngestSummary(
             index=str(idx.chroma_url or idx.path),
             embedder=idx.embedder_name,
-            documents=documents,
-            chunks=chunks,
+            documents=n_documents,
+            chunks=n_chunks,
             files=t.files,
             added=t.added,
             unchanged=t.unchanged,
@@ -357,3 +420,18 @@ def _progress(files: Iterator[Any], enabled: bool) -> Iterator[Path]:
             bar.set_postfix_str(f.path.name[-30:], refresh=False)
             yield f.path
             bar.update(1)
+
+
+def _pool(workers: int) -> ProcessPoolExecutor | None:
+    """A spawn-context process pool with this process's loader registry, or None for serial."""
+    if workers <= 1:
+        return None
+    registry = loaders()
+    try:
+        pickle.dumps(registry)
+    except Exception as exc:  # noqa: BLE001 - closures and lambdas cannot travel
+        log.warning("a registered loader cannot be sent to worker processes (%s); loading serially", exc)
+        return None
+    # spawn, not fork: the parent may hold torch threads and Chroma's native handles.
+    ctx = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(registry,))

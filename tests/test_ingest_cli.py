@@ -134,3 +134,33 @@ def test_real_subprocess_on_example_corpus_with_network_blocked(tmp_path: Path) 
     summary = json.loads(proc.stdout)
     assert summary["documents"] == 6 and summary["skipped"] == []
     assert "network blocked" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_same_result(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(GOOD, corpus)
+    shutil.copy(BAD / "junk.pdf", corpus / "junk.pdf")
+    args = ["--chunk-tokens", "32", "--overlap-tokens", "4", "--json"]
+    code1, out1, _ = _run(["ingest", str(corpus), "--index", str(tmp_path / "serial"), *args])
+    code2, out2, _ = _run(["ingest", str(corpus), "--index", str(tmp_path / "pool"), "--workers", "2", *args])
+    assert code1 == code2 == EXIT_PARTIAL
+    serial, pooled = json.loads(out1), json.loads(out2)
+    for key in ("documents", "chunks", "added", "skipped"):
+        assert serial[key] == pooled[key], key
+    from grounded.index import open_index
+
+    ids = [sorted(c.id for c in open_index(tmp_path / name).chunks()) for name in ("serial", "pool")]
+    assert ids[0] == ids[1]
+
+
+def test_unpicklable_loader_falls_back_to_serial(tmp_path: Path) -> None:
+    from grounded.loaders import register_loader, unregister_loader
+
+    from grounded.ingest import _pool
+
+    register_loader(".lambda", lambda path: iter(()))
+    try:
+        assert _pool(2) is None
+    finally:
+        unregister_loader(".lambda")

@@ -34,6 +34,7 @@ chroma_option = click.option(
     show_default=True,
     help="minilm (bundled, best quality), fast (static, ~100x faster), a sentence-transformers folder, or litellm:<model>.",
 )
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="Processes that load and chunk files.")
 @click.option("--max-mb", default=50.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Skip files larger than this.")
 @json_option
 @handle_errors
@@ -44,6 +45,7 @@ def ingest(
     chunk_tokens: int,
     overlap_tokens: int,
     embedder: str,
+    workers: int,
     max_mb: float,
     as_json: bool,
 ) -> None:
@@ -62,6 +64,7 @@ def ingest(
         overlap_tokens=overlap_tokens,
         embedder=embedder,
         progress=not as_json,
+        workers=workers,
         max_bytes=int(max_mb * 1024 * 1024),
     )
     if as_json:
