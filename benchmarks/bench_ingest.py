@@ -160,11 +160,13 @@ def stage_quality(embedder: str, n_paras: int, n_questions: int) -> dict:
     }
 
 
-def stage_ingest(folder: str, index: str, embedder: str, chunk_tokens: int, overlap: int) -> dict:
+def stage_ingest(folder: str, index: str, embedder: str, workers: int, chunk_tokens: int, overlap: int) -> dict:
     from grounded.ingest import ingest
 
     t0 = time.perf_counter()
-    s = ingest([folder], index=index, embedder=embedder, chunk_tokens=chunk_tokens, overlap_tokens=overlap)
+    s = ingest(
+        [folder], index=index, embedder=embedder, chunk_tokens=chunk_tokens, overlap_tokens=overlap, workers=workers
+    )
     dt = time.perf_counter() - t0
     t1 = time.perf_counter()
     again = ingest([folder], index=index, embedder=embedder, chunk_tokens=chunk_tokens, overlap_tokens=overlap)
@@ -202,6 +204,7 @@ def main() -> None:
     ap.add_argument("--ingest-docs", type=int, default=300, help="documents for the full ingest stage (0: skip)")
     ap.add_argument("--baseline-docs", type=int, default=100, help="docs parsed with the full spaCy model (0: skip)")
     ap.add_argument("--quality", type=int, default=300, help="SQuAD paragraphs for the retrieval check (0: skip)")
+    ap.add_argument("--workers", type=int, default=1, help="ingest worker processes for the full ingest stage")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--stage", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -216,7 +219,7 @@ def main() -> None:
         elif name == "embed":
             out = stage_embed(rest[0], rest[1], int(rest[2]), ct, ov)
         else:
-            out = stage_ingest(rest[0], rest[1], rest[2], ct, ov)
+            out = stage_ingest(rest[0], rest[1], rest[2], int(rest[3]), ct, ov)
         print(json.dumps(out))
         return
 
@@ -274,9 +277,9 @@ def main() -> None:
         if args.ingest_docs > 0:
             sub = work / f"ingest-{args.ingest_docs}"
             make_corpus(sub, args.ingest_docs, args.doc_kb, seed=1)
-            r = run_stage("ingest", str(sub), str(work / "index"), "fast", *common)
+            r = run_stage("ingest", str(sub), str(work / "index"), "fast", str(args.workers), *common)
             print(
-                f"full ingest (fast embedder, Chroma): {r['documents']} docs, {r['chunks']} chunks in "
+                f"full ingest (fast embedder, Chroma, {args.workers} worker(s)): {r['documents']} docs, {r['chunks']} chunks in "
                 f"{r['seconds']}s = {r['docs_per_s']} docs/s, {r['chunks_per_s']} chunks/s, peak RSS {r['peak_rss_mb']} MB"
             )
             print(
