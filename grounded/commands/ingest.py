@@ -32,7 +32,7 @@ chroma_option = click.option(
     "--embedder",
     default="minilm",
     show_default=True,
-    help="minilm (bundled, best quality), fast (static, ~100x faster), a sentence-transformers folder, or litellm:<model>.",
+    help="minilm (bundled, best quality), fast (static, >100x faster), a sentence-transformers folder, or litellm:<model>.",
 )
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="Processes that load and chunk files.")
 @click.option("--max-mb", default=50.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Skip files larger than this.")
