@@ -97,7 +97,7 @@ class LocalLLM:
         if rf is not None:
             kwargs["response_format"] = rf
         with self._lock:
-            return llm.create_chat_completion(messages=messages, **kwargs)  # type: ignore[no-any-return]
+            return llm.create_chat_completion(messages=messages, **kwargs)
 
 
 _engine: LocalLLM | None = None
