@@ -164,9 +164,18 @@ class CallCache:
 class RateLimiter:
     """Sliding one-minute windows over requests and tokens; `acquire` waits for room."""
 
-    def __init__(self, rpm: float | None = None, tpm: float | None = None) -> None:
+    def __init__(
+        self,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        *,
+        clock: Any = time.monotonic,
+        sleep: Any = asyncio.sleep,
+    ) -> None:
         self.rpm = rpm
         self.tpm = tpm
+        self._clock = clock
+        self._sleep = sleep
         self._requests: deque[float] = deque()
         self._tokens: deque[tuple[float, int]] = deque()
         self._lock: asyncio.Lock | None = None
@@ -178,7 +187,7 @@ class RateLimiter:
             self._lock = asyncio.Lock()
         async with self._lock:
             while True:
-                now = time.monotonic()
+                now = self._clock()
                 while self._requests and now - self._requests[0] >= 60:
                     self._requests.popleft()
                 while self._tokens and now - self._tokens[0][0] >= 60:
@@ -195,7 +204,7 @@ class RateLimiter:
                     if tokens:
                         self._tokens.append((now, tokens))
                     return
-                await asyncio.sleep(wait)
+                await self._sleep(wait)
 
 
 def _litellm() -> Any:

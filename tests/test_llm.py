@@ -144,3 +144,26 @@ def test_structured_gives_up_after_one_repair(fake, tmp_path, bad):
 def test_bare_pair_is_accepted():
     reply = Reply.model_validate({"quote": "q text", "answer": "a", "question": "What is it?"})
     assert reply.pairs[0].all_quotes == ["q text"]
+
+
+def test_rate_limiter_waits_for_the_window_on_requests_and_tokens():
+    from grounded.llm import RateLimiter
+
+    now = [0.0]
+    waits: list[float] = []
+
+    async def sleep(seconds):
+        waits.append(round(seconds, 3))
+        now[0] += seconds
+
+    limiter = RateLimiter(rpm=2, tpm=1000, clock=lambda: now[0], sleep=sleep)
+
+    async def run():
+        await limiter.acquire(100)
+        now[0] += 10
+        await limiter.acquire(100)
+        await limiter.acquire(100)  # third request inside the minute: waits until the first expires
+        await limiter.acquire(900)  # over the token budget: waits for older tokens to expire
+
+    asyncio.run(run())
+    assert waits == [50.0, 10.0]
