@@ -14,10 +14,10 @@ import random
 import time
 from pathlib import Path
 
-from grounded.eval.dataset import QASet, dataset_health, read_squad
 from rapidfuzz import fuzz
 
 from grounded.dedup import dedup, normalise
+from grounded.eval.dataset import QASet, dataset_health, read_squad
 from grounded.types import QAPair
 
 SQUAD = Path("/work/shared/bench/squad/dev-v1.1-part-a.json")

@@ -77,9 +77,8 @@ def peak_rss_mb() -> float:
 
 
 def stage_parse(folder: str, chunk_tokens: int, overlap: int) -> dict:
-    from grounded.loaders import load_file, walk
-
     from grounded.chunking import chunk_document
+    from grounded.loaders import load_file, walk
 
     files = [s.path for s in walk([folder])]
     load_file(files[0])  # warm-up: imports, spaCy model
@@ -103,10 +102,9 @@ def stage_parse(folder: str, chunk_tokens: int, overlap: int) -> dict:
 
 
 def stage_embed(folder: str, embedder: str, limit: int, chunk_tokens: int, overlap: int) -> dict:
-    from grounded.loaders import load_file, walk
-
     from grounded.chunking import chunk_document
     from grounded.embed import get_embedder
+    from grounded.loaders import load_file, walk
 
     texts: list[str] = []
     for s in walk([folder]):

@@ -12,10 +12,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from grounded.loaders import register_loader
-
 from grounded import offline
 from grounded.errors import LoaderError
+from grounded.loaders import register_loader
 from grounded.types import Block, Document
 
 # Sniff this many bytes to tell text from binary junk.

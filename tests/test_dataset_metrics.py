@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+
+from grounded.commands.dataset import eval_dataset
 from grounded.eval.dataset import (
     QASet,
     coverage,
@@ -21,8 +23,6 @@ from grounded.eval.dataset import (
     read_squad,
     wh_type,
 )
-
-from grounded.commands.dataset import eval_dataset
 from grounded.types import Evidence, QAPair
 
 DATA = Path(__file__).parent / "data" / "health"

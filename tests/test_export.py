@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from grounded.eval.dataset import read_pairs_jsonl
 
 from grounded.commands.dataset import export as export_command
 from grounded.errors import ConfigError
+from grounded.eval.dataset import read_pairs_jsonl
 from grounded.export import CSV_COLUMNS, export
 from grounded.types import Chunk, Evidence, Provenance, QAPair, Verdict
 

@@ -240,8 +240,9 @@ def test_unreachable_chroma_server_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_ingest_langchain_documents(tmp_path: Path) -> None:
-    from grounded.loaders import from_langchain, to_langchain
     from langchain_core.documents import Document as LCDocument
+
+    from grounded.loaders import from_langchain, to_langchain
 
     pages = [
         "The Danube flows through ten countries, more than any other river in the world.",

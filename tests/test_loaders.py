@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from grounded.errors import LoaderError
 from grounded.loaders import (
     from_langchain,
     langchain_loader,
@@ -21,8 +23,6 @@ from grounded.loaders import (
     unregister_loader,
     walk,
 )
-
-from grounded.errors import LoaderError
 from grounded.types import Chunk, Document
 
 DATA = Path(__file__).parent / "data" / "ingest"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from grounded.eval.report import highlight, write_report
 
 from grounded.commands.dataset import report as report_command
+from grounded.eval.report import highlight, write_report
 from grounded.types import Evidence, QAPair, Reason, Rejection, Verdict
 
 DATA = Path(__file__).parent / "data" / "health"
