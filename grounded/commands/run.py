@@ -26,7 +26,8 @@ from grounded.errors import EXIT_PARTIAL
 @click.option("--pairs-per-call", default=3, show_default=True, type=click.IntRange(min=1))
 @click.option("--language", default="en", show_default=True, help="Language of the questions.")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--timeout", default=120.0, show_default=True, type=float, help="Seconds per LLM call.")
+@click.option("--timeout", default=None, type=click.FloatRange(min=1), help="Seconds per LLM call (default 60; 600 for the in-process model).")
+@click.option("--api-base", default=None, help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8080/v1.")
 @click.option("--max-retries", default=4, show_default=True, type=click.IntRange(min=0))
 @click.option("--threshold", default=None, type=click.FloatRange(0, 1), help="Checker threshold.")
 @click.option("--reference", default=None, type=click.Path(exists=True), help="Human QA set (SQuAD JSON or JSONL) to compare diversity with.")
@@ -53,11 +54,15 @@ def run(paths: tuple[Path, ...], out: Path, as_json: bool, **options: object) ->
         if top:
             click.echo("top rejection reasons: " + ", ".join(f"{k} ({v})" for k, v in top))
         cov = summary.coverage
-        if cov:
-            click.echo(
-                "coverage: "
-                + ", ".join(f"{k} {v:.0%}" if isinstance(v, float) else f"{k} {v}" for k, v in cov.items() if not isinstance(v, (list, dict)))
-            )
+        if cov.get("documents_total"):
+            line = f"coverage: {cov.get('documents_cited', 0)}/{cov['documents_total']} documents"
+            if cov.get("chunks_total"):
+                line += f", {cov.get('chunks_cited', 0)}/{cov['chunks_total']} chunks"
+            unused = cov.get("unused_documents") or []
+            if unused:
+                names = [u.get("title") or u.get("doc_id") if isinstance(u, dict) else str(u) for u in unused]
+                line += "; never cited: " + ", ".join(str(x) for x in names[:5])
+            click.echo(line)
         if summary.narrowing.get("warning"):
             click.echo("NARROWING WARNING: " + "; ".join(summary.narrowing.get("reasons", [])))
         click.echo(f"LLM calls: {summary.llm_calls} new, {summary.cached_calls} cached; cost ${summary.cost:.4f}")
