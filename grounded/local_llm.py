@@ -9,6 +9,7 @@ so even this small model returns parseable JSON.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import threading
 from pathlib import Path
@@ -99,6 +100,13 @@ class LocalLLM:
         with self._lock:
             return llm.create_chat_completion(messages=messages, **kwargs)
 
+    def close(self) -> None:
+        """Free the models while llama.cpp's library is still loaded (its __del__ fails at exit)."""
+        with self._lock:
+            for llm in self._models.values():
+                llm.close()
+            self._models.clear()
+
 
 _engine: LocalLLM | None = None
 _handler: Any = None
@@ -108,6 +116,7 @@ def engine() -> LocalLLM:
     global _engine
     if _engine is None:
         _engine = LocalLLM()
+        atexit.register(_engine.close)
     return _engine
 
 
