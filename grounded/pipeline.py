@@ -71,6 +71,7 @@ def run(
     api_base: str | None = None,
     max_retries: int = 4,
     threshold: float | None = None,
+    judge: str | None = None,
     reference: str | Path | None = None,
     progress: bool = False,
     notify: Notify | None = None,
@@ -108,7 +109,7 @@ def run(
     summary.ingest = ingested.to_dict()
 
     say(f"[2/4] generate {n} pairs with {model or 'the local SmolLM2 model'} and check them")
-    checker = default_checker(**({"threshold": threshold} if threshold is not None else {}))
+    checker = default_checker(threshold=threshold, judge=judge)
     generated = generate(
         index=index_dir,
         chroma_url=chroma_url,

@@ -30,6 +30,7 @@ from grounded.errors import EXIT_PARTIAL
 @click.option("--api-base", default=None, help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8080/v1.")
 @click.option("--max-retries", default=4, show_default=True, type=click.IntRange(min=0))
 @click.option("--threshold", default=None, type=click.FloatRange(0, 1), help="Checker threshold.")
+@click.option("--judge", default=None, help="litellm model of an LLM judge for borderline pairs (cached).")
 @click.option("--reference", default=None, type=click.Path(exists=True), help="Human QA set (SQuAD JSON or JSONL) to compare diversity with.")
 @json_option
 @handle_errors
