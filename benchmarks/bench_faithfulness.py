@@ -54,10 +54,9 @@ def row(name: str, m: dict) -> str:
 
 
 def main() -> int:
+    from grounded.check import default_checker
     from grounded.eval.faithfulness import best_threshold, metrics, run_checker
     from grounded.eval.readers import read_examples
-
-    from grounded.check import default_checker
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench", type=Path, default=BENCH)
@@ -105,9 +104,8 @@ def throughput_generated(path: Path, n: int = 2000) -> None:
     """Pairs as generation writes them (evidence quote with offsets) through grounded.check."""
     if not path.exists():
         return
-    from grounded.eval.readers import read_examples
-
     from grounded.check import check, split_sentences
+    from grounded.eval.readers import read_examples
     from grounded.types import Evidence, QAPair
 
     pairs = []

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grounded.eval.readers import Example
-
 from grounded.errors import CheckError
+from grounded.eval.readers import Example
 from grounded.types import Chunk, QAPair, Verdict
 
 
@@ -195,15 +194,20 @@ def evaluate_file(
     judge_cache: str | Path | None = None,
     limit: int | None = None,
     checker: Any = None,
+    negatives: str | None = None,
 ) -> dict[str, Any]:
-    """Read a benchmark file and evaluate the (default) checker on answer support only."""
+    """Read a benchmark file and evaluate the (default) checker.
+
+    The question checks that judge our own generated questions (not_a_question, ...) are off;
+    the question-answer fit checks (answer type, question terms near the answer) run whenever
+    the examples have questions. negatives: SQuAD negative mode (readers.SQUAD_NEGATIVES).
+    """
     from itertools import islice
 
+    from grounded.check import default_checker
     from grounded.eval.readers import read_examples
 
-    from grounded.check import default_checker
-
-    examples = list(islice(read_examples(path, fmt), limit))
+    examples = list(islice(read_examples(path, fmt, negatives=negatives), limit))
     if not examples:
         raise CheckError(f"{path}: no examples")
     if checker is None:
@@ -217,4 +221,7 @@ def evaluate_file(
             question_checks=False,
         )
     result = evaluate(examples, checker, threshold=threshold)
-    return {"file": str(path), "format": fmt, **result.summary}
+    out = {"file": str(path), "format": fmt, **result.summary}
+    if negatives is not None:
+        out["negatives"] = negatives
+    return out

@@ -12,7 +12,11 @@
   Negatives are built by answer swapping: a question paired with the answer of another question
   from a *different* paragraph of the same article, kept only when that answer's text does not
   occur in this paragraph (a plausible-looking but unsupported answer). One negative per
-  question, chosen deterministically.
+  question, chosen deterministically. `negatives="same-paragraph"` builds the harder negatives
+  instead: the answer of ANOTHER question of the SAME paragraph (so it is in the context and
+  lexical support passes) whose text differs from, and shares no word or character span with,
+  every human answer of this question: the answer is in the evidence but does not answer the
+  question. `negatives="none"` yields the human pairs only.
 - Plain JSONL `{context|contexts, question, answer, label}`: label true/false, 1/0, or the strings
   supported / unsupported / not_supported / hallucinated / faithful.
 """
@@ -20,6 +24,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +34,7 @@ from grounded.errors import CheckError
 from grounded.types import content_hash
 
 FORMATS = ("halueval", "wice", "squad", "jsonl")
+SQUAD_NEGATIVES = ("other-paragraph", "same-paragraph", "none")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +50,22 @@ class Example:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def read_examples(path: str | Path, fmt: str) -> Iterator[Example]:
-    """Examples from a benchmark file in one of FORMATS."""
+def read_examples(path: str | Path, fmt: str, *, negatives: str | None = None) -> Iterator[Example]:
+    """Examples from a benchmark file in one of FORMATS.
+
+    negatives: for SQuAD, one of SQUAD_NEGATIVES (default "other-paragraph"); other formats
+    carry their own negatives and accept only None.
+    """
     readers = {"halueval": read_halueval, "wice": read_wice, "squad": read_squad, "jsonl": read_plain}
     if fmt not in readers:
         raise CheckError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
+    if negatives is not None and fmt != "squad":
+        raise CheckError(f"--negatives applies to SQuAD only, not {fmt!r}")
     path = Path(path)
     if not path.is_file():
         raise CheckError(f"no such file: {path}")
+    if fmt == "squad":
+        return read_squad(path, negatives=negatives or "other-paragraph")
     return readers[fmt](path)
 
 
@@ -105,7 +119,9 @@ def read_wice(path: Path) -> Iterator[Example]:
         )
 
 
-def read_squad(path: Path) -> Iterator[Example]:
+def read_squad(path: Path, *, negatives: str = "other-paragraph") -> Iterator[Example]:
+    if negatives not in SQUAD_NEGATIVES:
+        raise CheckError(f"unknown SQuAD negatives {negatives!r}", hint=f"use one of {', '.join(SQUAD_NEGATIVES)}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -128,10 +144,16 @@ def read_squad(path: Path) -> Iterator[Example]:
                 question = str(qa["question"])
                 qid = str(qa.get("id") or content_hash(question))
                 yield Example(f"squad-{qid}", (context,), str(qa["answers"][0]["text"]), question, True)
-                negative = _swap_answer(answers, pi, context, qid)
-                if negative is not None:
-                    yield Example(f"squad-{qid}-swapped", (context,), negative, question, False,
-                                  metadata={"negative": "answer_swap"})
+                if negatives == "other-paragraph":
+                    negative = _swap_answer(answers, pi, context, qid)
+                    if negative is not None:
+                        yield Example(f"squad-{qid}-swapped", (context,), negative, question, False,
+                                      metadata={"negative": "answer_swap"})
+                elif negatives == "same-paragraph":
+                    negative = _same_paragraph_answer(para, qa, qid)
+                    if negative is not None:
+                        yield Example(f"squad-{qid}-same-paragraph", (context,), negative, question, False,
+                                      metadata={"negative": "same_paragraph_swap"})
 
 
 def _swap_answer(answers: list[tuple[int, str]], pi: int, context: str, qid: str) -> str | None:
@@ -145,6 +167,44 @@ def _swap_answer(answers: list[tuple[int, str]], pi: int, context: str, qid: str
         if other_pi != pi and text.strip() and text.lower() not in low:
             return text
     return None
+
+
+_WORDS = re.compile(r"\w+")
+_SMALL = frozenset("a an the of in on at to for by with and or is was are were be as from".split())
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORDS.findall(text.lower()) if w not in _SMALL}
+
+
+def _same_paragraph_answer(para: dict[str, Any], qa: dict[str, Any], qid: str) -> str | None:
+    """A deterministic answer of another question of this paragraph that cannot be a right one.
+
+    Rejected candidates: any that shares a word (stopwords aside), contains or is contained in,
+    or overlaps the character span of ANY human answer of this question.
+    """
+    mine = [a for a in qa.get("answers") or () if str(a.get("text", "")).strip()]
+    texts = [str(a["text"]).lower() for a in mine]
+    spans = [(int(a.get("answer_start", -1)), int(a.get("answer_start", -1)) + len(str(a["text"]))) for a in mine]
+    words = set().union(*(_words(t) for t in texts)) if texts else set()
+    cands: list[str] = []
+    for other in para.get("qas") or ():
+        if other is qa or not other.get("answers"):
+            continue
+        ans = other["answers"][0]
+        text = str(ans.get("text", "")).strip()
+        low = text.lower()
+        if not text or any(low in t or t in low for t in texts) or _words(text) & words:
+            continue
+        start = int(ans.get("answer_start", -1))
+        end = start + len(text)
+        if start >= 0 and any(s >= 0 and start < e and s < end for s, e in spans):
+            continue
+        if text not in cands:
+            cands.append(text)
+    if not cands:
+        return None
+    return cands[int(content_hash(qid), 16) % len(cands)]
 
 
 _PLAIN_TRUE = {"true", "1", "supported", "faithful", "yes", "correct", "entailment"}

@@ -298,3 +298,84 @@ def test_judge_works_inside_a_running_event_loop(tmp_path):
 
     v = asyncio.run(inside())
     assert v.supported and v.signals["judge"] == 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Question-answer fit: the answer is in the evidence but must also answer the question
+# ---------------------------------------------------------------------------------------------
+OPENED = "It opened in 1967 and was designed by the engineer Margit Holloway."
+SPANS = "The Corbin Bridge spans 412 metres across the Ashby estuary."
+
+
+@pytest.mark.parametrize(
+    "question,bad,good,quote",
+    [
+        ("Who designed the Corbin Bridge?", "1967", "Margit Holloway", OPENED),  # person, not a date
+        ("When did the Corbin Bridge open?", "Margit Holloway", "1967", OPENED),  # date, not a name
+        ("How long is the Corbin Bridge?", "Ashby", "412 metres", SPANS),  # quantity needs a number
+        ("What is the purpose of the Corbin Bridge?", "1967", "spans 412 metres across the Ashby estuary", SPANS),
+    ],
+)
+def test_answer_type_mismatch(checker, question, bad, good, quote):
+    v = checker.check(pair(question, bad, quote=quote), [chunk()])
+    assert not v.supported and "answer_type_mismatch" in codes(v), v.reasons
+    assert v.signals["type_ok"] == 0.0
+    ok = checker.check(pair(question, good, quote=quote), [chunk()])
+    assert "answer_type_mismatch" not in codes(ok) and ok.signals["type_ok"] == 1.0, ok.reasons
+
+
+def test_expected_type_and_answer_form_rules():
+    from grounded.check import answer_form, expected_type, tokenize, type_mismatch
+
+    assert expected_type("Who was Thomas Jefferson?") == "person"
+    assert expected_type("In what year did the bridge open?") == "date"
+    assert expected_type("When John Fox left, who replaced him?") != "date"  # a "when" clause that asks who
+    assert expected_type("What was Baran's work?") == "description"
+    assert expected_type("What was the title of Philo's work?") == ""  # asks for a name
+    assert expected_type("Where does Warsaw rank in the EU?") == ""  # a rank, not a place
+    assert answer_form(tokenize("July 4, 1776")) == "date"
+    assert answer_form(tokenize("Lawrence Roberts")) == "name"
+    assert answer_form(tokenize("a steel suspension bridge")) == "phrase"
+    assert answer_form(tokenize("412 metres")) == "number"
+    # a "when" answer may be an event introduced by a temporal preposition
+    assert not type_mismatch("date", "name", tokenize("During the Second World War"))
+    assert not type_mismatch("quantity", "phrase", tokenize("less than a year"))
+
+
+def test_vague_question(checker):
+    v = checker.check(pair("What was the purpose of the work?", "Margit Holloway", quote=OPENED), [chunk()])
+    assert not v.supported and "vague_question" in codes(v), v.reasons
+    ok = checker.check(pair("Which engineer designed the Corbin Bridge?", "Margit Holloway", quote=OPENED), [chunk()])
+    assert ok.supported and "vague_question" not in codes(ok), ok.reasons
+
+
+def test_answer_not_near_question_terms(checker):
+    text = (
+        "The Gemini programme flew two-man crews in Earth orbit to practise docking. "
+        "Its spacecraft carried astronauts on long missions. Budgets were debated in Congress for years. "
+        "The first manned flight of Apollo was in 1968."
+    )
+    c = Chunk(id=Chunk.make_id("gem", 0, len(text)), doc_id="gem", text=text, start=0, end=len(text))
+    last = "The first manned flight of Apollo was in 1968."
+    start = text.find(last)
+    ev = (Evidence("gem", c.id, start, start + len(last), last, 1.0, last),)
+    q = "Which two-man Gemini spacecraft docked in Earth orbit?"
+    bad = QAPair(id="bad", question=q, answer="Apollo", evidence=ev)
+    v = checker.check(bad, [c])
+    assert not v.supported and "answer_not_near_question_terms" in codes(v), v.reasons
+    assert v.signals["q_near"] == 0.0
+    first = "The Gemini programme flew two-man crews in Earth orbit to practise docking."
+    ev2 = (Evidence("gem", c.id, 0, len(first), first, 1.0, first),)
+    good = QAPair(id="good", question="Which programme flew two-man crews in Earth orbit?", answer="Gemini", evidence=ev2)
+    ok = checker.check(good, [c])
+    assert ok.supported and "answer_not_near_question_terms" not in codes(ok), ok.reasons
+    assert ok.signals["q_near"] > 0.5
+
+
+def test_fit_checks_do_not_apply_to_claims():
+    claim = default_checker(semantic="off", answer_only=True)
+    p = QAPair(id="c", question="", answer="The Corbin Bridge opened in 1967.", contexts=(PASSAGE,))
+    v = claim.check(p, inline_sources(p))
+    assert v.supported, v.reasons
+    assert not {"answer_type_mismatch", "vague_question", "answer_not_near_question_terms"} & codes(v)
+    assert "type_ok" not in v.signals

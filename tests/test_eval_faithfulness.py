@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
+from grounded.cli import main
+from grounded.errors import CheckError
 from grounded.eval.faithfulness import (
     auroc,
     balanced_accuracy,
@@ -18,9 +21,6 @@ from grounded.eval.faithfulness import (
     sweep,
 )
 from grounded.eval.readers import read_examples
-
-from grounded.cli import main
-from grounded.errors import CheckError
 
 DATA = Path(__file__).parent / "data" / "check"
 
@@ -45,10 +45,46 @@ def test_read_squad_with_swapped_negatives():
     exs = list(read_examples(DATA / "squad.json", "squad"))
     pos = [e for e in exs if e.label]
     neg = [e for e in exs if e.label is False]
-    assert [e.answer for e in pos] == ["Wexlow", "1204", "Thomas Ferrier"]
-    assert len(neg) == 3
+    assert [e.answer for e in pos] == ["Wexlow", "1204", "King John", "the county of Wexlow", "Thomas Ferrier"]
+    assert len(neg) == 5
     for e in neg:
         assert e.answer not in e.contexts[0]  # a real answer to another question, absent here
+    assert exs == list(read_examples(DATA / "squad.json", "squad", negatives="other-paragraph"))
+
+
+def test_read_squad_same_paragraph_negatives():
+    exs = list(read_examples(DATA / "squad.json", "squad", negatives="same-paragraph"))
+    truth = {e.question: e.answer for e in exs if e.label}
+    neg = {e.question: e.answer for e in exs if e.label is False}
+    # in the context (lexical support passes), but the answer to another question of the paragraph
+    for q, a in neg.items():
+        assert a in exs[0].contexts[0] and a != truth[q]
+        assert a in {"Wexlow", "1204", "King John", "the county of Wexlow"}
+        assert all(e.metadata == {"negative": "same_paragraph_swap"} for e in exs if e.label is False)
+    # never overlapping the true answer: Wexlow and "the county of Wexlow" are not swapped
+    assert neg["In which county is Brenmoor?"] in {"1204", "King John"}
+    assert neg["Where is the market town of Brenmoor?"] in {"1204", "King John"}
+    # a paragraph with one question has no same-paragraph negative
+    assert "Who founded Halbrook Mills?" not in neg
+    assert len(neg) == 4
+    # deterministic
+    assert exs == list(read_examples(DATA / "squad.json", "squad", negatives="same-paragraph"))
+    only = list(read_examples(DATA / "squad.json", "squad", negatives="none"))
+    assert all(e.label for e in only) and len(only) == 5
+    with pytest.raises(CheckError):
+        list(read_examples(DATA / "squad.json", "squad", negatives="bogus"))
+    with pytest.raises(CheckError):
+        read_examples(DATA / "halueval.json", "halueval", negatives="same-paragraph")
+
+
+def test_cli_eval_squad_same_paragraph():
+    res = CliRunner().invoke(main, ["eval", "faithfulness", str(DATA / "squad.json"), "--format", "squad",
+                                    "--negatives", "same-paragraph", "--semantic", "off", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["negatives"] == "same-paragraph" and out["unsupported"] == 4 and out["supported"] == 5
+    # "Who granted ...?" -> "1204" and "When was ...?" -> "King John" are caught by the answer type
+    assert out["rejected_by_reason"].get("answer_type_mismatch", 0) >= 1
 
 
 def test_read_plain_jsonl():

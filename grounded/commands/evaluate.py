@@ -41,6 +41,7 @@ def eval_group() -> None:
 @eval_group.command("faithfulness")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", required=True, type=click.Choice(["halueval", "wice", "squad", "jsonl"]), help="Format of FILE.")
+@click.option("--negatives", default=None, type=click.Choice(["other-paragraph", "same-paragraph", "none"]), help="SQuAD only: wrong answers from another paragraph (default) or from the same paragraph (in the context, answering another question).")
 @click.option("--threshold", default=None, type=click.FloatRange(0, 1), help="Minimum support score (default: the checker's).")
 @click.option("--semantic", default="borderline", show_default=True, type=click.Choice(["borderline", "all", "off"]), help="When to compute MiniLM similarity.")
 @click.option("--judge", default=None, help="litellm model string of an LLM judge (optional).")
@@ -53,6 +54,7 @@ def eval_group() -> None:
 def faithfulness(
     file: Path,
     fmt: str,
+    negatives: str | None,
     threshold: float | None,
     semantic: str,
     judge: str | None,
@@ -74,6 +76,7 @@ def faithfulness(
         judge_mode=judge_mode,
         judge_cache=judge_cache,
         limit=limit,
+        negatives=negatives,
     )
     if as_json:
         emit_json(summary)
