@@ -4,8 +4,10 @@
 
 Prints, per dataset, balanced accuracy (at the checker's own default threshold), AUROC and F1
 for "unsupported", on the held-out half (the half benchmarks/fit_checker.py did not fit on) and
-on the full dev set; SQuAD (answer-swap negatives) was never used for fitting, so all of it is
-held out. The baseline is content-word overlap (share of the answer's content words found in
+on the full dev set. SQuAD's first half (its human answers, with same-paragraph negatives) was
+fitted on, so for both SQuAD lines the second half is the held-out one (other-paragraph answer
+swaps: the first --squad-limit examples only). "squad-same-paragraph": wrong answers that are another question's answer from the same
+paragraph (in the context, not answering the question). The baseline is content-word overlap (share of the answer's content words found in
 the context) with an ORACLE threshold picked on the very data it is scored on, so it flatters
 the baseline. Throughput is pairs/s of the default checker (no judge) in this process; the
 "generated-style" line checks SQuAD pairs carrying an evidence quote with offsets, as
@@ -26,6 +28,7 @@ DATASETS = [
     ("halueval", "halueval/qa_one-turn_data.json"),
     ("wice", "wice/claim-dev.jsonl"),
     ("squad", "squad/dev-v1.1-part-a.json"),
+    ("squad-same-paragraph", "squad/dev-v1.1-part-a.json"),
 ]
 _WORD = re.compile(r"\w+")
 _STOP = frozenset("a an the of in on at to for by with and or is was are were be it its as from that this which who what".split())
@@ -43,8 +46,6 @@ def overlap(answer: str, context: str) -> float:
 def held_out(fmt: str, examples: list) -> list[int]:
     """Indices of the examples fit_checker.py did not fit on (second half of the labelled ones)."""
     labelled = [i for i, e in enumerate(examples) if e.label is not None]
-    if fmt == "squad":
-        return labelled
     return labelled[len(labelled) // 2 :]
 
 
@@ -69,15 +70,20 @@ def main() -> int:
         if not path.exists():
             print(f"{fmt}: {path} missing, skipped")
             continue
-        examples = list(read_examples(path, fmt))
-        if fmt == "squad":
+        name = fmt
+        if fmt == "squad-same-paragraph":
+            fmt = "squad"
+            examples = list(read_examples(path, fmt, negatives="same-paragraph"))
+        else:
+            examples = list(read_examples(path, fmt))
+        if fmt == "squad" and name == "squad":
             examples = examples[: args.squad_limit]
         claim = fmt == "wice"
         configs = [("default", default_checker(answer_only=claim, question_checks=False))]
         if args.judge:
             configs.append((f"judge {args.judge}", default_checker(answer_only=claim, question_checks=False, judge=args.judge, judge_cache=ROOT / ".cache" / "judge.sqlite")))
-        print(f"{fmt}: {len(examples)} examples ({sum(e.label is None for e in examples)} outside the main metric)")
-        held = set(held_out(fmt, examples))
+        print(f"{name}: {len(examples)} examples ({sum(e.label is None for e in examples)} outside the main metric)")
+        held = set(held_out(name, examples))
         for name, checker in configs:
             verdicts, seconds = run_checker(examples, checker)
             for part, idx in (("held-out", sorted(held)), ("full dev", [i for i, e in enumerate(examples) if e.label is not None])):

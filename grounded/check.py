@@ -8,15 +8,20 @@ pipeline of small checks, each returning reason codes and signals:
              (or in the sources when there is no evidence); number and negation mismatches;
 - `semantic` MiniLM similarity between the answer statement and the closest source sentences;
 - `question` it is a question, it does not contain its own answer, it is about the evidence;
+- `fit`      the answer ANSWERS the question (QAFitCheck, mode "qa" only): its form matches the
+             question's expected type (`answer_type_mismatch`), the question names something
+             specific (`vague_question`), the question's terms occur around the answer in the
+             evidence (`answer_not_near_question_terms`, and the q_near* signals);
 - `judge`    optional LLM judge (claim decomposition + per-claim verdict), cached.
 
-The support signals are combined by a logistic model into a calibrated score in [0, 1]; the
+The signals are combined by a logistic model into a calibrated score in [0, 1]; the
 coefficients below were fitted by `benchmarks/fit_checker.py` on the first half of the HaluEval
-QA dev set (mode "qa": an answer read with its question) and of the WiCE dev set (mode "claim":
-a standalone statement, `answer_only=True`). A pair is kept when its score reaches the threshold
-and no blocking reason (BLOCKING) was raised. Default thresholds (DEFAULT_THRESHOLDS, the best
-balanced accuracy on the fitting half): 0.742 for "qa", 0.399 for "claim"; override with
-`default_checker(threshold=...)` or `grounded check --threshold`.
+QA dev set together with the first half of SQuAD v1.1 (part a) with same-paragraph answer-swap
+negatives (mode "qa": an answer read with its question; QA_FEATURES) and on the first half of the
+WiCE dev set (mode "claim": a standalone statement, `answer_only=True`; FEATURES). A pair is kept
+when its score reaches the threshold and no blocking reason (BLOCKING) was raised. Default
+thresholds (DEFAULT_THRESHOLDS, chosen on the fitting half): 0.536 for "qa", 0.399 for "claim";
+override with `default_checker(threshold=...)` or `grounded check --threshold`.
 
 Unanswerable pairs (kind "unanswerable", or an answer saying the documents do not tell) are
 kept when the answer is a refusal and no source window (up to 3 sentences) holds every content
