@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from grounded.embed import resolve_embedder
 from grounded.errors import CheckError
 from grounded.jsonl import read_jsonl
 from grounded.types import Evidence, QAPair
@@ -466,14 +467,6 @@ def narrowing(figures: Mapping[str, Any], reference: Mapping[str, Any] | None, m
     return {"warning": bool(reasons), "reasons": reasons, "checks": checks}
 
 
-def _resolve_embedder(embedder: Any) -> Any:
-    if embedder is None or embedder is False or embedder == "none":
-        return None
-    if isinstance(embedder, str):
-        from grounded.embed import get_embedder
-
-        return get_embedder(embedder)
-    return embedder
 
 
 def dataset_health(
@@ -498,7 +491,7 @@ def dataset_health(
         qaset = with_universe(data, index=index, chroma_url=chroma_url) if index is not None else data
     else:
         qaset = with_universe(QASet(tuple(data)), index=index, chroma_url=chroma_url) if index is not None else QASet(tuple(data))
-    emb = _resolve_embedder(embedder) if len(qaset) >= 2 else None
+    emb = resolve_embedder(embedder) if len(qaset) >= 2 else None
     figures = metrics(qaset, embedder=emb, seed=seed)
     ref_figures = match = None
     if reference is not None:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from rapidfuzz import fuzz, process
 
+from grounded.embed import resolve_embedder
 from grounded.types import QAPair, Reason, Rejection
 
 BLOCK = 512
@@ -94,7 +95,7 @@ def dedup(
         _greedy(reps, items, dup_of, _fuzzy_matches(texts, near), "near duplicate", "similarity")
 
     alive = [k for k, i in enumerate(reps) if i not in dup_of]
-    emb = _resolve(embedder) if semantic is not None and len(alive) > 1 else None
+    emb = resolve_embedder(embedder) if semantic is not None and len(alive) > 1 else None
     if emb is not None:
         vecs = np.asarray(emb.embed([items[reps[k]].question for k in alive]), dtype=np.float32)
         sub = [reps[k] for k in alive]
@@ -176,11 +177,3 @@ def _earlier(sims: np.ndarray, lo: int, cutoff: float) -> Iterable[tuple[int, li
         yield lo + r, sorted(found[r], key=lambda x: (-x[1], x[0]))
 
 
-def _resolve(embedder: Any) -> Any:
-    if embedder is None or embedder is False or embedder == "none":
-        return None
-    if isinstance(embedder, str):
-        from grounded.embed import get_embedder
-
-        return get_embedder(embedder)
-    return embedder

@@ -254,3 +254,14 @@ def get_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
         f"unknown embedder {name!r}",
         hint="use 'minilm', 'fast', a sentence-transformers folder, or 'litellm:<model>'",
     )
+
+
+def resolve_embedder(embedder: Embedder | str | bool | None) -> Embedder | None:
+    """An Embedder from a name, an instance, or None/False/"none" for no embeddings."""
+    if embedder is None or embedder is False or embedder == "none":
+        return None
+    if isinstance(embedder, str):
+        return get_embedder(embedder)
+    if embedder is True:
+        return get_embedder()
+    return embedder

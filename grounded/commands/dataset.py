@@ -112,7 +112,7 @@ def dedup(qa: Path, out: Path, near: float, semantic: float, embedder: str, as_j
     from grounded.jsonl import JsonlWriter, write_jsonl
 
     pairs = read_pairs_jsonl(qa)
-    kept, removed = run_dedup(pairs, near=near, semantic=semantic, embedder=None if embedder == "none" else embedder)
+    kept, removed = run_dedup(pairs, near=near, semantic=semantic, embedder=embedder)
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "qa.jsonl", (p.to_dict() for p in kept))
     with JsonlWriter(out / "rejected.jsonl") as writer:
@@ -146,7 +146,7 @@ def report(out_dir: Path, reference: Path | None, embedder: str, as_json: bool) 
 
     if not any((out_dir / name).is_file() for name in ("qa.jsonl", "rejected.jsonl", "summary.json")):
         raise CheckError(f"{out_dir} has no qa.jsonl, rejected.jsonl or summary.json", hint="point at a run directory")
-    path = write_report(out_dir, reference=reference, embedder=None if embedder == "none" else embedder)
+    path = write_report(out_dir, reference=reference, embedder=embedder)
     if as_json:
         emit_json({"report": str(path)})
     else:
