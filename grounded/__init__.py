@@ -9,6 +9,7 @@ Heavy stages (embeddings, Chroma, litellm) import on first use, so `import groun
 from __future__ import annotations
 
 import importlib
+import importlib.metadata as _metadata
 from typing import Any
 
 from grounded import offline
@@ -37,7 +38,10 @@ from grounded.types import (
 
 offline.configure()
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("grounded")
+except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
 
 # Public functions, resolved lazily: name -> module that defines it.
 _LAZY = {
