@@ -46,6 +46,10 @@ except _metadata.PackageNotFoundError:  # running from a source tree that was ne
 # Public functions, resolved lazily: name -> module that defines it.
 _LAZY = {
     "load": "grounded.loaders",
+    "register_loader": "grounded.loaders",
+    "from_langchain": "grounded.loaders",
+    "to_langchain": "grounded.loaders",
+    "default_checker": "grounded.check",
     "chunk_document": "grounded.chunking",
     "ingest": "grounded.ingest",
     "open_index": "grounded.index",
@@ -77,12 +81,16 @@ __all__ = [
     "__version__",
     "check",
     "chunk_document",
+    "default_checker",
+    "from_langchain",
     "generate",
     "ingest",
     "load",
     "open_index",
+    "register_loader",
     "run",
     "search",
+    "to_langchain",
 ]
 
 

@@ -9,7 +9,8 @@ def test_exported_members():
         "Block", "CheckError", "Chunk", "ConfigError", "Document", "Evidence", "GroundedError",
         "Hit", "IndexStoreError", "LLMError", "LoaderError", "MissingDependencyError",
         "PromptError", "Provenance", "QAPair", "Reason", "Rejection", "Verdict", "__version__",
-        "check", "chunk_document", "generate", "ingest", "load", "open_index", "run", "search",
+        "check", "chunk_document", "default_checker", "from_langchain", "generate", "ingest", "load",
+        "open_index", "register_loader", "run", "search", "to_langchain",
     }
     assert exported == expected
 
