@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata as _metadata
+import sys
+from types import ModuleType
 from typing import Any
 
 from grounded import offline
@@ -98,7 +100,26 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'grounded' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+class _Package(ModuleType):
+    """Keeps `grounded.ingest` & co. the functions after their same-named submodules import.
+
+    Importing `grounded.ingest` makes Python set the package attribute `ingest` to the module,
+    which would turn `grounded.ingest(...)` into "module is not callable" depending on what
+    happened to be imported first.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, ModuleType) and _LAZY.get(name) == f"{__name__}.{name}":
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __dir__() -> list[str]:

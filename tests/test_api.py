@@ -35,3 +35,15 @@ def test_qapair_round_trips_through_dict():
         chunk_ids=("d:0-5",), provenance=grounded.Provenance(model="m", prompt="p"), verdict=verdict,
     )
     assert grounded.QAPair.from_dict(pair.to_dict()) == pair
+
+
+def test_functions_survive_their_submodules_being_imported():
+    import grounded.check  # noqa: F401 - the point: these imports must not shadow the functions
+    import grounded.generate  # noqa: F401
+    import grounded.ingest  # noqa: F401
+    from grounded.check import check
+    from grounded.generate import generate
+    from grounded.ingest import ingest
+
+    assert grounded.ingest is ingest and grounded.generate is generate and grounded.check is check
+    assert grounded.ingest is ingest  # twice: the first access caches
