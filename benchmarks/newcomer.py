@@ -40,17 +40,16 @@ if "pip" not in _argv:
             return ipaddress.ip_address(host).is_loopback
         except ValueError:
             return False
-    def connect(self, address):
+    def _refuse_remote(address):
         if not _local(address):
             with open(os.environ["NEWCOMER_BLOCKED_LOG"], "a") as fh:
                 fh.write(f"{_argv}: {address!r}\n")
             raise OSError(f"newcomer test: network blocked ({address!r})")
+    def connect(self, address):
+        _refuse_remote(address)
         return _connect(self, address)
     def connect_ex(self, address):
-        if not _local(address):
-            with open(os.environ["NEWCOMER_BLOCKED_LOG"], "a") as fh:
-                fh.write(f"{_argv}: {address!r}\n")
-            raise OSError(f"newcomer test: network blocked ({address!r})")
+        _refuse_remote(address)
         return _connect_ex(self, address)
     socket.socket.connect = connect
     socket.socket.connect_ex = connect_ex

@@ -12,10 +12,12 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from grounded.jsonl import read_jsonl
 from grounded.types import QAPair
+
+T = TypeVar("T")
 
 MAX_EXAMPLES = 8
 MAX_DOC_BARS = 40
@@ -277,14 +279,7 @@ def _spread_examples(pairs: Sequence[QAPair], k: int) -> list[QAPair]:
     by_doc: dict[str, list[QAPair]] = {}
     for pair in pairs:
         by_doc.setdefault(pair.doc_ids[0] if pair.doc_ids else "", []).append(pair)
-    picked: list[QAPair] = []
-    depth = 0
-    while len(picked) < k and any(len(v) > depth for v in by_doc.values()):
-        for group in by_doc.values():
-            if len(group) > depth and len(picked) < k:
-                picked.append(group[depth])
-        depth += 1
-    return picked
+    return _round_robin(by_doc, k)
 
 
 def _pick_rejections(rows: Sequence[Mapping[str, Any]], k: int) -> list[Mapping[str, Any]]:
@@ -293,12 +288,17 @@ def _pick_rejections(rows: Sequence[Mapping[str, Any]], k: int) -> list[Mapping[
     for row in rows:
         code = str(((row.get("reasons") or [{}])[0]).get("code", "unknown"))
         by_code.setdefault(code, []).append(row)
-    picked: list[Mapping[str, Any]] = []
+    return _round_robin(by_code, k)
+
+
+def _round_robin(groups: Mapping[str, list[T]], k: int) -> list[T]:
+    """Up to k items: the first of each group, then the second of each, and so on."""
+    picked: list[T] = []
     depth = 0
-    while len(picked) < k and any(len(v) > depth for v in by_code.values()):
-        for rows_ in by_code.values():
-            if len(rows_) > depth and len(picked) < k:
-                picked.append(rows_[depth])
+    while len(picked) < k and any(len(v) > depth for v in groups.values()):
+        for group in groups.values():
+            if len(group) > depth and len(picked) < k:
+                picked.append(group[depth])
         depth += 1
     return picked
 
