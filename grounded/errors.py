@@ -50,6 +50,18 @@ class LLMError(GroundedError):
     exit_code = 5
 
 
+class LLMFatalError(LLMError):
+    """A call that no retry can fix (bad key, unknown model, refused request): stop the run. Exit 5."""
+
+
+class LocalModelCrashed(LLMFatalError):
+    """The local model's worker process died (a native crash, killed, out of memory). Exit 5."""
+
+
+class OutputLockedError(GroundedError):
+    """Another grounded process is writing to the same output folder. Exit 1."""
+
+
 class CheckError(GroundedError):
     """Input to the checker or an eval cannot be read."""
 
