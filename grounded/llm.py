@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from grounded import offline
-from grounded.errors import ConfigError, LLMError
+from grounded.errors import ConfigError, LLMError, LLMFatalError
 
 DEFAULT_LOCAL_MODEL = "grounded-local/smollm2"
 LOCAL_PROVIDER = "grounded-local"
@@ -231,6 +231,18 @@ def _retryable() -> tuple[type[BaseException], ...]:
     )
 
 
+def fatal_cause(exc: BaseException) -> LLMFatalError | None:
+    """The `LLMFatalError` behind an exception, through litellm's wrapping of custom providers."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, LLMFatalError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _retry_after(exc: BaseException) -> float | None:
     """Seconds a 429 asked us to wait, when the provider said so."""
     response = getattr(exc, "response", None)
@@ -414,6 +426,12 @@ class LLM:
             await self.limiter.acquire(estimate)
             try:
                 completion = await self._call_once(messages, params, response_format, key)
+            except Exception as exc:
+                fatal = fatal_cause(exc)
+                if fatal is None or fatal is exc:
+                    raise
+                self.stats.failures += 1
+                raise fatal from exc
             except retryable as exc:
                 if attempt >= self.max_retries:
                     self.stats.failures += 1
