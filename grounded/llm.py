@@ -426,12 +426,6 @@ class LLM:
             await self.limiter.acquire(estimate)
             try:
                 completion = await self._call_once(messages, params, response_format, key)
-            except Exception as exc:
-                fatal = fatal_cause(exc)
-                if fatal is None or fatal is exc:
-                    raise
-                self.stats.failures += 1
-                raise fatal from exc
             except retryable as exc:
                 if attempt >= self.max_retries:
                     self.stats.failures += 1
@@ -478,16 +472,22 @@ class LLM:
             kwargs["response_format"] = dict(response_format)
         started = time.monotonic()
         # litellm's own retries are off: ours are counted, jittered and cache-aware.
-        response = await asyncio.wait_for(
-            litellm.acompletion(
-                model=self.model,
-                messages=[dict(m) for m in messages],
+        try:
+            response = await asyncio.wait_for(
+                litellm.acompletion(
+                    model=self.model,
+                    messages=[dict(m) for m in messages],
+                    timeout=self.timeout,
+                    num_retries=0,
+                    **kwargs,
+                ),
                 timeout=self.timeout,
-                num_retries=0,
-                **kwargs,
-            ),
-            timeout=self.timeout,
-        )
+            )
+        except Exception as exc:
+            fatal = fatal_cause(exc)
+            if fatal is not None and fatal is not exc:
+                raise fatal from exc  # e.g. the local model's crash, wrapped by litellm
+            raise
         latency = time.monotonic() - started
         choice = response.choices[0]
         text = getattr(choice.message, "content", None) or ""
