@@ -127,19 +127,27 @@ def read_squad(path: str | Path) -> QASet:
     return QASet(tuple(pairs), name=str(p), documents=tuple(documents), chunks_total=chunks_total)
 
 
+def parse_row(row: Mapping[str, Any], *, where: str) -> QAPair:
+    """A QAPair from one JSONL row of any documented shape; CheckError names the row and field."""
+    if "question" not in row:
+        raise CheckError(f"{where}: row has no 'question' field")
+    try:
+        return QAPair.from_dict(row)
+    except (TypeError, ValueError) as exc:
+        raise CheckError(f"{where}: {exc}") from exc
+
+
 def read_pairs_jsonl(path: str | Path) -> list[QAPair]:
-    """Read canonical QA JSONL (`QAPair.to_dict()` rows) or plain rows with question/answer."""
-    pairs = []
-    for i, row in enumerate(read_jsonl(path), 1):
-        if "question" not in row:
-            raise CheckError(f"{path}:{i}: row has no 'question' field")
-        row = dict(row)
-        row["question"] = str(row["question"])
-        row["answer"] = str(row.get("answer") or "")
-        if isinstance(row.get("context"), str) and not row.get("contexts"):
-            row["contexts"] = [row["context"]]
-        pairs.append(QAPair.from_dict(row))
-    return pairs
+    """Read canonical QA JSONL (`QAPair.to_dict()` rows) or plain rows (see `QAPair.from_dict`)."""
+    return [parse_row(row, where=f"{path}:{i}") for i, row in enumerate(read_jsonl(path), 1)]
+
+
+def read_pairs(path: str | Path, *, format: str | None = None) -> list[QAPair]:
+    """Pairs from QA JSONL or SQuAD JSON (format guessed when None), without the document universe."""
+    fmt = format or detect_format(path)
+    if fmt == "squad":
+        return list(read_squad(path).pairs)
+    return read_pairs_jsonl(path)
 
 
 def detect_format(path: str | Path) -> str:

@@ -195,12 +195,15 @@ def evaluate_file(
     limit: int | None = None,
     checker: Any = None,
     negatives: str | None = None,
+    question_checks: bool = True,
 ) -> dict[str, Any]:
     """Read a benchmark file and evaluate the (default) checker.
 
-    The question checks that judge our own generated questions (not_a_question, ...) are off;
-    the question-answer fit checks (answer type, question terms near the answer) run whenever
-    the examples have questions. negatives: SQuAD negative mode (readers.SQUAD_NEGATIVES).
+    Examples with questions are checked as `grounded check` checks QA pairs (question checks and
+    question-answer fit checks on); a file without questions (WiCE claims) as standalone claims.
+    question_checks=False turns off not_a_question, answer_in_question and
+    question_not_about_evidence (benchmarks/bench_faithfulness.py's setting, for questions that
+    are not ours). negatives: SQuAD negative mode (readers.SQUAD_NEGATIVES).
     """
     from itertools import islice
 
@@ -218,10 +221,11 @@ def evaluate_file(
             judge_mode=judge_mode,
             judge_cache=judge_cache,
             answer_only=fmt == "wice" or not any(ex.question.strip() for ex in examples),
-            question_checks=False,
+            question_checks=question_checks,
         )
     result = evaluate(examples, checker, threshold=threshold)
     out = {"file": str(path), "format": fmt, **result.summary}
+    out["question_checks"] = question_checks
     if negatives is not None:
         out["negatives"] = negatives
     return out

@@ -125,10 +125,11 @@ class Provenance:
     call_id: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    cost: float = 0.0
+    cost: float = 0.0  # this row's share of its call's cost (tokens likewise)
     created: str = ""
     grounded_version: str = ""
     language: str = ""
+    call_cost: float = 0.0  # the whole call's cost, shared by every row it produced
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,17 +158,31 @@ class QAPair:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> QAPair:
-        known = {f.name for f in fields(cls)}
-        kw: dict[str, Any] = {k: v for k, v in data.items() if k in known}
-        kw["evidence"] = tuple(_evidence_from(e) for e in data.get("evidence") or ())
-        for key in ("doc_ids", "chunk_ids", "contexts"):
-            kw[key] = tuple(data.get(key) or ())
-        prov = data.get("provenance") or {}
-        pknown = {f.name for f in fields(Provenance)}
-        kw["provenance"] = Provenance(**{k: v for k, v in prov.items() if k in pknown})
-        kw["verdict"] = verdict_from_dict(data["verdict"]) if data.get("verdict") else None
-        kw["metadata"] = dict(data.get("metadata") or {})
-        kw.setdefault("id", QAPair.make_id(str(kw.get("question", "")), str(kw.get("answer", ""))))
+        """A pair from a canonical row (`to_dict()`) or a foreign one; ValueError names a bad field.
+
+        Accepted besides the canonical fields: `context` (a string or a list) for `contexts`;
+        `evidence` as a list of objects (any of doc_id, chunk_id, start, end, text, quote,
+        score), a list of strings, a single string or a single object; `answer` as a list
+        (SQuAD-style answers: the first one) or `answers` instead of `answer`.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        kw: dict[str, Any] = {}
+        kw["question"] = _text(data.get("question"), "question")
+        kw["answer"] = _answer_of(data)
+        kw["evidence"] = tuple(_evidence_from(e) for e in _items(data.get("evidence"), "evidence"))
+        contexts = data.get("contexts") if data.get("contexts") is not None else data.get("context")
+        kw["contexts"] = _texts(contexts, "contexts")
+        kw["doc_ids"] = _texts(data.get("doc_ids"), "doc_ids")
+        kw["chunk_ids"] = _texts(data.get("chunk_ids"), "chunk_ids")
+        for key in ("kind", "origin"):
+            if data.get(key) is not None:
+                kw[key] = _text(data[key], key)
+        kw["provenance"] = _provenance_from(data.get("provenance"))
+        verdict = data.get("verdict")
+        kw["verdict"] = verdict_from_dict(_mapping(verdict, "verdict")) if verdict else None
+        kw["metadata"] = dict(_mapping(data.get("metadata"), "metadata"))
+        kw["id"] = _text(data.get("id"), "id") or QAPair.make_id(kw["question"], kw["answer"])
         return cls(**kw)
 
 
@@ -186,17 +201,112 @@ class Rejection:
         return to_jsonable(self)
 
 
-def _evidence_from(data: Mapping[str, Any]) -> Evidence:
-    known = {f.name for f in fields(Evidence)}
-    return Evidence(**{k: v for k, v in data.items() if k in known})
+def _text(value: Any, key: str) -> str:
+    """A scalar field as text (None -> "")."""
+    if value is None:
+        return ""
+    if isinstance(value, (Mapping, list, tuple)):
+        raise ValueError(f"{key} must be a string, got {type(value).__name__}")
+    return str(value)
+
+
+def _texts(value: Any, key: str) -> tuple[str, ...]:
+    """A string or a list of strings as a tuple (None -> ())."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, (list, tuple)):
+        return tuple(_text(v, key) for v in value if v is not None)
+    return (_text(value, key),)
+
+
+def _items(value: Any, key: str) -> list[Any]:
+    """A list, or a single item as a one-item list (None or "" -> [])."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, (str, Mapping)):
+        return [value]
+    raise ValueError(f"{key} must be a list, a string or an object, got {type(value).__name__}")
+
+
+def _mapping(value: Any, key: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{key} must be an object, got {type(value).__name__}")
+    return value
+
+
+def _answer_of(data: Mapping[str, Any]) -> str:
+    """The answer; from SQuAD-style lists (`[{"text": ...}]`, `{"text": [...]}`) the first one."""
+    value = data.get("answer") if "answer" in data else data.get("answers")
+    if isinstance(value, Mapping):  # Hugging Face squad: {"text": [...], "answer_start": [...]}
+        value = value.get("text")
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else ""
+        if isinstance(value, Mapping):
+            value = value.get("text")
+    return _text(value, "answer")
+
+
+def _number(value: Any, key: str, kind: type) -> Any:
+    try:
+        return kind(value if value is not None else 0)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a number, got {value!r}") from None
+
+
+def _evidence_from(item: Any) -> Evidence:
+    """Evidence from an object (missing fields default) or a bare quote string."""
+    if isinstance(item, str):
+        return Evidence(doc_id="", chunk_id="", start=0, end=0, text=item, score=0.0, quote=item)
+    if not isinstance(item, Mapping):
+        raise ValueError(f"evidence items must be strings or objects, got {type(item).__name__}")
+    text = _text(item.get("text"), "evidence text") or _text(item.get("quote"), "evidence quote")
+    return Evidence(
+        doc_id=_text(item.get("doc_id"), "evidence doc_id"),
+        chunk_id=_text(item.get("chunk_id"), "evidence chunk_id"),
+        start=_number(item.get("start"), "evidence start", int),
+        end=_number(item.get("end"), "evidence end", int),
+        text=text,
+        score=_number(item.get("score"), "evidence score", float),
+        quote=_text(item.get("quote"), "evidence quote"),
+    )
+
+
+def _provenance_from(value: Any) -> Provenance:
+    known = {f.name: f for f in fields(Provenance)}
+    prov = _mapping(value, "provenance")
+    kw = {k: v for k, v in prov.items() if k in known}
+    try:
+        return Provenance(**kw)
+    except TypeError as exc:
+        raise ValueError(f"provenance: {exc}") from exc
+
+
+def _truth(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "supported")
+    return bool(value)
 
 
 def verdict_from_dict(data: Mapping[str, Any]) -> Verdict:
+    """A Verdict from its `to_dict()` form; reasons may be codes or {code, message} objects."""
+    if "supported" not in data:
+        raise ValueError("verdict needs 'supported'")
+    reasons = []
+    for r in _items(data.get("reasons"), "verdict reasons"):
+        if isinstance(r, str):
+            reasons.append(Reason(r))
+        else:
+            r = _mapping(r, "verdict reason")
+            reasons.append(Reason(_text(r.get("code"), "reason code"), _text(r.get("message"), "reason message")))
     return Verdict(
-        supported=bool(data["supported"]),
-        score=float(data.get("score", 0.0)),
-        reasons=tuple(Reason(**r) for r in data.get("reasons") or ()),
-        signals=dict(data.get("signals") or {}),
+        supported=_truth(data["supported"]),
+        score=_number(data.get("score"), "verdict score", float),
+        reasons=tuple(reasons),
+        signals=dict(_mapping(data.get("signals"), "verdict signals")),
     )
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
 import pytest
 from click.testing import CliRunner
 
 from grounded.cli import main
-from grounded.config import load_settings
+from grounded.config import command_table, load_settings, option_keys
 from grounded.errors import ConfigError
 
 
@@ -15,9 +18,9 @@ def test_top_level_and_section_keys_map_to_commands(tmp_path):
     cfg = tmp_path / "grounded.toml"
     cfg.write_text('model = "openai/gpt-4o-mini"\nchunk_tokens = 128\n[generate]\nn = 7\n')
     dm = load_settings(cfg)
-    assert dm["generate"] == {"model": "openai/gpt-4o-mini", "chunk_tokens": 128, "n": 7}
-    assert dm["run"]["n"] == 7
-    assert "n" not in dm["ingest"]
+    assert dm["generate"] == {"model": "openai/gpt-4o-mini", "n": 7}  # generate has no --chunk-tokens
+    assert dm["run"]["n"] == 7 and dm["run"]["chunk_tokens"] == 128
+    assert dm["ingest"] == {"chunk_tokens": 128}
 
 
 def test_unknown_key_names_file_and_key(tmp_path):
@@ -68,3 +71,71 @@ def test_bad_config_is_one_line_error(tmp_path, probe_command, monkeypatch):
     result = CliRunner().invoke(main, ["generate"])
     assert result.exit_code == 2
     assert "bogus" in result.output and "Traceback" not in result.output
+
+
+def test_keys_are_the_option_names_of_every_command(tmp_path):
+    """Each option of each command, set to its own default in its section, is accepted (no hand list)."""
+    cfg = tmp_path / "grounded.toml"
+    checked = 0
+    for path, cmd in command_table().items():
+        section = ".".join(path)
+        for key, param in option_keys(cmd).items():
+            if not isinstance(param.default, (str, int, float)) or param.multiple:
+                continue
+            value = param.default
+            cfg.write_text(f"[{section}]\n{key} = {json.dumps(value)}\n")
+            node = load_settings(cfg)
+            for name in path:
+                node = node[name]
+            assert node[param.name] == param.type_cast_value(click.Context(cmd), value), (section, key)
+            checked += 1
+    assert checked > 40
+
+
+def test_generate_settings_the_readme_names(tmp_path):
+    cfg = tmp_path / "grounded.toml"
+    cfg.write_text('api_base = "http://127.0.0.1:8080/v1"\n[generate]\ntemperature = 0.2\n'
+                   'response_format = "json_object"\nno_check = true\n[eval.dataset]\nembedder = "none"\n')
+    dm = load_settings(cfg)
+    assert dm["generate"] == {"api_base": "http://127.0.0.1:8080/v1", "temperature": 0.2,
+                              "response_format": "json_object", "no_check": True}
+    assert dm["run"]["api_base"] == "http://127.0.0.1:8080/v1"
+    assert dm["eval"]["dataset"] == {"embedder": "none"}
+
+
+def test_cli_accepts_api_base_temperature_and_response_format(tmp_path, monkeypatch):
+    (tmp_path / "grounded.toml").write_text(
+        'api_base = "http://127.0.0.1:8080/v1"\n[generate]\ntemperature = 0.2\nresponse_format = "json_object"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(main, ["generate", "--help"])
+    assert res.exit_code == 0, res.output
+    assert "default: json_object" in " ".join(res.output.split())
+    res = CliRunner().invoke(main, ["generate", "--index", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
+    assert "grounded.toml" not in res.output and res.exit_code != 2, res.output
+
+
+def test_cli_settings_reach_eval_subcommands(tmp_path, monkeypatch):
+    data = Path(__file__).parent / "data" / "check" / "plain.jsonl"
+    (tmp_path / "grounded.toml").write_text("[eval.faithfulness]\nquestion_checks = false\nsemantic = 'off'\n")
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(main, ["eval", "faithfulness", str(data), "--format", "jsonl", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["question_checks"] is False
+
+
+@pytest.mark.parametrize(
+    "body,needle",
+    [
+        ("[generate]\ntemperature = 5\n", "[generate] temperature"),
+        ("[generate]\nresponse_format = 'xml'\n", "response_format"),
+        ("[eval.faithfulness]\nsweeps = true\n", "[eval.faithfulness] sweeps: unknown key"),
+        ("[eval.nope]\nx = 1\n", "unknown section [eval.nope]"),
+        ("model = ['a', 'b']\n", "model: expected one value"),
+    ],
+)
+def test_bad_settings_name_the_file_and_key(tmp_path, monkeypatch, body, needle):
+    (tmp_path / "grounded.toml").write_text(body)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(main, ["search", "x", "--index", str(tmp_path)])
+    assert res.exit_code == 2 and "grounded.toml" in res.output and needle in res.output, res.output

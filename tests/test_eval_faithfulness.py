@@ -186,10 +186,47 @@ def test_cli_check_splits_kept_and_rejected(tmp_path):
     assert all(r["stage"] == "check" and r["reasons"] and r["pair"]["question"] for r in rejected)
 
 
-def test_cli_check_needs_context_or_index(tmp_path):
-    qa = _write(tmp_path / "qa.jsonl", [{"question": "Q?", "answer": "A"}])
-    res = CliRunner().invoke(main, ["check", str(qa), "--out", str(tmp_path / "o"), "--semantic", "off"])
-    assert res.exit_code != 0 and "--index" in res.output
+def test_cli_check_rejects_a_row_without_context_and_says_to_pass_index(tmp_path):
+    qa = _write(tmp_path / "qa.jsonl", [{"question": "Q?", "answer": "A"}, {"question": "Q?", "answer": "A", "evidence": ["a quote"]}])
+    res = CliRunner().invoke(main, ["check", str(qa), "--out", str(tmp_path / "o"), "--semantic", "off", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["rejected_by_reason"] == {"no_sources": 2}
+    rejected = [json.loads(line) for line in (tmp_path / "o" / "rejected.jsonl").read_text().splitlines()]
+    assert "--index" in rejected[1]["reasons"][0]["message"]
+
+
+# Labelled rows whose questions `check` rejects (not a question, answer in the question, about
+# something else) besides plain answer-support failures: eval must count them the same way.
+QUESTION_ROWS = [
+    {"question": "The Corbin Bridge opened in 1967.", "answer": "1967", "label": False},
+    {"question": "Did the Corbin Bridge open in 1967?", "answer": "1967", "label": False},
+    {"question": "Tell me the year the Corbin Bridge opened", "answer": "1967", "label": False},
+    {"question": "What is the capital of Peru?", "answer": "412 metres", "label": False},
+    {"question": "How long is the Corbin Bridge, which spans 412 metres?", "answer": "412 metres", "label": False},
+    {"question": "Which estuary is 412 metres across.", "answer": "Ashby", "label": False},
+    {"question": "When did the Corbin Bridge open?", "answer": "1971", "label": False},
+    {"question": "When did the Corbin Bridge open?", "answer": "1967", "label": True},
+    {"question": "How long is the Corbin Bridge?", "answer": "412 metres", "label": True},
+]
+
+
+def test_eval_faithfulness_jsonl_scores_like_check(tmp_path):
+    rows = [{**r, "context": PASSAGE} for r in QUESTION_ROWS]
+    qa = _write(tmp_path / "qa.jsonl", rows)
+    res = CliRunner().invoke(main, ["check", str(qa), "--out", str(tmp_path / "o"), "--semantic", "off", "--json"])
+    assert res.exit_code == 0, res.output
+    rejected = {json.loads(line)["pair"]["question"] + "|" + json.loads(line)["pair"]["answer"]
+                for line in (tmp_path / "o" / "rejected.jsonl").read_text().splitlines()}
+    caught = sum(f"{r['question']}|{r['answer']}" in rejected for r in rows if not r["label"])
+    false_alarms = sum(f"{r['question']}|{r['answer']}" in rejected for r in rows if r["label"])
+    res = CliRunner().invoke(main, ["eval", "faithfulness", str(qa), "--format", "jsonl", "--semantic", "off", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert (out["confusion"]["tp"], out["confusion"]["fp"]) == (caught, false_alarms)
+    assert out["question_checks"] is True and caught >= 5
+    res = CliRunner().invoke(main, ["eval", "faithfulness", str(qa), "--format", "jsonl", "--semantic", "off",
+                                    "--no-question-checks", "--json"])
+    assert json.loads(res.output)["confusion"]["tp"] < caught
 
 
 def test_cli_check_threshold_flag(tmp_path):

@@ -104,14 +104,14 @@ def eval_dataset(
 @json_option
 @handle_errors
 def dedup(qa: Path, out: Path, near: float, semantic: float, embedder: str, as_json: bool) -> None:
-    """Remove duplicate questions from QA, keeping the best-supported copy of each."""
+    """Remove duplicate questions from QA (JSONL or SQuAD JSON), keeping the best-supported copy of each."""
     from collections import Counter
 
     from grounded.dedup import dedup as run_dedup
-    from grounded.eval.dataset import read_pairs_jsonl
+    from grounded.eval.dataset import read_pairs
     from grounded.jsonl import JsonlWriter, write_jsonl
 
-    pairs = read_pairs_jsonl(qa)
+    pairs = read_pairs(qa)
     kept, removed = run_dedup(pairs, near=near, semantic=semantic, embedder=embedder)
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "qa.jsonl", (p.to_dict() for p in kept))
@@ -163,12 +163,12 @@ def report(out_dir: Path, reference: Path | None, embedder: str, as_json: bool) 
 @json_option
 @handle_errors
 def export(qa: Path, fmt: str, out: Path, index: Path | None, system: str | None, with_context: bool, as_json: bool) -> None:
-    """Write QA (canonical JSONL) as CSV, Hugging Face datasets, Parquet, OpenAI, Ragas or DeepEval data."""
-    from grounded.eval.dataset import read_pairs_jsonl
+    """Write QA (JSONL rows or SQuAD JSON) as CSV, Hugging Face datasets, Parquet, OpenAI, Ragas or DeepEval data."""
+    from grounded.eval.dataset import read_pairs
     from grounded.export import DEFAULT_SYSTEM, chunks_from_index, run_index
     from grounded.export import export as run_export
 
-    pairs = read_pairs_jsonl(qa)
+    pairs = read_pairs(qa)
     source = index or run_index(qa)
     chunks = chunks_from_index(pairs, source) if source is not None else {}
     n = run_export(pairs, out, format=fmt, chunks=chunks, system=system or DEFAULT_SYSTEM, with_context=with_context)

@@ -48,6 +48,7 @@ def eval_group() -> None:
 @click.option("--judge-mode", default="borderline", show_default=True, type=click.Choice(["borderline", "all"]))
 @click.option("--judge-cache", default=None, type=click.Path(dir_okay=False), help="SQLite cache of judge calls (default: $XDG_CACHE_HOME/grounded/judge.sqlite).")
 @click.option("--limit", default=None, type=click.IntRange(min=1), help="Use only the first N examples.")
+@click.option("--question-checks/--no-question-checks", default=True, show_default=True, help="Check questions as `grounded check` does (off: answer support and fit only, as benchmarks/bench_faithfulness.py measures).")
 @click.option("--sweep", "show_sweep", is_flag=True, help="Print the threshold sweep too.")
 @json_option
 @handle_errors
@@ -61,6 +62,7 @@ def faithfulness(
     judge_mode: str,
     judge_cache: str | None,
     limit: int | None,
+    question_checks: bool,
     show_sweep: bool,
     as_json: bool,
 ) -> None:
@@ -77,6 +79,7 @@ def faithfulness(
         judge_cache=judge_cache,
         limit=limit,
         negatives=negatives,
+        question_checks=question_checks,
     )
     if as_json:
         emit_json(summary)
