@@ -216,6 +216,10 @@ def _litellm() -> Any:
     return litellm
 
 
+class EmptyReplyError(Exception):
+    """A 200 reply without a usable choice (empty `choices`): the server misbehaved, retry."""
+
+
 def _retryable() -> tuple[type[BaseException], ...]:
     litellm = _litellm()
 
@@ -228,19 +232,28 @@ def _retryable() -> tuple[type[BaseException], ...]:
         asyncio.TimeoutError,
         TimeoutError,
         ConnectionError,
+        EmptyReplyError,
     )
 
 
-def fatal_cause(exc: BaseException) -> LLMFatalError | None:
-    """The `LLMFatalError` behind an exception, through litellm's wrapping of custom providers."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, LLMFatalError):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
+def _fatal(exc: BaseException) -> bool:
+    """True for refusals no retry can fix: bad key, no access, unknown model, a refused request."""
+    litellm = _litellm()
+    if isinstance(exc, litellm.ContextWindowExceededError):
+        return False  # this prompt is too long; other calls may fit
+    fatal = (
+        litellm.AuthenticationError,
+        litellm.PermissionDeniedError,
+        litellm.NotFoundError,
+        litellm.BadRequestError,  # includes ContentPolicyViolationError
+        litellm.UnprocessableEntityError,
+    )
+    return isinstance(exc, fatal) or _status(exc) in (400, 401, 403, 404, 422)
+
+
+def _status(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    return status if isinstance(status, int) else None
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -343,6 +356,8 @@ class LLM:
         self._sem: asyncio.Semaphore | None = None
         self._sem_loop: asyncio.AbstractEventLoop | None = None
         self._inflight: dict[str, asyncio.Future[Completion]] = {}
+        # Set by the first refusal no retry can fix; later calls fail at once without a request.
+        self._fatal_error: LLMFatalError | None = None
         ensure_provider(model)
 
     def key(
@@ -386,6 +401,8 @@ class LLM:
             self.stats.cached_calls += 1
             done = await asyncio.shield(pending)
             return Completion(**{**asdict(done), "cached": True})
+        if self._fatal_error is not None:
+            raise self._fatal_error
         future: asyncio.Future[Completion] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
@@ -426,12 +443,22 @@ class LLM:
             await self.limiter.acquire(estimate)
             try:
                 completion = await self._call_once(messages, params, response_format, key)
-            except retryable as exc:
+            except LLMError as exc:  # e.g. the local model crashed (unwrapped by _call_once)
+                self.stats.failures += 1
+                if isinstance(exc, LLMFatalError):
+                    self._fatal_error = exc
+                raise
+            except Exception as exc:  # noqa: BLE001 - classified below, raised as LLMError
+                if _fatal(exc):
+                    self.stats.failures += 1
+                    self._fatal_error = self._fatal_message(exc)
+                    raise self._fatal_error from exc
+                if not isinstance(exc, retryable):
+                    self.stats.failures += 1
+                    raise LLMError(f"{self.model}: {type(exc).__name__}: {_short(exc)}") from exc
                 if attempt >= self.max_retries:
                     self.stats.failures += 1
-                    raise LLMError(
-                        f"{self.model}: {type(exc).__name__} after {attempt + 1} attempts: {_short(exc)}"
-                    ) from exc
+                    raise self._transient_message(exc, attempt + 1) from exc
                 delay = min(self.max_backoff, self.backoff * 2**attempt)
                 delay *= 0.5 + random.random()  # full-ish jitter so retries do not stampede
                 hinted = _retry_after(exc)
@@ -441,12 +468,6 @@ class LLM:
                 self.stats.retries += 1
                 await asyncio.sleep(delay)
                 continue
-            except LLMError:
-                self.stats.failures += 1
-                raise
-            except Exception as exc:  # noqa: BLE001 - auth errors, bad requests: not worth a retry
-                self.stats.failures += 1
-                raise LLMError(f"{self.model}: {type(exc).__name__}: {_short(exc)}") from exc
             if self.cache is not None:
                 self.cache.put(key, completion)
             self.stats.calls += 1
@@ -454,6 +475,56 @@ class LLM:
             self.stats.prompt_tokens += completion.prompt_tokens
             self.stats.completion_tokens += completion.completion_tokens
             return completion
+
+    def _transient_message(self, exc: BaseException, attempts: int) -> LLMError:
+        """A call that kept failing for a reason that may pass: rerun to retry."""
+        litellm = _litellm()
+        tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+        where = self.params.get("api_base")
+        if isinstance(exc, (litellm.Timeout, asyncio.TimeoutError, TimeoutError)):
+            what = f"timed out after {self.timeout:g} s"
+            hint = "rerun to retry; --timeout allows slower calls"
+        elif isinstance(exc, litellm.RateLimitError):
+            what = f"rate limited (429): {_short(exc, 160)}"
+            hint = "rerun later, or set --rpm/--tpm below your provider's limits"
+        elif isinstance(exc, EmptyReplyError):
+            what = str(exc)
+            hint = "rerun to retry"
+        elif isinstance(exc, (litellm.APIConnectionError, ConnectionError)) and not _status(exc):
+            what = f"cannot connect{f' to {where}' if where else ''}: {_short(exc, 160)}"
+            hint = "check that the server is running, then rerun to retry"
+        else:
+            status = _status(exc)
+            what = f"server error{f' {status}' if status else ''}: {_short(exc, 160)}"
+            hint = "rerun to retry"
+        return LLMError(f"{self.model}: {what} ({type(exc).__name__}, {tries})", hint=hint)
+
+    def _fatal_message(self, exc: BaseException) -> LLMFatalError:
+        """One line naming the model, the status and what to change."""
+        litellm = _litellm()
+        status = _status(exc)
+        code = f"{status} {type(exc).__name__}" if status else type(exc).__name__
+        detail = f"({code}: {_short(exc, 200)})"
+        where = self.params.get("api_base")
+        key_env = _key_env(self.model)
+        if isinstance(exc, litellm.AuthenticationError) or status == 401:
+            what = "the API key was refused"
+            hint = f"check {key_env}" + (f" (the key {where} expects)" if where else "")
+        elif isinstance(exc, litellm.PermissionDeniedError) or status == 403:
+            what = "access to this model was denied"
+            hint = f"check that the key in {key_env} may use this model"
+        elif isinstance(exc, litellm.NotFoundError) or status == 404:
+            what = "unknown model"
+            hint = "check the model name (--model, e.g. openai/gpt-4o-mini)"
+            if where:
+                hint += f" and --api-base {where} (usually ends in /v1)"
+        elif isinstance(exc, litellm.ContentPolicyViolationError):
+            what = "the provider refused the request (content policy)"
+            hint = "use another model or prompt for these documents"
+        else:
+            what = "the request was refused"
+            hint = "check the model name and its options; --response-format none if the server rejects the reply schema"
+        return LLMFatalError(f"{self.model}: {what} {detail}; stopping, no retry can fix this", hint=hint)
 
     async def _call_once(
         self,
@@ -489,7 +560,10 @@ class LLM:
                 raise fatal from exc  # e.g. the local model's crash, wrapped by litellm
             raise
         latency = time.monotonic() - started
-        choice = response.choices[0]
+        choices = getattr(response, "choices", None)
+        if not choices:
+            raise EmptyReplyError("the server replied with no choices")
+        choice = choices[0]
         text = getattr(choice.message, "content", None) or ""
         usage = getattr(response, "usage", None)
         pt = int(getattr(usage, "prompt_tokens", 0) or 0)
@@ -522,6 +596,24 @@ def _cost(model: str, response: Any, prompt_tokens: int, completion_tokens: int)
 def _short(exc: BaseException, limit: int = 300) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def fatal_cause(exc: BaseException) -> LLMFatalError | None:
+    """The `LLMFatalError` behind an exception, through litellm's wrapping of custom providers."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, LLMFatalError):
+            return current
+        seen.add(id(current))
+        current = getattr(current, "original_exception", None) or current.__cause__ or current.__context__
+    return None
+
+
+def _key_env(model: str) -> str:
+    """The environment variable that holds the key for a litellm model string."""
+    provider = model.split("/", 1)[0] if "/" in model else "openai"
+    return f"{provider.upper().replace('-', '_')}_API_KEY"
 
 
 # --- structured output -------------------------------------------------------------------------

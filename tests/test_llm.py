@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 
+import httpx
 import litellm
 import pytest
 from fakes import FakeLLM, rate_limit, register_fake, server_error, timeout_error
 
-from grounded.errors import LLMError
+from grounded.errors import LLMError, LLMFatalError
 from grounded.llm import LLM, CallCache, acomplete_structured, call_key, extract_json
 from grounded.prompting import Reply
 
@@ -62,7 +63,7 @@ def test_retryable_faults_are_retried(fake, tmp_path, fault):
 def test_retries_exhausted_raise_llm_error_and_cache_nothing(fake, tmp_path):
     fake.queue_reply(*[server_error() for _ in range(3)])
     llm = make(tmp_path, max_retries=2)
-    with pytest.raises(LLMError, match="InternalServerError after 3 attempts"):
+    with pytest.raises(LLMError, match=r"server error 500: .*\(InternalServerError, 3 attempts\)"):
         llm.complete(MSG)
     assert len(fake.calls) == 3 and llm.stats.failures == 1
     assert len(CallCache(tmp_path / "llm.sqlite")) == 0
@@ -70,16 +71,54 @@ def test_retries_exhausted_raise_llm_error_and_cache_nothing(fake, tmp_path):
 
 def test_non_retryable_error_fails_fast(fake, tmp_path):
     fake.queue_reply(litellm.AuthenticationError(message="bad key", llm_provider="fake", model="m"))
-    with pytest.raises(LLMError, match="AuthenticationError"):
+    with pytest.raises(LLMFatalError, match="the API key was refused .*AuthenticationError") as info:
+        make(tmp_path).complete(MSG)
+    assert info.value.hint == "check FAKE_API_KEY"
+    assert len(fake.calls) == 1
+
+
+def test_after_a_fatal_refusal_later_calls_fail_without_a_request(fake, tmp_path):
+    fake.queue_reply(litellm.NotFoundError(message="no such model", llm_provider="fake", model="m"), "ok")
+    llm = make(tmp_path)
+    with pytest.raises(LLMFatalError, match="unknown model") as info:
+        llm.complete(MSG)
+    assert "check the model name" in info.value.hint
+    with pytest.raises(LLMFatalError, match="unknown model"):
+        llm.complete([{"role": "user", "content": "another"}])
+    assert len(fake.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        litellm.PermissionDeniedError(message="no", llm_provider="fake", model="m",
+                                      response=httpx.Response(403, request=httpx.Request("POST", "http://x"))),
+        litellm.BadRequestError(message="bad schema", llm_provider="fake", model="m"),
+        litellm.ContentPolicyViolationError(message="refused", llm_provider="fake", model="m"),
+    ],
+    ids=["403", "400", "content-policy"],
+)
+def test_refusals_are_fatal(fake, tmp_path, exc):
+    fake.queue_reply(exc)
+    with pytest.raises(LLMFatalError, match="stopping, no retry can fix this"):
         make(tmp_path).complete(MSG)
     assert len(fake.calls) == 1
+
+
+def test_a_prompt_too_long_for_the_model_fails_that_call_only(fake, tmp_path):
+    fake.queue_reply(litellm.ContextWindowExceededError(message="too long", llm_provider="fake", model="m"), "ok")
+    llm = make(tmp_path)
+    with pytest.raises(LLMError) as info:
+        llm.complete(MSG)
+    assert not isinstance(info.value, LLMFatalError)
+    assert llm.complete([{"role": "user", "content": "short"}]).text == "ok"
 
 
 def test_per_call_timeout_is_enforced_and_retried(tmp_path):
     slow = FakeLLM(responder=lambda m: "late", delay=5.0)
     register_fake(slow)
     llm = make(tmp_path, timeout=0.05, max_retries=1)
-    with pytest.raises(LLMError, match="Timeout"):
+    with pytest.raises(LLMError, match=r"timed out after 0.05 s \(.*, 2 attempts\)"):
         llm.complete(MSG)
     assert llm.stats.retries == 1
 
