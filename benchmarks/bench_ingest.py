@@ -11,6 +11,16 @@ is its own:
   3. retrieval quality of each embedder: recall@1/@5 of SQuAD questions over their paragraphs;
   4. full ingest (load, chunk, embed with `fast`, upsert into Chroma) of N docs, then a re-ingest
      of the same folder (nothing changed: nothing embedded).
+
+One big document against the same text in many files (`--scale-only` runs just this):
+
+    .venv/bin/python benchmarks/bench_ingest.py --scale-only --scale-mb 50 --scale-files 500
+
+  5. scale: the full `grounded.ingest` (load, chunk, embed with `fast`, upsert into Chroma) of one
+     SCALE_MB document, then of the same text split into SCALE_FILES files; time ratio (1.0 = as
+     fast as many small files), chunks, and the peak RSS of each run;
+  6. chunk only: `chunk_document` over 8, 16 and 24 MB of the same text (`--chunk-mb`), to show
+     chunking time grows linearly with document size.
 """
 
 from __future__ import annotations
@@ -67,6 +77,35 @@ def make_corpus(folder: Path, n_docs: int, doc_kb: int, seed: int = 0) -> int:
         path.write_text(body, encoding="utf-8")
         total += path.stat().st_size
     return total
+
+
+def scale_paragraphs(total_bytes: int, seed: int = 3) -> list[str]:
+    """SQuAD paragraphs in random order, each numbered so no two chunks are the same text."""
+    data = json.loads(SQUAD.read_text(encoding="utf-8"))
+    paras = [p["context"].strip() for a in data["data"] for p in a["paragraphs"]]
+    rng = random.Random(seed)
+    out: list[str] = []
+    size = 0
+    while size < total_bytes:
+        out.append(f"Record {len(out)}. {rng.choice(paras)}")
+        size += len(out[-1].encode("utf-8")) + 2
+    return out
+
+
+def make_scale_corpus(work: Path, total_mb: float, n_files: int) -> tuple[Path, Path]:
+    """One .txt of about total_mb MB, and a folder with the same paragraphs in n_files .txt files."""
+    paras = scale_paragraphs(int(total_mb * 1e6))
+    single = work / "scale-single" / "big.txt"
+    single.parent.mkdir(parents=True, exist_ok=True)
+    single.write_text("\n\n".join(paras), encoding="utf-8")
+    many = work / "scale-many"
+    many.mkdir(parents=True, exist_ok=True)
+    per = -(-len(paras) // n_files)
+    for i in range(n_files):
+        part = paras[i * per : (i + 1) * per]
+        if part:
+            (many / f"part{i:04d}.txt").write_text("\n\n".join(part), encoding="utf-8")
+    return single, many
 
 
 def peak_rss_mb() -> float:
@@ -177,6 +216,63 @@ def stage_ingest(folder: str, index: str, embedder: str, workers: int, chunk_tok
     }
 
 
+def stage_scale(path: str, index: str) -> dict:
+    """The full ingest of a file or folder with the fast embedder; models warmed up first."""
+    from grounded.embed import get_embedder
+    from grounded.ingest import ingest
+    from grounded.loaders import load_file
+
+    get_embedder("fast").embed(["warm-up"])  # distil (once per machine) and load: not timed
+    warm = Path(index).with_name("warm.txt")
+    warm.write_text("Warm-up text for the loader.", encoding="utf-8")
+    load_file(warm)
+    base = peak_rss_mb()
+    t0 = time.perf_counter()
+    s = ingest([path], index=index, embedder="fast")
+    dt = time.perf_counter() - t0
+    return {
+        "documents": s.documents, "chunks": s.chunks, "embedded": s.embedded, "skipped": len(s.skipped),
+        "seconds": round(dt, 1), "rss_after_warmup_mb": round(base, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def stage_chunk(sizes_mb: str, chunk_tokens: int, overlap: int) -> dict:
+    """Seconds to chunk one document of each size (MB), same text prefix."""
+    from grounded.chunking import chunk_document
+    from grounded.types import Document
+
+    sizes = [float(x) for x in sizes_mb.split(",")]
+    text = "\n\n".join(scale_paragraphs(int(max(sizes) * 1e6)))
+    chunk_document(Document.from_text(text[:100_000], source="warm"))  # tokenizer tables
+    out: dict[str, dict] = {}
+    for mb in sizes:
+        doc = Document.from_text(text[: int(mb * 1e6)], source=f"{mb}mb")
+        t0 = time.perf_counter()
+        n = sum(1 for _ in chunk_document(doc, chunk_tokens=chunk_tokens, overlap_tokens=overlap))
+        out[f"{mb:g}"] = {"chunks": n, "seconds": round(time.perf_counter() - t0, 2)}
+    return {"sizes": out, "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
+def run_scale(work: Path, total_mb: float, n_files: int, chunk_mb: str, common: list[str]) -> None:
+    """Section 5 and 6: one big document against the same text in many files; chunking alone."""
+    t0 = time.perf_counter()
+    single, many = make_scale_corpus(work, total_mb, n_files)
+    size = single.stat().st_size / 1e6
+    print(f"scale corpus: one {size:.1f} MB .txt and the same paragraphs in {n_files} files ({time.perf_counter() - t0:.1f}s)")
+    one = run_stage("scale", str(single), str(work / "index-single"))
+    split = run_stage("scale", str(many), str(work / "index-many"))
+    for name, r in ((f"1 file of {size:.0f} MB", one), (f"{n_files} files", split)):
+        print(
+            f"  ingest {name:>16} (fast embedder, Chroma): {r['seconds']}s, {r['documents']} docs, "
+            f"{r['chunks']} chunks, peak RSS {r['peak_rss_mb']} MB (after warm-up {r['rss_after_warmup_mb']} MB)"
+        )
+    print(f"  one document / many files: time {one['seconds'] / split['seconds']:.2f}x (<= 1.5 wanted)")
+    if chunk_mb:
+        r = run_stage("chunk", chunk_mb, *common)
+        figures = ", ".join(f"{mb} MB {v['seconds']}s ({v['chunks']} chunks)" for mb, v in r["sizes"].items())
+        print(f"chunk_document alone: {figures}; peak RSS {r['peak_rss_mb']} MB")
+
+
 def run_stage(*args: str, env: dict[str, str] | None = None) -> dict:
     proc = subprocess.run(
         [sys.executable, __file__, "--stage", *args],
@@ -203,6 +299,10 @@ def main() -> None:
     ap.add_argument("--baseline-docs", type=int, default=100, help="docs parsed with the full spaCy model (0: skip)")
     ap.add_argument("--quality", type=int, default=300, help="SQuAD paragraphs for the retrieval check (0: skip)")
     ap.add_argument("--workers", type=int, default=1, help="ingest worker processes for the full ingest stage")
+    ap.add_argument("--scale-mb", type=float, default=50, help="size of the one big document (0: skip)")
+    ap.add_argument("--scale-files", type=int, default=500, help="files the same text is split into")
+    ap.add_argument("--chunk-mb", default="8,16,24", help="document sizes for the chunk-only timing ('': skip)")
+    ap.add_argument("--scale-only", action="store_true", help="run only the big-document sections (5, 6)")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--stage", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -216,6 +316,10 @@ def main() -> None:
             out = stage_quality(rest[0], int(rest[1]), int(rest[2]))
         elif name == "embed":
             out = stage_embed(rest[0], rest[1], int(rest[2]), ct, ov)
+        elif name == "scale":
+            out = stage_scale(rest[0], rest[1])
+        elif name == "chunk":
+            out = stage_chunk(rest[0], ct, ov)
         else:
             out = stage_ingest(rest[0], rest[1], rest[2], int(rest[3]), ct, ov)
         print(json.dumps(out))
@@ -224,9 +328,12 @@ def main() -> None:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="grounded-bench-"))
     sizes = [args.docs] if args.no_double else [args.docs, 2 * args.docs]
     common = ["--chunk-tokens", str(args.chunk_tokens), "--overlap-tokens", str(args.overlap_tokens)]
-    print(f"corpus: SQuAD paragraphs recombined into md/html/txt files of ~{args.doc_kb} KB, in {work}")
     results = {}
     try:
+        if args.scale_only:
+            run_scale(work, args.scale_mb, args.scale_files, args.chunk_mb, common)
+            return
+        print(f"corpus: SQuAD paragraphs recombined into md/html/txt files of ~{args.doc_kb} KB, in {work}")
         for n in sizes:
             folder = work / f"corpus-{n}"
             t0 = time.perf_counter()
@@ -284,6 +391,8 @@ def main() -> None:
                 f"re-ingest unchanged: {r['reingest_seconds']}s, {r['reingest_unchanged']} files unchanged, "
                 f"{r['reingest_embedded']} chunks embedded"
             )
+        if args.scale_mb > 0:
+            run_scale(work, args.scale_mb, args.scale_files, args.chunk_mb, common)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

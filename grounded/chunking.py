@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -31,6 +32,7 @@ _PARA_RE = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 _LINE_RE = re.compile(r"\n\s*")
 _SENT_RE = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)\]]*\s+(?=\S)")
 _WS_RE = re.compile(r"\s+")
+_NON_SPACE_RE = re.compile(r"\S")
 
 
 @functools.lru_cache(maxsize=2)
@@ -49,6 +51,8 @@ def count_tokens(text: str, *, name: str = ENCODING) -> int:
 
 def _tokenizable(text: str) -> str:
     # Lone surrogates cannot be encoded; '?' keeps every character at its offset.
+    if text.isascii():  # O(1) for str; spares a copy of a huge document
+        return text
     try:
         text.encode("utf-8")
         return text
@@ -69,23 +73,61 @@ def _token_byte_lengths(name: str) -> np.ndarray:
     return table
 
 
-def _token_offsets(text: str, name: str) -> list[int]:
-    """Character offset where each token starts (tiktoken's decode_with_offsets, vectorised)."""
+def _token_offsets(text: str, name: str) -> Sequence[int]:
+    """Character offset where each token starts (tiktoken's decode_with_offsets, vectorised).
+
+    A compact array, not a list: a 50 MB document has ~12M tokens, ~430 MB as Python ints.
+    """
     enc = encoding(name)
     safe = _tokenizable(text)
-    tokens = enc.encode(safe, disallowed_special=())
-    if not tokens:
-        return []
-    lengths = _token_byte_lengths(name)[np.asarray(tokens, dtype=np.int64)]
-    byte_starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-    if safe.isascii():
-        starts: list[int] = byte_starts.tolist()  # Python ints
-        return starts
-    raw = np.frombuffer(safe.encode("utf-8"), dtype=np.uint8)
-    # Index of the character each byte belongs to (continuation bytes are 10xxxxxx).
-    char_of_byte = np.cumsum((raw & 0xC0) != 0x80) - 1
-    offsets: list[int] = char_of_byte[byte_starts].tolist()
-    return offsets
+    encode_np = getattr(enc, "encode_to_numpy", None)
+    if encode_np is not None:
+        tokens = encode_np(safe, disallowed_special=())
+    else:  # older tiktoken
+        tokens = np.asarray(enc.encode(safe, disallowed_special=()), dtype=np.int64)
+    if not len(tokens):
+        return _int_array(np.zeros(0, dtype=np.int64), 0)
+    lengths = _token_byte_lengths(name)[tokens]
+    del tokens
+    starts = np.empty(len(lengths), dtype=np.int64)
+    starts[0] = 0
+    np.cumsum(lengths[:-1], out=starts[1:])  # byte offset where each token starts
+    del lengths
+    if not safe.isascii():
+        _bytes_to_chars(np.frombuffer(safe.encode("utf-8"), dtype=np.uint8), starts)
+    return _int_array(starts, len(text))
+
+
+def _bytes_to_chars(raw: np.ndarray, starts: np.ndarray, step: int = 1 << 20) -> None:
+    """Turn sorted UTF-8 byte offsets into offsets of the characters they fall in, in place.
+
+    The character holding byte b is b minus the continuation bytes (10xxxxxx) in [0, b]; counted
+    block by block so the extra memory stays one block, not 8 bytes per byte of text.
+    """
+    carry, lo_i = 0, 0
+    for lo in range(0, len(raw), step):
+        cont = (raw[lo : lo + step] & 0xC0) == 0x80
+        hi_i = lo_i + int(np.searchsorted(starts[lo_i:], lo + step, side="left"))
+        if hi_i > lo_i:
+            before = np.cumsum(cont, dtype=np.int64)
+            part = starts[lo_i:hi_i]
+            part -= carry + before[part - lo]
+        carry += int(np.count_nonzero(cont))
+        lo_i = hi_i
+
+
+def _int_array(values: np.ndarray, limit: int) -> array:
+    # array.array: 4 bytes an entry, and bisect works on it directly (numpy scalars are slow).
+    out = array("i" if limit < 2**31 else "q")
+    out.frombytes(values.astype(np.dtype(out.typecode), copy=False).tobytes())
+    return out
+
+
+def _positions(pattern: re.Pattern[str], text: str, extra: Iterable[int] = ()) -> array:
+    """Sorted distinct match ends of `pattern` in `text` (plus `extra`), as a compact array."""
+    found = np.fromiter((m.end() for m in pattern.finditer(text)), dtype=np.int64)
+    more = np.fromiter(extra, dtype=np.int64)
+    return _int_array(np.unique(np.concatenate((found, more))), len(text))
 
 
 class _Boundaries:
@@ -93,17 +135,20 @@ class _Boundaries:
 
     def __init__(self, text: str, blocks: Sequence[Block]) -> None:
         section: set[int] = set()
-        para: set[int] = {m.end() for m in _PARA_RE.finditer(text)}
+        para_blocks: set[int] = set()
         prev: Block | None = None
         for b in blocks:
             if prev is not None:
-                (section if b.section != prev.section or b.kind == "Title" else para).add(b.start)
+                (section if b.section != prev.section or b.kind == "Title" else para_blocks).add(b.start)
             prev = b
-        self.by_kind = {
+        para = _positions(_PARA_RE, text, para_blocks)
+        if section:
+            para = _int_array(np.setdiff1d(np.asarray(para), np.fromiter(section, dtype=np.int64)), len(text))
+        self.by_kind: dict[int, Sequence[int]] = {
             _SECTION: sorted(section),
-            _PARAGRAPH: sorted(para - section),
-            _LINE: sorted({m.end() for m in _LINE_RE.finditer(text)}),
-            _SENTENCE: sorted({m.end() for m in _SENT_RE.finditer(text)}),
+            _PARAGRAPH: para,
+            _LINE: _positions(_LINE_RE, text),
+            _SENTENCE: _positions(_SENT_RE, text),
         }
         self.text = text  # word boundaries are searched on demand: they are rarely needed
 
@@ -150,13 +195,16 @@ def chunk_document(
             f"overlap_tokens must be >= 0 and smaller than chunk_tokens ({chunk_tokens}), got {overlap_tokens}"
         )
     text = doc.text
-    if not text.strip():
+    length = len(text)
+    # Where the text's trailing whitespace begins. Never `text[end:].strip()` per chunk: that
+    # copies the rest of the document for every chunk, quadratic in its length.
+    content_end = _rstrip(text, 0, length)
+    if content_end == 0:
         return
     offs = _token_offsets(text, encoding_name)
     n = len(offs)
     bounds = _Boundaries(text, doc.blocks)
     block_starts = [b.start for b in doc.blocks]
-    length = len(text)
 
     start = _skip_space(text, 0)
     while start < length:
@@ -171,7 +219,7 @@ def chunk_document(
         if c_end > c_start:
             tokens = bisect_left(offs, c_end) - s
             yield _make_chunk(doc, c_start, c_end, max(tokens, 1), block_starts)
-        if end >= length or not text[end:].strip():
+        if end >= content_end:
             return
         nxt = end
         if overlap_tokens and kind != _SECTION:
@@ -183,7 +231,7 @@ def chunk_document(
 
 
 def _pick_break(
-    text: str, offs: list[int], bounds: _Boundaries, start: int, s: int, limit: int, size: int
+    text: str, offs: Sequence[int], bounds: _Boundaries, start: int, s: int, limit: int, size: int
 ) -> tuple[int, int]:
     hi = offs[limit]  # first char of the first token that no longer fits
     for kind in (_SECTION, _PARAGRAPH, _LINE, _SENTENCE, _WORD):
@@ -198,7 +246,7 @@ def _pick_break(
 
 def _overlap_start(
     text: str,
-    offs: list[int],
+    offs: Sequence[int],
     bounds: _Boundaries,
     end: int,
     overlap: int,
@@ -219,10 +267,8 @@ def _overlap_start(
 
 
 def _skip_space(text: str, pos: int) -> int:
-    n = len(text)
-    while pos < n and text[pos].isspace():
-        pos += 1
-    return pos
+    m = _NON_SPACE_RE.search(text, pos)  # \s is str.isspace, scanned in C
+    return m.start() if m is not None else len(text)
 
 
 def _rstrip(text: str, start: int, end: int) -> int:

@@ -28,13 +28,16 @@ from grounded.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, chun
 from grounded.embed import DEFAULT_EMBEDDER
 from grounded.errors import ConfigError, LoaderError
 from grounded.index import FileRecord, Index
-from grounded.loaders import load_file, loaders, walk
+from grounded.loaders import SourceFile, load_file, loaders, walk
 from grounded.types import Chunk, Document, to_jsonable
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 DEFAULT_BATCH = 256  # chunks embedded and upserted together
+# Worker processes chunk documents up to this size; a larger one comes back unchunked and is
+# chunked here as a stream, so its chunks never sit in memory (or a pickle) all at once.
+WORKER_CHUNK_CHARS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,17 +107,24 @@ class _Todo:
     prev: FileRecord | None
 
 
+Loaded = list[tuple[Document, list[Chunk] | None]]  # a file's documents, chunked or not yet
+
+
 def load_and_chunk(
-    path: str, chunk_tokens: int, overlap_tokens: int
-) -> tuple[list[tuple[Document, list[Chunk]]], str | None]:
-    """Load one file and chunk its documents; (results, None) or ([], reason it failed)."""
+    path: str, chunk_tokens: int, overlap_tokens: int, max_chars: int | None = None
+) -> tuple[Loaded, str | None]:
+    """Load one file and chunk its documents of up to `max_chars` characters (all when None; the
+    others get None, to be chunked as a stream); (results, None) or ([], reason it failed)."""
     try:
         docs = load_file(Path(path))
     except LoaderError as exc:
         return [], str(exc)
-    return [
-        (d, list(chunk_document(d, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens))) for d in docs
-    ], None
+    out: Loaded = []
+    for d in docs:
+        small = max_chars is None or len(d.text) <= max_chars
+        chunks = list(chunk_document(d, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens)) if small else None
+        out.append((d, chunks))
+    return out, None
 
 
 def _init_worker(registry: dict[str, Any]) -> None:
@@ -134,6 +144,7 @@ class _Ingester:
         overlap_tokens: int,
         max_bytes: int,
         batch_size: int,
+        progress: _Progress,
     ) -> None:
         self.index = index
         self.chunk_tokens = chunk_tokens
@@ -143,7 +154,9 @@ class _Ingester:
         self.batch_size = batch_size
         self.embedder = index.cached_embedder()
         self.tally = _Tally()
-        self._chunks: list[Chunk] = []
+        self.progress = progress
+        self._chunks: list[Chunk] = []  # not embedded yet
+        self._unflushed = 0  # chunks of documents not yet in the manifest
         self._docs: list[tuple[str, str, str, int, int, str]] = []
         self._files: list[tuple[FileRecord, tuple[str, ...]]] = []  # (new record, old doc ids)
         self._pending_docs: set[str] = set()
@@ -151,17 +164,25 @@ class _Ingester:
     # A document goes to the manifest only after its chunks are stored, so an interrupted
     # ingest leaves no document that looks complete but is not; rerunning finishes the job.
     def flush(self) -> None:
-        if self._chunks:
-            vecs = self.embedder.embed([c.text for c in self._chunks])
-            self.index.add(self._chunks, vecs)
-            self.tally.chunks_added += len(self._chunks)
+        self._store_chunks()
         if self._docs:
             self.index.manifest.put_docs(self._docs)
         for rec, old_ids in self._files:
             self.index.manifest.put_file(rec)
             self._drop_orphans(set(old_ids) - set(rec.doc_ids))
-        self._chunks, self._docs, self._files = [], [], []
+        self._docs, self._files = [], []
         self._pending_docs.clear()
+        self._unflushed = 0
+
+    def _store_chunks(self) -> None:
+        """Embed and upsert the chunks waiting; their documents reach the manifest in flush."""
+        if not self._chunks:
+            return
+        vecs = self.embedder.embed([c.text for c in self._chunks])
+        self.index.add(self._chunks, vecs)
+        self.tally.chunks_added += len(self._chunks)
+        self.progress.embedded(len(self._chunks))
+        self._chunks = []
 
     def _drop_orphans(self, doc_ids: Iterable[str]) -> None:
         """Documents a path no longer holds: delete them, or re-point them at a remaining copy."""
@@ -219,7 +240,7 @@ class _Ingester:
             return None
         return _Todo(path, key, st.st_mtime, st.st_size, digest, prev)
 
-    def finish(self, todo: _Todo, loaded: list[tuple[Document, list[Chunk]]], error: str | None) -> None:
+    def finish(self, todo: _Todo, loaded: Loaded, error: str | None) -> None:
         """Store what a load produced (documents with their chunks), or record why it failed."""
         t = self.tally
         if error is not None:
@@ -250,28 +271,28 @@ class _Ingester:
             t.duplicates += 1
         record = FileRecord(todo.key, todo.mtime, todo.size, todo.digest, self.params, tuple(doc_ids))
         self._files.append((record, prev.doc_ids if prev else ()))
-        if len(self._chunks) >= self.batch_size:
+        if self._unflushed >= self.batch_size:
             self.flush()
 
     def handle_documents(self, docs: Iterable[Document]) -> None:
         """Index Documents made elsewhere (e.g. `from_langchain`), grouped by their source."""
         t = self.tally
-        by_source: dict[str, list[str]] = {}
+        by_source: dict[str, dict[str, None]] = {}  # ordered sets: one source may hold 10k pages
         for doc in docs:
             if not doc.text.strip():
                 continue
             key = doc.source or f"document:{doc.id}"
-            ids = by_source.setdefault(key, [])
+            ids = by_source.setdefault(key, {})
             if doc.id in ids:
                 continue
-            ids.append(doc.id)
+            ids[doc.id] = None
             if doc.id not in self._pending_docs:
                 stored = self.index.manifest.doc_params(doc.id)
                 if stored != self.params:
                     if stored is not None:
                         t.chunks_removed += self.index.delete_document(doc.id)
                     self._add_document(doc)
-            if len(self._chunks) >= self.batch_size:
+            if self._unflushed >= self.batch_size:
                 self.flush()
         for key, ids in by_source.items():
             t.files += 1
@@ -287,11 +308,19 @@ class _Ingester:
             self._files.append((record, prev.doc_ids if prev else ()))
 
     def _add_document(self, doc: Document, chunks: list[Chunk] | None = None) -> None:
-        if chunks is None:
-            chunks = list(chunk_document(doc, chunk_tokens=self.chunk_tokens, overlap_tokens=self.overlap_tokens))
-        self._chunks.extend(chunks)
+        # Chunks go to the embedder in batches as they are cut: a 50 MB document is ~200k chunks.
+        stream = chunks if chunks is not None else chunk_document(
+            doc, chunk_tokens=self.chunk_tokens, overlap_tokens=self.overlap_tokens
+        )
+        n = 0
+        for chunk in stream:
+            self._chunks.append(chunk)
+            n += 1
+            if len(self._chunks) >= self.batch_size:
+                self._store_chunks()
+        self._unflushed += n
         self._pending_docs.add(doc.id)
-        self._docs.append((doc.id, doc.title, doc.source, len(chunks), len(doc.text), self.params))
+        self._docs.append((doc.id, doc.title, doc.source, n, len(doc.text), self.params))
         self.tally.documents_added += 1
 
 
@@ -332,8 +361,11 @@ def ingest(
         raise ConfigError(f"workers must be at least 1, got {workers}")
     if max_bytes <= 0:
         raise ConfigError(f"max_bytes must be positive, got {max_bytes}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     started = time.perf_counter()
     idx = Index(index, chroma_url=chroma_url, embedder=embedder, create=True)
+    bars = _Progress(progress)
     try:
         job = _Ingester(
             idx,
@@ -341,11 +373,16 @@ def ingest(
             overlap_tokens=overlap_tokens,
             max_bytes=max_bytes,
             batch_size=batch_size,
+            progress=bars,
         )
         seen: set[str] = set()
 
         def todos() -> Iterator[_Todo]:
-            for path in _progress(walk(roots), progress):
+            for src in bars.walk(walk(roots)):
+                path = src.path
+                if src.skipped:  # a folder loop, an unreadable folder
+                    job.skip(path, src.skipped)
+                    continue
                 key = str(path.resolve()) if path.exists() else str(path.absolute())
                 if key in seen:  # overlapping paths name the same file twice
                     continue
@@ -357,13 +394,13 @@ def ingest(
         pool = _pool(workers)
         if pool is None:
             for todo in todos():
-                job.finish(todo, *load_and_chunk(todo.key, chunk_tokens, overlap_tokens))
+                job.finish(todo, *load_and_chunk(todo.key, chunk_tokens, overlap_tokens, 0))
         else:
             with pool:
                 # A bounded window of files in flight keeps memory flat and results in order.
                 window: deque[tuple[_Todo, Future[Any]]] = deque()
                 for todo in todos():
-                    window.append((todo, pool.submit(load_and_chunk, todo.key, chunk_tokens, overlap_tokens)))
+                    window.append((todo, pool.submit(load_and_chunk, todo.key, chunk_tokens, overlap_tokens, WORKER_CHUNK_CHARS)))
                     while len(window) >= 4 * workers:
                         done, fut = window.popleft()
                         job.finish(done, *fut.result())
@@ -404,22 +441,44 @@ def ingest(
             skipped=tuple(t.skipped),
         )
     finally:
+        bars.close()
         idx.close()
 
 
-def _progress(files: Iterator[Any], enabled: bool) -> Iterator[Path]:
-    if not enabled:
-        for f in files:
-            yield f.path
-        return
-    from tqdm import tqdm
+class _Progress:
+    """Files walked and chunks embedded, shown on stderr when it is a terminal."""
 
-    # disable=None: tqdm shows the bar only when stderr is a terminal.
-    with tqdm(desc="ingest", unit="file", file=sys.stderr, disable=None) as bar:
+    def __init__(self, enabled: bool) -> None:
+        self._files: Any = None
+        self._chunks: Any = None
+        if not enabled:
+            return
+        from tqdm import tqdm
+
+        # disable=None: tqdm shows the bars only when stderr is a terminal.
+        self._files = tqdm(desc="ingest", unit="file", file=sys.stderr, disable=None, position=0)
+        # Redrawn on every batch, so one huge document visibly moves.
+        self._chunks = tqdm(
+            desc="embedded", unit="chunk", file=sys.stderr, disable=None, position=1, mininterval=0, miniters=1
+        )
+
+    def walk(self, files: Iterable[SourceFile]) -> Iterator[SourceFile]:
+        """The files, counted as they are consumed."""
         for f in files:
-            bar.set_postfix_str(f.path.name[-30:], refresh=False)
-            yield f.path
-            bar.update(1)
+            if self._files is not None:
+                self._files.set_postfix_str(f.path.name[-30:], refresh=False)
+            yield f
+            if self._files is not None:
+                self._files.update(1)
+
+    def embedded(self, n: int) -> None:
+        if self._chunks is not None:
+            self._chunks.update(n)
+
+    def close(self) -> None:
+        for bar in (self._chunks, self._files):
+            if bar is not None:
+                bar.close()
 
 
 def _pool(workers: int) -> ProcessPoolExecutor | None:

@@ -97,10 +97,15 @@ def loader_for(path: str | Path) -> Loader | None:
 
 @dataclass(frozen=True, slots=True)
 class SourceFile:
-    """A file found under one of the paths given to `walk` (root is that path)."""
+    """A file found under one of the paths given to `walk` (root is that path).
+
+    `skipped` is set, to the reason, for a path the walk did not follow (a folder loop, a
+    folder it cannot list).
+    """
 
     path: Path
     root: Path
+    skipped: str = ""
 
 
 def _ignore_patterns(folder: Path) -> list[str]:
@@ -114,23 +119,38 @@ def _ignore_patterns(folder: Path) -> list[str]:
 def walk(paths: Iterable[str | Path]) -> Iterator[SourceFile]:
     """Files under the given paths, sorted; hidden names and `.groundedignore` globs are left out.
 
+    Symlinks are followed, each real folder once: a link back to a folder being walked (a loop)
+    is yielded with `skipped` set; a second way into a folder already walked is left out.
     A path that does not exist is yielded as-is, so the caller can report it.
     """
+    walked: set[tuple[int, int]] = set()
     for raw in paths:
         root = Path(raw).expanduser()
         if not root.is_dir():
             yield SourceFile(root, root)
             continue
-        yield from _walk_dir(root, root, [])
+        ident = _folder_id(root)
+        if ident in walked:
+            continue
+        walked.add(ident)
+        yield from _walk_dir(root, root, [], [ident], walked)
 
 
-def _walk_dir(folder: Path, root: Path, patterns: list[str]) -> Iterator[SourceFile]:
+def _folder_id(folder: Path) -> tuple[int, int]:
+    st = folder.stat()
+    return st.st_dev, st.st_ino
+
+
+def _walk_dir(
+    folder: Path, root: Path, patterns: list[str], above: list[tuple[int, int]], walked: set[tuple[int, int]]
+) -> Iterator[SourceFile]:
+    """`above`: the real folders from the root down to this one; `walked`: every one so far."""
     patterns = patterns + [(folder.relative_to(root) / p).as_posix() for p in _ignore_patterns(folder)]
     try:
         entries = sorted(folder.iterdir(), key=lambda p: p.name)
     except OSError as exc:
         log.warning("cannot list %s: %s", folder, exc)
-        yield SourceFile(folder, root)  # reported as unreadable by the caller
+        yield SourceFile(folder, root, skipped=f"cannot list folder: {exc.strerror or exc}")
         return
     for entry in entries:
         if entry.name.startswith("."):
@@ -138,10 +158,25 @@ def _walk_dir(folder: Path, root: Path, patterns: list[str]) -> Iterator[SourceF
         rel = entry.relative_to(root).as_posix()
         if any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(entry.name, p) for p in patterns):
             continue
-        if entry.is_dir():
-            yield from _walk_dir(entry, root, patterns)
-        else:
+        if not entry.is_dir():
             yield SourceFile(entry, root)
+            continue
+        try:
+            ident = _folder_id(entry)
+        except OSError:  # gone since is_dir(): the caller reports it
+            yield SourceFile(entry, root)
+            continue
+        if ident in above:
+            # Following it would walk the same folders again and again (two links to "."
+            # give 2^depth paths), so it is reported, not entered.
+            yield SourceFile(entry, root, skipped=f"folder loop: leads back to {entry.resolve()}, not followed")
+        elif ident in walked:
+            log.debug("%s: folder already walked under another name", entry)
+        else:
+            walked.add(ident)
+            above.append(ident)
+            yield from _walk_dir(entry, root, patterns, above, walked)
+            above.pop()
 
 
 def load_file(path: str | Path) -> list[Document]:
@@ -173,6 +208,11 @@ def load(paths: str | Path | Iterable[str | Path], *, strict: bool = False) -> I
     if isinstance(paths, (str, Path)):
         paths = [paths]
     for src in walk(paths):
+        if src.skipped:
+            if strict:
+                raise LoaderError(f"{src.path}: {src.skipped}")
+            log.warning("skipped %s: %s", src.path, src.skipped)
+            continue
         try:
             yield from load_file(src.path)
         except LoaderError as exc:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import random
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -127,4 +130,79 @@ def test_vectorised_token_offsets_match_tiktoken(text: str) -> None:
 
     enc = encoding()
     _, expected = enc.decode_with_offsets(enc.encode(text, disallowed_special=()))
-    assert _token_offsets(text, "cl100k_base") == list(expected)
+    assert list(_token_offsets(text, "cl100k_base")) == list(expected)
+
+
+# --- linear in the document's length, same chunks as before ----------------------------
+
+_LONG_WORDS = ["the", "river", "1863", "Lincoln", "café", "naïve", "—", "3.5%", "e.g.", "東京", "🙂", "end."]
+_LONG_SEPS = [" "] * 12 + ["\n", "\n\n", ". ", "! ", "\t", "  \n \n", ".\u201d ", "\u00a0", "\x1c"]
+
+
+def _long_document(n_words: int, *, with_blocks: bool, seed: int = 7) -> Document:
+    """A reproducible text of ~n_words words; with_blocks adds a Title block every 12 paragraphs."""
+    rng = random.Random(seed)
+    text = "".join(rng.choice(_LONG_WORDS) + rng.choice(_LONG_SEPS) for _ in range(n_words))
+    if not with_blocks:
+        return Document.from_text(text, source="long")
+    blocks, pos, section = [], 0, ("Intro",)
+    for i, para in enumerate(text.split("\n\n")):
+        if para:
+            if i % 12 == 0:
+                section = (f"Part {i // 12}",)
+                blocks.append(Block(pos, pos + len(para), "Title", section, 1 + i // 30))
+            else:
+                blocks.append(Block(pos, pos + len(para), "NarrativeText", section, 1 + i // 30))
+        pos += len(para) + 2
+    return Document.from_text(text, source="long", blocks=tuple(blocks))
+
+
+def _boundaries_digest(doc: Document, size: int, overlap: int) -> tuple[int, str]:
+    chunks = list(chunk_document(doc, chunk_tokens=size, overlap_tokens=overlap))
+    assert all(doc.text[c.start : c.end] == c.text for c in chunks)
+    rows = [(c.start, c.end, c.tokens, c.section, c.page) for c in chunks]
+    return len(rows), hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
+
+
+# Boundaries of the chunker before it was made linear (commit 2340296), recorded on these texts.
+SHORT_TEXT = "Alpha one. Beta two!\n\nGamma three, \u201cquoted.\u201d Delta  four\n  five six seven. " * 3
+SHORT_BOUNDARIES = [(0, 44), (35, 85), (75, 119), (110, 160), (150, 194), (185, 224)]
+LONG_EXPECTED = {  # (with_blocks, chunk_tokens, overlap_tokens): (chunks, digest of their boundaries)
+    (False, 256, 32): (712, "4602e412e674d43c"),
+    (False, 24, 20): (19448, "c6e6755a3cdc7e19"),
+    (True, 64, 8): (3038, "cdb8cf2a17e13cdc"),
+    (True, 100, 0): (1810, "872bed9035713997"),
+}
+
+
+def test_short_text_chunk_boundaries_are_unchanged() -> None:
+    doc = Document.from_text(SHORT_TEXT, source="short")
+    got = [(c.start, c.end) for c in chunk_document(doc, chunk_tokens=16, overlap_tokens=4)]
+    assert got == SHORT_BOUNDARIES
+
+
+@pytest.mark.parametrize(("with_blocks", "size", "overlap"), sorted(LONG_EXPECTED))
+def test_long_text_chunk_boundaries_are_unchanged(with_blocks: bool, size: int, overlap: int) -> None:
+    doc = _long_document(60_000, with_blocks=with_blocks)
+    assert _boundaries_digest(doc, size, overlap) == LONG_EXPECTED[(with_blocks, size, overlap)]
+
+
+class _CountingStr(str):
+    """A str that counts the characters its slices and indexing hand out."""
+
+    copied = 0
+
+    def __getitem__(self, key: object) -> str:
+        out = str.__getitem__(self, key)  # type: ignore[index]
+        _CountingStr.copied += len(out)
+        return out
+
+
+def test_chunking_copies_the_document_a_bounded_number_of_times() -> None:
+    # `text[end:].strip()` per chunk copied the rest of the document each time: quadratic.
+    base = _long_document(40_000, with_blocks=False)
+    _CountingStr.copied = 0
+    doc = Document(id=base.id, source="c", text=_CountingStr(base.text))
+    chunks = list(chunk_document(doc, chunk_tokens=64, overlap_tokens=8))
+    assert len(chunks) > 300
+    assert _CountingStr.copied <= 2 * len(base.text), _CountingStr.copied

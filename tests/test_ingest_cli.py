@@ -163,3 +163,30 @@ def test_unpicklable_loader_falls_back_to_serial(tmp_path: Path) -> None:
         assert _pool(2) is None
     finally:
         unregister_loader(".lambda")
+
+
+def _grounded_cmd() -> list[str]:
+    grounded = Path(sys.executable).with_name("grounded")
+    return [str(grounded)] if grounded.exists() else [sys.executable, "-m", "grounded.cli"]
+
+
+def test_symlink_loops_finish_quickly_and_are_skipped_with_a_reason(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    (corpus / "sub").mkdir(parents=True)
+    shutil.copy(GOOD / "notes.txt", corpus / "notes.txt")
+    (corpus / "sub" / "more.txt").write_text("The tide tables for the harbour are printed weekly.\n")
+    # Two links to "." made the walk grow as 2^depth; a link up from a subfolder loops too.
+    (corpus / "a").symlink_to(".")
+    (corpus / "b").symlink_to(".")
+    (corpus / "sub" / "up").symlink_to("..")
+    (corpus / "twin").symlink_to("sub")  # a second name for a folder: walked once, not a loop
+    proc = subprocess.run(
+        [*_grounded_cmd(), "ingest", str(corpus), "--index", str(tmp_path / "i"), "--json"],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == EXIT_PARTIAL, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["documents"] == 2 and summary["files"] == 2
+    reasons = {Path(s["path"]).relative_to(corpus).as_posix(): s["reason"] for s in summary["skipped"]}
+    assert set(reasons) == {"a", "b", "sub/up"}
+    assert all(r.startswith("folder loop: leads back to ") and str(corpus.resolve()) in r for r in reasons.values())
