@@ -111,11 +111,24 @@ def main() -> int:
         )
         if kept < 1:
             problems.append("no pair was kept")
-        for line in (out / "qa.jsonl").read_text().splitlines():
-            row = json.loads(line)
-            for ev in row.get("evidence", []):
-                if not ev.get("text"):
-                    problems.append(f"pair {row['id']} has evidence without text")
+        gen = summary.get("generate") or {}
+        tokens = int(gen.get("completion_tokens", 0))
+        seconds = float(gen.get("elapsed_s") or 0.0)
+        print(
+            f"generation: {tokens} completion tokens in {seconds:.1f} s"
+            + (f" ({tokens / seconds:.0f} tokens/s incl. prompts and checks)" if seconds else "")
+        )
+        if tokens < 1:
+            problems.append("the local model wrote no tokens (did the generation stage run?)")
+        rows = [json.loads(line) for name in ("qa.jsonl", "rejected.jsonl")
+                for line in (out / name).read_text().splitlines() if line.strip()]
+        models = {((r.get("pair") or r).get("provenance") or r.get("provenance") or {}).get("model") for r in rows}
+        if models - {None} != {"grounded-local/smollm2"}:
+            problems.append(f"pairs were not written by the bundled local model: {sorted(map(str, models))}")
+        for row in rows:
+            for ev in (row.get("pair") or row).get("evidence") or []:
+                if isinstance(ev, dict) and not ev.get("text"):
+                    problems.append(f"pair {row.get('id')} has evidence without text")
     blocked = blocked_log.read_text().strip()
     if blocked:
         problems.append("something tried to reach the network:\n" + blocked)

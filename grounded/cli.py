@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "dedup": "grounded.commands.dataset:dedup",
     "report": "grounded.commands.dataset:report",
     "run": "grounded.commands.run:run",
+    "doctor": "grounded.commands.doctor:doctor",
 }
 
 

