@@ -164,6 +164,8 @@ def check_offline() -> Finding:
 
 
 def check_chroma() -> Finding:
+    import numpy as np
+
     try:
         import chromadb
     except ImportError:
@@ -172,8 +174,9 @@ def check_chroma() -> Finding:
         try:
             client = chromadb.PersistentClient(path=tmp)
             col = client.create_collection("doctor", embedding_function=None)
-            col.add(ids=["a"], embeddings=[[1.0, 0.0]], documents=["a"])
-            found = col.query(query_embeddings=[[1.0, 0.0]], n_results=1)["ids"][0]
+            vector = np.array([[1.0, 0.0]], dtype=np.float32)
+            col.add(ids=["a"], embeddings=vector, documents=["a"])
+            found = col.query(query_embeddings=vector, n_results=1)["ids"][0]
         except Exception as exc:  # noqa: BLE001 - any failure here is the finding
             return Finding("chroma", FAIL, f"{type(exc).__name__}: {exc}")
     if found != ["a"]:
