@@ -60,7 +60,9 @@ def find_config(cwd: str | Path | None = None) -> Path | None:
 def command_table(group: click.Group | None = None) -> dict[CommandPath, click.Command]:
     """Every runnable command of the CLI (subcommands of groups included) by its path."""
     if group is None:
-        from grounded.cli import main as group
+        from grounded.cli import main
+
+        group = main
     out: dict[CommandPath, click.Command] = {}
     _walk(group, (), click.Context(group, info_name="grounded"), out)
     return out
@@ -117,7 +119,7 @@ def _section_layers(
         )
     shared = {k: v for k, v in values.items() if not isinstance(v, dict)}
     _check_keys(path, label, shared, [commands[c] for c in subs.values()])
-    layers = [(1, c, label, shared) for c in subs.values()]
+    layers: list[tuple[int, CommandPath, str, Mapping[str, Any]]] = [(1, c, label, shared) for c in subs.values()]
     for sub, sub_values in values.items():
         if not isinstance(sub_values, dict):
             continue
