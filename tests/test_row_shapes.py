@@ -171,7 +171,7 @@ _row = st.builds(
 )
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(_row, min_size=1, max_size=6))
 def test_every_documented_shape_is_processed_or_rejected_with_a_reason(tmp_path_factory, index_dir, rows):
     tmp = tmp_path_factory.mktemp("prop")
