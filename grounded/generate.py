@@ -1,13 +1,17 @@
 """Generate grounded QA pairs from an index: seed chunks -> LLM -> aligned evidence -> checked.
 
-Each call's pairs are written as soon as the call finishes (`qa.jsonl`, `rejected.jsonl`);
-every call is cached in SQLite first. A rerun, after success or `kill -9`, replays cached calls
-for free and skips pairs already written, so nothing is paid for twice, lost or duplicated.
+`n` is the number of kept pairs wanted: calls run in rounds on new passages until `n` pairs are
+kept, the call budget (`max_calls`) is spent, the passages run out, or a whole round of calls
+fails. Each call's pairs are written as soon as the call finishes (`qa.jsonl`, `rejected.jsonl`);
+every call is cached in SQLite first. A rerun, after success or `kill -9`, counts the pairs
+already written toward `n`, replays cached calls for free and skips pairs already written, so
+nothing is paid for twice, lost, duplicated, or kept beyond `n`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
 import os
@@ -15,35 +19,49 @@ import re
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from grounded import offline
 from grounded.align import align
-from grounded.errors import ConfigError, LLMError
+from grounded.errors import ConfigError, LLMError, LLMFatalError
 from grounded.jsonl import JsonlWriter, read_jsonl
 from grounded.llm import (
     LLM,
     Completion,
-    acomplete_structured,
     count_message_tokens,
     default_model,
     is_local,
     price,
 )
-from grounded.prompting import Prompt, Reply, ReplyPair, load_prompt
+from grounded.prompting import ParsedReply, Prompt, ReplyPair, load_prompt, parse_reply
 from grounded.seeds import partners, seed_order
 from grounded.types import Chunk, Evidence, Provenance, QAPair, Reason, Rejection
 
 MIN_QUOTE_SCORE = 0.85  # fuzzy alignment below this is a quote the model made up
-UNANSWERABLE_ANSWER = "This is not stated in the documents."
 EST_COMPLETION_TOKENS_PER_PAIR = 90  # for --dry-run: quote + answer + question + JSON framing
-MAX_ROUNDS = 3
 FSYNC_INTERVAL_S = 1.0
 DEFAULT_TIMEOUT_S = 60.0
-LOCAL_TIMEOUT_S = 600.0  # top-up rounds after rejections, so a weak model cannot spend without bound
+LOCAL_TIMEOUT_S = 600.0  # an in-process model on a busy CPU writes a few tokens a second
+MIN_YIELD = 0.25  # a later round plans for at least this share of asked pairs being kept
+MAX_INVALID_RETRIES = 3  # fresh asks per call, one per rerun, after its reply yielded no pair
+STOP_REACHED = "reached n"
+STOP_BUDGET = "max_calls"
+STOP_EXHAUSTED = "passages exhausted"
+STOP_FAILING = "calls failing"
+STOP_ROUNDS = "max_rounds"
+
+
+def default_max_calls(n: int, pairs_per_call: int) -> int:
+    """The default call budget: 4x the calls `n` needs if every pair were kept, at least 10.
+
+    4x lets a model whose pairs the checker keeps one time in four still reach `n`; below that
+    the model is the problem and more calls mostly buy rejections. The floor gives small `n`
+    a few tries on other passages.
+    """
+    return max(10, 4 * math.ceil(n / pairs_per_call))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,24 +75,38 @@ class Task:
 
 @dataclass(slots=True)
 class GenerateSummary:
-    """What a generate run did and spent (`to_dict()` is the CLI's `--json`)."""
+    """What a generate run did and spent (`to_dict()` is the CLI's `--json`).
+
+    kept: pairs in `qa.jsonl` counted toward `requested` (those of earlier runs included);
+    candidates: pairs the model wrote in this invocation's calls (valid or not);
+    cost: new spend of this invocation; cost_total: spend on every call behind this folder.
+    """
 
     out: str
     model: str
     prompt: str
     prompt_hash: str
     requested: int
+    max_calls: int = 0
+    stopped: str = ""
     planned_calls: int = 0
+    calls: int = 0
+    rounds: int = 0
+    candidates: int = 0
     kept: int = 0
     rejected: int = 0
+    surplus: int = 0
     written: int = 0
     already_written: int = 0
     duplicates: int = 0
+    invalid_replies: int = 0
+    retried_invalid: int = 0
     llm_calls: int = 0
     cached_calls: int = 0
     failed_calls: int = 0
     retries: int = 0
     cost: float = 0.0
+    cost_total: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
@@ -124,13 +156,19 @@ def generate(
     response_format: str = "auto",
     api_base: str | None = None,
     api_key: str | None = None,
-    max_rounds: int = MAX_ROUNDS,
+    max_calls: int | None = None,
+    retry_invalid: bool = True,
+    max_rounds: int | None = None,
 ) -> GenerateSummary:
-    """Generate up to `n` checked QA pairs into `out/qa.jsonl` (rejects to `out/rejected.jsonl`).
+    """Keep `n` checked QA pairs in `out/qa.jsonl` (rejects to `out/rejected.jsonl`).
 
     >>> s = generate(index="out/index", out="out/gen", n=20, model="openai/gpt-4o-mini")  # doctest: +SKIP
-    >>> s.kept, s.cost  # doctest: +SKIP
+    >>> s.kept, s.stopped, s.cost_total  # doctest: +SKIP
 
+    max_calls: generation calls allowed (cached replays included, so rerunning the same command
+    never goes past it; each call may add one repair request); default `default_max_calls`.
+    retry_invalid: on a rerun, ask again (with a different request) for a call whose cached
+    reply yielded no usable pair, up to MAX_INVALID_RETRIES times over reruns.
     quote_choices: constrain quotes to the passages' sentences and answers to short spans of
     them (names, numbers, dates) in the JSON schema (`enum`s), so a small model cannot invent
     either; default on for local models and `api_base` servers.
@@ -138,21 +176,21 @@ def generate(
     `api_base` points at a self-hosted server such as llama.cpp's, else json_schema).
     api_base, api_key: for OpenAI-compatible servers (`model="openai/<name>"`).
     timeout: seconds per call; default 60, or 600 for in-process models on a busy CPU.
-    max_rounds: 1 + how many top-up rounds may replace rejected pairs with calls on new passages.
+    max_rounds: stop after this many rounds of calls (default: no limit but `max_calls`).
+    Raises LLMFatalError at once (pending calls cancelled, rows written so far kept) when the
+    model refuses a call for good (bad key, unknown model).
     """
     offline.configure()
     if n < 1:
         raise ConfigError(f"n must be at least 1, got {n}")
     if pairs_per_call < 1:
         raise ConfigError(f"pairs_per_call must be at least 1, got {pairs_per_call}")
+    if max_calls is not None and max_calls < 1:
+        raise ConfigError(f"max_calls must be at least 1, got {max_calls}")
     tmpl = prompt if isinstance(prompt, Prompt) else load_prompt(prompt)
     model = model or default_model()
     idx = _open(index, chroma_url)
     out_dir = Path(out)
-    params: dict[str, Any] = {
-        "temperature": temperature if temperature is not None else (0.2 if is_local(model) else 0.7),
-        "max_tokens": max_tokens or (160 * pairs_per_call + 120),
-    }
     format_style = response_format
     if format_style == "auto":
         format_style = "json_object" if api_base else "json_schema"
@@ -164,21 +202,35 @@ def generate(
         connection["api_key"] = api_key or os.environ.get("OPENAI_API_KEY") or "sk-local"
     elif api_key:
         connection["api_key"] = api_key
+    files = {"qa": str(out_dir / "qa.jsonl"), "rejected": str(out_dir / "rejected.jsonl"),
+             "summary": str(out_dir / "summary.json")}
+    if isinstance(index, (str, Path)):
+        files["index"] = str(index)
     summary = GenerateSummary(
         out=str(out_dir), model=model, prompt=tmpl.name, prompt_hash=tmpl.sha256, requested=n,
-        dry_run=dry_run,
-        files={"qa": str(out_dir / "qa.jsonl"), "rejected": str(out_dir / "rejected.jsonl")},
+        dry_run=dry_run, max_calls=max_calls or default_max_calls(n, pairs_per_call), files=files,
     )
     started = time.monotonic()
     seeds = seed_order(idx.chunks(), seed=seed)
     if not seeds:
         raise ConfigError("the index has no chunks long enough to ask about", hint="ingest documents first")
-    planner = _Planner(idx, tmpl, seeds, pairs_per_call)
-    first = planner.plan(n)
+    written = _Written.read(out_dir / "qa.jsonl", out_dir / "rejected.jsonl")
+    summary.already_written = len(written.kept)
+    planner = _Planner(idx, tmpl, seeds, pairs_per_call, n)
+    params: dict[str, Any] = {
+        "temperature": temperature if temperature is not None else (0.2 if is_local(model) else 0.7),
+        "max_tokens": max_tokens or (160 * planner.size + 120),
+    }
+    first = planner.plan(n - len(written.kept), limit=summary.max_calls)
     summary.planned_calls = len(first)
     if dry_run:
         _estimate(summary, first, tmpl, model, language)
         summary.elapsed_s = round(time.monotonic() - started, 3)
+        return summary
+    if len(written.kept) >= n:
+        # Nothing to do: not even the checker is loaded.
+        summary.stopped = STOP_REACHED
+        _finish(summary, written, {}, started)
         return summary
     if checker is None:
         checker = _default_checker()
@@ -192,8 +244,8 @@ def generate(
         # small models run locally or behind a self-hosted server invent quotes; big ones rarely do
         quote_choices = is_local(model) or bool(api_base)
     run = _Run(llm=llm, prompt=tmpl, language=language, checker=checker, summary=summary,
-               out_dir=out_dir, params=params, quote_choices=quote_choices,
-               format_style=format_style)
+               out_dir=out_dir, params=params, written=written, quote_choices=quote_choices,
+               format_style=format_style, retry_invalid=retry_invalid)
     try:
         asyncio.run(run.execute(planner, first, progress=progress, max_rounds=max_rounds))
     finally:
@@ -209,8 +261,20 @@ def generate(
     summary.prompt_tokens = stats.prompt_tokens
     summary.completion_tokens = stats.completion_tokens
     summary.rejected_by_reason = dict(run.reasons.most_common())
-    summary.elapsed_s = round(time.monotonic() - started, 3)
+    _finish(summary, written, run.call_costs, started)
     return summary
+
+
+def _finish(summary: GenerateSummary, written: _Written, call_costs: dict[str, float], started: float) -> None:
+    """Totals from the rows on disk and this invocation's calls; write `summary.json`."""
+    summary.kept = len(written.kept)
+    summary.cost_total = round(sum({**written.call_costs, **call_costs}.values()), 6)
+    summary.elapsed_s = round(time.monotonic() - started, 3)
+    path = Path(summary.files["summary"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(summary.to_dict(), indent=2, default=str), encoding="utf-8")
+    tmp.replace(path)
 
 
 def _open(index: Any, chroma_url: str | None) -> Any:
@@ -229,63 +293,121 @@ def _default_checker() -> Any:
     return default_checker()
 
 
-class _Planner:
-    """Hands out tasks over the seed order; later rounds continue where the last one stopped."""
+@dataclass(slots=True)
+class _Written:
+    """What earlier runs left in the output files."""
 
-    def __init__(self, index: Any, prompt: Prompt, seeds: Sequence[Chunk], pairs_per_call: int) -> None:
+    keys: set[str]  # ids of pairs and keys of reply-level rejections
+    kept: set[str]  # ids of kept pairs: they count toward n
+    call_costs: dict[str, float]  # call id -> what the call cost
+
+    @classmethod
+    def read(cls, qa_path: Path, rejected_path: Path) -> _Written:
+        out = cls(set(), set(), {})
+        for path, kept in ((qa_path, True), (rejected_path, False)):
+            if not path.exists():
+                continue
+            for row in read_jsonl(path):
+                out._add(row, kept=kept)
+        return out
+
+    def _add(self, row: dict[str, Any], *, kept: bool) -> None:
+        pair = row.get("pair") if not kept else row
+        prov = row.get("provenance") or (pair or {}).get("provenance") or {}
+        if isinstance(pair, dict) and pair.get("id"):
+            self.keys.add(str(pair["id"]))
+            if kept:
+                self.kept.add(str(pair["id"]))
+        elif not kept:
+            self.keys.add(_reply_key(str(prov.get("call_id", "")), str(row.get("raw", ""))))
+        call = str(prov.get("call_id") or "")
+        if call:
+            # Rows written before costs were apportioned carry the whole call's cost in `cost`.
+            spent = max(float(prov.get("call_cost") or 0.0), float(prov.get("cost") or 0.0))
+            self.call_costs[call] = max(spent, self.call_costs.get(call, 0.0))
+
+
+def _reply_key(call_id: str, raw: str) -> str:
+    """The key of a rejection that has no pair: its call and the part of the reply it was."""
+    return f"call:{call_id}:{hashlib.sha256(raw.encode('utf-8')).hexdigest()[:16]}"
+
+
+class _Planner:
+    """Hands out tasks over the seed order; later rounds continue where the last one stopped.
+
+    Every task asks for the same number of pairs (`pairs_per_call`, more when there are fewer
+    passages than calls), whatever the round, so a passage's call is the same request (the same
+    cache entry) however many pairs are still missing.
+    """
+
+    def __init__(self, index: Any, prompt: Prompt, seeds: Sequence[Chunk], pairs_per_call: int, n: int) -> None:
         self.index = index
         self.prompt = prompt
         self.seeds = seeds
-        self.k = pairs_per_call
+        # Fewer passages than calls: ask each passage for more pairs instead of repeating it.
+        self.size = max(pairs_per_call, math.ceil(n / len(seeds)))
         self.pos = 0
         self.count = 0
 
-    def plan(self, n: int) -> list[Task]:
+    def plan(self, pairs: int, *, limit: int, yield_rate: float = 1.0) -> list[Task]:
+        """Tasks for `pairs` more kept pairs at the expected keep rate, at most `limit` of them."""
         remaining_seeds = len(self.seeds) - self.pos
-        if n <= 0 or remaining_seeds <= 0:
+        if pairs <= 0 or remaining_seeds <= 0 or limit <= 0:
             return []
-        calls = math.ceil(n / self.k)
-        if calls > remaining_seeds:
-            # Fewer passages than calls: ask each passage for more pairs instead of repeating it.
-            calls = remaining_seeds
-        sizes = [n // calls + (1 if i < n % calls else 0) for i in range(calls)]
+        calls = min(limit, math.ceil(pairs / (self.size * max(MIN_YIELD, min(1.0, yield_rate)))))
         tasks: list[Task] = []
         extra = self.prompt.spec.sources - 1
-        for size in sizes:
-            while self.pos < len(self.seeds):
-                seed_chunk = self.seeds[self.pos]
-                self.pos += 1
-                others = partners(self.index, seed_chunk, extra) if extra else []
-                if len(others) < extra:
-                    continue  # no related passage: this seed cannot carry a multi-hop question
-                tasks.append(Task(self.count, (seed_chunk, *others), size))
-                self.count += 1
-                break
+        while len(tasks) < calls and self.pos < len(self.seeds):
+            seed_chunk = self.seeds[self.pos]
+            self.pos += 1
+            others = partners(self.index, seed_chunk, extra) if extra else []
+            if len(others) < extra:
+                continue  # no related passage: this seed cannot carry a multi-hop question
+            tasks.append(Task(self.count, (seed_chunk, *others), self.size))
+            self.count += 1
         return tasks
+
+
+@dataclass(slots=True)
+class _Reply:
+    """What one call (its request, and a repair request if one was needed) yielded."""
+
+    completions: list[Completion]
+    pairs: list[ReplyPair]
+    dropped: list[tuple[str, str, str]]
+    error: str = ""
+    raw: str = ""
+
+    @property
+    def cached(self) -> bool:
+        return all(c.cached for c in self.completions)
 
 
 class _Run:
     """One generate run: executes tasks, writes rows as each call finishes, counts reasons."""
 
     def __init__(self, *, llm: LLM, prompt: Prompt, language: str, checker: Any,
-                 summary: GenerateSummary, out_dir: Path, params: dict[str, Any],
-                 quote_choices: bool = False, format_style: str = "json_schema") -> None:
+                 summary: GenerateSummary, out_dir: Path, params: dict[str, Any], written: _Written,
+                 quote_choices: bool = False, format_style: str = "json_schema",
+                 retry_invalid: bool = True) -> None:
         self.llm = llm
         self.prompt = prompt
         self.language = language
         self.checker = checker
         self.summary = summary
         self.params = params
+        self.written = written
         self.reasons: Counter[str] = Counter()
-        qa_path, rej_path = out_dir / "qa.jsonl", out_dir / "rejected.jsonl"
-        self.seen = _written_keys(qa_path, rej_path)
         self.run_keys: set[str] = set()
+        self.call_costs: dict[str, float] = {}
+        self.asked = 0  # pairs asked for by the calls that answered
+        self.kept_in_calls = 0  # of those, pairs the checks kept (written before or not)
         self._synced: dict[int, float] = {}
-        self.qa = JsonlWriter(qa_path)
-        self.rejected = JsonlWriter(rej_path)
-        self.kept_total = 0
+        self.qa = JsonlWriter(out_dir / "qa.jsonl")
+        self.rejected = JsonlWriter(out_dir / "rejected.jsonl")
         self.quote_choices = quote_choices
         self.format_style = format_style
+        self.retry_invalid = retry_invalid
         self._bar: Any = None
         from grounded import __version__
 
@@ -297,66 +419,149 @@ class _Run:
         if self._bar is not None:
             self._bar.close()
 
-    async def execute(self, planner: _Planner, first: list[Task], *, progress: bool, max_rounds: int) -> None:
+    @property
+    def kept_total(self) -> int:
+        return len(self.written.kept)
+
+    async def execute(self, planner: _Planner, first: list[Task], *, progress: bool,
+                      max_rounds: int | None) -> None:
+        s = self.summary
         if progress:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=self.summary.requested, unit="pair", desc="generate")
+            self._bar = tqdm(total=s.requested, initial=min(self.kept_total, s.requested),
+                             unit="pair", desc="generate")
         tasks = first
-        for _round in range(max(1, max_rounds)):
+        while True:
             if not tasks:
-                break
-            await asyncio.gather(*(self._task(t) for t in tasks))
-            deficit = self.summary.requested - self.kept_total
-            if deficit <= 0:
-                break
-            tasks = planner.plan(deficit)
+                s.stopped = STOP_EXHAUSTED
+                return
+            s.calls += len(tasks)
+            s.rounds += 1
+            failed = await self._round(tasks)
+            if self.kept_total >= s.requested:
+                s.stopped = STOP_REACHED
+            elif failed == len(tasks):
+                s.stopped = STOP_FAILING  # more rounds would only multiply the failing requests
+            elif s.calls >= s.max_calls:
+                s.stopped = STOP_BUDGET
+            elif max_rounds is not None and s.rounds >= max_rounds:
+                s.stopped = STOP_ROUNDS
+            else:
+                rate = self.kept_in_calls / self.asked if self.asked else 1.0
+                tasks = planner.plan(s.requested - self.kept_total, limit=s.max_calls - s.calls, yield_rate=rate)
+                continue
+            return
 
-    async def _task(self, task: Task) -> None:
-        messages = self.prompt.messages([c.text for c in task.chunks], n=task.n, language=self.language)
-        response_format = self.prompt.response_format(task.n, self.format_style)
+    async def _round(self, tasks: Sequence[Task]) -> int:
+        """Run the round's calls; how many failed. A fatal error cancels the rest at once."""
+        jobs = [asyncio.ensure_future(self._task(t)) for t in tasks]
+        try:
+            answered = await asyncio.gather(*jobs)
+        except BaseException:
+            for job in jobs:
+                job.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)
+            raise
+        return sum(1 for ok in answered if not ok)
+
+    async def _task(self, task: Task) -> bool:
+        """One planned call to its rows; False when the call failed (a rerun retries it)."""
+        attempt = 0
+        while True:
+            try:
+                reply = await self._ask(task, attempt)
+            except LLMFatalError:
+                raise
+            except LLMError as exc:
+                # Not written: a rerun retries it (transient outages must not become rejections).
+                self.summary.errors.append(str(exc))
+                return False
+            self._record(task, reply)
+            # A cached reply that yielded nothing was seen by an earlier run: ask afresh.
+            if reply.pairs or not reply.cached or not self.retry_invalid or attempt >= MAX_INVALID_RETRIES:
+                return True
+            attempt += 1
+            self.summary.retried_invalid += 1
+
+    def _format(self, task: Task, n: int) -> dict[str, Any] | None:
+        response_format = self.prompt.response_format(n, self.format_style)
         if self.quote_choices and response_format is not None:
             response_format = constrain_schema(
                 response_format, task.chunks, answers=self.prompt.kind != "unanswerable"
             )
-        try:
-            res = await acomplete_structured(self.llm, messages, Reply, response_format=response_format)
-        except LLMError as exc:
-            # Not written: a rerun retries it (transient outages must not become rejections).
-            self.summary.errors.append(str(exc))
-            return
-        prov = self._provenance(res.completions)
-        if res.value is None:
-            rej = Rejection(
-                stage="generate",
-                reasons=(Reason("invalid_reply", res.error),),
-                raw=res.raw,
-                provenance=prov,
-            )
-            self._emit([], [("call:" + prov.call_id, rej)])
-            return
+        return response_format
+
+    def _messages(self, task: Task, attempt: int) -> list[dict[str, str]]:
+        messages = self.prompt.messages([c.text for c in task.chunks], n=task.n, language=self.language)
+        if attempt:
+            # A different request (and cache key) than the reply that could not be used.
+            last = messages[-1]
+            messages[-1] = {**last, "content": last["content"] + (
+                f"\n\n(Attempt {attempt + 1}: an earlier reply could not be used. "
+                "Reply with only the JSON object.)")}
+        return messages
+
+    async def _ask(self, task: Task, attempt: int) -> _Reply:
+        """The call, and one repair request for what its reply lacked; usable pairs are kept."""
+        messages = self._messages(task, attempt)
+        first = await self.llm.acomplete(messages, response_format=self._format(task, task.n))
+        parsed = parse_reply(first.text)
+        reply = _Reply([first], parsed.pairs[: task.n], list(parsed.dropped), parsed.error, first.text)
+        missing = task.n - len(reply.pairs)
+        if parsed.complete or missing <= 0:
+            return reply
+        repair = [
+            *messages,
+            {"role": "assistant", "content": first.text},
+            {"role": "user", "content": _repair_request(parsed, missing, have=len(reply.pairs))},
+        ]
+        second = await self.llm.acomplete(repair, response_format=self._format(task, missing))
+        again = parse_reply(second.text)
+        reply.completions.append(second)
+        reply.pairs += again.pairs[:missing]
+        reply.dropped += again.dropped
+        if not reply.pairs:
+            reply.error = f"{parsed.problems()}; after repair: {again.problems()}"
+            reply.raw = first.text + "\n---repair---\n" + second.text
+        return reply
+
+    def _record(self, task: Task, reply: _Reply) -> None:
+        """Turn a reply into rows, each carrying its share of the call's cost, and write them."""
+        call_id = reply.completions[0].call_id
+        rows = len(reply.pairs) + len(reply.dropped) or 1
+        prov = [self._provenance(reply.completions, i, rows) for i in range(rows)]
+        self.call_costs[call_id] = prov[0].call_cost
+        self.summary.candidates += len(reply.pairs) + len(reply.dropped)
+        self.asked += task.n
         kept: list[tuple[str, QAPair]] = []
         rejected: list[tuple[str, Rejection]] = []
-        for reply_pair in res.value.pairs[: task.n]:
-            pair, problems = self._pair(reply_pair, task, prov)
+        for i, reply_pair in enumerate(reply.pairs):
+            pair, problems = self._pair(reply_pair, task, prov[i])
             if problems:
-                rejected.append((pair.id, Rejection("generate", tuple(problems), pair=pair, provenance=prov)))
+                rejected.append((pair.id, Rejection("generate", tuple(problems), pair=pair, provenance=prov[i])))
                 continue
             if self.checker is not None:
                 verdict = self.checker.check(pair, task.chunks)
-                pair = _with(pair, verdict=verdict)
+                pair = replace(pair, verdict=verdict)
                 if not verdict.supported:
-                    rejected.append((pair.id, Rejection("check", tuple(verdict.reasons), pair=pair, provenance=prov)))
+                    rejected.append((pair.id, Rejection("check", tuple(verdict.reasons), pair=pair, provenance=prov[i])))
                     continue
             kept.append((pair.id, pair))
+        for j, (code, raw, why) in enumerate(reply.dropped, len(reply.pairs)):
+            rejected.append((_reply_key(call_id, raw), Rejection("generate", (Reason(code, why),), raw=raw, provenance=prov[j])))
+        if not reply.pairs and not reply.dropped:
+            self.summary.invalid_replies += 1
+            rej = Rejection("generate", (Reason("invalid_reply", reply.error),), raw=reply.raw, provenance=prov[0])
+            rejected.append((_reply_key(call_id, reply.raw), rej))
+        elif not reply.pairs:
+            self.summary.invalid_replies += 1
         self._emit(kept, rejected)
 
     def _pair(self, rp: ReplyPair, task: Task, prov: Provenance) -> tuple[QAPair, list[Reason]]:
         kind = self.prompt.kind
         question = " ".join(rp.question.split())
         answer = " ".join(rp.answer.split())
-        if kind == "unanswerable" and not _is_refusal(answer):
-            answer = UNANSWERABLE_ANSWER
         evidence: list[Evidence] = []
         dropped: list[str] = []
         for quote in rp.all_quotes:
@@ -387,35 +592,56 @@ class _Run:
             problems.append(Reason("single_source", "a multi-hop pair must quote at least two passages"))
         if not answer:
             problems.append(Reason("empty_answer", "the reply has no answer"))
+        elif kind == "unanswerable" and not _is_refusal(answer):
+            # The model answered: evidence that the passages may answer it, so it is no refusal.
+            problems.append(Reason("not_a_refusal", f"an unanswerable question needs an answer saying the documents do not tell; the model answered {_short(answer)!r}"))
         return pair, problems
 
-    def _provenance(self, completions: Sequence[Completion]) -> Provenance:
-        first = completions[0]
+    def _provenance(self, completions: Sequence[Completion], row: int, rows: int) -> Provenance:
+        """Row `row` of `rows` from one call: its share of the call's tokens and cost."""
+        cost = sum(c.cost for c in completions)
         return Provenance(
             model=self.llm.model,
             params=dict(self.params),
             prompt=self.prompt.name,
             prompt_hash=self.prompt.sha256,
-            call_id=first.call_id,
-            prompt_tokens=sum(c.prompt_tokens for c in completions),
-            completion_tokens=sum(c.completion_tokens for c in completions),
-            cost=round(sum(c.cost for c in completions), 8),
+            call_id=completions[0].call_id,
+            prompt_tokens=_share(sum(c.prompt_tokens for c in completions), row, rows),
+            completion_tokens=_share(sum(c.completion_tokens for c in completions), row, rows),
+            cost=round(cost / rows, 10),
+            call_cost=round(cost, 10),
             created=datetime.now(UTC).isoformat(timespec="seconds"),
             grounded_version=self.version,
             language=self.language,
         )
 
     def _emit(self, kept: list[tuple[str, QAPair]], rejected: list[tuple[str, Rejection]]) -> None:
-        new_kept = [pair.to_dict() for key, pair in kept if self._fresh(key, kept=True)]
+        """Write what is new; count each result once per run; never keep more than requested."""
         new_rej = []
         for key, rej in rejected:
-            if key in self.run_keys:
-                self.summary.duplicates += 1
+            if self._seen_in_run(key):
                 continue
+            self.summary.rejected += 1
             for r in rej.reasons:
                 self.reasons[r.code] += 1
-            if self._fresh(key, kept=False):
+            if key not in self.written.keys:
+                self.written.keys.add(key)
                 new_rej.append(rej.to_dict())
+        new_kept = []
+        for key, pair in kept:
+            if self._seen_in_run(key):
+                continue
+            self.kept_in_calls += 1
+            if key in self.written.keys:
+                continue  # already in qa.jsonl (or rejected there by an earlier run)
+            if self.kept_total >= self.summary.requested:
+                self.summary.surplus += 1  # not written: a rerun with a larger n gets it from the cache
+                continue
+            self.written.keys.add(key)
+            self.written.kept.add(key)
+            new_kept.append(pair.to_dict())
+            if self._bar is not None and self._bar.n < self._bar.total:
+                self._bar.update(1)
         self.summary.written += len(new_kept) + len(new_rej)
         # Rejections first: a kill between the two writes then loses no kept pair's accounting.
         for writer, batch in ((self.rejected, new_rej), (self.qa, new_kept)):
@@ -423,6 +649,13 @@ class _Run:
                 for row in batch:
                     writer.write(row)
                 self._flush(writer)
+
+    def _seen_in_run(self, key: str) -> bool:
+        if key in self.run_keys:
+            self.summary.duplicates += 1
+            return True
+        self.run_keys.add(key)
+        return False
 
     def _flush(self, writer: JsonlWriter) -> None:
         """Hand rows to the OS now (a killed process loses nothing); fsync at most once a second."""
@@ -432,24 +665,20 @@ class _Run:
             writer.flush()  # flush + fsync, for power loss
             self._synced[id(writer)] = now
 
-    def _fresh(self, key: str, *, kept: bool) -> bool:
-        """Count a result once per run; True when it still has to be written."""
-        if key in self.run_keys:
-            self.summary.duplicates += 1
-            return False
-        self.run_keys.add(key)
-        if kept:
-            self.summary.kept += 1
-            self.kept_total += 1
-            if self._bar is not None and self._bar.n < self._bar.total:
-                self._bar.update(1)
-        else:
-            self.summary.rejected += 1
-        if key in self.seen:
-            self.summary.already_written += 1
-            return False
-        self.seen.add(key)
-        return True
+
+def _repair_request(parsed: ParsedReply, missing: int, *, have: int) -> str:
+    """Ask for the pairs a reply lacked, saying what was wrong with it."""
+    kept = f"The {have} complete pair(s) are kept. " if have else ""
+    return (
+        f"Your reply could not be fully used: {parsed.problems()}\n{kept}"
+        f"Reply again with only one valid JSON object that follows the schema, holding "
+        f"{missing} {'new ' if have else ''}pair(s), no other text."
+    )
+
+
+def _share(total: int, row: int, rows: int) -> int:
+    """Row `row`'s part of `total` split over `rows` (the parts sum to `total`)."""
+    return total // rows + (1 if row < total % rows else 0)
 
 
 def locate(quote: str, chunks: Sequence[Chunk], *, min_score: float = MIN_QUOTE_SCORE) -> Evidence | None:
@@ -540,22 +769,6 @@ def constrain_schema(response_format: dict[str, Any], chunks: Sequence[Chunk], *
     return rf
 
 
-def _written_keys(*paths: Path) -> set[str]:
-    """Ids of pairs (and call ids of unusable replies) already in the output files."""
-    keys: set[str] = set()
-    for path in paths:
-        if not path.exists():
-            continue
-        for row in read_jsonl(path):
-            pair = row.get("pair") if "stage" in row else row
-            if isinstance(pair, dict) and pair.get("id"):
-                keys.add(str(pair["id"]))
-            elif "stage" in row:
-                call = (row.get("provenance") or {}).get("call_id", "")
-                keys.add("call:" + str(call))
-    return keys
-
-
 def _estimate(summary: GenerateSummary, tasks: Sequence[Task], prompt: Prompt, model: str, language: str) -> None:
     pt = sum(count_message_tokens(prompt.messages([c.text for c in t.chunks], n=t.n, language=language)) for t in tasks)
     ct = sum(t.n for t in tasks) * EST_COMPLETION_TOKENS_PER_PAIR
@@ -573,12 +786,6 @@ def _is_refusal(answer: str) -> bool:
     except ImportError:
         return False
     return bool(REFUSAL.search(answer))
-
-
-def _with(pair: QAPair, **changes: Any) -> QAPair:
-    from dataclasses import replace
-
-    return replace(pair, **changes)
 
 
 def _short(text: str, limit: int = 120) -> str:

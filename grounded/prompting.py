@@ -89,6 +89,113 @@ class Reply(BaseModel):
         return data
 
 
+@dataclass(slots=True)
+class ParsedReply:
+    """A reply taken apart pair by pair: the usable pairs, and every dropped part with why."""
+
+    pairs: list[ReplyPair]
+    dropped: list[tuple[str, str, str]]  # (reason code, the raw text of the part, why)
+    error: str = ""  # what is wrong with the reply as a whole ("" when it parsed)
+    truncated: bool = False
+
+    @property
+    def complete(self) -> bool:
+        """True when nothing of the reply was lost."""
+        return not (self.dropped or self.error)
+
+    def problems(self) -> str:
+        """One line naming everything that was wrong, for a repair request or a rejection."""
+        parts = [self.error] if self.error else []
+        parts += [f"a dropped pair: {why}" for _, _, why in self.dropped[:5]]
+        return "; ".join(parts)
+
+
+_PAIRS_KEY = re.compile(r'"pairs"\s*:\s*\[')
+
+
+def parse_reply(text: str) -> ParsedReply:
+    """Every valid pair of a reply, each invalid one dropped with its reason.
+
+    Pairs are validated one by one, so one bad pair does not cost the good ones beside it, and a
+    reply cut off mid-way (max tokens) keeps the pair objects that were complete.
+    """
+    decoder = json.JSONDecoder()
+    m = _PAIRS_KEY.search(text)
+    if m is not None:
+        data = _object_around(text, m.start(), decoder)
+        if data is None:
+            return _salvage(text, m.end(), decoder)
+        return _validate_items(data.get("pairs"))
+    from grounded.llm import extract_json
+
+    try:
+        data = extract_json(text)
+    except ValueError as exc:
+        return ParsedReply([], [], str(exc))
+    if "question" in data:  # a bare single pair
+        return _validate_items([data])
+    return ParsedReply([], [], "schema mismatch: the reply has no 'pairs' list")
+
+
+def _object_around(text: str, key_pos: int, decoder: json.JSONDecoder) -> dict[str, Any] | None:
+    """The complete JSON object holding the `"pairs"` key at `key_pos`, or None (truncated)."""
+    pos = text.find("{")
+    while 0 <= pos < key_pos:
+        try:
+            obj, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            obj, end = None, -1
+        if isinstance(obj, dict) and end > key_pos and "pairs" in obj:
+            return obj
+        pos = text.find("{", pos + 1)
+    return None
+
+
+def _salvage(text: str, pos: int, decoder: json.JSONDecoder) -> ParsedReply:
+    """The complete objects of a `pairs` array that was cut off; the rest is the dropped tail."""
+    items: list[Any] = []
+    tail = ""
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n,":
+            pos += 1
+        if pos >= len(text) or text[pos] == "]":
+            break
+        try:
+            obj, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            tail = text[pos:]
+            break
+        items.append(obj)
+    parsed = _validate_items(items)
+    parsed.truncated = True
+    parsed.error = f"the reply was cut off after {len(items)} complete pair(s)"
+    if tail.strip():
+        parsed.dropped.append(("truncated_reply", tail, "cut off before the pair was complete"))
+    return parsed
+
+
+def _validate_items(items: Any) -> ParsedReply:
+    if not isinstance(items, list):
+        return ParsedReply([], [], "schema mismatch: 'pairs' is not a list")
+    out = ParsedReply([], [])
+    for item in items:
+        try:
+            out.pairs.append(ReplyPair.model_validate(item))
+        except ValidationError as exc:
+            out.dropped.append(("invalid_pair", json.dumps(item, ensure_ascii=False), _first_errors(exc)))
+    if not items:
+        out.error = "the reply has no pairs"
+    return out
+
+
+def _first_errors(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "(pair)"
+        problems.append(f"{loc}: {err.get('msg')}")
+    return "; ".join(problems)
+
+
 # --- the template file -------------------------------------------------------------------------
 
 

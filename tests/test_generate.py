@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from fakes import FakeChecker, FakeIndex, FakeLLM, register_fake, server_error
+from fakes import FakeChecker, FakeIndex, FakeLLM, quoting_responder, register_fake, server_error
 
 from grounded.cli import main
 from grounded.generate import answer_candidates, constrain_schema, generate, locate
@@ -124,9 +124,11 @@ def test_generate_writes_checked_pairs_with_provenance(fake, tmp_path):
 def test_rerun_makes_no_new_calls_and_writes_no_duplicates(fake, tmp_path):
     first = run(tmp_path, n=6, pairs_per_call=2)
     calls = len(fake.calls)
+    assert first.kept == 6 and calls == 3
     again = run(tmp_path, n=6, pairs_per_call=2)
     assert len(fake.calls) == calls
-    assert again.llm_calls == 0 and again.cached_calls == first.llm_calls
+    # n pairs are already written: nothing to ask, not even the cache
+    assert again.llm_calls == 0 and again.cached_calls == 0 and again.stopped == "reached n"
     assert again.kept == 6 and again.written == 0 and again.already_written == 6
     assert len(rows(tmp_path / "qa.jsonl")) == 6
 
@@ -189,15 +191,23 @@ def test_failed_calls_are_not_written_and_a_rerun_retries_them(tmp_path):
     assert s2.kept == 1 and s2.failed_calls == 0
 
 
+def refusing(messages):
+    """A model that answers unanswerable questions as it should: the documents do not say."""
+    pairs = json.loads(quoting_responder(messages))["pairs"]
+    return json.dumps({"pairs": [{**p, "answer": "The documents do not say."} for p in pairs]})
+
+
 def test_multi_hop_quotes_two_passages_and_unanswerable_says_so(fake, tmp_path):
     s = run(tmp_path / "mh", n=2, pairs_per_call=1, prompt="multi_hop")
     assert s.kept == 2
     for p in rows(tmp_path / "mh" / "qa.jsonl"):
         assert p["kind"] == "multi_hop" and len(p["chunk_ids"]) == 2
         assert len({e["chunk_id"] for e in p["evidence"]}) == 2
+    fake.responder = refusing
     s = run(tmp_path / "un", n=2, pairs_per_call=1, prompt="unanswerable")
+    assert s.kept == 2
     for p in rows(tmp_path / "un" / "qa.jsonl"):
-        assert p["kind"] == "unanswerable" and "not stated in the documents" in p["answer"]
+        assert p["kind"] == "unanswerable" and p["answer"] == "The documents do not say."
 
 
 def test_custom_prompt_language_and_hash_reach_provenance(fake, tmp_path):

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from grounded.cli import emit_json, handle_errors, json_option
 from grounded.errors import EXIT_PARTIAL
 
+if TYPE_CHECKING:
+    from grounded.generate import GenerateSummary
+
 
 @click.command()
 @click.option("--index", required=True, type=click.Path(file_okay=False), help="Index directory (from `grounded ingest`).")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output directory: qa.jsonl, rejected.jsonl.")
-@click.option("-n", "n", default=20, show_default=True, type=click.IntRange(min=1), help="Pairs to keep.")
+@click.option("-n", "n", default=20, show_default=True, type=click.IntRange(min=1), help="Pairs to keep (pairs already in OUT count).")
+@click.option("--max-calls", default=None, type=click.IntRange(min=1), help="Generation calls allowed, cached ones included (default max(10, 4 x the calls n needs)).")
+@click.option("--retry-invalid/--no-retry-invalid", default=True, show_default=True, help="On a rerun, ask again for calls whose reply yielded no usable pair.")
 @click.option("--model", default=None, help="litellm model string (default: $GROUNDED_MODEL, a hosted model if its API key is set, else local SmolLM2).")
 @click.option("--prompt", default="factoid", show_default=True, help="factoid | multi_hop | unanswerable, or a YAML template path.")
 @click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1), help="LLM calls in flight.")
@@ -55,18 +61,40 @@ def generate(out: Path, as_json: bool, no_check: bool, **options: object) -> Non
             f"estimated cost {cost}"
         )
     else:
-        click.echo(f"kept {summary.kept} pairs, rejected {summary.rejected} -> {summary.files['qa']}")
-        top = list(summary.rejected_by_reason.items())[:5]
-        if top:
-            click.echo("top rejection reasons: " + ", ".join(f"{k} ({v})" for k, v in top))
-        click.echo(
-            f"LLM calls: {summary.llm_calls} new, {summary.cached_calls} cached, {summary.failed_calls} failed; "
-            f"{summary.prompt_tokens}+{summary.completion_tokens} tokens; cost ${summary.cost:.4f}"
-        )
-        for err in summary.errors[:3]:
-            click.echo(f"failed call (rerun to retry): {err}", err=True)
+        _report(summary, retry_invalid=bool(options.get("retry_invalid", True)))
     if summary.failed_calls:
         sys.exit(EXIT_PARTIAL)
+
+
+def _report(summary: GenerateSummary, *, retry_invalid: bool) -> None:
+    """The human summary: what was kept of what was asked, why it stopped, what it cost."""
+    click.echo(
+        f"kept {summary.kept} of {summary.requested} requested ({summary.candidates} candidates, "
+        f"{summary.rejected} rejected) -> {summary.files['qa']}; stopped: {summary.stopped}"
+    )
+    hint = _STOP_HINTS.get(summary.stopped, "")
+    if hint and summary.kept < summary.requested:
+        click.echo(hint.format(s=summary))
+    top = list(summary.rejected_by_reason.items())[:5]
+    if top:
+        click.echo("top rejection reasons: " + ", ".join(f"{k} ({v})" for k, v in top))
+    if summary.invalid_replies:
+        again = "rerun the same command to ask again" if retry_invalid else "rerun with --retry-invalid to ask again"
+        click.echo(f"{summary.invalid_replies} replies yielded no usable pair (see rejected.jsonl); {again}")
+    click.echo(
+        f"LLM calls: {summary.llm_calls} new, {summary.cached_calls} cached, {summary.failed_calls} failed; "
+        f"{summary.prompt_tokens}+{summary.completion_tokens} tokens; cost ${summary.cost:.4f} "
+        f"(all runs into this folder: ${summary.cost_total:.4f})"
+    )
+    for err in summary.errors[:3]:
+        click.echo(f"failed call (rerun to retry): {err}", err=True)
+
+
+_STOP_HINTS = {
+    "max_calls": "the call budget is spent ({s.calls} of --max-calls {s.max_calls}); raise --max-calls to go on",
+    "passages exhausted": "every passage of the index has been asked; ingest more documents or lower -n",
+    "calls failing": "every call of the last round failed; fix the cause and rerun the same command",
+}
 
 
 class _NoCheck:
