@@ -480,6 +480,8 @@ class _Run:
             self._record(task, reply)
             # A cached reply that yielded nothing was seen by an earlier run: ask afresh.
             if reply.pairs or not reply.cached or not self.retry_invalid or attempt >= MAX_INVALID_RETRIES:
+                if not reply.pairs:
+                    self.summary.invalid_replies += 1
                 return True
             attempt += 1
             self.summary.retried_invalid += 1
@@ -507,7 +509,8 @@ class _Run:
         messages = self._messages(task, attempt)
         first = await self.llm.acomplete(messages, response_format=self._format(task, task.n))
         parsed = parse_reply(first.text)
-        reply = _Reply([first], parsed.pairs[: task.n], list(parsed.dropped), parsed.error, first.text)
+        # Pairs beyond those asked for are candidates too: the cap on n applies when writing.
+        reply = _Reply([first], list(parsed.pairs), list(parsed.dropped), parsed.error, first.text)
         missing = task.n - len(reply.pairs)
         if parsed.complete or missing <= 0:
             return reply
@@ -519,7 +522,7 @@ class _Run:
         second = await self.llm.acomplete(repair, response_format=self._format(task, missing))
         again = parse_reply(second.text)
         reply.completions.append(second)
-        reply.pairs += again.pairs[:missing]
+        reply.pairs += again.pairs
         reply.dropped += again.dropped
         if not reply.pairs:
             reply.error = f"{parsed.problems()}; after repair: {again.problems()}"
@@ -551,11 +554,8 @@ class _Run:
         for j, (code, raw, why) in enumerate(reply.dropped, len(reply.pairs)):
             rejected.append((_reply_key(call_id, raw), Rejection("generate", (Reason(code, why),), raw=raw, provenance=prov[j])))
         if not reply.pairs and not reply.dropped:
-            self.summary.invalid_replies += 1
             rej = Rejection("generate", (Reason("invalid_reply", reply.error),), raw=reply.raw, provenance=prov[0])
             rejected.append((_reply_key(call_id, reply.raw), rej))
-        elif not reply.pairs:
-            self.summary.invalid_replies += 1
         self._emit(kept, rejected)
 
     def _pair(self, rp: ReplyPair, task: Task, prov: Provenance) -> tuple[QAPair, list[Reason]]:

@@ -170,7 +170,7 @@ def test_a_rerun_asks_again_for_a_cached_reply_that_yielded_nothing(tmp_path):
     assert first.kept == 0 and len(fake.calls) == 2
     again = run(tmp_path, model, n=1, pairs_per_call=1, index=index)
     assert again.kept == 1 and len(fake.calls) == 3  # was 0 kept: the cached failure replayed
-    assert first.invalid_replies == 1 and again.retried_invalid == 1
+    assert first.invalid_replies == 1 and again.retried_invalid == 1 and again.invalid_replies == 0
     assert "Attempt 2" in fake.calls[2]["messages"][-1]["content"]
     assert [r["reasons"][0]["code"] for r in rows(tmp_path / "rejected.jsonl")] == ["invalid_reply"]
 
@@ -297,3 +297,15 @@ def test_cli_tells_how_to_retry_unusable_replies(tmp_path, index_dir):
     res = cli(index_dir, tmp_path, "-n", "1", "--pairs-per-call", "1")
     assert res.exit_code == 0, res.output
     assert "1 replies yielded no usable pair" in res.output and "rerun the same command" in res.output
+
+
+@pytest.mark.slow
+def test_cli_stops_at_once_on_a_refused_key(tmp_path, index_dir):
+    def fatal(messages):
+        raise litellm.AuthenticationError(message="401 bad key", llm_provider="fake", model="m")
+
+    fake = FakeLLM(responder=fatal)
+    register_fake(fake)
+    res = cli(index_dir, tmp_path, "-n", "6", "--pairs-per-call", "1", "--concurrency", "1")
+    assert res.exit_code == 5 and len(fake.calls) == 1
+    assert res.output.count("error:") == 1 and "stopping" in res.output

@@ -79,7 +79,10 @@ def _report(summary: GenerateSummary, *, retry_invalid: bool) -> None:
     if top:
         click.echo("top rejection reasons: " + ", ".join(f"{k} ({v})" for k, v in top))
     if summary.invalid_replies:
-        again = "rerun the same command to ask again" if retry_invalid else "rerun with --retry-invalid to ask again"
+        from grounded.generate import MAX_INVALID_RETRIES
+
+        again = (f"rerun the same command to ask again ({MAX_INVALID_RETRIES} times at most)" if retry_invalid
+                 else "rerun with --retry-invalid to ask again")
         click.echo(f"{summary.invalid_replies} replies yielded no usable pair (see rejected.jsonl); {again}")
     click.echo(
         f"LLM calls: {summary.llm_calls} new, {summary.cached_calls} cached, {summary.failed_calls} failed; "
