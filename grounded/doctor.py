@@ -107,7 +107,7 @@ def check_local_runtime(*, timeout: float = 180.0) -> Finding:
         path = str(model_path("smollm2"))
     except GroundedError as exc:
         return Finding("local model runtime", FAIL, str(exc), exc.hint)
-    llm = LocalLLM(n_threads=max(1, os.cpu_count() or 1))
+    llm = LocalLLM()
     started = time.monotonic()
     try:
         reply = llm.request(
@@ -126,7 +126,8 @@ def check_local_runtime(*, timeout: float = 180.0) -> Finding:
     tokens = int((reply.get("usage") or {}).get("completion_tokens", 0))
     version = llm.info.get("llama_cpp", "?")
     return Finding("local model runtime", OK,
-                   f"llama-cpp-python {version}: {tokens} tokens in a worker process in {seconds:.1f} s")
+                   f"llama-cpp-python {version}: {tokens} tokens in a worker process in {seconds:.1f} s"
+                   f" ({llm.n_threads} threads)")
 
 
 def check_minilm() -> Finding:

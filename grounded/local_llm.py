@@ -84,6 +84,27 @@ REINSTALL_HINT = (
 START_TIMEOUT_S = 120.0
 
 
+def default_threads() -> int:
+    """Threads for llama.cpp: `$GROUNDED_LOCAL_THREADS`, else the free cores.
+
+    llama.cpp's threads spin at barriers: with more threads than idle cores a completion runs
+    about 4x slower (benchmarks/bench_local_model.py on a loaded 2-core machine), so a busy
+    machine gets half its cores.
+    """
+    override = os.environ.get("GROUNDED_LOCAL_THREADS")
+    if override:
+        return max(1, int(override))
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0] >= cores / 2
+    except OSError:
+        busy = False
+    return max(1, cores // 2 if busy else cores)
+
+
 def worker_command(n_ctx: int, n_threads: int) -> list[str]:
     """The worker's command line; `$GROUNDED_LOCAL_WORKER` replaces it (tests inject faults so)."""
     override = os.environ.get("GROUNDED_LOCAL_WORKER")
@@ -120,7 +141,7 @@ class LocalLLM:
         command: list[str] | None = None,
     ) -> None:
         self.n_ctx = n_ctx
-        self.n_threads = n_threads or max(1, os.cpu_count() or 1)
+        self.n_threads = n_threads or default_threads()
         self.command = command
         self.crash: LocalModelCrashed | None = None
         self.info: dict[str, Any] = {}
