@@ -328,6 +328,8 @@ def render(data: Mapping[str, Any], health: Mapping[str, Any], *, title: str = "
     ref = health.get("reference") or {}
     sections = [
         _overview(pairs, rejected, summary, gen),
+        _failures(summary, gen),
+        _notice(summary),
         _banner(health.get("narrowing") or {}, bool(ref)),
         _funnel(pairs, rejected, ingest, gen),
         _coverage(health.get("coverage") or {}),
@@ -361,6 +363,33 @@ def _overview(pairs: Sequence[QAPair], rejected: Sequence[Mapping[str, Any]], su
     ]
     body = "".join(f'<div class="stat"><div class="v">{escape(v)}</div><div class="k">{escape(k)}</div></div>' for k, v in cards)
     return f'<div class="stats">{body}</div>'
+
+
+def _failures(summary: Mapping[str, Any], gen: Mapping[str, Any]) -> str:
+    """LLM calls that failed for good: their count and each distinct message, near the top."""
+    failed = summary.get("failed_calls", gen.get("failed_calls")) or 0
+    if not failed:
+        return ""
+    errors = summary.get("errors")
+    if not isinstance(errors, list):  # a generate summary: plain messages, maybe repeated
+        errors = [{"message": m, "count": c} for m, c in Counter(map(str, gen.get("errors") or ())).most_common()]
+    items = "".join(_error_item(e) for e in errors[:10] if isinstance(e, Mapping))
+    return (
+        f'<div class="banner warn" id="failed-calls"><strong>{failed} LLM calls failed</strong>'
+        f" and wrote nothing; rerun the same command to retry them.<ul>{items}</ul></div>"
+    )
+
+
+def _error_item(error: Mapping[str, Any]) -> str:
+    count = error.get("count") or 0
+    times = f" ({count} calls)" if count > 1 else ""
+    return f"<li>{escape(str(error.get('message')))}{times}</li>"
+
+
+def _notice(summary: Mapping[str, Any]) -> str:
+    """The plain line a run with the bundled small model carries (what it kept, what to use)."""
+    notice = summary.get("notice")
+    return f'<div class="banner note" id="notice">{escape(str(notice))}</div>' if notice else ""
 
 
 def _banner(narrowing: Mapping[str, Any], has_ref: bool) -> str:
@@ -517,6 +546,7 @@ section{background:#fff;border:1px solid #e2e5ea;border-radius:8px;padding:14px 
 .banner{border-radius:8px;padding:10px 16px;margin:12px 0}.banner ul{margin:6px 0 0 0}
 .banner.warn{background:#fdecea;border:1px solid #e3a39f;color:#7a1f1a}
 .banner.ok{background:#eaf6ec;border:1px solid #a6d3ae;color:#1f5a2a}
+.banner.note{background:#fff8e1;border:1px solid #e6cf8b;color:#5c4a0f}
 svg.chart{display:block;max-width:100%;height:auto;font-size:12px;fill:#1d2430}svg .small{font-size:11px}
 table{border-collapse:collapse;min-width:520px}td,th{padding:4px 12px;border-bottom:1px solid #edf0f3;text-align:left}
 td:nth-child(n+2),th:nth-child(n+2){text-align:right;font-variant-numeric:tabular-nums}

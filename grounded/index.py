@@ -33,6 +33,7 @@ INDEX_FORMAT = 1
 INDEX_FILE = "index.json"
 MANIFEST_FILE = "manifest.sqlite"
 CHROMA_DIR = "chroma"
+INGEST_RESUME_HINT = "free some space and rerun the same command; files already ingested are skipped"
 EMBED_CACHE_FILE = "embeddings.sqlite"
 DEFAULT_COLLECTION = "grounded"
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
@@ -245,7 +246,13 @@ def _connect(path: Path, chroma_url: str | None) -> Any:
     try:
         return chromadb.PersistentClient(path=str(path / CHROMA_DIR), settings=settings)
     except Exception as exc:  # noqa: BLE001
-        raise IndexStoreError(f"cannot open the Chroma store in {path / CHROMA_DIR}: {exc}") from exc
+        from grounded.rundir import disk_full_error
+
+        full = disk_full_error(path, exc, hint=INGEST_RESUME_HINT)
+        raise IndexStoreError(
+            f"cannot open the Chroma store in {path / CHROMA_DIR}: {full or exc}",
+            hint=full.hint if full else "",
+        ) from exc
 
 
 class Index:
@@ -433,7 +440,14 @@ class Index:
                     metadatas=[_chunk_metadata(c) for c in part],
                 )
             except Exception as exc:  # noqa: BLE001
-                raise IndexStoreError(f"writing to Chroma failed: {exc}") from exc
+                raise self._write_error(exc) from exc
+
+    def _write_error(self, exc: Exception) -> IndexStoreError:
+        """A failed Chroma write; a full disk is named (Chroma may say only "Error in compaction")."""
+        from grounded.rundir import disk_full_error
+
+        full = None if self.chroma_url else disk_full_error(self.path, exc, hint=INGEST_RESUME_HINT)
+        return IndexStoreError(f"writing to Chroma failed: {full or exc}", hint=full.hint if full else "")
 
     def delete_document(self, doc_id: str) -> int:
         """Remove a document's chunks and its manifest row; returns the chunk count removed."""

@@ -26,9 +26,10 @@ from typing import Any
 
 from grounded.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, chunk_document
 from grounded.embed import DEFAULT_EMBEDDER
-from grounded.errors import ConfigError, LoaderError
-from grounded.index import FileRecord, Index
+from grounded.errors import ConfigError, IndexStoreError, LoaderError
+from grounded.index import INGEST_RESUME_HINT, FileRecord, Index
 from grounded.loaders import SourceFile, load_file, loaders, walk
+from grounded.rundir import disk_full_error
 from grounded.types import Chunk, Document, to_jsonable
 
 log = logging.getLogger(__name__)
@@ -440,6 +441,11 @@ def ingest(
             seconds=round(time.perf_counter() - started, 3),
             skipped=tuple(t.skipped),
         )
+    except Exception as exc:  # noqa: BLE001 - a full disk is said plainly, the rest re-raised
+        full = disk_full_error(idx.path, exc, error=IndexStoreError, hint=INGEST_RESUME_HINT)
+        if full is None:
+            raise
+        raise full from exc
     finally:
         bars.close()
         idx.close()

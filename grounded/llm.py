@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import sqlite3
 import threading
 import time
@@ -256,6 +257,33 @@ def _status(exc: BaseException) -> int | None:
     return status if isinstance(status, int) else None
 
 
+def _transient_status(exc: BaseException) -> bool:
+    """5xx (502 Bad Gateway included, which litellm does not class as a server error), 408, 429."""
+    status = _status(exc)
+    return status is not None and (status >= 500 or status in (408, 429))
+
+
+def _caused_by(exc: BaseException, *names: str) -> bool:
+    """True when `exc` or anything in its cause chain has a class named one of `names`."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if any(cls.__name__ in names for cls in type(current).__mro__):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+# litellm prefixes a provider's message with its own class names: "litellm.X: X: OpenAIException - "
+_LITELLM_PREFIX = re.compile(r"^(?:litellm\.\w+:\s*)?(?:\w+Error:\s*)?(?:\w+Exception\s*-\s*)?")
+
+
+def _detail(exc: BaseException, limit: int = 200) -> str:
+    """The provider's own message, without litellm's class-name prefixes."""
+    return _short(_LITELLM_PREFIX.sub("", " ".join(str(exc).split()), count=1) or exc, limit)
+
+
 def _retry_after(exc: BaseException) -> float | None:
     """Seconds a 429 asked us to wait, when the provider said so."""
     response = getattr(exc, "response", None)
@@ -453,7 +481,7 @@ class LLM:
                     self.stats.failures += 1
                     self._fatal_error = self._fatal_message(exc)
                     raise self._fatal_error from exc
-                if not isinstance(exc, retryable):
+                if not (isinstance(exc, retryable) or _transient_status(exc)):
                     self.stats.failures += 1
                     raise LLMError(f"{self.model}: {type(exc).__name__}: {_short(exc)}") from exc
                 if attempt >= self.max_retries:
@@ -485,17 +513,20 @@ class LLM:
             what = f"timed out after {self.timeout:g} s"
             hint = "rerun to retry; --timeout allows slower calls"
         elif isinstance(exc, litellm.RateLimitError):
-            what = f"rate limited (429): {_short(exc, 160)}"
+            what = f"rate limited (429): {_detail(exc)}"
             hint = "rerun later, or set --rpm/--tpm below your provider's limits"
         elif isinstance(exc, EmptyReplyError):
             what = str(exc)
             hint = "rerun to retry"
-        elif isinstance(exc, (litellm.APIConnectionError, ConnectionError)) and not _status(exc):
-            what = f"cannot connect{f' to {where}' if where else ''}: {_short(exc, 160)}"
+        elif _caused_by(exc, "ConnectError", "APIConnectionError", "ConnectionError"):
+            what = f"cannot connect{f' to {where}' if where else ''}: {_detail(exc)}"
             hint = "check that the server is running, then rerun to retry"
+        elif _caused_by(exc, "JSONDecodeError"):
+            what = f"the server's reply was not valid JSON: {_detail(exc)}"
+            hint = "rerun to retry; check the server (--api-base) if it keeps happening"
         else:
             status = _status(exc)
-            what = f"server error{f' {status}' if status else ''}: {_short(exc, 160)}"
+            what = f"server error{f' {status}' if status else ''}: {_detail(exc)}"
             hint = "rerun to retry"
         return LLMError(f"{self.model}: {what} ({type(exc).__name__}, {tries})", hint=hint)
 
@@ -504,12 +535,12 @@ class LLM:
         litellm = _litellm()
         status = _status(exc)
         code = f"{status} {type(exc).__name__}" if status else type(exc).__name__
-        detail = f"({code}: {_short(exc, 200)})"
+        detail = f"({code}: {_detail(exc)})"
         where = self.params.get("api_base")
         key_env = _key_env(self.model)
         if isinstance(exc, litellm.AuthenticationError) or status == 401:
             what = "the API key was refused"
-            hint = f"check {key_env}" + (f" (the key {where} expects)" if where else "")
+            hint = f"check {key_env}" + (f", the key the server at {where} expects" if where else "")
         elif isinstance(exc, litellm.PermissionDeniedError) or status == 403:
             what = "access to this model was denied"
             hint = f"check that the key in {key_env} may use this model"
@@ -593,7 +624,7 @@ def _cost(model: str, response: Any, prompt_tokens: int, completion_tokens: int)
         return float(price(model, prompt_tokens, completion_tokens) or 0.0)
 
 
-def _short(exc: BaseException, limit: int = 300) -> str:
+def _short(exc: object, limit: int = 300) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +24,7 @@ LOCK_NAME = ".grounded.lock"
 PID_NAME = ".grounded.pid"
 _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 _DISK_FULL_TEXT = ("no space left on device", "database or disk is full", "disk quota exceeded")
+LOW_SPACE_BYTES = 64 * 1024 * 1024
 RESUME_HINT = (
     "finished LLM calls are saved in the cache: free some space and rerun the same command "
     "to resume"
@@ -67,12 +67,29 @@ def disk_full_is_an_error(folder: str | Path) -> Iterator[None]:
     """Turn a full disk while writing under `folder` into one line saying a rerun resumes."""
     try:
         yield
-    except GroundedError:
-        raise
-    except (OSError, sqlite3.OperationalError) as exc:
-        if not is_disk_full(exc):
+    except Exception as exc:  # noqa: BLE001 - only a full disk is translated, the rest re-raised
+        full = disk_full_error(folder, exc)
+        if full is None:
             raise
-        raise GroundedError(disk_full_message(folder), hint=RESUME_HINT) from exc
+        raise full from exc
+
+
+def disk_full_error(
+    folder: str | Path,
+    exc: BaseException,
+    *,
+    error: type[GroundedError] = GroundedError,
+    hint: str = RESUME_HINT,
+) -> GroundedError | None:
+    """An `error` naming the disk when `exc` says it is full or the disk is nearly full, else None.
+
+    The second case is for libraries that do not say why a write failed (Chroma's
+    "Error in compaction"). Errors grounded raised on purpose are left alone.
+    """
+    if isinstance(exc, GroundedError) or not (is_disk_full(exc) or low_on_space(folder)):
+        return None
+    detail = " ".join(str(exc).split())[:200]
+    return error(f"{disk_full_message(folder)}: {detail}", hint=hint)
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -90,19 +107,21 @@ def is_disk_full(exc: BaseException) -> bool:
 
 
 def disk_full_message(folder: str | Path) -> str:
-    """'the disk holding X is full (N MB free)', with what is free when it can be measured."""
+    """'the disk holding X is full', with the space left when there is little."""
     path = Path(folder)
     where = path if path.exists() else path.parent
     try:
         free = shutil.disk_usage(where).free
     except OSError:
-        return f"the disk holding {path} is full"
-    return f"the disk holding {path} is full ({free / 1e6:.1f} MB free)"
+        free = None
+    # A quota or a device that refuses writes can be "full" with the disk itself half empty.
+    left = f" ({free / 1e6:.1f} MB free)" if free is not None and free < LOW_SPACE_BYTES else ""
+    return f"the disk holding {path} is full{left}"
 
 
-def low_on_space(folder: str | Path, *, below_bytes: int = 64 * 1024 * 1024) -> bool:
-    """True when the disk holding `folder` has less than `below_bytes` free."""
+def low_on_space(folder: str | Path) -> bool:
+    """True when the disk holding `folder` has less than LOW_SPACE_BYTES free."""
     try:
-        return shutil.disk_usage(folder).free < below_bytes
+        return shutil.disk_usage(folder).free < LOW_SPACE_BYTES
     except OSError:
         return False

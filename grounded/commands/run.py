@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from grounded.cli import emit_json, handle_errors, json_option
 from grounded.errors import EXIT_PARTIAL
+
+if TYPE_CHECKING:
+    from grounded.pipeline import RunSummary
 
 
 @click.command()
@@ -29,6 +33,14 @@ from grounded.errors import EXIT_PARTIAL
 @click.option("--timeout", default=None, type=click.FloatRange(min=1), help="Seconds per LLM call (default 60; 600 for the in-process model).")
 @click.option("--api-base", default=None, help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8080/v1.")
 @click.option("--max-retries", default=4, show_default=True, type=click.IntRange(min=0))
+@click.option("--rpm", default=None, type=click.FloatRange(min=1), help="Requests per minute limit.")
+@click.option("--tpm", default=None, type=click.FloatRange(min=1), help="Tokens per minute limit.")
+@click.option("--temperature", default=None, type=click.FloatRange(0, 2), help="Sampling temperature.")
+@click.option("--max-calls", default=None, type=click.IntRange(min=1), help="Call budget for generation (cached replays count, so a rerun never goes past it).")
+@click.option("--response-format", default="auto", show_default=True,
+              type=click.Choice(["auto", "json_schema", "json_object", "none"]),
+              help="How the reply schema is sent (auto: json_object with schema for --api-base servers).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Processes that load and chunk files.")
 @click.option("--threshold", default=None, type=click.FloatRange(0, 1), help="Checker threshold.")
 @click.option("--judge", default=None, help="litellm model of an LLM judge for borderline pairs (cached).")
 @click.option("--reference", default=None, type=click.Path(exists=True), help="Human QA set (SQuAD JSON or JSONL) to compare diversity with.")
@@ -50,23 +62,52 @@ def run(paths: tuple[Path, ...], out: Path, as_json: bool, **options: object) ->
     if as_json:
         emit_json(data)
     else:
-        click.echo(f"kept {summary.kept} pairs, rejected {summary.rejected}", err=False)
-        top = list(summary.rejected_by_reason.items())[:5]
-        if top:
-            click.echo("top rejection reasons: " + ", ".join(f"{k} ({v})" for k, v in top))
-        cov = summary.coverage
-        if cov.get("documents_total"):
-            line = f"coverage: {cov.get('documents_cited', 0)}/{cov['documents_total']} documents"
-            if cov.get("chunks_total"):
-                line += f", {cov.get('chunks_cited', 0)}/{cov['chunks_total']} chunks"
-            unused = cov.get("unused_documents") or []
-            if unused:
-                names = [u.get("title") or u.get("doc_id") if isinstance(u, dict) else str(u) for u in unused]
-                line += "; never cited: " + ", ".join(str(x) for x in names[:5])
-            click.echo(line)
-        if summary.narrowing.get("warning"):
-            click.echo("NARROWING WARNING: " + "; ".join(summary.narrowing.get("reasons", [])))
-        click.echo(f"LLM calls: {summary.llm_calls} new, {summary.cached_calls} cached; cost ${summary.cost:.4f}")
-        click.echo(f"files: {summary.files['qa']}, {summary.files['rejected']}, report {summary.report}")
-    if summary.ingest.get("skipped"):
+        _print_summary(summary)
+    _print_failures(summary)
+    if summary.ingest.get("skipped") or summary.failed_calls:
         sys.exit(EXIT_PARTIAL)
+
+
+MAX_ERROR_LINES = 5
+
+
+def _print_summary(summary: RunSummary) -> None:
+    """The human summary on stdout: counts, reasons, coverage, warnings, cost, files."""
+    click.echo(f"kept {summary.kept} pairs, rejected {summary.rejected}")
+    if summary.failed_calls:
+        click.echo(f"FAILED LLM CALLS: {summary.failed_calls} (not written; rerun the same command to retry them)")
+    if summary.notice:
+        click.echo(summary.notice)
+    top = list(summary.rejected_by_reason.items())[:5]
+    if top:
+        click.echo("top rejection reasons: " + ", ".join(f"{k} ({v})" for k, v in top))
+    cov = summary.coverage
+    if cov.get("documents_total"):
+        line = f"coverage: {cov.get('documents_cited', 0)}/{cov['documents_total']} documents"
+        if cov.get("chunks_total"):
+            line += f", {cov.get('chunks_cited', 0)}/{cov['chunks_total']} chunks"
+        unused = cov.get("unused_documents") or []
+        if unused:
+            names = [u.get("title") or u.get("doc_id") if isinstance(u, dict) else str(u) for u in unused]
+            line += "; never cited: " + ", ".join(str(x) for x in names[:5])
+        click.echo(line)
+    if summary.narrowing.get("warning"):
+        click.echo("NARROWING WARNING: " + "; ".join(summary.narrowing.get("reasons", [])))
+    click.echo(
+        f"LLM calls: {summary.llm_calls} new, {summary.cached_calls} cached, {summary.failed_calls} failed; "
+        f"cost ${summary.cost:.4f}"
+    )
+    click.echo(f"files: {summary.files['qa']}, {summary.files['rejected']}, report {summary.report}")
+
+
+def _print_failures(summary: RunSummary) -> None:
+    """Each distinct failure once on stderr (at most MAX_ERROR_LINES), with its count."""
+    if not summary.failed_calls:
+        return
+    for err in summary.errors[:MAX_ERROR_LINES]:
+        times = f" ({err['count']} calls)" if err["count"] > 1 else ""
+        click.echo(f"failed call{times}: {err['message']}", err=True)
+    hidden = len(summary.errors) - MAX_ERROR_LINES
+    if hidden > 0:
+        click.echo(f"... and {hidden} other failures (see {summary.files.get('summary')})", err=True)
+    click.echo(f"{summary.failed_calls} LLM calls failed; rerun the same command to retry them", err=True)
