@@ -351,7 +351,8 @@ def render(data: Mapping[str, Any], health: Mapping[str, Any], *, title: str = "
 
 def _overview(pairs: Sequence[QAPair], rejected: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], gen: Mapping[str, Any]) -> str:
     dups = sum(1 for r in rejected if r.get("stage") == "dedup")
-    cost = summary.get("cost", gen.get("cost"))
+    # the folder's whole spend: a resumed run's own spend would read $0 for cached calls
+    cost = summary.get("cost_total", gen.get("cost_total", summary.get("cost", gen.get("cost"))))
     calls = summary.get("llm_calls", gen.get("llm_calls"))
     cached = summary.get("cached_calls", gen.get("cached_calls"))
     cards = [

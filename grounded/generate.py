@@ -234,7 +234,7 @@ def generate(
         return summary
     if checker is None:
         checker = _default_checker()
-    summary.checked = checker is not None
+    summary.checked = checker is not None and getattr(checker, "checks", True)
     cache_path = Path(cache) if cache is not None else out_dir / ".cache" / "llm.sqlite"
     if timeout is None:
         timeout = LOCAL_TIMEOUT_S if is_local(model) else DEFAULT_TIMEOUT_S

@@ -25,7 +25,10 @@ Notify = Callable[[str], None]
 
 @dataclass
 class RunSummary:
-    """What a run produced, where it lies, and what it cost."""
+    """What a run produced, where it lies, and what it cost.
+
+    cost: what this invocation spent; cost_total: every call behind the folder's rows.
+    """
 
     out: str
     kept: int = 0
@@ -35,6 +38,7 @@ class RunSummary:
     coverage: dict[str, Any] = field(default_factory=dict)
     narrowing: dict[str, Any] = field(default_factory=dict)
     cost: float = 0.0
+    cost_total: float = 0.0
     llm_calls: int = 0
     cached_calls: int = 0
     failed_calls: int = 0
@@ -151,6 +155,7 @@ def run(
         )
         summary.generate = generated.to_dict()
         summary.cost = float(summary.generate.get("cost", 0.0))
+        summary.cost_total = float(summary.generate.get("cost_total", summary.cost))
         summary.llm_calls = int(summary.generate.get("llm_calls", 0))
         summary.cached_calls = int(summary.generate.get("cached_calls", 0))
         summary.failed_calls = int(summary.generate.get("failed_calls", 0))

@@ -336,3 +336,22 @@ def test_constrain_schema_limits_quotes_and_answers_to_passage_text(style):
     un = constrain_schema(load_prompt("unanswerable").response_format(1, style), [chunk], answers=False)
     un_item = (un["json_schema"]["schema"] if style == "json_schema" else un["schema"])["properties"]["pairs"]["items"]["properties"]
     assert "enum" in un_item["quote"] and "enum" not in un_item["answer"]
+
+
+def test_cli_generate_refuses_an_output_folder_in_use(fake, tmp_path):
+    from grounded.rundir import lock_output
+
+    out = tmp_path / "gen"
+    with lock_output(out):
+        res = CliRunner().invoke(main, ["generate", "--index", str(tmp_path / "idx"), "--out", str(out),
+                                        "-n", "2", "--model", "fake/test-model"])
+    assert res.exit_code == 1, res.output
+    assert "in use by" in res.output and str(os.getpid()) in res.output
+
+
+def test_no_check_summary_says_unchecked(fake, tmp_path):
+    from grounded.commands.generate import _NoCheck
+
+    s = run(tmp_path, n=2, checker=_NoCheck())
+    assert s.to_dict()["checked"] is False
+    assert json.loads((tmp_path / "summary.json").read_text())["checked"] is False

@@ -99,3 +99,12 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png.stat().st_size > 20_000  # a blank page compresses to a few kB
+
+
+def test_report_on_a_resumed_folder_shows_the_total_spend(tmp_path):
+    run = tmp_path / "gen"
+    run.mkdir()
+    # a resumed generate: nothing new was paid, the folder's rows cost $0.42
+    (run / "summary.json").write_text(json.dumps({"cost": 0.0, "cost_total": 0.42, "llm_calls": 0}), encoding="utf-8")
+    html = write_report(run, embedder=None).read_text(encoding="utf-8")
+    assert "$0.4200" in html and "$0.0000" not in html

@@ -46,8 +46,11 @@ def generate(out: Path, as_json: bool, no_check: bool, **options: object) -> Non
     """Generate grounded QA pairs from an index into OUT (rerun to resume; nothing is paid twice)."""
     from grounded.generate import generate as run_generate
 
+    from grounded.rundir import lock_output
+
     checker = _NoCheck() if no_check else None
-    summary = run_generate(out=out, progress=not as_json and sys.stderr.isatty(), checker=checker, **options)  # type: ignore[arg-type]
+    with lock_output(out):  # two generates on one folder would pay every call twice
+        summary = run_generate(out=out, progress=not as_json and sys.stderr.isatty(), checker=checker, **options)  # type: ignore[arg-type]
     data = summary.to_dict()
     if no_check:
         data["checked"] = False
@@ -89,8 +92,14 @@ def _report(summary: GenerateSummary, *, retry_invalid: bool) -> None:
         f"{summary.prompt_tokens}+{summary.completion_tokens} tokens; cost ${summary.cost:.4f} "
         f"(all runs into this folder: ${summary.cost_total:.4f})"
     )
-    for err in summary.errors[:3]:
-        click.echo(f"failed call (rerun to retry): {err}", err=True)
+    from grounded.pipeline import distinct_errors
+
+    failures = distinct_errors(summary.errors)
+    for item in failures[:5]:
+        times = f" ({item['count']} calls)" if item["count"] > 1 else ""
+        click.echo(f"failed call (rerun to retry): {item['message']}{times}", err=True)
+    if len(failures) > 5:
+        click.echo(f"... and {len(failures) - 5} other failures (see --json)", err=True)
 
 
 _STOP_HINTS = {
@@ -102,6 +111,8 @@ _STOP_HINTS = {
 
 class _NoCheck:
     """Keeps every pair; the verdict says it was not checked."""
+
+    checks = False  # the summary then says checked: false
 
     def check(self, pair: object, sources: object) -> object:
         from grounded.types import Reason, Verdict

@@ -95,7 +95,7 @@ def _print_summary(summary: RunSummary) -> None:
         click.echo("NARROWING WARNING: " + "; ".join(summary.narrowing.get("reasons", [])))
     click.echo(
         f"LLM calls: {summary.llm_calls} new, {summary.cached_calls} cached, {summary.failed_calls} failed; "
-        f"cost ${summary.cost:.4f}"
+        f"cost ${summary.cost:.4f} this run, ${summary.cost_total:.4f} in total"
     )
     click.echo(f"files: {summary.files['qa']}, {summary.files['rejected']}, report {summary.report}")
 
