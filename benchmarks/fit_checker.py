@@ -1,7 +1,8 @@
 """Fit the checker's calibration (logistic regression over its support signals) on dev data.
 
     .venv/bin/python benchmarks/fit_checker.py            # print fitted constants and figures
-    .venv/bin/python benchmarks/fit_checker.py --write    # also rewrite them in grounded/check.py
+    .venv/bin/python benchmarks/fit_checker.py --write    # also write grounded/calibration.json
+    .venv/bin/python benchmarks/fit_checker.py --cache-dir .cache/fit   # keep MiniLM `sem` values
 
 Mode "qa" is fitted on HaluEval QA (answers read with their questions) together with SQuAD v1.1
 (part a) with same-paragraph answer-swap negatives (an answer that is in the paragraph but
@@ -9,24 +10,27 @@ answers another question), mode "claim" on WiCE (standalone claims; supported vs
 partially_supported left out). Each set is split in two in file order: the FIRST half is fitted
 on (HaluEval: the first 250 records, i.e. 500 answers; WiCE: the first half of the labelled
 claims; SQuAD: the first half of its examples), the second half is held out and its figures are
-printed next to the fitting half's. Logistic regression with balanced class weights and C=1.0;
+printed next to the fitting half's. Logistic regression with balanced class weights and C=1.0,
+sign-constrained (grounded.check.SIGNS: a support signal's weight >= 0, a mismatch signal's <= 0;
+L-BFGS-B with bounds), so a worse signal can never raise the score;
 in "qa" HaluEval carries 3x the total weight of SQuAD (SET_WEIGHTS). The threshold is the one with the highest
 balanced accuracy on the fitting half (in "qa": the best mean over its data sets among the
 thresholds that keep HaluEval within 0.01 of its own best, PROTECTED). Each mode gets a
-lexical model and a lexical+MiniLM model (`sem`), used when the semantic check ran.
+lexical model and a lexical+MiniLM model (`sem`), used when the semantic check ran. The lexical
+signals are recomputed on every run (seconds); only `sem` (MiniLM, minutes) is cached with --cache-dir.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
+from scipy.optimize import minimize
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT.parent / "shared" / "bench"
@@ -46,29 +50,50 @@ SETS: dict[str, list[tuple[str, str, str | None, str]]] = {
 }
 
 
-def signals_for(fmt: str, path: Path, cache: Path | None, negatives: str | None = None) -> tuple[list[dict[str, float]], list[bool]]:
-    """Every support signal (semantic included) for the labelled examples of one dev set."""
+def signals_for(fmt: str, path: Path, cache: Path | None, negatives: str | None = None, *,
+                semantic: bool = True) -> tuple[list[dict[str, float]], list[bool]]:
+    """Every support signal for the labelled examples of one dev set; MiniLM `sem` from `cache`
+    (not computed when `semantic` is False: the set then joins only the lexical fit)."""
     from grounded.check import default_checker
     from grounded.eval.faithfulness import run_checker
     from grounded.eval.readers import read_examples
 
-    if cache is not None and cache.exists():
-        data = json.loads(cache.read_text())
-        return data["signals"], data["labels"]
     examples = [e for e in read_examples(path, fmt, negatives=negatives) if e.label is not None]
-    checker = default_checker(semantic="all", answer_only=fmt == "wice", question_checks=False)
+    # id -> MiniLM value, or None where the checker does not compute one (refusals)
+    sems: dict[str, float | None] = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
+    mode = "off" if not semantic or all(e.id in sems for e in examples) else "all"
+    checker = default_checker(semantic=mode, answer_only=fmt == "wice", question_checks=False)
     started = time.perf_counter()
     verdicts, _ = run_checker(examples, checker)
     print(f"  {fmt}: {len(examples)} examples, signals in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     sigs = [dict(v.signals) for v in verdicts]
-    labels = [bool(e.label) for e in examples]
-    if cache is not None:
-        cache.write_text(json.dumps({"signals": sigs, "labels": labels}))
-    return sigs, labels
+    for e, s in zip(examples, sigs, strict=True):
+        if mode == "all":
+            sems[e.id] = s.get("sem")
+        elif sems.get(e.id) is not None:
+            s["sem"] = float(sems[e.id])  # type: ignore[arg-type]
+    if cache is not None and mode == "all":
+        cache.write_text(json.dumps(sems))
+    return sigs, [bool(e.label) for e in examples]
 
 
-def fit(X: np.ndarray, y: np.ndarray, C: float, groups: np.ndarray) -> LogisticRegression:
-    """Balanced classes within each data set, each data set its SET_WEIGHTS total weight."""
+@dataclass(frozen=True)
+class Model:
+    """Fitted weights: coef_ and intercept_ as sklearn names them."""
+
+    coef_: np.ndarray
+    intercept_: np.ndarray
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        p = 1.0 / (1.0 + np.exp(-(X @ self.coef_[0] + self.intercept_[0])))
+        return np.stack([1 - p, p], axis=1)
+
+
+def fit(X: np.ndarray, y: np.ndarray, C: float, groups: np.ndarray, signs: list[int]) -> Model:
+    """Weighted L2 logistic regression (sklearn's objective) with each weight's sign bounded.
+
+    Balanced classes within each data set, each data set its SET_WEIGHTS total weight.
+    """
     w = np.zeros(len(y))
     names = sorted(set(groups.tolist()))
     for g in names:
@@ -77,18 +102,34 @@ def fit(X: np.ndarray, y: np.ndarray, C: float, groups: np.ndarray) -> LogisticR
             if sel.any():
                 w[sel] = SET_WEIGHTS.get(g, 1.0) / (2 * len(names) * sel.sum())
     w *= len(y)
-    return LogisticRegression(C=C, max_iter=5000).fit(X, y, sample_weight=w)
+    t = y.astype(float)
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        coef, bias = theta[:-1], theta[-1]
+        z = X @ coef + bias
+        p = 1.0 / (1.0 + np.exp(-z))
+        value = C * float(np.sum(w * (np.logaddexp(0.0, z) - t * z))) + 0.5 * float(coef @ coef)
+        g = C * (w * (p - t))
+        return value, np.concatenate([X.T @ g + coef, [g.sum()]])
+
+    bounds = [(0.0, None) if s > 0 else (None, 0.0) for s in signs] + [(None, None)]
+    res = minimize(loss, np.zeros(X.shape[1] + 1), jac=True, method="L-BFGS-B", bounds=bounds,
+                   options={"maxiter": 5000})
+    return Model(np.array([res.x[:-1]]), np.array([res.x[-1]]))
 
 
 def main() -> int:
-    from grounded.check import FEATURES, QA_FEATURES
+    from grounded.check import FEATURES, QA_FEATURES, SIGNS
     from grounded.eval.faithfulness import auroc, balanced_accuracy
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench", type=Path, default=BENCH)
     ap.add_argument("--C", type=float, default=1.0)
-    ap.add_argument("--cache-dir", type=Path, default=None, help="Keep computed signals here (for re-fitting quickly).")
-    ap.add_argument("--write", action="store_true", help="Rewrite the fitted block in grounded/check.py.")
+    ap.add_argument("--cache-dir", type=Path, default=None, help="Keep MiniLM `sem` values here (for re-fitting quickly).")
+    ap.add_argument("--write", action="store_true", help="Write grounded/calibration.json.")
+    ap.add_argument("--no-sem", action="append", default=[], metavar="SET",
+                    help="Do not compute MiniLM for this data set (e.g. squad-same-paragraph, ~10k pairs): "
+                         "it then joins only the lexical fit; the +sem model is fitted on the others.")
     ap.add_argument("--reverse", action="store_true", help="Fit on the second half, hold out the first (a robustness check; never written).")
     args = ap.parse_args()
 
@@ -97,10 +138,10 @@ def main() -> int:
     for mode, sets in SETS.items():
         parts = []  # per data set: name, signals, labels, fit-half mask
         for name, fmt, negatives, rel in sets:
-            cache = args.cache_dir / f"signals-{name}.json" if args.cache_dir else None
+            cache = args.cache_dir / f"sem-{name}.json" if args.cache_dir else None
             if cache is not None:
                 cache.parent.mkdir(parents=True, exist_ok=True)
-            sigs, labels = signals_for(fmt, args.bench / rel, cache, negatives)
+            sigs, labels = signals_for(fmt, args.bench / rel, cache, negatives, semantic=name not in args.no_sem)
             n = len(labels)
             half = n // 2
             first = np.arange(n) < half
@@ -113,9 +154,13 @@ def main() -> int:
             Xs = [np.array([[s.get(f, 0.0) for f in feats] for s in sigs]) for _, sigs, _, _ in parts]
             X = np.concatenate(Xs)
             y = np.concatenate([lab for _, _, lab, _ in parts])
-            fit_mask = np.concatenate([m for _, _, _, m in parts])
+            first = np.concatenate([m for _, _, _, m in parts])
+            usable = np.ones(len(first), dtype=bool)
+            if with_sem:  # only the rows that have a MiniLM value
+                usable = np.concatenate([[("sem" in s) for s in sigs] for _, sigs, _, _ in parts])
+            fit_mask, held_mask = first & usable, ~first & usable
             groups = np.concatenate([np.full(len(lab), name) for name, _, lab, _ in parts])
-            m = fit(X[fit_mask], y[fit_mask], args.C, groups[fit_mask])
+            m = fit(X[fit_mask], y[fit_mask], args.C, groups[fit_mask], [SIGNS[f] for f in feats])
             p = m.predict_proba(X)[:, 1]
             name = mode + ("+sem" if with_sem else "")
             models[name] = (feats, [round(float(w), 3) for w in m.coef_[0]], round(float(m.intercept_[0]), 3))
@@ -123,18 +168,18 @@ def main() -> int:
                 thresholds[mode] = round(float(pick_threshold(y, p, fit_mask, groups)), 3)
             t = thresholds[mode]
             for gname, _, _, _ in parts:
-                for part, sel in (("fit half", fit_mask), ("held-out", ~fit_mask)):
+                for part, sel in (("fit half", fit_mask), ("held-out", held_mask)):
                     sel = sel & (groups == gname)
+                    if not sel.any():
+                        continue
                     yy, pp = list(y[sel]), list(p[sel])
                     print(f"{name:9s} {gname:21s} {part:9s} n={len(yy):5d} auroc {auroc(yy, pp):.3f} "
                           f"bal.acc@{t:.3f} {balanced_accuracy(yy, [v >= t for v in pp]):.3f}")
-    block = render(models, thresholds)
-    print(block)
+    data = render(models, thresholds)
+    print(json.dumps(data, indent=1))
     if args.write and not args.reverse:
-        path = ROOT / "grounded" / "check.py"
-        text = path.read_text()
-        new = re.sub(r"# BEGIN FITTED.*?# END FITTED\n", lambda _m: block, text, flags=re.S)
-        path.write_text(new)
+        path = ROOT / "grounded" / "calibration.json"
+        path.write_text(json.dumps(data, indent=1) + "\n")
         print(f"wrote {path}", file=sys.stderr)
     return 0
 
@@ -156,19 +201,14 @@ def pick_threshold(y: np.ndarray, p: np.ndarray, fit_mask: np.ndarray, groups: n
     return float(cands[int(np.argmax(means))])
 
 
-def render(models: dict[str, tuple[tuple[str, ...], list[float], float]], thresholds: dict[str, float]) -> str:
-    from grounded.check import FEATURES, QA_FEATURES
-
-    lines = ["# BEGIN FITTED (benchmarks/fit_checker.py)", "CALIBRATION: dict[str, Calibration] = {"]
-    for name, (feats, weights, bias) in models.items():
-        base = "QA_FEATURES" if feats[: len(QA_FEATURES)] == QA_FEATURES else "FEATURES"
-        fs = base if len(feats) == len(QA_FEATURES if base == "QA_FEATURES" else FEATURES) else f'(*{base}, "sem")'
-        lines.append(f'    "{name}": Calibration({fs}, {tuple(weights)!r}, {bias!r}),')
-    lines.append("}")
-    lines.append("# Thresholds on the calibrated score: the maximum balanced accuracy on the fitting half.")
-    lines.append(f"DEFAULT_THRESHOLDS: dict[str, float] = {thresholds!r}")
-    lines.append("# END FITTED")
-    return "\n".join(lines) + "\n"
+def render(models: dict[str, tuple[tuple[str, ...], list[float], float]], thresholds: dict[str, float]) -> dict:
+    """The calibration.json content grounded.check.load_calibration reads."""
+    return {
+        "fitted_by": "benchmarks/fit_checker.py (first half of each dev set; sign-constrained)",
+        "models": {name: {"features": list(feats), "weights": weights, "bias": bias}
+                   for name, (feats, weights, bias) in models.items()},
+        "thresholds": thresholds,
+    }
 
 
 if __name__ == "__main__":

@@ -5,27 +5,40 @@ pipeline of small checks, each returning reason codes and signals:
 
 - `quotes`   evidence quotes must be found in the sources (re-verified by offsets when given);
 - `support`  the answer's content words, numbers, dates and names must be in the cited evidence
-             (or in the sources when there is no evidence); number and negation mismatches;
+             (or in the sources when there is no evidence); contradictions with the evidence
+             window the claim aligns with (`negation_mismatch`, `number_mismatch`,
+             `date_mismatch`, `unit_mismatch`, `entity_mismatch`; see `contradictions`);
 - `semantic` MiniLM similarity between the answer statement and the closest source sentences;
 - `question` it is a question, it does not contain its own answer, it is about the evidence;
 - `fit`      the answer ANSWERS the question (QAFitCheck, mode "qa" only): its form matches the
              question's expected type (`answer_type_mismatch`), the question names something
              specific (`vague_question`), the question's terms occur around the answer in the
              evidence (`answer_not_near_question_terms`, and the q_near* signals);
+- `instructions` sources that address the model (`instruction_in_evidence`, a signal) and answers
+             that only echo such an instruction (`answer_echoes_instruction`, blocking);
 - `judge`    optional LLM judge (claim decomposition + per-claim verdict), cached.
 
-The signals are combined by a logistic model into a calibrated score in [0, 1]; the
-coefficients below were fitted by `benchmarks/fit_checker.py` on the first half of the HaluEval
-QA dev set together with the first half of SQuAD v1.1 (part a) with same-paragraph answer-swap
-negatives (mode "qa": an answer read with its question; QA_FEATURES) and on the first half of the
-WiCE dev set (mode "claim": a standalone statement, `answer_only=True`; FEATURES). A pair is kept
-when its score reaches the threshold and no blocking reason (BLOCKING) was raised. Default
-thresholds (DEFAULT_THRESHOLDS, chosen on the fitting half): 0.536 for "qa", 0.399 for "claim";
-override with `default_checker(threshold=...)` or `grounded check --threshold`.
+The signals are combined by a logistic model into a calibrated score in [0, 1]. Its weights
+(grounded/calibration.json, package data) were fitted by `benchmarks/fit_checker.py` on the first
+half of the HaluEval QA dev set together with the first half of SQuAD v1.1 (part a) with
+same-paragraph answer-swap negatives (mode "qa": an answer read with its question; QA_FEATURES)
+and on the first half of the WiCE dev set (mode "claim": a standalone statement,
+`answer_only=True`; FEATURES), each weight bounded to its sign (SIGNS: a support signal can only
+raise the score, a mismatch signal only lower it). A pair is kept when its score reaches the
+threshold and no blocking reason (BLOCKING) was raised. Default thresholds: DEFAULT_THRESHOLDS
+(chosen on the fitting half); override with `default_checker(threshold=...)` or
+`grounded check --threshold`.
 
 Unanswerable pairs (kind "unanswerable", or an answer saying the documents do not tell) are
-kept when the answer is a refusal and no source window (up to 3 sentences) holds every content
-word of the question; otherwise `answerable_in_sources` / `not_a_refusal`.
+kept when the answer is a refusal and the sources do not answer the question: no source window
+(up to 3 sentences) holds every content word of the question, no source defines a one-word
+question's term ("What is petrology?" / "Petrology is ..."), and the model's own non-refusal
+answer (the pair's answer, or metadata "model_answer") does not pass the checks as a factoid;
+otherwise `answerable_in_sources` / `not_a_refusal`.
+
+Other languages: checks built on English word lists (question words, question-answer fit,
+negation, names) abstain on a pair whose provenance language, or a cheap script/stopword test,
+says it is not English; the verdict then carries `checks_skipped_language` (not blocking).
 
     >>> checker = default_checker()  # doctest: +SKIP
     >>> for pair, verdict in check(pairs, index="out/index"):  # doctest: +SKIP
@@ -55,6 +68,7 @@ __all__ = [
     "Checker",
     "Check",
     "CheckResult",
+    "InstructionCheck",
     "JudgeCheck",
     "PipelineChecker",
     "QAFitCheck",
@@ -69,9 +83,9 @@ __all__ = [
 
 # --------------------------------------------------------------------------------------------
 # Calibration: logistic models over the support signals, one per mode ("qa": an answer read with
-# its question, fitted on HaluEval QA; "claim": a standalone statement, fitted on WiCE), each
-# with and without the MiniLM similarity `sem`. Fitted by benchmarks/fit_checker.py on the first
-# half of each dev set (the second half is held out); paste its output here to refit.
+# its question, fitted on HaluEval QA and SQuAD; "claim": a standalone statement, fitted on WiCE),
+# each with and without the MiniLM similarity `sem`, sign-constrained (SIGNS). Fitted by
+# benchmarks/fit_checker.py on the first half of each dev set (the second half is held out).
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Calibration:
@@ -87,8 +101,8 @@ class Calibration:
 
 
 FEATURES: tuple[str, ...] = (
-    "lex_cov", "lex_window", "ent_cov", "num_cov", "missing", "full_window", "bigram_cov",
-    "clause_min", "negation", "number_mismatch",
+    "lex_cov", "lex_window", "ent_cov", "num_cov", "missing", "bigram_cov", "clause_min",
+    "negation", "number_mismatch", "date_mismatch", "unit_mismatch", "entity_mismatch",
 )
 # Mode "qa" also reads the answer with its question (QAFitCheck): these signals join the model.
 QA_FEATURES: tuple[str, ...] = (
@@ -98,16 +112,31 @@ QA_FEATURES: tuple[str, ...] = (
 # Their values when the fit check did not run (no question, or it was switched off).
 FIT_NEUTRAL: dict[str, float] = {"type_ok": 1.0, "type_match": 0.0, "vague": 0.0, "q_near": 1.0,
                                  "q_near_sent": 1.0, "q_near_tok": 1.0, "q_sent_gap": 0.0, "ans_in_q": 0.0}
-# BEGIN FITTED (benchmarks/fit_checker.py)
-CALIBRATION: dict[str, Calibration] = {
-    "qa": Calibration(QA_FEATURES, (1.799, 1.611, 0.218, -0.034, -0.914, -2.291, 5.813, 1.798, -1.965, -1.215, 4.685, 0.359, 0.0, 2.457, -4.189, 1.832, 4.617, -1.683), -11.497),
-    "qa+sem": Calibration((*QA_FEATURES, "sem"), (1.905, 1.72, 0.219, 0.041, -0.773, -2.246, 5.824, 1.896, -1.96, -1.254, 4.683, 0.369, 0.0, 2.125, -4.191, 1.888, 4.528, -1.801, 1.908), -13.008),
-    "claim": Calibration(FEATURES, (0.873, 1.118, 0.881, 0.876, -0.468, 1.118, 1.331, 0.522, 0.679, 0.44), -3.166),
-    "claim+sem": Calibration((*FEATURES, "sem"), (0.823, 0.996, 0.787, 0.785, -0.48, 0.996, 1.209, 0.503, 0.65, 0.372, 1.462), -3.628),
+# The sign each fitted weight is constrained to: support signals (+1) can only raise the score,
+# mismatch signals (-1) can only lower it (benchmarks/fit_checker.py fits with these bounds).
+SIGNS: dict[str, int] = {
+    **dict.fromkeys(("lex_cov", "lex_window", "ent_cov", "num_cov", "bigram_cov", "clause_min", "sem",
+                     "type_ok", "type_match", "q_near", "q_near_sent", "q_near_tok", "q_sent_gap"), 1),
+    **dict.fromkeys(("missing", "negation", "number_mismatch", "date_mismatch", "unit_mismatch",
+                     "entity_mismatch", "vague", "ans_in_q"), -1),
 }
-# Thresholds on the calibrated score: the maximum balanced accuracy on the fitting half.
-DEFAULT_THRESHOLDS: dict[str, float] = {'qa': 0.536, 'claim': 0.399}
-# END FITTED
+# The fitted models and thresholds are package data, written by benchmarks/fit_checker.py --write.
+CALIBRATION_FILE = "calibration.json"
+
+
+def load_calibration(data: Mapping[str, Any] | None = None) -> tuple[dict[str, Calibration], dict[str, float]]:
+    """The fitted models and default thresholds (from grounded/calibration.json by default)."""
+    if data is None:
+        import json
+        from importlib.resources import files
+
+        data = json.loads(files("grounded").joinpath(CALIBRATION_FILE).read_text(encoding="utf-8"))
+    models = {name: Calibration(tuple(m["features"]), tuple(float(w) for w in m["weights"]), float(m["bias"]))
+              for name, m in data["models"].items()}
+    return models, {k: float(v) for k, v in data["thresholds"].items()}
+
+
+CALIBRATION, DEFAULT_THRESHOLDS = load_calibration()
 DEFAULT_THRESHOLD: float = DEFAULT_THRESHOLDS["qa"]
 # The semantic check runs only when the lexical score falls inside this band around the
 # threshold (MiniLM is the slow part); semantic="all" runs it for every pair.
@@ -119,9 +148,18 @@ MIN_SEM_WEIGHT: float = 0.25
 # ~100x in throughput; semantic="all" still runs it.
 SEMANTIC_MODES: frozenset[str] = frozenset({"claim"})
 
-# In claim mode the evidence is often a long page and the sentence a number or negation is
-# compared with may be the wrong one: these feed the score there instead of blocking.
-CLAIM_SOFT: frozenset[str] = frozenset({"number_mismatch", "negation_mismatch"})
+# A mismatch (number, date, unit, name, negation) blocks when the evidence window it was found in
+# covers at least this share of the claim's other content words (the "alignment"); below it, the
+# window may be the wrong one (a long page in claim mode) and the mismatch only lowers the score
+# (reason `possible_mismatch`, not blocking). Names differ more often by paraphrase: a higher bar.
+ALIGN_MIN: dict[str, float] = {"qa": 0.0, "claim": 0.75}
+ENTITY_ALIGN_MIN: float = 0.9
+MISMATCH_CODES: tuple[str, ...] = ("negation_mismatch", "number_mismatch", "date_mismatch", "unit_mismatch", "entity_mismatch")
+# What a non-English pair skips (English word lists); reported as `checks_skipped_language`.
+SKIPPED_LANGUAGE: dict[str, str] = {
+    "qa": "not English: skipped the question-word, question-answer fit, negation and name checks (English word lists)",
+    "claim": "not English: skipped the negation and name checks (English word lists)",
+}
 # Reasons that reject a pair whatever its score.
 BLOCKING: frozenset[str] = frozenset(
     {
@@ -130,7 +168,11 @@ BLOCKING: frozenset[str] = frozenset(
         "quote_not_found",
         "offset_mismatch",
         "number_mismatch",
+        "date_mismatch",
+        "unit_mismatch",
+        "entity_mismatch",
         "negation_mismatch",
+        "answer_echoes_instruction",
         "not_a_question",
         "answer_in_question",
         "question_not_about_evidence",
@@ -192,14 +234,50 @@ REFUSAL = re.compile(
     r"contain|provide|include|indicate)|do not (say|state|mention|specify|contain|provide|include)|"
     r"cannot be (determined|answered|found|inferred)|can ?not (be )?(determine|answer|tell)|"
     r"unanswerable|unknown from|is unknown|not possible to (determine|say|tell|answer)|"
-    r"doesn't (say|state|mention)|don't (say|state|mention)|isn't (mentioned|stated|given))",
+    r"doesn't (say|state|mention)|don't (say|state|mention)|isn't (mentioned|stated|given))\b",
     re.IGNORECASE,
 )
 YES_NO = frozenset({"yes", "no", "true", "false"})
+_ABOUT_SOURCES = re.compile(r"\b(documents?|texts?|sources?|context|passages?|articles?|information|provided|excerpts?)\b", re.IGNORECASE)
 
-_TOKEN = re.compile(r"\d+(?:[.,:/]\d+)*(?:st|nd|rd|th|s)?|[^\W\d_]+(?:['’][^\W\d_]+)*|n't", re.UNICODE)
+
+def says_not_in_sources(answer: str) -> bool:
+    """A refusal ("The documents do not say."): REFUSAL in a short answer or one naming the sources;
+    a long statement that merely contains "was not given" is a claim to check."""
+    if not REFUSAL.search(answer):
+        return False
+    return len(answer.split()) <= 10 or _ABOUT_SOURCES.search(answer) is not None
+# Instructions addressed to an AI reading the text (prompt injection planted in a document):
+# a modest set of imperative patterns, matched per sentence.
+INSTRUCTION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+)?(?:the\s+|your\s+)?(?:previous|prior|above|earlier|"
+    r"preceding|other|original)\s+(?:instructions?|prompts?|directions?|rules|messages?|context)"
+    r"|\b(?:answer|reply|respond|say|output|print|write|return)\s+(?:with\s+)?[\"'“‘]?[^\"'”’.]{1,40}[\"'”’]?\s+"
+    r"(?:to|for|in\s+response\s+to)\s+(?:every|all|any|each)\s+(?:questions?|quer(?:y|ies)|prompts?|requests?)"
+    r"|\b(?:always|only)\s+(?:answer|reply|respond)\s+(?:with\s+)?[\"'“‘]"
+    r"|\byou\s+(?:must|should|will|shall|have\s+to|are\s+(?:required|instructed)\s+to)\s+(?:always\s+|now\s+|only\s+)?"
+    r"(?:(?:answer|reply|respond|say|output|print|repeat|state)\s+(?:with\b|only\b|that\b|to\s+(?:every|all|any|each)\b|[:\"'“‘])"
+    r"|(?:ignore|disregard)\b)"
+    r"|\bas\s+an?\s+(?:ai|a\.i\.|language\s+model|llm|assistant|chatbot)\b"
+    r"|\bsystem\s+prompt\b"
+    r"|\b(?:dear|attention|note\s+to\s+(?:the\s+)?|hey)\s*,?\s*(?:ai|assistant|chatbot|language\s+model|llm|gpt)\b"
+    r"|\b(?:ai|assistant|chatbot|language\s+model|llm)s?\s*(?:reading\s+this\s*)?,?\s+(?:must|should|are\s+to|need\s+to|please)\s+"
+    r"(?:answer|reply|respond|say|output|ignore|always|only)\b"
+    r"|\b(?:regardless\s+of|no\s+matter)\s+(?:what\s+)?(?:the\s+)?(?:question|query|prompt)\b",
+    re.IGNORECASE,
+)
+
+# Kana and Han characters are written without spaces: each is a token of its own.
+_CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_TOKEN = re.compile(
+    rf"\d+(?:[.,:/]\d+)*(?:st|nd|rd|th|s)?|[{_CJK_CHARS}]|[^\W\d_{_CJK_CHARS}]+(?:['’][^\W\d_{_CJK_CHARS}]+)*|n't",
+    re.UNICODE,
+)
+_HAN_KATAKANA = re.compile("[\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _CLAUSE = re.compile(r"[,;:()]|\s[-–—]\s|\b(?:and|but|while|whereas|which|who|after|before|when)\b", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|(?<=[a-z]{2}[.!?])(?=[A-Z][a-z])|\n+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|(?<=[a-z]{2}[.!?])(?=[A-Z][a-z])|(?<=[。！？])\s*|\n+")
+# Question marks of other scripts: full-width (CJK), Arabic, Greek (U+037E), reversed.
+QUESTION_MARKS = "?？؟;⸮"
 
 
 def _fold(text: str) -> str:
@@ -268,9 +346,49 @@ def tokenize(text: str) -> list[Token]:
     return out
 
 
+def _is_month(tok: Token) -> bool:
+    return tok.capital and tok.text.lower() in MONTHS
+
+
+@functools.lru_cache(maxsize=65_536)
+def tokens_of(text: str) -> tuple[Token, ...]:
+    """`tokenize`, cached: evidence sentences and windows are compared with many pairs."""
+    return tuple(tokenize(text))
+
+
 def content(tokens: Iterable[Token]) -> list[Token]:
-    return [t for t in tokens if t.text.lower() not in STOPWORDS and t.text.lower() not in NEGATIONS
-            and (len(t.text) > 1 or t.number is not None)]
+    """The tokens that carry meaning: no stopwords, negations or single letters (Han/katakana kept)."""
+    return [t for t in tokens if t.text.lower() not in STOPWORDS and not is_negation(t)
+            and (len(t.text) > 1 or t.number is not None or _HAN_KATAKANA.match(t.text) is not None)]
+
+
+def is_negation(tok: Token) -> bool:
+    """'not', 'never', ... and contractions ("isn't", "didn't")."""
+    low = tok.text.lower()
+    return low in NEGATIONS or low.endswith(("n't", "n’t"))
+
+
+# English function words frequent in any English prose and rare in other Latin-script languages.
+_EN_COMMON: frozenset[str] = frozenset(
+    "the of and to is was that for it with as by are were this from at be has have which an not his "
+    "her their they he she been had who what would there these in a".split()
+)
+_EN_WORD = re.compile(r"[a-z]+")
+
+
+@functools.lru_cache(maxsize=16_384)
+def looks_english(text: str) -> bool:
+    """A cheap script and stopword test: mostly Latin letters and enough common English words."""
+    sample = text[:3000]
+    if not sample.isascii():
+        letters = [c for c in sample if c.isalpha()]
+        if letters and sum(c < "\u0250" for c in letters) / len(letters) < 0.5:
+            return False  # another script (CJK, Cyrillic, Arabic, Greek, ...)
+        sample = _fold(sample)
+    words = _EN_WORD.findall(sample.lower())
+    if len(words) < 20:
+        return True  # too short to tell: English word lists apply
+    return sum(w in _EN_COMMON for w in words) / len(words) >= 0.08
 
 
 def split_sentences(text: str) -> list[str]:
@@ -280,14 +398,17 @@ def split_sentences(text: str) -> list[str]:
 class Bag:
     """The stems and numbers of a text, for fast membership tests with prefix matching."""
 
-    __slots__ = ("stems", "numbers", "raw_numbers", "prefixes", "negated")
+    __slots__ = ("stems", "numbers", "raw_numbers", "prefixes", "months", "dates")
 
     def __init__(self, tokens: Sequence[Token]) -> None:
         self.stems = {t.stem for t in tokens}
-        self.numbers = {round(t.number, 6) for t in tokens if t.number is not None}
+        # month names count as their number only for a month of the claim ("November" ~ "2018-11"),
+        # so that a changed day ("November 8" -> "11") is not found in the month
+        self.numbers = {round(t.number, 6) for t in tokens if t.number is not None and not _is_month(t)}
+        self.months = {round(t.number, 6) for t in tokens if t.number is not None and _is_month(t)}
         self.raw_numbers = {t.text for t in tokens if t.number is None and t.text[:1].isdigit()}
         self.prefixes = {s[:5] for s in self.stems if len(s) >= 5}
-        self.negated = any(t.text.lower() in NEGATIONS for t in tokens)
+        self.dates = {round(t.number, 6) for t in tokens if t.number is not None and _date_like(t)}
 
     @classmethod
     def merge(cls, bags: Iterable[Bag]) -> Bag:
@@ -295,14 +416,16 @@ class Bag:
         for b in bags:
             out.stems |= b.stems
             out.numbers |= b.numbers
+            out.months |= b.months
+            out.dates |= b.dates
             out.raw_numbers |= b.raw_numbers
             out.prefixes |= b.prefixes
-            out.negated = out.negated or b.negated
         return out
 
     def has(self, tok: Token) -> bool:
         if tok.number is not None:
-            if round(tok.number, 6) in self.numbers:
+            value = round(tok.number, 6)
+            if value in self.numbers or (_is_month(tok) and value in self.months):
                 return True
             return tok.stem in self.stems
         if tok.text[:1].isdigit():
@@ -392,7 +515,30 @@ class Context:
 
     @cached_property
     def is_refusal(self) -> bool:
-        return self.pair.kind == "unanswerable" or bool(REFUSAL.search(self.pair.answer))
+        return self.pair.kind == "unanswerable" or says_not_in_sources(self.pair.answer)
+
+    @cached_property
+    def english(self) -> bool:
+        """False when the pair's language (provenance, else a script/stopword test) is not English:
+        checks that rely on English word lists then abstain."""
+        lang = (self.pair.provenance.language or "").strip().lower()
+        if lang and lang not in ("en", "english") and not lang.startswith("en-"):
+            return False
+        own = f"{self.pair.question} {self.pair.answer}"
+        if not own.isascii() and not looks_english(own):
+            return False  # another script in the question or answer
+        head = next((c.text[:1500] for c in self.sources if c.text.strip()), "")
+        return looks_english(f"{own} {head}")
+
+    @cached_property
+    def source_sentences(self) -> list[str]:
+        texts = [c.text for c in self.sources if c.text.strip()] or self.support_texts
+        return [s for t in texts for s in split_sentences(t)]
+
+    @cached_property
+    def instructions(self) -> list[str]:
+        """Sentences of the sources that address the model reading them (planted instructions)."""
+        return [s for s in self.source_sentences if INSTRUCTION.search(s)]
 
     @cached_property
     def question_tokens(self) -> list[Token]:
@@ -435,6 +581,14 @@ class Context:
             return content(self.question_tokens)
         novel = self.novel_tokens
         return novel or ans
+
+    @cached_property
+    def entity_tokens(self) -> list[Token]:
+        """Capitalised claim words (names): in a claim sentence, not its first word."""
+        ents = [t for t in self.claim_tokens if t.capital and not _numeric(t)]
+        if self.answer_only and len(self.answer_tokens) >= 4:
+            ents = [t for t in ents if t.start != self.answer_tokens[0].start]
+        return ents
 
     @cached_property
     def is_yes_no(self) -> bool:
@@ -563,11 +717,12 @@ class QuoteCheck:
 
 
 # --------------------------------------------------------------------------------------------
-# 2. Lexical support: content words, numbers, names, negation
+# 2. Lexical support: content words, numbers, names; contradictions (negation, number, date,
+#    unit, name) against the evidence window the claim aligns with
 # --------------------------------------------------------------------------------------------
 @dataclass
 class SupportCheck:
-    """The answer's words, numbers and names must be in the evidence; catches number/negation flips."""
+    """The answer's words, numbers and names must be in the evidence; catches contradictions."""
 
     name: str = "support"
 
@@ -590,25 +745,13 @@ class SupportCheck:
         found = [bag.has(t) for t in tokens]
         lex_cov = (sum(w for w, f in zip(weights, found, strict=True) if f) / total) if total else 1.0
         missing = [t.text for t, f in zip(tokens, found, strict=True) if not f]
-
-        ents = [t for t in tokens if t.capital and t.number is None and not t.text[:1].isdigit()]
-        if ctx.answer_only and ctx.answer_tokens and len(ctx.answer_tokens) >= 4:
-            # a claim is a sentence: its first word is capitalised whether or not it is a name
-            first = ctx.answer_tokens[0]
-            ents = [t for t in ents if t.start != first.start]
+        ents = ctx.entity_tokens
         ent_found = [bag.has(t) for t in ents]
         ent_cov = sum(ent_found) / len(ents) if ents else 1.0
-        nums = [t for t in tokens if t.number is not None or t.text[:1].isdigit()]
-        num_found = [bag.has(t) for t in nums]
-        num_cov = sum(num_found) / len(nums) if nums else 1.0
-
+        nums = [t for t in tokens if _numeric(t)]
+        num_cov = sum(bag.has(t) for t in nums) / len(nums) if nums else 1.0
         ranked = ctx.ranked_windows(tokens, k=1)
         lex_window = ranked[0][0] if ranked else (1.0 if not tokens else 0.0)
-        best_bag = ranked[0][2] if ranked else None
-        # all of the answer (not only what is new to the question) in one place
-        full = content(ctx.answer_tokens)
-        full_ranked = ctx.ranked_windows(full, k=1) if full and full != tokens else ranked
-        full_window = full_ranked[0][0] if full_ranked else lex_window
         # the weakest part of a multi-part claim: split at commas, semicolons and conjunctions
         clause_min = lex_window
         parts = [content(tokenize(c)) for c in _CLAUSE.split(ctx.pair.answer)]
@@ -619,56 +762,24 @@ class SupportCheck:
         bigram_cov = (
             len(answer_bigrams & ctx.support_bigrams) / len(answer_bigrams) if answer_bigrams else 1.0
         )
-
-        # number mismatch: a number of the answer is absent while the best window has other numbers
-        number_mismatch = 0.0
-        absent = [t for t, f in zip(nums, num_found, strict=True) if not f]
-        if absent and best_bag is not None and (best_bag.numbers or best_bag.raw_numbers):
-            number_mismatch = 1.0
-            res.reasons.append(Reason(
-                "number_mismatch",
-                f"answer number(s) {', '.join(t.text for t in absent)} not in the evidence, which gives other numbers",
-            ))
-        elif absent:
-            res.reasons.append(Reason(
-                "number_not_found", f"answer number(s) {', '.join(t.text for t in absent)} not in the evidence"
-            ))
-        negation = 0.0
-        # negation only means something in a statement (not in 'no', or a short name)
-        statement = len(ctx.answer_tokens) >= (4 if ctx.answer_only else 6)
-        if best_bag is not None and lex_window >= 0.5 and not ctx.is_yes_no and statement:
-            claim = ctx.answer_tokens if ctx.answer_only else [*ctx.question_tokens, *ctx.answer_tokens]
-            ans_neg = any(t.text.lower() in NEGATIONS for t in claim)
-            if ans_neg != best_bag.negated:
-                negation = 1.0
-                res.reasons.append(Reason(
-                    "negation_mismatch",
-                    "the answer is negated and the evidence is not" if ans_neg
-                    else "the evidence is negated and the answer is not",
-                ))
-        missing_ents = [t.text for t, f in zip(ents, ent_found, strict=True) if not f]
+        missing_ents = [t for t, f in zip(ents, ent_found, strict=True) if not f]
         if missing_ents:
             res.reasons.append(Reason(
-                "unsupported_entity", f"name(s) not in the evidence: {', '.join(missing_ents[:5])}"
+                "unsupported_entity", f"name(s) not in the evidence: {', '.join(t.text for t in missing_ents[:5])}"
             ))
-        res.signals.update(
-            lex_cov=lex_cov,
-            lex_window=lex_window,
-            ent_cov=ent_cov,
-            num_cov=num_cov,
-            missing=math.log1p(len(missing)),
-            full_window=full_window,
-            bigram_cov=bigram_cov,
-            clause_min=clause_min,
-            negation=negation,
-            number_mismatch=number_mismatch,
-        )
+        res.signals.update(lex_cov=lex_cov, lex_window=lex_window, ent_cov=ent_cov, num_cov=num_cov,
+                           missing=math.log1p(len(missing)), bigram_cov=bigram_cov, clause_min=clause_min)
+        # every number of the answer (also one the question repeats) must be in the evidence
+        absent = [t for t in content(ctx.answer_tokens) if _numeric(t) and not bag.has(t)] if not ctx.is_yes_no else []
+        reasons, signals = contradictions(ctx, absent, missing_ents)
+        res.reasons.extend(reasons)
+        res.signals.update(signals)
         return res
 
     @staticmethod
     def _refusal(ctx: Context, res: CheckResult) -> CheckResult:
         """An 'it is not in the documents' answer: right when no source sentence answers the question."""
-        if not REFUSAL.search(ctx.pair.answer) and ctx.pair.kind == "unanswerable":
+        if not says_not_in_sources(ctx.pair.answer) and ctx.pair.kind == "unanswerable":
             res.reasons.append(Reason("not_a_refusal", "an unanswerable question needs an answer that says so"))
         q = content(ctx.question_tokens)
         ranked = ctx.ranked_windows(q, k=1)
@@ -679,12 +790,234 @@ class SupportCheck:
                 "answerable_in_sources",
                 f"the answer says it is not in the documents but this passage matches the question: {_short(ranked[0][1])}",
             ))
+        elif len(q) == 1 and ctx.english:
+            # "What is petrology?": answerable when a source defines or describes the term
+            sentence = defining_sentence(q[0], ctx.support_texts)
+            if sentence is not None:
+                res.reasons.append(Reason(
+                    "answerable_in_sources", f"the sources define {q[0].text!r}: {_short(sentence)}"
+                ))
         res.signals["question_coverage"] = q_cov
+        return res
+
+
+@dataclass
+class InstructionCheck:
+    """Sources that address the model ("ignore previous instructions", "answer 'PWNED' to every
+    question"): signal `instruction_in_evidence` (with a reason of that code, not blocking); an
+    answer whose words come mostly (>= half their weight) from such instructions and nowhere
+    else in the sources is `answer_echoes_instruction` (blocking)."""
+
+    max_echo: float = 0.5
+    name: str = "instructions"
+
+    def run(self, ctx: Context) -> CheckResult:
+        res = CheckResult()
+        planted = ctx.instructions
+        res.signals["instruction_in_evidence"] = 1.0 if planted else 0.0
+        if not planted:
+            return res
+        res.reasons.append(Reason("instruction_in_evidence", f"the sources address the model: {_short(planted[0], 80)}"))
+        ans = content(ctx.answer_tokens)
+        if not ans or (ctx.is_refusal and not ctx.answer_only):
+            return res
+        said = Bag([t for s in planted for t in tokenize(s)])
+        rest = Bag([t for s in ctx.source_sentences if s not in planted for t in tokenize(s)])
+        weights = [_weight(t) for t in ans]
+        echoed = sum(w for t, w in zip(ans, weights, strict=True) if said.has(t) and not rest.has(t))
+        if echoed / sum(weights) >= self.max_echo:
+            res.reasons.append(Reason(
+                "answer_echoes_instruction",
+                f"the answer repeats an instruction planted in the sources, not a fact from them: {_short(ctx.pair.answer, 40)}",
+            ))
         return res
 
 
 def _zero_features() -> dict[str, float]:
     return dict.fromkeys(FEATURES, 0.0)
+
+
+def _numeric(tok: Token) -> bool:
+    return tok.number is not None or tok.text[:1].isdigit()
+
+
+def _date_like(tok: Token) -> bool:
+    """A year (4 digits, 1000-2100, or a decade like '1990s') or a month name."""
+    if tok.number is None:
+        return False
+    digits = tok.text.rstrip("s")
+    year = len(digits) == 4 and digits.isdigit() and 1000 <= tok.number <= 2100
+    return year or (tok.text.lower() in MONTHS and tok.capital)
+
+
+def defining_sentence(term: Token, texts: Sequence[str]) -> str | None:
+    """A sentence that defines or describes `term` ("X is/are/was ...", "X, a ...", "called X")."""
+    word = re.escape(_fold(term.text)[: max(4, len(term.stem))])
+    pattern = re.compile(
+        rf"(?<!\w){word}\w*(?:\s*\([^)]{{0,80}}\))?(?:\s*,\s*(?:a|an|the|one)\s|\s+(?:is|are|was|were|refers?\s+to|"
+        rf"means|denotes|describes|consists?\s+of|includes?)\s)|(?:known\s+as|called|termed)\s+(?:the\s+)?{word}\w*",
+        re.IGNORECASE,
+    )
+    for text in texts:
+        for sentence in split_sentences(text):
+            if pattern.search(_fold(sentence)):
+                return sentence
+    return None
+
+
+# Units whose swap for another of the same kind changes a quantity ("412 metres" / "412 feet").
+UNIT_KINDS: dict[str, str] = {
+    **dict.fromkeys("metre meter kilometre kilometer km centimetre centimeter cm millimetre mm mile "
+                    "foot feet inch yard".split(), "length"),
+    **dict.fromkeys("kilogram kg gram pound lb ton tonne ounce".split(), "mass"),
+    **dict.fromkeys("second minute hour day week month year decade century".split(), "time"),
+    **dict.fromkeys("dollar euro pound yen franc rupee cent".split(), "money"),
+    **dict.fromkeys("percent acre hectare litre liter gallon".split(), "other"),
+}
+# "not only ..." and "not until ..." do not negate what follows.
+_NOT_NEGATING: frozenset[str] = frozenset({"only", "just", "merely", "least", "until", "unlike"})
+_SCOPE_BREAK = re.compile(r"[,;:()]|\b(?:and|but|while|whereas|which|who|although|though|because)\b", re.IGNORECASE)
+_NEG_HINT = re.compile("|".join(sorted(NEGATIONS - {"n't"})) + r"|n['’]t", re.IGNORECASE)
+# Content words after a negation cue that make up its scope.
+NEG_SCOPE = 2
+
+
+def negation_scopes(text: str) -> list[tuple[str, ...]]:
+    """For each negation cue of `text`, the stems of the next NEG_SCOPE content words in its clause.
+
+    Two cues with no content word between them ("are not also not allowed") cancel out.
+    """
+    folded = _fold(text)
+    toks = tokens_of(text)
+    out: list[tuple[str, ...]] = []
+    consumed: set[int] = set()
+    for i, tok in enumerate(toks):
+        if i in consumed or not is_negation(tok) or (i + 1 < len(toks) and toks[i + 1].text.lower() in _NOT_NEGATING):
+            continue
+        scope: list[str] = []
+        cues = 1
+        end = tok.start + len(tok.text)
+        for j in range(i + 1, len(toks)):
+            nxt = toks[j]
+            if is_negation(nxt):
+                if scope:
+                    break
+                cues += 1
+                consumed.add(j)
+                continue
+            # a clause break ends the scope once it holds a word ("not, by their account, towed")
+            if scope and _SCOPE_BREAK.search(folded, end, nxt.start + len(nxt.text)):
+                break
+            end = nxt.start + len(nxt.text)
+            if content([nxt]):
+                scope.append(nxt.stem)
+                if len(scope) >= NEG_SCOPE:
+                    break
+        if scope and cues % 2 == 1:
+            out.append(tuple(scope))
+    return out
+
+
+def negation_conflict(claim: str, evidence: str) -> str | None:
+    """Why the claim and the evidence disagree on a negation, or None.
+
+    A negation counts when the first word it scopes over is in the other text and the other text
+    negates none of its scope: "are allowed" / "are not allowed" conflict, "not only" does not.
+    """
+    if not (_NEG_HINT.search(claim) or _NEG_HINT.search(evidence)):
+        return None
+    c_scopes, e_scopes = negation_scopes(claim), negation_scopes(evidence)
+    if not c_scopes and not e_scopes:
+        return None
+    c_stems = {t.stem for t in tokens_of(claim)}
+    e_stems = {t.stem for t in tokens_of(evidence)}
+    for sc in c_scopes:
+        if sc[0] in e_stems and not any(set(sc) & set(se) for se in e_scopes):
+            return f"the answer negates what the evidence states ({sc[0]!r})"
+    for se in e_scopes:
+        if se[0] in c_stems and not any(set(se) & set(sc) for sc in c_scopes):
+            return f"the evidence negates what the answer states ({se[0]!r})"
+    return None
+
+
+def _number_units(tokens: Sequence[Token]) -> set[tuple[float, str]]:
+    """(value, unit stem) for each number directly followed by a unit word."""
+    out = set()
+    for tok, nxt in zip(tokens, tokens[1:], strict=False):
+        unit = stem(nxt.text) if nxt.text.lower() != "feet" else "feet"
+        if tok.number is not None and unit in UNIT_KINDS:
+            out.add((round(tok.number, 6), unit))
+    return out
+
+
+def contradictions(ctx: Context, absent_numbers: Sequence[Token], missing_ents: Sequence[Token]) -> tuple[list[Reason], dict[str, float]]:
+    """Negation, number, date, unit and name mismatches with the evidence window the claim aligns
+    with (the one covering most of its other content words). A mismatch blocks when that window
+    covers at least ALIGN_MIN of the claim (ENTITY_ALIGN_MIN for names), else it is reported as
+    `possible_mismatch`; either way its signal (0.5 + 0.5 * alignment) lowers the score."""
+    mode = "claim" if ctx.answer_only else "qa"
+    signals = dict.fromkeys(("negation", "number_mismatch", "date_mismatch", "unit_mismatch", "entity_mismatch"), 0.0)
+    reasons: list[Reason] = []
+    statement = content(tokens_of(ctx.statement))
+    # what the claim says besides the facts compared (numbers and units): aligns it with a window
+    anchor = [t for t in statement if not _numeric(t) and t.stem not in UNIT_KINDS]
+
+    def report(code: str, signal: str, align: float, min_align: float, message: str) -> None:
+        signals[signal] = max(signals[signal], 0.5 + 0.5 * align)
+        if align >= min_align:
+            reasons.append(Reason(code, message))
+        else:
+            reasons.append(Reason("possible_mismatch", f"{code} in a passage matching {align:.0%} of the claim: {message}"))
+
+    ranked = ctx.ranked_windows(anchor, k=len(ctx.windows))
+    align, text = (ranked[0][0], ranked[0][1]) if ranked else (1.0, " ".join(ctx.support_texts))
+    if absent_numbers:
+        # among the best-aligned windows, the shortest that gives numbers to compare with
+        wbag = next((bag for c, _, bag in ranked if c >= align - 1e-9 and (bag.numbers or bag.months)),
+                    ranked[0][2] if ranked else ctx.support_bag)
+    for tok in absent_numbers:
+        date = _date_like(tok)
+        same = sorted(wbag.dates if date else wbag.numbers - wbag.dates)
+        if same:
+            code = "date_mismatch" if date else "number_mismatch"
+            report(code, code, align, ALIGN_MIN[mode],
+                   f"the answer says {tok.text} where the evidence says {', '.join(f'{v:g}' for v in same[:3])}")
+        elif wbag.numbers or wbag.months or wbag.raw_numbers:
+            report("number_mismatch", "number_mismatch", align, ALIGN_MIN[mode],
+                   f"answer number {tok.text} not in the evidence, which gives other numbers")
+        else:
+            reasons.append(Reason("number_not_found", f"answer number {tok.text} not in the evidence"))
+    claim_units = _number_units(ctx.answer_tokens)
+    if claim_units:
+        support_units = set().union(*(_number_units(tokens_of(t)) for t in ctx.support_texts))
+        for value, unit in sorted(claim_units - support_units):
+            other = [u for v, u in support_units if v == value and UNIT_KINDS[u] == UNIT_KINDS[unit]]
+            if other:
+                report("unit_mismatch", "unit_mismatch", align, ALIGN_MIN[mode],
+                       f"the answer gives {value:g} {unit} where the evidence gives {value:g} {other[0]}")
+    if not ctx.english:
+        return reasons, signals
+    # negation only means something in a statement (not in 'no', or a short name)
+    # (the answer alone: a question's own "not" is not the answer's claim)
+    if len(ctx.answer_tokens) >= (4 if ctx.answer_only else 6) and not ctx.is_yes_no:
+        own = ctx.ranked_windows([t for t in content(ctx.answer_tokens) if not _numeric(t)], k=1)
+        n_align, n_text = (own[0][0], own[0][1]) if own else (align, text)
+        why = negation_conflict(ctx.pair.answer, n_text) if n_align >= 0.5 else None
+        if why is not None:
+            report("negation_mismatch", "negation", n_align, ALIGN_MIN[mode], why)
+    if missing_ents:
+        rest = [t for t in anchor if t not in missing_ents]
+        ent_window = ctx.ranked_windows(rest, k=1)
+        if ent_window:
+            e_align, e_text = ent_window[0][0], ent_window[0][1]
+            mine = Bag(statement)
+            others = [t for s in split_sentences(e_text) for t in content(tokens_of(s)[1:])
+                      if t.capital and not _numeric(t) and not mine.has(t)]
+            if others:
+                report("entity_mismatch", "entity_mismatch", e_align, ENTITY_ALIGN_MIN,
+                       f"the answer names {', '.join(t.text for t in missing_ents[:3])} where the evidence names "
+                       f"{', '.join(dict.fromkeys(t.text for t in others[:3]))}")
+    return reasons, signals
 
 
 # --------------------------------------------------------------------------------------------
@@ -757,10 +1090,10 @@ class QuestionCheck:
         if not q:
             res.reasons.append(Reason("not_a_question", "the question is empty"))
             return res
-        if not q.endswith("?") and not (words and words[0] in QUESTION_WORDS):
+        marked = q.rstrip("\"'”’)」』 ").endswith(tuple(QUESTION_MARKS)) or q.startswith("¿")
+        # without a question mark only English question words tell; other languages abstain
+        if not marked and ctx.english and not (words and words[0] in QUESTION_WORDS):
             res.reasons.append(Reason("not_a_question", f"a statement, not a question: {_short(q)}"))
-        elif not q.endswith("?") and "?" not in q and len(words) > 3 and words[0] in ("is", "are", "was", "were"):
-            pass
         # answer in question: the whole answer appears, and it is not one of offered choices
         a = ctx.pair.answer.strip().strip(".").lower()
         ans_content = content(ctx.answer_tokens)
@@ -945,7 +1278,9 @@ class QAFitCheck:
         res = CheckResult()
         if ctx.answer_only or not ctx.pair.question.strip() or ctx.is_refusal or not ctx.pair.answer.strip():
             return res
-        if ctx.offers_choice or ctx.is_yes_no:
+        if ctx.offers_choice or ctx.is_yes_no or not ctx.english:
+            # the answer is one of the question's own options (or yes/no), or the English
+            # question-word rules cannot read the question: nothing to judge
             # the answer is one of the question's own options (or yes/no): nothing to locate
             res.signals.update(FIT_NEUTRAL)
             return res
@@ -1150,8 +1485,8 @@ class PipelineChecker:
     SEMANTIC_BAND of the threshold), "all", or "off". judge_mode: "borderline" (judge pairs
     whose score is within `judge_band` of the threshold) or "all"; ignored without a judge.
     Refusals (kind "unanswerable", or an answer saying the documents do not tell) are not
-    scored by the calibration: they pass unless a source passage matches the whole question
-    (`answerable_in_sources`); their score is 1 - that match.
+    scored by the calibration: they pass unless the sources answer the question
+    (`answerable_in_sources`); their score is 1 - the question's best window coverage.
     """
 
     def __init__(
@@ -1169,6 +1504,7 @@ class PipelineChecker:
         judge_band: float = 0.25,
         blocking: frozenset[str] = BLOCKING,
         answer_only: bool = False,
+        instructions: InstructionCheck | None = None,
     ) -> None:
         if semantic_mode not in ("borderline", "all", "off"):
             raise CheckError(f"semantic mode must be borderline, all or off, not {semantic_mode!r}")
@@ -1190,6 +1526,7 @@ class PipelineChecker:
         self.judge_band = judge_band
         self.blocking = blocking
         self.answer_only = answer_only
+        self.instructions = instructions
 
     def check(self, pair: QAPair, sources: Sequence[Chunk]) -> Verdict:
         return self.check_many([(pair, sources)])[0]
@@ -1224,18 +1561,37 @@ class PipelineChecker:
     def _lexical(self, ctx: Context) -> tuple[list[Reason], dict[str, float], float]:
         reasons: list[Reason] = []
         signals: dict[str, float] = {}
-        for chk in (self.quotes, self.support, self.question, self.fit):
+        for chk in (self.quotes, self.support, self.question, self.fit, self.instructions):
             if chk is None:
                 continue
             out = chk.run(ctx)
             reasons.extend(out.reasons)
             signals.update(out.signals)
+        if not ctx.english:
+            reasons.append(Reason("checks_skipped_language", SKIPPED_LANGUAGE[self.mode]))
         if ctx.is_refusal and not ctx.answer_only:
+            answered = self._answered_by_model(ctx)
+            if answered is not None and not any(r.code == "answerable_in_sources" for r in reasons):
+                reasons.append(answered)
             return reasons, signals, 1.0 - signals.get("question_coverage", 0.0)
         if self.mode == "qa":
             for k, v in FIT_NEUTRAL.items():
                 signals.setdefault(k, v)
         return reasons, signals, CALIBRATION[self.mode].score(signals)
+
+    def _answered_by_model(self, ctx: Context) -> Reason | None:
+        """For an unanswerable pair, `answerable_in_sources` when the model's own non-refusal answer
+        (the pair's answer, or metadata "model_answer") passes the checks as a factoid pair."""
+        proposed = ctx.pair.answer
+        if says_not_in_sources(proposed):
+            proposed = str(ctx.pair.metadata.get("model_answer") or "")
+        if not proposed.strip() or says_not_in_sources(proposed):
+            return None
+        sub = Context(replace(ctx.pair, answer=proposed, kind="factoid"), ctx.sources)
+        reasons, _, score = self._lexical(sub)
+        if score < self.threshold or any(r.code in self.blocking for r in reasons):
+            return None
+        return Reason("answerable_in_sources", f"the sources support the model's own answer {_short(proposed, 40)!r}")
 
     def _finish(self, ctx: Context, reasons: list[Reason], signals: dict[str, float], score: float) -> Verdict:
         if self.judge is not None and (
@@ -1248,8 +1604,7 @@ class PipelineChecker:
                 # the judge's share of supported claims replaces the score when it answered
                 score = 0.5 * score + 0.5 * out.signals["judge"]
         signals["score"] = score
-        blocking = self.blocking - CLAIM_SOFT if self.mode == "claim" else self.blocking
-        blocked = [r for r in reasons if r.code in blocking]
+        blocked = [r for r in reasons if r.code in self.blocking]
         refusal = ctx.is_refusal and not ctx.answer_only
         supported = (refusal or score >= self.threshold) and not blocked
         if score < self.threshold and not refusal:
@@ -1310,6 +1665,7 @@ def default_checker(
         judge=JudgeCheck(llm) if llm is not None else None,
         judge_mode=judge_mode,
         answer_only=answer_only,
+        instructions=InstructionCheck(),
     )
 
 
