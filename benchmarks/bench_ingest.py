@@ -100,11 +100,10 @@ def make_scale_corpus(work: Path, total_mb: float, n_files: int) -> tuple[Path, 
     single.write_text("\n\n".join(paras), encoding="utf-8")
     many = work / "scale-many"
     many.mkdir(parents=True, exist_ok=True)
-    per = -(-len(paras) // n_files)
+    cuts = [i * len(paras) // n_files for i in range(n_files + 1)]  # n_files nearly equal parts
     for i in range(n_files):
-        part = paras[i * per : (i + 1) * per]
-        if part:
-            (many / f"part{i:04d}.txt").write_text("\n\n".join(part), encoding="utf-8")
+        part = paras[cuts[i] : cuts[i + 1]]
+        (many / f"part{i:04d}.txt").write_text("\n\n".join(part), encoding="utf-8")
     return single, many
 
 
