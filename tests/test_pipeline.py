@@ -101,3 +101,15 @@ def test_cli_run_uses_settings_file(tmp_path, fake, monkeypatch):
     result = CliRunner().invoke(main, ["run", str(DOCS), "--out", "o", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["generate"]["model"] == model
+
+
+def test_cli_run_says_kept_of_requested_and_why_it_stopped(tmp_path, fake):
+    _, model = fake
+    out = tmp_path / "human"
+    args = ["run", str(DOCS), "--out", str(out), "--model", model, "-n", "50", "--chunk-tokens", "64",
+            "--max-calls", "2"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    first = next(line for line in result.output.splitlines() if line.startswith("kept "))
+    assert " of 50 requested" in first, result.output
+    assert "stopped: max_calls" in first and "raise --max-calls" in first

@@ -73,7 +73,15 @@ MAX_ERROR_LINES = 5
 
 def _print_summary(summary: RunSummary) -> None:
     """The human summary on stdout: counts, reasons, coverage, warnings, cost, files."""
-    click.echo(f"kept {summary.kept} pairs, rejected {summary.rejected}")
+    gen = summary.generate
+    line = f"kept {summary.kept} pairs, rejected {summary.rejected}"
+    if gen.get("requested"):
+        line = f"kept {summary.kept} of {gen['requested']} requested, rejected {summary.rejected}"
+        if gen.get("stopped"):
+            line += f"; stopped: {gen['stopped']}"
+            if gen["stopped"] == "max_calls" and summary.kept < int(gen["requested"]):
+                line += f" ({gen.get('calls')} calls; raise --max-calls to go on)"
+    click.echo(line)
     if summary.failed_calls:
         click.echo(f"FAILED LLM CALLS: {summary.failed_calls} (not written; rerun the same command to retry them)")
     if summary.notice:
