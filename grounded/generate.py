@@ -781,11 +781,9 @@ def _estimate(summary: GenerateSummary, tasks: Sequence[Task], prompt: Prompt, m
 def _is_refusal(answer: str) -> bool:
     if not answer:
         return False
-    try:
-        from grounded.check import REFUSAL
-    except ImportError:
-        return False
-    return bool(REFUSAL.search(answer))
+    from grounded.check import says_not_in_sources  # the checker's own rule: one definition
+
+    return says_not_in_sources(answer)
 
 
 def _short(text: str, limit: int = 120) -> str:
