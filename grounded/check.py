@@ -1739,41 +1739,14 @@ def _short(text: str, n: int = 60) -> str:
 # Checking a QA file (ours or someone else's)
 # --------------------------------------------------------------------------------------------
 def pair_from_row(row: Mapping[str, Any], *, where: str = "") -> QAPair:
-    """A QAPair from a canonical row (`QAPair.to_dict()`) or a foreign one.
+    """A QAPair from a row of any documented shape (canonical, SQuAD-like, string evidence)."""
+    from grounded.eval.dataset import parse_row
 
-    Foreign rows need `question` and `answer`, plus `context`/`contexts` inline or `evidence`
-    (strings, or objects with `chunk_id` and `text`) pointing into an index.
-    """
     if not isinstance(row, Mapping):
         raise CheckError(f"{where}: expected a JSON object")
-    if "question" not in row or "answer" not in row:
+    if "question" not in row or ("answer" not in row and "answers" not in row):
         raise CheckError(f"{where}: a QA row needs 'question' and 'answer'")
-    data = dict(row)
-    if "contexts" not in data and "context" in data:
-        ctx = data["context"]
-        data["contexts"] = [ctx] if isinstance(ctx, str) else list(ctx or [])
-    evidence = []
-    for item in data.get("evidence") or ():
-        if isinstance(item, str):
-            evidence.append({"doc_id": "", "chunk_id": "", "start": 0, "end": 0, "text": item,
-                             "score": 0.0, "quote": item})
-        elif isinstance(item, Mapping):
-            evidence.append({"doc_id": "", "chunk_id": "", "start": 0, "end": 0, "score": 0.0,
-                             "text": item.get("text") or item.get("quote") or "", **item})
-        else:
-            raise CheckError(f"{where}: evidence items must be strings or objects")
-    data["evidence"] = evidence
-    if isinstance(data["answer"], list):  # SQuAD-style lists of answers: the first one
-        first = data["answer"][0] if data["answer"] else ""
-        data["answer"] = first.get("text", "") if isinstance(first, Mapping) else first
-    data["question"] = str(data["question"] or "")
-    data["answer"] = str(data["answer"] or "")
-    if "id" not in data:
-        data["id"] = QAPair.make_id(data["question"], data["answer"])
-    try:
-        return QAPair.from_dict(data)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise CheckError(f"{where}: cannot read the QA row ({exc})") from exc
+    return parse_row(row, where=where)
 
 
 @dataclass
@@ -1803,57 +1776,7 @@ def check_file(
     checker: Checker | None = None,
     **checker_options: Any,
 ) -> CheckSummary:
-    """Check every pair of a QA JSONL file; write OUT/qa.jsonl (kept) and OUT/rejected.jsonl."""
-    import time
-    from collections import Counter
+    """Check every pair of a QA file; write OUT/qa.jsonl (kept) and OUT/rejected.jsonl (with reasons)."""
+    from grounded.checkfile import check_qa_file
 
-    from grounded.jsonl import read_jsonl, write_jsonl
-    from grounded.types import Rejection
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckError(f"no such QA file: {path}")
-    pairs = [pair_from_row(row, where=f"{path}:{i}") for i, row in enumerate(read_jsonl(path), 1)]
-    if index is None:
-        lacking = [p.id for p in pairs if not p.contexts]
-        if lacking:
-            raise CheckError(
-                f"{len(lacking)} pair(s) have no inline context (first: {lacking[0]})",
-                hint="pass --index DIR to check them against an index",
-            )
-    if checker is None:
-        checker = default_checker(**checker_options)
-    if isinstance(index, (str, Path)):
-        from grounded.index import open_index
-
-        index = open_index(index, chroma_url=chroma_url)
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    kept: list[dict[str, Any]] = []
-    rejected: list[dict[str, Any]] = []
-    by_reason: Counter[str] = Counter()
-    all_reasons: Counter[str] = Counter()
-    for pair, verdict in check(pairs, index=index, checker=checker, chroma_url=chroma_url):
-        codes = {r.code for r in verdict.reasons}
-        all_reasons.update(codes)
-        if verdict.supported:
-            kept.append(pair.to_dict())
-        else:
-            by_reason.update(codes)
-            rejected.append(Rejection(stage="check", reasons=verdict.reasons, pair=pair).to_dict())
-    seconds = time.perf_counter() - started
-    qa_path, rej_path = out_dir / "qa.jsonl", out_dir / "rejected.jsonl"
-    write_jsonl(qa_path, kept)
-    write_jsonl(rej_path, rejected)
-    return CheckSummary(
-        n=len(pairs),
-        kept=len(kept),
-        rejected=len(rejected),
-        rejected_by_reason=dict(by_reason.most_common()),
-        reasons=dict(all_reasons.most_common()),
-        seconds=round(seconds, 3),
-        pairs_per_s=round(len(pairs) / seconds, 1) if seconds > 0 else 0.0,
-        threshold=float(getattr(checker, "threshold", DEFAULT_THRESHOLD)),
-        files={"qa": str(qa_path), "rejected": str(rej_path)},
-    )
+    return check_qa_file(path, out=out, index=index, chroma_url=chroma_url, checker=checker, **checker_options)

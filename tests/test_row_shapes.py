@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grounded.cli import main
+from grounded.jsonl import read_jsonl
 from grounded.types import Evidence, Provenance, QAPair, Verdict
 
 DOC = (
@@ -42,7 +43,8 @@ def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    # the project's reader: str.splitlines() would also split at U+2028 inside a JSON string
+    return list(read_jsonl(path))
 
 
 def _cli(*args: str) -> Any:

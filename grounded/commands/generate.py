@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 def generate(out: Path, as_json: bool, no_check: bool, **options: object) -> None:
     """Generate grounded QA pairs from an index into OUT (rerun to resume; nothing is paid twice)."""
     from grounded.generate import generate as run_generate
-
     from grounded.rundir import lock_output
 
     checker = _NoCheck() if no_check else None
