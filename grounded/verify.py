@@ -1,0 +1,246 @@
+"""Round-trip verification: a reader answers the generated questions from the passages alone.
+
+The reader sees the passages and the questions of one generation call (never the proposed
+answers), in one request, through the generation `LLM` (same cache, concurrency, rate limits and
+stats). A pair is kept when the reader's answer agrees with the proposed one; otherwise it is
+rejected with a reason code:
+
+- `reader_disagrees`: the reader gave a different answer.
+- `reader_cannot_answer`: the reader said the passages do not answer the question.
+- `reader_answered`: an unanswerable pair (a refusal) that the reader answered from the passages.
+- `reader_unavailable` (not blocking): the reader's reply could not be read, even after one repair
+  request; the pair is kept unverified, with this reason in its verdict.
+
+Agreement (`agreement`) is decided on SQuAD-normalised answers (lowercase, no punctuation, no
+articles): token F1 > F1_MIN, or one answer contains the other as whole words, or a rapidfuzz
+ratio >= FUZZY_MIN (spelling and number formatting: "12,000" / "12000"); answers that both hold
+numbers agree only when they hold the same numbers ("12 June 1843" / "12 June 1848" disagree).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from rapidfuzz import fuzz
+
+from grounded.prompting import format_passages
+from grounded.types import QAPair, Reason
+
+VERIFIERS = ("off", "roundtrip", "judge")
+DEFAULT_VERIFY = "off"  # reader calls cost money: the user opts in (README: "Round-trip verification")
+F1_MIN = 0.5  # SQuAD token F1 above which two answers agree ("Alan Stevenson"/"Robert Stevenson" is 0.5)
+FUZZY_MIN = 85.0  # rapidfuzz ratio (0-100) on normalised answers: same words, other spelling
+CANNOT_ANSWER = "not in the passage"
+READER_TEMPERATURE = 0.0
+READER_TOKENS_PER_QUESTION = 48
+
+READER_SYSTEM = (
+    "You answer questions using only the passages you are given. Answer each question with a "
+    "short span copied from the passages (a few words). If the passages do not answer a "
+    f'question, answer exactly "{CANNOT_ANSWER}". Reply with JSON only.'
+)
+READER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "answers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "n": {"type": "integer", "description": "the question's number"},
+                    "answer": {"type": "string", "maxLength": 200},
+                },
+                "required": ["n", "answer"],
+            },
+        }
+    },
+    "required": ["answers"],
+}
+
+
+class ReaderItem(BaseModel):
+    """One answer of the reader's reply."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    n: int = Field(ge=1)
+    answer: str = ""
+
+
+class ReaderReply(BaseModel):
+    """`{"answers": [{"n": 1, "answer": ...}, ...]}`; a bare list of strings is read in order."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    answers: list[ReaderItem] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numbered(cls, data: Any) -> Any:
+        items = data.get("answers") if isinstance(data, dict) else None
+        if isinstance(items, list) and all(isinstance(x, str) for x in items):
+            return {"answers": [{"n": i, "answer": a} for i, a in enumerate(items, 1)]}
+        return data
+
+    def by_number(self) -> dict[int, str]:
+        """Question number -> answer (the first answer given for a number wins)."""
+        out: dict[int, str] = {}
+        for item in self.answers:
+            out.setdefault(item.n, " ".join(item.answer.split()))
+        return out
+
+
+# --- agreement -----------------------------------------------------------------------------------
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = str.maketrans("", "", string.punctuation + "‘’“”–—…")  # deleted, as SQuAD does: 12,000 -> 12000
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's answer normalisation: lowercase, punctuation and articles removed, single spaces."""
+    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCT)).split())
+
+
+def token_f1(a: str, b: str) -> float:
+    """SQuAD token F1 between two answers (after `normalize_answer`)."""
+    ta, tb = normalize_answer(a).split(), normalize_answer(b).split()
+    if not ta or not tb:
+        return float(ta == tb)
+    common = sum((Counter(ta) & Counter(tb)).values())
+    if not common:
+        return 0.0
+    precision, recall = common / len(tb), common / len(ta)
+    return 2 * precision * recall / (precision + recall)
+
+
+def cannot_answer(answer: str) -> bool:
+    """True for an empty reply or one saying the passages do not tell."""
+    from grounded.check import says_not_in_sources  # the checker's refusal rule: one definition
+
+    norm = normalize_answer(answer)
+    return not norm or norm in {"not in passage", "none", "unknown", "n a", "no answer"} or says_not_in_sources(answer)
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderCheck:
+    """The reader's answer to one pair's question, and whether it confirms the pair."""
+
+    reader_answer: str | None  # None: the reader's reply had no usable answer for it
+    f1: float = 0.0
+    reason: Reason | None = None  # None when the reader agrees
+
+    @property
+    def rejects(self) -> bool:
+        return self.reason is not None and self.reason.code != "reader_unavailable"
+
+    def apply(self, pair: QAPair) -> QAPair:
+        """The pair with the reader's answer in its metadata (and a non-blocking reason, if any)."""
+        meta = {**pair.metadata, "verify": "roundtrip", "reader_answer": self.reader_answer,
+                "reader_f1": round(self.f1, 3)}
+        pair = replace(pair, metadata=meta)
+        if self.reason is not None and not self.rejects and pair.verdict is not None:
+            pair = replace(pair, verdict=replace(pair.verdict, reasons=(*pair.verdict.reasons, self.reason)))
+        return pair
+
+
+def agreement(proposed: str, reader: str, *, refusal: bool = False) -> ReaderCheck:
+    """Does the reader's answer confirm the proposed one? (refusal: the pair says "not in the documents")."""
+    unable = cannot_answer(reader)
+    if refusal:
+        if unable:
+            return ReaderCheck(reader, 1.0)
+        return ReaderCheck(reader, 0.0, Reason("reader_answered", f"the reader answered the unanswerable question: {_short(reader)!r}"))
+    if unable:
+        return ReaderCheck(reader, 0.0, Reason("reader_cannot_answer", f"the reader found no answer in the passages (said {_short(reader)!r})"))
+    f1 = token_f1(proposed, reader)
+    numbers, said = _numbers(proposed), _numbers(reader)
+    same_numbers = not (numbers and said) or numbers == said
+    if same_numbers and (f1 > F1_MIN or _contains(proposed, reader) or _fuzzy(proposed, reader) >= FUZZY_MIN):
+        return ReaderCheck(reader, f1)
+    why = f"the reader answered {_short(reader)!r}, not {_short(proposed)!r} (token F1 {f1:.2f})"
+    return ReaderCheck(reader, f1, Reason("reader_disagrees", why))
+
+
+def _numbers(text: str) -> set[str]:
+    return set(re.findall(r"\d+(?:\.\d+)?", re.sub(r"(?<=\d),(?=\d{3})", "", text)))
+
+
+def _contains(a: str, b: str) -> bool:
+    na, nb = normalize_answer(a), normalize_answer(b)
+    return bool(na and nb) and (f" {na} " in f" {nb} " or f" {nb} " in f" {na} ")
+
+
+def _fuzzy(a: str, b: str) -> float:
+    return float(fuzz.ratio(normalize_answer(a), normalize_answer(b)))
+
+
+# --- the reader request --------------------------------------------------------------------------
+
+
+def reader_messages(passages: Sequence[str], questions: Sequence[str]) -> list[dict[str, str]]:
+    """The reader's request: the passages and the numbered questions, no proposed answers."""
+    numbered = "\n".join(f"{i}. {q}" for i, q in enumerate(questions, 1))
+    user = (
+        f"{format_passages(passages)}\n\nAnswer these questions from the passages above.\n"
+        f"Questions:\n{numbered}\n\n"
+        'Reply as JSON: {"answers": [{"n": <question number>, "answer": "<short span>"}, ...]}'
+    )
+    return [{"role": "system", "content": READER_SYSTEM}, {"role": "user", "content": user}]
+
+
+def reader_format(style: str) -> dict[str, Any] | None:
+    """The reply schema sent the way generation sends its own (json_schema | json_object | none)."""
+    if style == "none":
+        return None
+    if style == "json_object":
+        return {"type": "json_object", "schema": READER_SCHEMA}
+    return {"type": "json_schema", "json_schema": {"name": "reader_answers", "schema": READER_SCHEMA, "strict": False}}
+
+
+@dataclass(slots=True)
+class ReadBack:
+    """What one reader request (and its repair, if needed) said about a call's pairs."""
+
+    checks: list[ReaderCheck]
+    calls: int
+    error: str = ""
+
+
+async def read_back(llm: Any, passages: Sequence[str], pairs: Sequence[QAPair], *,
+                    style: str = "json_schema", refusal: bool = False) -> ReadBack:
+    """Ask the reader all `pairs`' questions in one request; one check per pair, in order.
+
+    refusal: the pairs are unanswerable ones (their answer says the passages do not tell).
+    Raises LLMError when the reader's call fails (the caller leaves the pairs for a rerun).
+    """
+    from grounded.check import says_not_in_sources
+    from grounded.llm import acomplete_structured
+
+    messages = reader_messages(passages, [p.question for p in pairs])
+    result = await acomplete_structured(
+        llm, messages, ReaderReply, response_format=reader_format(style),
+        temperature=READER_TEMPERATURE, max_tokens=READER_TOKENS_PER_QUESTION * len(pairs) + 40,
+    )
+    calls = len(result.completions)
+    if result.value is None:
+        why = Reason("reader_unavailable", f"kept unverified: the reader's reply could not be read ({_short(result.error)})")
+        return ReadBack([ReaderCheck(None, 0.0, why) for _ in pairs], calls, result.error)
+    answers = result.value.by_number()
+    checks = []
+    for i, pair in enumerate(pairs, 1):
+        if i not in answers:
+            checks.append(ReaderCheck(None, 0.0, Reason("reader_unavailable", f"kept unverified: the reader did not answer question {i}")))
+            continue
+        checks.append(agreement(pair.answer, answers[i], refusal=refusal or says_not_in_sources(pair.answer)))
+    return ReadBack(checks, calls)
+
+
+def _short(text: str, limit: int = 80) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
