@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
@@ -25,6 +26,9 @@ from grounded.check import default_checker, inline_sources, pair_from_row
 
 SET = Path(__file__).parent / "data" / "generated_pairs.jsonl"
 KIND = {"multi_hop": "multi_hop", "unanswerable": "unanswerable"}
+# names from the built-in prompts' few-shot examples (factoid, multi_hop, unanswerable)
+FEW_SHOT = re.compile(r"\b(old mill|mill bridge|tavy|lydford|john pike|slate|marie curie|curie|"
+                      r"vistula|eiffel)\b", re.IGNORECASE)
 
 
 def half(title: str) -> str:
@@ -104,16 +108,44 @@ def report(rows: list[dict[str, Any]], verdicts: list[tuple[bool, float]]) -> No
         print(f"  {cat:24} [{src:7}] {rej:4}/{len(kept):<4} rejected = {rej / len(kept):.2f}")
 
 
+def leaks(rows: list[dict[str, Any]]) -> None:
+    """Per prompt of the bundled model: questions with few-shot names absent from the passage."""
+    print("\nfew-shot leak and good rate per prompt (smollm2 rows)")
+    print(f"  {'prompt':22} {'rows':>5} {'passages':>8} {'leaked':>12} {'good':>12}")
+    for prompt in sorted({r["prompt"] for r in rows if r["source"] == "smollm2"}):
+        sel = [r for r in rows if r["source"] == "smollm2" and r["prompt"] == prompt]
+        leaked = sum(any(m.group(0).lower() not in r["passage"].lower()
+                         for m in FEW_SHOT.finditer(r["question"])) for r in sel)
+        good = sum(r["label"] == "good" for r in sel)
+        n = len(sel)
+        print(f"  {prompt:22} {n:5} {len({r['passage'] for r in sel}):8} "
+              f"{leaked:4} ({leaked / n:4.0%}) {good:4} ({good / n:4.0%})")
+
+
+def errors(rows: list[dict[str, Any]], verdicts: list[tuple[bool, float]]) -> None:
+    """The checker's mistakes: bad rows it kept and good rows it rejected."""
+    print("\nchecker mistakes (label, category, score: question | answer)")
+    for r, (kept, score) in zip(rows, verdicts, strict=True):
+        if kept != (r["label"] == "good"):
+            what = "kept bad" if kept else "dropped good"
+            print(f"  {what:12} {r['category'] or '-':22} {score:.2f}: {r['question'][:70]} | {r['answer'][:30]}")
+
+
 def main() -> None:
     """Score the set and print the figures."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--set", type=Path, default=SET)
+    ap.add_argument("--errors", action="store_true", help="list the checker's mistakes")
     ap.add_argument("--semantic", default="borderline", choices=["borderline", "all", "off"])
     args = ap.parse_args()
     rows = [r for r in load(args.set) if r.get("label") in ("good", "bad")]
     if not rows:
         sys.exit(f"no labelled rows in {args.set}")
-    report(rows, score_rows(rows, semantic=args.semantic))
+    leaks(rows)
+    verdicts = score_rows(rows, semantic=args.semantic)
+    report(rows, verdicts)
+    if args.errors:
+        errors(rows, verdicts)
 
 
 if __name__ == "__main__":

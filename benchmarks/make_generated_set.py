@@ -34,7 +34,7 @@ from typing import Any
 SQUAD = Path("/work/shared/bench/squad/dev-v1.1-part-a.json")
 GROUNDED = str(Path(sys.executable).with_name("grounded"))
 # (prompt, seed, kept pairs wanted, call bound): with --no-check every parsed pair is kept
-RUNS = [("factoid", 0, 60, 20), ("multi_hop", 1, 15, 5), ("unanswerable", 2, 15, 5)]
+RUNS = [("factoid", 0, 150, 48), ("multi_hop", 1, 15, 5), ("unanswerable", 2, 15, 5)]
 HUMAN_ARTICLES = ["Warsaw", "Oxygen", "Black_Death", "Geology", "Harvard_University",
                   "Prime_number", "Construction", "Force"]
 
@@ -161,13 +161,14 @@ def human(dest: Path, *, per_article: int = 19, seed: int = 0) -> int:
 
 
 def _sentence(context: str, qa: dict[str, Any]) -> str:
-    """The sentence of the context holding the answer (the evidence quote)."""
+    """The sentence(s) of the context holding the whole answer (the evidence quote)."""
     start = qa["answers"][0]["answer_start"]
-    spans = [(m.start(), m.end()) for m in re.finditer(r"[^.!?]+[.!?]*\s*", context)]
-    for s, e in spans:
-        if s <= start < e:
-            return context[s:e].strip()
-    return qa["answers"][0]["text"]
+    end = start + len(qa["answers"][0]["text"])
+    # a boundary is end punctuation, space, capital: "2.7 billion" and most initials stay whole
+    cuts = [0, *(m.end() for m in re.finditer(r"[.!?][\"')\]]*\s+(?=[A-Z])", context)), len(context)]
+    left = max(c for c in cuts if c <= start)
+    right = min(c for c in cuts if c >= end)
+    return context[left:right].strip()
 
 
 def assemble(work: Path, dest: Path) -> int:
@@ -198,7 +199,7 @@ def main() -> None:
                                                      "assemble"])
     ap.add_argument("--only", default=None, help="with --stage generate: one built-in prompt")
     ap.add_argument("--prompt-variant", type=Path, default=None)
-    ap.add_argument("--variant-calls", type=int, default=20)
+    ap.add_argument("--variant-calls", type=int, default=48)
     args = ap.parse_args()
     work: Path = args.work
     if args.stage == "generate" and args.only:
