@@ -1422,14 +1422,31 @@ class JudgeCheck:
         return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
 
     def run(self, ctx: Context) -> CheckResult:
-        import json
-
-        res = CheckResult()
         try:
             reply = _complete(self.llm, self.messages(ctx), response_format=JUDGE_SCHEMA, temperature=0.0)
         except Exception as exc:  # noqa: BLE001 - a failed judge call must not drop the pair
-            res.reasons.append(Reason("judge_failed", f"judge call failed: {type(exc).__name__}: {exc}"))
-            return res
+            return _judge_failed(exc)
+        return self.read(reply)
+
+    async def arun(self, ctx: Context) -> CheckResult:
+        """`run` inside an event loop: the LLM's `acomplete` is awaited (a thread for sync judges)."""
+        import asyncio
+
+        messages = self.messages(ctx)
+        try:
+            if hasattr(self.llm, "acomplete"):
+                reply = await self.llm.acomplete(messages, response_format=JUDGE_SCHEMA, temperature=0.0)
+            else:
+                reply = await asyncio.to_thread(self.llm.complete, messages, response_format=JUDGE_SCHEMA, temperature=0.0)
+        except Exception as exc:  # noqa: BLE001 - a failed judge call must not drop the pair
+            return _judge_failed(exc)
+        return self.read(reply)
+
+    def read(self, reply: Any) -> CheckResult:
+        """The judge's reply as a signal (share of supported claims) and reasons."""
+        import json
+
+        res = CheckResult()
         text = getattr(reply, "text", reply)
         try:
             data = json.loads(_json_part(str(text)))
@@ -1449,6 +1466,12 @@ class JudgeCheck:
         if bad:
             res.reasons.append(Reason("judge_unsupported", "judge found unsupported claim(s): " + "; ".join(_short(b, 80) for b in bad[:3])))
         return res
+
+
+def _judge_failed(exc: BaseException) -> CheckResult:
+    res = CheckResult()
+    res.reasons.append(Reason("judge_failed", f"judge call failed: {type(exc).__name__}: {exc}"))
+    return res
 
 
 def _complete(llm: Any, messages: list[dict[str, str]], **kw: Any) -> Any:
@@ -1531,8 +1554,18 @@ class PipelineChecker:
     def check(self, pair: QAPair, sources: Sequence[Chunk]) -> Verdict:
         return self.check_many([(pair, sources)])[0]
 
+    async def acheck(self, pair: QAPair, sources: Sequence[Chunk]) -> Verdict:
+        """`check` for an event loop: the judge's call (when it runs) is awaited, never blocked on."""
+        ctx, partial = self._scored([(pair, sources)])[0]
+        judged = await self.judge.arun(ctx) if self._wants_judge(partial[2]) and self.judge else None
+        return self._finish(ctx, *partial, judged=judged)
+
     def check_many(self, items: Sequence[tuple[QAPair, Sequence[Chunk]]]) -> list[Verdict]:
         """Check a batch: the lexical parts per pair, the MiniLM calls batched."""
+        return [self._finish(ctx, *part) for ctx, part in self._scored(items)]
+
+    def _scored(self, items: Sequence[tuple[QAPair, Sequence[Chunk]]]) -> list[tuple[Context, tuple[list[Reason], dict[str, float], float]]]:
+        """Each pair's context with its reasons, signals and score before the judge."""
         ctxs = [Context(p, s, answer_only=self.answer_only) for p, s in items]
         partial = [self._lexical(c) for c in ctxs]
         if self.semantic is not None:
@@ -1543,7 +1576,7 @@ class PipelineChecker:
                 signals.update(self.semantic.run(ctxs[i]).signals)
                 if "sem" in signals:
                     partial[i] = (reasons, signals, CALIBRATION[self.mode + "+sem"].score(signals))
-        return [self._finish(ctx, *part) for ctx, part in zip(ctxs, partial, strict=True)]
+        return list(zip(ctxs, partial, strict=True))
 
     def _wants_semantic(self, ctx: Context, score: float) -> bool:
         if ctx.is_refusal and not ctx.answer_only:
@@ -1593,11 +1626,15 @@ class PipelineChecker:
             return None
         return Reason("answerable_in_sources", f"the sources support the model's own answer {_short(proposed, 40)!r}")
 
-    def _finish(self, ctx: Context, reasons: list[Reason], signals: dict[str, float], score: float) -> Verdict:
-        if self.judge is not None and (
-            self.judge_mode == "all" or abs(score - self.threshold) <= self.judge_band
-        ):
-            out = self.judge.run(ctx)
+    def _wants_judge(self, score: float) -> bool:
+        return self.judge is not None and (self.judge_mode == "all" or abs(score - self.threshold) <= self.judge_band)
+
+    def _finish(self, ctx: Context, reasons: list[Reason], signals: dict[str, float], score: float,
+                *, judged: CheckResult | None = None) -> Verdict:
+        if judged is None and self.judge is not None and self._wants_judge(score):
+            judged = self.judge.run(ctx)
+        if judged is not None:
+            out = judged
             reasons.extend(out.reasons)
             signals.update(out.signals)
             if "judge" in out.signals:

@@ -111,6 +111,9 @@ class GenerateSummary:
     completion_tokens: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     checked: bool = False
+    verify: str = "off"  # off | roundtrip | judge: the LLM verifier that ran after the checker
+    reader_calls: int = 0  # round-trip reader requests (cached and repair requests included)
+    unverified: int = 0  # kept pairs the reader could not be read for (reason reader_unavailable)
     dry_run: bool = False
     estimated_cost: float | None = None
     estimated_prompt_tokens: int = 0
@@ -121,6 +124,7 @@ class GenerateSummary:
 
     @property
     def calls_per_kept_pair(self) -> float | None:
+        # every request through the generation LLM: generation, repairs, reader and judge calls
         total = self.llm_calls + self.cached_calls
         return round(total / self.kept, 3) if self.kept else None
 
@@ -159,6 +163,7 @@ def generate(
     max_calls: int | None = None,
     retry_invalid: bool = True,
     max_rounds: int | None = None,
+    verify: str | None = None,
 ) -> GenerateSummary:
     """Keep `n` checked QA pairs in `out/qa.jsonl` (rejects to `out/rejected.jsonl`).
 
@@ -177,6 +182,11 @@ def generate(
     api_base, api_key: for OpenAI-compatible servers (`model="openai/<name>"`).
     timeout: seconds per call; default 60, or 600 for in-process models on a busy CPU.
     max_rounds: stop after this many rounds of calls (default: no limit but `max_calls`).
+    verify: off | roundtrip | judge (default off). roundtrip: the model answers each call's
+    questions from the passages without the proposed answers, and pairs whose answers disagree
+    are rejected (stage "verify"; see grounded.verify). judge: the checker's LLM judge (the
+    generation model unless the checker has its own) scores borderline pairs, awaited so it never
+    blocks the other calls. Reader and judge calls are not counted in `max_calls`.
     Raises LLMFatalError at once (pending calls cancelled, rows written so far kept) when the
     model refuses a call for good (bad key, unknown model).
     """
@@ -187,6 +197,11 @@ def generate(
         raise ConfigError(f"pairs_per_call must be at least 1, got {pairs_per_call}")
     if max_calls is not None and max_calls < 1:
         raise ConfigError(f"max_calls must be at least 1, got {max_calls}")
+    from grounded.verify import DEFAULT_VERIFY, VERIFIERS
+
+    verify = verify or DEFAULT_VERIFY
+    if verify not in VERIFIERS:
+        raise ConfigError(f"verify must be one of {', '.join(VERIFIERS)}, not {verify!r}")
     tmpl = prompt if isinstance(prompt, Prompt) else load_prompt(prompt)
     model = model or default_model()
     idx = _open(index, chroma_url)
@@ -209,6 +224,7 @@ def generate(
     summary = GenerateSummary(
         out=str(out_dir), model=model, prompt=tmpl.name, prompt_hash=tmpl.sha256, requested=n,
         dry_run=dry_run, max_calls=max_calls or default_max_calls(n, pairs_per_call), files=files,
+        verify=verify,
     )
     started = time.monotonic()
     seeds = seed_order(idx.chunks(), seed=seed)
@@ -240,12 +256,14 @@ def generate(
         timeout = LOCAL_TIMEOUT_S if is_local(model) else DEFAULT_TIMEOUT_S
     llm = LLM(model, cache=cache_path, concurrency=concurrency, timeout=timeout,
               max_retries=max_retries, rpm=rpm, tpm=tpm, **params, **connection)
+    if verify == "judge":
+        checker = _with_judge(checker, llm)
     if quote_choices is None:
         # small models run locally or behind a self-hosted server invent quotes; big ones rarely do
         quote_choices = is_local(model) or bool(api_base)
     run = _Run(llm=llm, prompt=tmpl, language=language, checker=checker, summary=summary,
                out_dir=out_dir, params=params, written=written, quote_choices=quote_choices,
-               format_style=format_style, retry_invalid=retry_invalid)
+               format_style=format_style, retry_invalid=retry_invalid, verify=verify)
     try:
         asyncio.run(run.execute(planner, first, progress=progress, max_rounds=max_rounds))
     finally:
@@ -283,6 +301,22 @@ def _open(index: Any, chroma_url: str | None) -> Any:
 
         return open_index(index, chroma_url=chroma_url)
     return index
+
+
+def _with_judge(checker: Any, llm: LLM) -> Any:
+    """The checker with an LLM judge: its own when it has one, else the generation model."""
+    if getattr(checker, "acheck", None) is None or not hasattr(checker, "judge"):
+        raise ConfigError("--verify judge needs the built-in checker (the judge runs inside it)",
+                          hint="drop --no-check, or use --verify roundtrip")
+    if checker.judge is not None:
+        return checker
+    import copy
+
+    from grounded.check import JudgeCheck
+
+    judged = copy.copy(checker)  # the caller's checker stays as it was
+    judged.judge = JudgeCheck(llm)
+    return judged
 
 
 def _default_checker() -> Any:
@@ -389,8 +423,9 @@ class _Run:
     def __init__(self, *, llm: LLM, prompt: Prompt, language: str, checker: Any,
                  summary: GenerateSummary, out_dir: Path, params: dict[str, Any], written: _Written,
                  quote_choices: bool = False, format_style: str = "json_schema",
-                 retry_invalid: bool = True) -> None:
+                 retry_invalid: bool = True, verify: str = "off") -> None:
         self.llm = llm
+        self.verify = verify
         self.prompt = prompt
         self.language = language
         self.checker = checker
@@ -471,13 +506,13 @@ class _Run:
         while True:
             try:
                 reply = await self._ask(task, attempt)
+                await self._record(task, reply)
             except LLMFatalError:
                 raise
             except LLMError as exc:
                 # Not written: a rerun retries it (transient outages must not become rejections).
                 self.summary.errors.append(str(exc))
                 return False
-            self._record(task, reply)
             # A cached reply that yielded nothing was seen by an earlier run: ask afresh.
             if reply.pairs or not reply.cached or not self.retry_invalid or attempt >= MAX_INVALID_RETRIES:
                 if not reply.pairs:
@@ -529,7 +564,7 @@ class _Run:
             reply.raw = first.text + "\n---repair---\n" + second.text
         return reply
 
-    def _record(self, task: Task, reply: _Reply) -> None:
+    async def _record(self, task: Task, reply: _Reply) -> None:
         """Turn a reply into rows, each carrying its share of the call's cost, and write them."""
         call_id = reply.completions[0].call_id
         rows = len(reply.pairs) + len(reply.dropped) or 1
@@ -545,7 +580,7 @@ class _Run:
                 rejected.append((pair.id, Rejection("generate", tuple(problems), pair=pair, provenance=prov[i])))
                 continue
             if self.checker is not None:
-                verdict = self.checker.check(pair, task.chunks)
+                verdict = await self._check(pair, task.chunks)
                 pair = replace(pair, verdict=verdict)
                 if not verdict.supported:
                     rejected.append((pair.id, Rejection("check", tuple(verdict.reasons), pair=pair, provenance=prov[i])))
@@ -556,7 +591,36 @@ class _Run:
         if not reply.pairs and not reply.dropped:
             rej = Rejection("generate", (Reason("invalid_reply", reply.error),), raw=reply.raw, provenance=prov[0])
             rejected.append((_reply_key(call_id, reply.raw), rej))
+        kept = await self._verify(task, kept, rejected)
         self._emit(kept, rejected)
+
+    async def _check(self, pair: QAPair, chunks: Sequence[Chunk]) -> Any:
+        """The checker's verdict; an async checker (`acheck`: its judge) is awaited, not blocked on."""
+        acheck = getattr(self.checker, "acheck", None)
+        if acheck is not None:
+            return await acheck(pair, chunks)
+        return self.checker.check(pair, chunks)
+
+    async def _verify(self, task: Task, kept: list[tuple[str, QAPair]],
+                      rejected: list[tuple[str, Rejection]]) -> list[tuple[str, QAPair]]:
+        """Round trip: one reader request for the call's checked pairs; disagreements to `rejected`."""
+        if self.verify != "roundtrip" or not kept or all(key in self.written.keys for key, _ in kept):
+            return kept  # a rerun that wrote these pairs already needs no reader call
+        from grounded.verify import read_back
+
+        result = await read_back(self.llm, [c.text for c in task.chunks], [p for _, p in kept],
+                                 style=self.format_style, refusal=self.prompt.kind == "unanswerable")
+        self.summary.reader_calls += result.calls
+        out = []
+        for (key, pair), found in zip(kept, result.checks, strict=True):
+            pair = found.apply(pair)
+            if found.rejects and found.reason is not None:
+                rejected.append((key, Rejection("verify", (found.reason,), pair=pair, provenance=pair.provenance)))
+                continue
+            if found.reason is not None and key not in self.written.keys:
+                self.summary.unverified += 1
+            out.append((key, pair))
+        return out
 
     def _pair(self, rp: ReplyPair, task: Task, prov: Provenance) -> tuple[QAPair, list[Reason]]:
         kind = self.prompt.kind

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from grounded import offline
+from grounded.errors import ConfigError
 from grounded.jsonl import read_jsonl, write_jsonl
 from grounded.llm import DEFAULT_LOCAL_MODEL, is_local
 from grounded.rundir import lock_output
@@ -87,6 +88,7 @@ def run(
     workers: int = 1,
     threshold: float | None = None,
     judge: str | None = None,
+    verify: str | None = None,
     reference: str | Path | None = None,
     progress: bool = False,
     notify: Notify | None = None,
@@ -107,6 +109,8 @@ def run(
     from grounded.generate import generate
     from grounded.ingest import ingest
 
+    if judge and verify not in (None, "judge"):
+        raise ConfigError(f"--judge goes with --verify judge, not --verify {verify}")
     out_dir = Path(out)
     with lock_output(out_dir):
         say = notify or (lambda _msg: None)
@@ -152,6 +156,7 @@ def run(
             cache=out_dir / "cache" / "llm.sqlite",
             checker=checker,
             progress=progress,
+            verify=verify or ("judge" if judge else None),
         )
         summary.generate = generated.to_dict()
         summary.cost = float(summary.generate.get("cost", 0.0))

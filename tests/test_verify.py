@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from fakes import FakeChecker, FakeIndex, FakeLLM, passages_of, quoting_responder, register_fake, server_error
+from fakes import (
+    FakeChecker,
+    FakeIndex,
+    FakeLLM,
+    passages_of,
+    quoting_responder,
+    register_fake,
+    server_error,
+)
 
 from grounded.cli import main
 from grounded.errors import ConfigError
@@ -297,3 +305,11 @@ def test_cli_generate_verify_roundtrip(fake, tmp_path, real_index):
     assert "verify roundtrip:" in human.output and "reader_disagrees" in human.output
     off = CliRunner().invoke(main, [*args[:4], str(tmp_path / "o"), *args[5:-2]])
     assert "verify: off (--verify roundtrip" in off.output
+
+
+def test_cli_run_refuses_a_judge_with_another_verifier(tmp_path):
+    (tmp_path / "a.txt").write_text("The bridge was built in 1843.", encoding="utf-8")
+    res = CliRunner().invoke(main, ["run", str(tmp_path / "a.txt"), "--out", str(tmp_path / "o"),
+                                    "--judge", "fake/test-model", "--verify", "roundtrip"])
+    assert res.exit_code == 2 and "--judge goes with --verify judge" in res.output
+    assert not (tmp_path / "o" / "index").exists()  # refused before any work

@@ -39,6 +39,10 @@ if TYPE_CHECKING:
               help="How the reply schema is sent (auto: json_object with schema for --api-base servers).")
 @click.option("--chroma-url", default=None, help="Read the index from a Chroma server.")
 @click.option("--no-check", is_flag=True, help="Keep pairs without running the faithfulness checker.")
+@click.option("--verify", default="off", show_default=True, type=click.Choice(["off", "roundtrip", "judge"]),
+              help="LLM verification after the checker. roundtrip: the model answers its own questions from "
+                   "the passage (one extra call per generation call) and disagreeing pairs are rejected; "
+                   "judge: the checker's LLM judge scores borderline pairs.")
 @click.option("--dry-run", is_flag=True, help="Print planned calls and estimated cost; call nothing.")
 @json_option
 @handle_errors
@@ -80,6 +84,7 @@ def _report(summary: GenerateSummary, *, retry_invalid: bool) -> None:
     top = list(summary.rejected_by_reason.items())[:5]
     if top:
         click.echo("top rejection reasons: " + ", ".join(f"{k} ({v})" for k, v in top))
+    _report_verify(summary)
     if summary.invalid_replies:
         from grounded.generate import MAX_INVALID_RETRIES
 
@@ -99,6 +104,20 @@ def _report(summary: GenerateSummary, *, retry_invalid: bool) -> None:
         click.echo(f"failed call (rerun to retry): {item['message']}{times}", err=True)
     if len(failures) > 5:
         click.echo(f"... and {len(failures) - 5} other failures (see --json)", err=True)
+
+
+def _report_verify(summary: GenerateSummary) -> None:
+    """What the LLM verifier did, or (for a hosted model) that one is available."""
+    from grounded.llm import is_local
+
+    if summary.verify == "roundtrip":
+        line = f"verify roundtrip: {summary.reader_calls} reader calls"
+        if summary.unverified:
+            line += f"; {summary.unverified} pairs kept unverified (reader_unavailable)"
+        click.echo(line + f"; {summary.calls_per_kept_pair} LLM calls per kept pair")
+    elif summary.verify == "off" and summary.checked and not is_local(summary.model):
+        click.echo("verify: off (--verify roundtrip has the model answer its own questions from the passage, "
+                   "one extra call per generation call, and rejects pairs whose answers disagree)")
 
 
 _STOP_HINTS = {

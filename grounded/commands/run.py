@@ -42,7 +42,9 @@ if TYPE_CHECKING:
               help="How the reply schema is sent (auto: json_object with schema for --api-base servers).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Processes that load and chunk files.")
 @click.option("--threshold", default=None, type=click.FloatRange(0, 1), help="Checker threshold.")
-@click.option("--judge", default=None, help="litellm model of an LLM judge for borderline pairs (cached).")
+@click.option("--judge", default=None, help="litellm model of an LLM judge for borderline pairs (cached; implies --verify judge).")
+@click.option("--verify", default=None, type=click.Choice(["off", "roundtrip", "judge"]),
+              help="LLM verification after the checker (default off; judge with --judge); see grounded generate --help.")
 @click.option("--reference", default=None, type=click.Path(exists=True), help="Human QA set (SQuAD JSON or JSONL) to compare diversity with.")
 @json_option
 @handle_errors
