@@ -1114,6 +1114,16 @@ class QuestionCheck:
                     "question_not_about_evidence",
                     f"only {about:.0%} of the question's content words are in the sources",
                 ))
+            elif ctx.is_refusal and ctx.english:
+                # "the documents do not say" is only right about what the documents are about:
+                # a question naming things none of the sources names is off their topic
+                names = [t for t in qc if t.capital and t.start > 0]  # not the sentence-initial word
+                if names and not any(bag.has(t) for t in names):
+                    res.reasons.append(Reason(
+                        "question_not_about_evidence",
+                        "an unanswerable question must be about the sources, which never name "
+                        + ", ".join(repr(t.text) for t in names[:3]),
+                    ))
         return res
 
 

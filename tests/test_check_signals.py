@@ -228,3 +228,21 @@ def test_the_models_own_supported_answer_makes_a_question_answerable():
     p3 = QAPair(id="u3", question="Who paid for the repainting of the bridge in 2010?", answer="The documents do not say.",
                 kind="unanswerable", contexts=(DESIGN,), metadata={"model_answer": "Ivo Brandt"})
     assert checker.check(p3, inline_sources(p3)).supported
+
+
+def test_an_unanswerable_question_must_name_what_the_sources_name():
+    from grounded.check import default_checker
+    from grounded.types import Chunk, QAPair
+
+    chunk = Chunk("d#0", "d", "Japan is an island country in East Asia. Its capital is Tokyo.", 0, 62)
+
+    def verdict(question: str):
+        pair = QAPair(id="u", question=question, answer="This is not stated in the documents.",
+                      kind="unanswerable", doc_ids=("d",), chunk_ids=("d#0",))
+        return default_checker().check(pair, [chunk])
+
+    # a few-shot example copied onto an unrelated passage (seen from the bundled model)
+    off_topic = verdict("In what year was the Eiffel Tower painted gold?")
+    assert not off_topic.supported
+    assert "question_not_about_evidence" in {r.code for r in off_topic.reasons}
+    assert verdict("Who was the first emperor of Japan?").supported
