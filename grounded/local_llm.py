@@ -126,6 +126,15 @@ def describe_exit(returncode: int | None) -> str:
     return f"exited with code {returncode}"
 
 
+def _read_lines(proc: subprocess.Popen[bytes], lines: queue.Queue[bytes | None]) -> None:
+    """Move the worker's reply lines to `lines`; None marks its end (exit or crash)."""
+    assert proc.stdout is not None
+    with contextlib.suppress(OSError, ValueError):
+        for line in proc.stdout:
+            lines.put(line)
+    lines.put(None)
+
+
 class LocalLLM:
     """Runs GGUF models in a worker process, one completion at a time (llama.cpp is not reentrant).
 
@@ -163,19 +172,16 @@ class LocalLLM:
         self._proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env
         )
-        threading.Thread(target=self._read, args=(self._proc,), daemon=True).start()
+        # the reader writes to this worker's own queue: a dead worker's reader cannot reach a new one's
+        threading.Thread(target=_read_lines, args=(self._proc, self._lines), daemon=True).start()
         ready = self._recv(START_TIMEOUT_S)
         if not ready.get("ok"):
             self.close()
+            if ready.get("fatal"):
+                raise MissingDependencyError("the local model (grounded-local/...)", "llama-cpp-python")
             raise ConfigError(f"the local model worker could not start: {ready.get('error')}")
         self.info = dict(ready.get("ready") or {})
         return self._proc
-
-    def _read(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            self._lines.put(line)
-        self._lines.put(None)
 
     def _recv(self, timeout: float | None) -> dict[str, Any]:
         try:
