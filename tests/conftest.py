@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +44,20 @@ def _guarded_connect_ex(self: socket.socket, address: object) -> int:
     if not _is_local(address):
         raise NetworkBlocked(f"test tried to reach the network: {address!r}")
     return _real_connect_ex(self, address)
+
+
+@pytest.fixture(scope="session")
+def real_index(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(index folder, docs folder): tests/data/generate/corpus ingested once per session (read-only)."""
+    from grounded.ingest import ingest
+
+    root = tmp_path_factory.mktemp("gen-index")
+    docs = root / "docs"
+    docs.mkdir()
+    for p in (Path(__file__).parent / "data" / "generate" / "corpus").glob("*.txt"):
+        (docs / p.name).write_text(p.read_text(encoding="utf-8"), encoding="utf-8")
+    ingest([docs], index=root / "index", chunk_tokens=64, overlap_tokens=8)
+    return root / "index", docs
 
 
 def pytest_configure(config: pytest.Config) -> None:

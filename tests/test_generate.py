@@ -269,19 +269,6 @@ def test_kill_9_mid_run_then_rerun_loses_and_repeats_nothing(tmp_path):
 # --- CLI on a real index ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def real_index(tmp_path_factory):
-    from grounded.ingest import ingest
-
-    root = tmp_path_factory.mktemp("gen-index")
-    docs = root / "docs"
-    docs.mkdir()
-    for p in CORPUS.glob("*.txt"):
-        (docs / p.name).write_text(p.read_text(encoding="utf-8"), encoding="utf-8")
-    ingest([docs], index=root / "index", chunk_tokens=64, overlap_tokens=8)
-    return root / "index", docs
-
-
 @pytest.mark.slow
 def test_cli_generate_json_on_an_ingested_index(fake, tmp_path, real_index):
     index_dir, docs = real_index

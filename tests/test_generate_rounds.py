@@ -248,17 +248,9 @@ def test_a_resumed_run_reports_this_runs_spend_and_the_total(tmp_path, priced):
 # --- at the CLI ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def index_dir(tmp_path_factory):
-    from grounded.ingest import ingest
-
-    root = tmp_path_factory.mktemp("rounds-index")
-    docs = root / "docs"
-    docs.mkdir()
-    for p in CORPUS.glob("*.txt"):
-        (docs / p.name).write_text(p.read_text(encoding="utf-8"), encoding="utf-8")
-    ingest([docs], index=root / "index", chunk_tokens=64, overlap_tokens=8)
-    return root / "index"
+@pytest.fixture
+def index_dir(real_index):
+    return real_index[0]
 
 
 def cli(index_dir, out, *args):

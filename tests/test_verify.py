@@ -25,8 +25,6 @@ from grounded.generate import generate
 from grounded.jsonl import read_jsonl
 from grounded.verify import READER_SYSTEM, agreement, normalize_answer, token_f1
 
-CORPUS = Path(__file__).parent / "data" / "generate" / "corpus"
-
 
 def three_sentence_index() -> FakeIndex:
     """Passages of three sentences each, so quoting_responder writes 3 pairs per call."""
@@ -278,23 +276,10 @@ def test_verify_judge_uses_the_generation_model_when_the_checker_has_no_judge(fa
 # --- CLI -----------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def real_index(tmp_path_factory):
-    from grounded.ingest import ingest
-
-    root = tmp_path_factory.mktemp("verify-index")
-    docs = root / "docs"
-    docs.mkdir()
-    for p in CORPUS.glob("*.txt"):
-        (docs / p.name).write_text(p.read_text(encoding="utf-8"), encoding="utf-8")
-    ingest([docs], index=root / "index", chunk_tokens=64, overlap_tokens=8)
-    return root / "index"
-
-
 @pytest.mark.slow
 def test_cli_generate_verify_roundtrip(fake, tmp_path, real_index):
     fake.responder = reader(lambda q, p: "Ernest Shackleton")
-    args = ["generate", "--index", str(real_index), "--out", str(tmp_path / "g"), "-n", "3",
+    args = ["generate", "--index", str(real_index[0]), "--out", str(tmp_path / "g"), "-n", "3",
             "--model", "fake/test-model", "--max-calls", "2", "--verify", "roundtrip"]
     res = CliRunner().invoke(main, [*args, "--json"])
     assert res.exit_code == 0, res.output
