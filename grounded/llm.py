@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,16 +263,19 @@ def _transient_status(exc: BaseException) -> bool:
     return status is not None and (status >= 500 or status in (408, 429))
 
 
-def _caused_by(exc: BaseException, *names: str) -> bool:
-    """True when `exc` or anything in its cause chain has a class named one of `names`."""
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, then what caused it (litellm's `original_exception`, `__cause__`, `__context__`)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if any(cls.__name__ in names for cls in type(current).__mro__):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+        yield current
+        current = getattr(current, "original_exception", None) or current.__cause__ or current.__context__
+
+
+def _caused_by(exc: BaseException, *names: str) -> bool:
+    """True when `exc` or anything in its cause chain has a class named one of `names`."""
+    return any(cls.__name__ in names for e in _chain(exc) for cls in type(e).__mro__)
 
 
 # litellm prefixes a provider's message with its own class names: "litellm.X: X: OpenAIException - "
@@ -631,14 +634,7 @@ def _short(exc: object, limit: int = 300) -> str:
 
 def fatal_cause(exc: BaseException) -> LLMFatalError | None:
     """The `LLMFatalError` behind an exception, through litellm's wrapping of custom providers."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, LLMFatalError):
-            return current
-        seen.add(id(current))
-        current = getattr(current, "original_exception", None) or current.__cause__ or current.__context__
-    return None
+    return next((e for e in _chain(exc) if isinstance(e, LLMFatalError)), None)
 
 
 def _key_env(model: str) -> str:
