@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from grounded.local_llm import LocalLLM, model_path
+from grounded.local_llm import LocalLLM
 
 PASSAGE = (
     "The Skerry Point lighthouse was built in 1843 by the engineer Alan Stevenson. Its tower is "
@@ -20,16 +20,13 @@ PASSAGE = (
 
 def measure(threads: int, tokens: int) -> tuple[float, float]:
     llm = LocalLLM(n_threads=threads)
-    path = str(model_path("smollm2"))
     messages = [{"role": "user", "content": f"{PASSAGE}\n\nWrite three questions about the passage."}]
     try:
         started = time.monotonic()
-        llm.request({"op": "chat", "model": path, "messages": [{"role": "user", "content": "Hi"}],
-                     "kwargs": {"max_tokens": 1}})
+        llm.chat("smollm2", [{"role": "user", "content": "Hi"}], {"max_tokens": 1})
         load = time.monotonic() - started
         started = time.monotonic()
-        reply = llm.request({"op": "chat", "model": path, "messages": messages,
-                             "kwargs": {"max_tokens": tokens, "temperature": 0.0, "seed": 0}})
+        reply = llm.chat("smollm2", messages, {"max_tokens": tokens, "temperature": 0.0, "seed": 0})
         seconds = time.monotonic() - started
     finally:
         llm.close()

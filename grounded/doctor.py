@@ -104,21 +104,15 @@ def check_local_runtime(*, timeout: float = 180.0) -> Finding:
         return Finding("local model runtime", FAIL, "llama-cpp-python is not installed",
                        "pip install llama-cpp-python (see the README for the portable build flags)")
     try:
-        path = str(model_path("smollm2"))
+        model_path("smollm2")
     except GroundedError as exc:
         return Finding("local model runtime", FAIL, str(exc), exc.hint)
     llm = LocalLLM()
     started = time.monotonic()
     try:
-        reply = llm.request(
-            {"op": "chat", "model": path,
-             "messages": [{"role": "user", "content": "Say OK."}],
-             "kwargs": {"max_tokens": 8, "temperature": 0.0}},
-            timeout=timeout,
-        )
-    except GroundedError as exc:
-        return Finding("local model runtime", FAIL, str(exc), REINSTALL_HINT)
-    except RuntimeError as exc:
+        reply = llm.chat("smollm2", [{"role": "user", "content": "Say OK."}],
+                         {"max_tokens": 8, "temperature": 0.0}, timeout=timeout)
+    except (GroundedError, RuntimeError) as exc:
         return Finding("local model runtime", FAIL, str(exc), REINSTALL_HINT)
     finally:
         llm.close()

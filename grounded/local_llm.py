@@ -236,7 +236,14 @@ class LocalLLM:
             raise RuntimeError(str(reply.get("error") or "the local model failed"))
         return reply.get("result")
 
-    def chat(self, name: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+    def chat(
+        self,
+        name: str,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+        *,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "temperature": float(params.get("temperature", 0.2)),
             "max_tokens": int(params.get("max_tokens") or 512),
@@ -251,7 +258,7 @@ class LocalLLM:
         if rf is not None:
             kwargs["response_format"] = rf
         message = {"op": "chat", "model": str(model_path(name)), "messages": messages, "kwargs": kwargs}
-        result: dict[str, Any] = self.request(message)
+        result: dict[str, Any] = self.request(message, timeout=timeout)
         return result
 
     def _kill(self) -> None:
