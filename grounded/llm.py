@@ -740,8 +740,13 @@ def _validate(text: str, model_type: Any, validation_error: type[Exception]) -> 
     try:
         return model_type.model_validate(data), ""
     except validation_error as exc:
-        problems = []
-        for err in exc.errors()[:5]:  # type: ignore[attr-defined]
-            loc = ".".join(str(p) for p in err.get("loc", ())) or "(root)"
-            problems.append(f"{loc}: {err.get('msg')}")
-        return None, "schema mismatch: " + "; ".join(problems)
+        return None, "schema mismatch: " + validation_problems(exc, limit=5)
+
+
+def validation_problems(exc: Any, *, limit: int, root: str = "(root)") -> str:
+    """A pydantic ValidationError's first `limit` problems as `loc: message; ...`."""
+    problems = []
+    for err in exc.errors()[:limit]:
+        loc = ".".join(str(p) for p in err.get("loc", ())) or root
+        problems.append(f"{loc}: {err.get('msg')}")
+    return "; ".join(problems)

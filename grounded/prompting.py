@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from grounded.errors import PromptError
+from grounded.llm import validation_problems
 
 # Variables generate() can fill; a template may use any subset.
 KNOWN_VARIABLES = ("passages", "n", "language")
@@ -182,18 +183,10 @@ def _validate_items(items: Any) -> ParsedReply:
         try:
             out.pairs.append(ReplyPair.model_validate(item))
         except ValidationError as exc:
-            out.dropped.append(("invalid_pair", json.dumps(item, ensure_ascii=False), _first_errors(exc)))
+            out.dropped.append(("invalid_pair", json.dumps(item, ensure_ascii=False), validation_problems(exc, limit=3, root="(pair)")))
     if not items:
         out.error = "the reply has no pairs"
     return out
-
-
-def _first_errors(exc: ValidationError) -> str:
-    problems = []
-    for err in exc.errors()[:3]:
-        loc = ".".join(str(p) for p in err.get("loc", ())) or "(pair)"
-        problems.append(f"{loc}: {err.get('msg')}")
-    return "; ".join(problems)
 
 
 # --- the template file -------------------------------------------------------------------------
