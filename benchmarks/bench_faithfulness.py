@@ -11,7 +11,7 @@ paragraph (in the context, not answering the question). The baseline is content-
 the context) with an ORACLE threshold picked on the very data it is scored on, so it flatters
 the baseline. Throughput is pairs/s of the default checker (no judge) in this process; the
 "generated-style" line checks SQuAD pairs carrying an evidence quote with offsets, as
-`grounded generate` writes them, through `grounded.check`.
+`grounded generate` writes them, through `grounded.checker`.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def row(name: str, m: dict) -> str:
 
 
 def main() -> int:
-    from grounded.check import default_checker
+    from grounded.checker import default_checker
     from grounded.eval.faithfulness import best_threshold, metrics, run_checker
     from grounded.eval.readers import read_examples
 
@@ -107,11 +107,12 @@ def main() -> int:
 
 
 def throughput_generated(path: Path, n: int = 2000) -> None:
-    """Pairs as generation writes them (evidence quote with offsets) through grounded.check."""
+    """Pairs as generation writes them (evidence quote with offsets) through grounded.checker.check."""
     if not path.exists():
         return
-    from grounded.check import check, split_sentences
+    from grounded.checker import check
     from grounded.eval.readers import read_examples
+    from grounded.text import split_sentences
     from grounded.types import Evidence, QAPair
 
     pairs = []

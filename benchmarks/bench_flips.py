@@ -68,8 +68,8 @@ def flips(sentence: str) -> list[tuple[str, str]]:
 
 def sentences(bench: Path, limit: int) -> list[tuple[str, str, str]]:
     """(source set, question or '', sentence): supported WiCE claims and SQuAD answer sentences."""
-    from grounded.check import split_sentences
     from grounded.eval.readers import read_examples
+    from grounded.text import split_sentences
 
     out: list[tuple[str, str, str]] = []
     wice = bench / "wice" / "claim-dev.jsonl"
@@ -95,7 +95,7 @@ def sentences(bench: Path, limit: int) -> list[tuple[str, str, str]]:
 
 def run(bench: Path, limit: int) -> dict[str, dict[str, dict[str, list[int]]]]:
     """Counts per mode, half and flip kind: [rejected, n]."""
-    from grounded.check import default_checker, inline_sources
+    from grounded.checker import default_checker, inline_sources
     from grounded.types import QAPair
 
     checkers = {"claim": default_checker(semantic="off", answer_only=True),

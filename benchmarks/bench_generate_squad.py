@@ -4,7 +4,7 @@
 
 Target with a capable model: <= 0.5 calls per kept pair (3 pairs per call, most kept). The
 default is the embedded SmolLM2-135M (offline, CPU); expect far more calls per kept pair from it.
-Calls include repair attempts and top-up rounds; the checker is `grounded.check.default_checker()`.
+Calls include repair attempts and top-up rounds; the checker is `grounded.checker.default_checker()`.
 Data: /work/shared/bench/squad/dev-v1.1-part-a.json (CC BY-SA 4.0).
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from grounded.check import default_checker
+from grounded.checker import default_checker
 from grounded.generate import generate
 from grounded.jsonl import read_jsonl
 from grounded.types import Chunk, Hit

@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from grounded.check import default_checker, inline_sources, pair_from_row
+from grounded.checker import default_checker, inline_sources
+from grounded.checkfile import pair_from_row
 
 SET = Path(__file__).parent / "data" / "generated_pairs.jsonl"
 KIND = {"multi_hop": "multi_hop", "unanswerable": "unanswerable"}

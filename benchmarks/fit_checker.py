@@ -1,7 +1,7 @@
 """Fit the checker's calibration (logistic regression over its support signals) on dev data.
 
     .venv/bin/python benchmarks/fit_checker.py            # print fitted constants and figures
-    .venv/bin/python benchmarks/fit_checker.py --write    # also write grounded/calibration.json
+    .venv/bin/python benchmarks/fit_checker.py --write    # also write grounded/checker/calibration.json
     .venv/bin/python benchmarks/fit_checker.py --cache-dir .cache/fit   # keep MiniLM `sem` values
 
 Mode "qa" is fitted on HaluEval QA (answers read with their questions) together with SQuAD v1.1
@@ -11,7 +11,7 @@ partially_supported left out). Each set is split in two in file order: the FIRST
 on (HaluEval: the first 250 records, i.e. 500 answers; WiCE: the first half of the labelled
 claims; SQuAD: the first half of its examples), the second half is held out and its figures are
 printed next to the fitting half's. Logistic regression with balanced class weights and C=1.0,
-sign-constrained (grounded.check.SIGNS: a support signal's weight >= 0, a mismatch signal's <= 0;
+sign-constrained (grounded.checker.SIGNS: a support signal's weight >= 0, a mismatch signal's <= 0;
 L-BFGS-B with bounds), so a worse signal can never raise the score;
 in "qa" HaluEval carries 3x the total weight of SQuAD (SET_WEIGHTS). The threshold is the one with the highest
 balanced accuracy on the fitting half (in "qa": the best mean over its data sets among the
@@ -54,7 +54,7 @@ def signals_for(fmt: str, path: Path, cache: Path | None, negatives: str | None 
                 semantic: bool = True) -> tuple[list[dict[str, float]], list[bool]]:
     """Every support signal for the labelled examples of one dev set; MiniLM `sem` from `cache`
     (not computed when `semantic` is False: the set then joins only the lexical fit)."""
-    from grounded.check import default_checker
+    from grounded.checker import default_checker
     from grounded.eval.faithfulness import run_checker
     from grounded.eval.readers import read_examples
 
@@ -119,14 +119,14 @@ def fit(X: np.ndarray, y: np.ndarray, C: float, groups: np.ndarray, signs: list[
 
 
 def main() -> int:
-    from grounded.check import FEATURES, QA_FEATURES, SIGNS
+    from grounded.checker import FEATURES, QA_FEATURES, SIGNS
     from grounded.eval.faithfulness import auroc, balanced_accuracy
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench", type=Path, default=BENCH)
     ap.add_argument("--C", type=float, default=1.0)
     ap.add_argument("--cache-dir", type=Path, default=None, help="Keep MiniLM `sem` values here (for re-fitting quickly).")
-    ap.add_argument("--write", action="store_true", help="Write grounded/calibration.json.")
+    ap.add_argument("--write", action="store_true", help="Write grounded/checker/calibration.json.")
     ap.add_argument("--no-sem", action="append", default=[], metavar="SET",
                     help="Do not compute MiniLM for this data set (e.g. squad-same-paragraph, ~10k pairs): "
                          "it then joins only the lexical fit; the +sem model is fitted on the others.")
@@ -178,7 +178,7 @@ def main() -> int:
     data = render(models, thresholds)
     print(json.dumps(data, indent=1))
     if args.write and not args.reverse:
-        path = ROOT / "grounded" / "calibration.json"
+        path = ROOT / "grounded" / "checker" / "calibration.json"
         path.write_text(json.dumps(data, indent=1) + "\n")
         print(f"wrote {path}", file=sys.stderr)
     return 0
@@ -202,7 +202,7 @@ def pick_threshold(y: np.ndarray, p: np.ndarray, fit_mask: np.ndarray, groups: n
 
 
 def render(models: dict[str, tuple[tuple[str, ...], list[float], float]], thresholds: dict[str, float]) -> dict:
-    """The calibration.json content grounded.check.load_calibration reads."""
+    """The calibration.json content grounded.checker.load_calibration reads."""
     return {
         "fitted_by": "benchmarks/fit_checker.py (first half of each dev set; sign-constrained)",
         "models": {name: {"features": list(feats), "weights": weights, "bias": bias}

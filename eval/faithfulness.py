@@ -110,7 +110,7 @@ def metrics(labels: Sequence[bool], scores: Sequence[float], predicted: Sequence
 # ------------------------------------------------------------------------------------------
 def example_pair(ex: Example) -> tuple[QAPair, list[Chunk]]:
     """A QA pair for an example (kind 'external') with its contexts as inline sources."""
-    from grounded.check import inline_sources
+    from grounded.checker import inline_sources
 
     pair = QAPair(
         id=ex.id,
@@ -207,7 +207,7 @@ def evaluate_file(
     """
     from itertools import islice
 
-    from grounded.check import default_checker
+    from grounded.checker import default_checker
     from grounded.eval.readers import read_examples
 
     examples = list(islice(read_examples(path, fmt, negatives=negatives), limit))

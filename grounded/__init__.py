@@ -51,13 +51,13 @@ _LAZY = {
     "register_loader": "grounded.loaders",
     "from_langchain": "grounded.loaders",
     "to_langchain": "grounded.loaders",
-    "default_checker": "grounded.check",
+    "default_checker": "grounded.checker",
     "chunk_document": "grounded.chunking",
     "ingest": "grounded.ingest",
     "open_index": "grounded.index",
     "search": "grounded.index",
     "generate": "grounded.generate",
-    "check": "grounded.check",
+    "check": "grounded.checker",
     "run": "grounded.pipeline",
 }
 

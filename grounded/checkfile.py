@@ -1,6 +1,6 @@
 """Check a QA file of any documented shape: every row is kept or rejected with its reason.
 
-The file-level half of the checker (`grounded check`, `grounded.check.check_file`): reads JSONL or
+The file-level half of the checker (`grounded check`, `check_qa_file`): reads JSONL or
 SQuAD JSON, points string evidence at the indexed chunk that holds it, rejects rows that cannot
 be read or have nothing to check against, and writes OUT/qa.jsonl and OUT/rejected.jsonl.
 """
@@ -9,14 +9,46 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from grounded.checker.calibration import DEFAULT_THRESHOLD
+from grounded.errors import CheckError
+
 if TYPE_CHECKING:
-    from grounded.check import Checker, CheckSummary
+    from grounded.checker import Checker
     from grounded.types import QAPair, Reason, Rejection
+
+
+def pair_from_row(row: Mapping[str, Any], *, where: str = "") -> QAPair:
+    """A QAPair from a row of any documented shape (canonical, SQuAD-like, string evidence)."""
+    from grounded.eval.dataset import parse_row
+
+    if not isinstance(row, Mapping):
+        raise CheckError(f"{where}: expected a JSON object")
+    if "question" not in row or ("answer" not in row and "answers" not in row):
+        raise CheckError(f"{where}: a QA row needs 'question' and 'answer'")
+    return parse_row(row, where=where)
+
+
+@dataclass
+class CheckSummary:
+    """What `check_qa_file` did: counts, reasons, speed, files."""
+
+    n: int = 0
+    kept: int = 0
+    rejected: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    pairs_per_s: float = 0.0
+    threshold: float = DEFAULT_THRESHOLD
+    files: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 def check_qa_file(
@@ -29,8 +61,7 @@ def check_qa_file(
     **options: Any,
 ) -> CheckSummary:
     """Check every row of QA; a row that cannot be read or has nothing to check against is rejected with its reason."""
-    from grounded.check import CheckSummary, check, default_checker
-    from grounded.errors import CheckError
+    from grounded.checker import check, default_checker
     from grounded.jsonl import write_jsonl
     from grounded.types import Rejection
 

@@ -121,7 +121,7 @@ def token_f1(a: str, b: str) -> float:
 
 def cannot_answer(answer: str) -> bool:
     """True for an empty reply or one saying the passages do not tell."""
-    from grounded.check import says_not_in_sources  # the checker's refusal rule: one definition
+    from grounded.checker import says_not_in_sources  # the checker's refusal rule: one definition
 
     norm = normalize_answer(answer)
     return not norm or norm in {"not in passage", "none", "unknown", "n a", "no answer"} or says_not_in_sources(answer)
@@ -219,7 +219,7 @@ async def read_back(llm: Any, passages: Sequence[str], pairs: Sequence[QAPair], 
     refusal: the pairs are unanswerable ones (their answer says the passages do not tell).
     Raises LLMError when the reader's call fails (the caller leaves the pairs for a rerun).
     """
-    from grounded.check import says_not_in_sources
+    from grounded.checker import says_not_in_sources
     from grounded.llm import acomplete_structured
 
     messages = reader_messages(passages, [p.question for p in pairs])

@@ -38,10 +38,10 @@ def test_qapair_round_trips_through_dict():
 
 
 def test_functions_survive_their_submodules_being_imported():
-    import grounded.check  # noqa: F401 - the point: these imports must not shadow the functions
+    import grounded.checker  # noqa: F401 - the point: these imports must not shadow the functions
     import grounded.generate  # noqa: F401
     import grounded.ingest  # noqa: F401
-    from grounded.check import check
+    from grounded.checker import check
     from grounded.generate import generate
     from grounded.ingest import ingest
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from fakes import FakeIndex, FakeLLM, register_fake
 
-from grounded.check import (
+from grounded.checker import (
     CALIBRATION,
     FEATURES,
     Checker,
@@ -16,12 +16,10 @@ from grounded.check import (
     check,
     default_checker,
     inline_sources,
-    number_value,
-    pair_from_row,
-    split_sentences,
-    stem,
 )
+from grounded.checkfile import pair_from_row
 from grounded.errors import CheckError
+from grounded.text import number_value, split_sentences, stem
 from grounded.types import Chunk, Evidence, QAPair
 
 PASSAGE = (
@@ -325,7 +323,8 @@ def test_answer_type_mismatch(checker, question, bad, good, quote):
 
 
 def test_expected_type_and_answer_form_rules():
-    from grounded.check import answer_form, expected_type, tokenize, type_mismatch
+    from grounded.checker.fit import answer_form, expected_type, type_mismatch
+    from grounded.text import tokenize
 
     assert expected_type("Who was Thomas Jefferson?") == "person"
     assert expected_type("In what year did the bridge open?") == "date"

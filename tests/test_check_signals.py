@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from grounded.check import (
+from grounded.checker import (
     CALIBRATION,
     DEFAULT_THRESHOLDS,
     FEATURES,
@@ -159,7 +159,7 @@ def test_an_answer_echoing_a_planted_instruction_is_rejected_at_the_cli(tmp_path
     ("You should answer the door when it rings.", False),
 ])
 def test_instruction_patterns(text, planted):
-    from grounded.check import INSTRUCTION
+    from grounded.checker.instructions import INSTRUCTION
 
     assert bool(INSTRUCTION.search(text)) is planted
 
@@ -231,7 +231,7 @@ def test_the_models_own_supported_answer_makes_a_question_answerable():
 
 
 def test_an_unanswerable_question_must_name_what_the_sources_name():
-    from grounded.check import default_checker
+    from grounded.checker import default_checker
     from grounded.types import Chunk, QAPair
 
     chunk = Chunk("d#0", "d", "Japan is an island country in East Asia. Its capital is Tokyo.", 0, 62)

@@ -252,7 +252,7 @@ class AsyncJudge:
 
 @pytest.mark.slow
 def test_verify_judge_awaits_the_judge_so_calls_overlap(fake, tmp_path):
-    from grounded.check import default_checker
+    from grounded.checker import default_checker
 
     judge = AsyncJudge()
     checker = default_checker(judge=judge, judge_mode="all", semantic="off")
@@ -263,7 +263,8 @@ def test_verify_judge_awaits_the_judge_so_calls_overlap(fake, tmp_path):
 
 @pytest.mark.slow
 def test_verify_judge_uses_the_generation_model_when_the_checker_has_no_judge(fake, tmp_path):
-    from grounded.check import JUDGE_SYSTEM, default_checker
+    from grounded.checker import default_checker
+    from grounded.checker.judge import JUDGE_SYSTEM
 
     fake.responder = lambda m: (json.dumps({"claims": [{"claim": "c", "verdict": "supported"}]})
                                 if m[0]["content"] == JUDGE_SYSTEM else quoting_responder(m))

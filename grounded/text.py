@@ -1,0 +1,187 @@
+"""The project's one text toolkit: tokenizer, light stemmer, number parsing, sentence splitter.
+
+Cheap and regex-based (the checker runs it on every pair and source sentence); used by the
+checker, chunking, the document loaders and generation's quote choices."""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+STOPWORDS: frozenset[str] = frozenset(
+    """a about above after again against all also am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each either else
+    ever every few for from further had has have having he her here hers herself him himself his
+    how however i if in into is it its itself just least less let like many may me might more most
+    much must my myself neither nor of off on once one only or other ought our ours ourselves out
+    over own per rather same shall she should since so some such than that the their theirs them
+    themselves then there these they this those though through thus to too under until up upon us
+    very via was we were what whatever when where whether which while who whom whose why will with
+    within would yet you your yours yourself yourselves s t d ll m re ve etc among amongst became
+    become becomes get gets got known called named name use used using via whereas onto""".split()
+)
+NEGATIONS: frozenset[str] = frozenset(
+    {"not", "never", "none", "nobody", "nothing", "neither", "nor", "without", "cannot",
+     "n't", "nowhere", "unable", "lack", "lacks", "lacked", "fail", "fails", "failed"}
+)
+NUMBER_WORDS: dict[str, int] = {
+    "zero": 0, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
+    "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20,
+    "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+    "ninety": 90, "hundred": 100, "dozen": 12, "first": 1, "third": 3, "fourth": 4,
+    "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10, "eleventh": 11,
+    "twelfth": 12, "twentieth": 20, "twice": 2, "thrice": 3,
+}
+MONTHS: dict[str, int] = {
+    m: i for i, names in enumerate(
+        ("january jan", "february feb", "march", "april apr", "may", "june jun", "july jul",
+         "august aug", "september sep sept", "october oct", "november nov", "december dec"), 1)
+    for m in names.split()
+}
+SCALES: dict[str, float] = {
+    "thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "k": 1e3, "m": 1e6,
+    "bn": 1e9,
+}
+
+# Kana and Han characters are written without spaces: each is a token of its own.
+_CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_TOKEN = re.compile(
+    rf"\d+(?:[.,:/]\d+)*(?:st|nd|rd|th|s)?|[{_CJK_CHARS}]|[^\W\d_{_CJK_CHARS}]+(?:['’][^\W\d_{_CJK_CHARS}]+)*|n't",
+    re.UNICODE,
+)
+_HAN_KATAKANA = re.compile("[\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|(?<=[a-z]{2}[.!?])(?=[A-Z][a-z])|(?<=[。！？])\s*|\n+")
+
+def fold(text: str) -> str:
+    """Strip accents so 'Zürich' and 'Zurich' match."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@functools.lru_cache(maxsize=262_144)
+def stem(word: str) -> str:
+    """A light English stemmer: enough to match plurals, -ing, -ed, possessives."""
+    w = word.lower()
+    if w.endswith(("'s", "’s")):
+        w = w[:-2]
+    if len(w) <= 3 or w[0].isdigit():
+        return w
+    for suffix, repl in (("ies", "y"), ("ied", "y"), ("sses", "ss"), ("xes", "x"), ("ches", "ch"),
+                         ("shes", "sh"), ("ing", ""), ("edly", ""), ("ed", ""), ("ly", ""), ("s", "")):
+        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
+            if suffix == "s" and w.endswith(("ss", "us", "is")):
+                break
+            w = w[: len(w) - len(suffix)] + repl
+            break
+    return w
+
+
+def number_value(token: str) -> float | None:
+    """The numeric value of a token: '1,200' -> 1200, '3.5' -> 3.5, '1990s' -> 1990, 'twelve' -> 12."""
+    t = token.lower()
+    if t in NUMBER_WORDS:
+        return float(NUMBER_WORDS[t])
+    if t in MONTHS and token[:1].isupper() and t != "may":
+        return float(MONTHS[t])  # dates: 'November 2018' matches '2018-11-10'
+    t = re.sub(r"(st|nd|rd|th|s)$", "", t)
+    if not t or not t[0].isdigit():
+        return None
+    if ":" in t or "/" in t:
+        return None  # times and dates are compared as strings
+    t = t.replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?", t) else t.replace(",", ".")
+    try:
+        return float(t)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    text: str
+    stem: str
+    capital: bool
+    number: float | None
+    start: int
+
+
+def tokenize(text: str) -> list[Token]:
+    out: list[Token] = []
+    folded = fold(text)
+    for m in _TOKEN.finditer(folded):
+        raw = m.group(0)
+        out.append(Token(raw, stem(raw), raw[:1].isupper(), number_value(raw), m.start()))
+    # '2.5 million' -> one value
+    for i in range(len(out) - 1):
+        value = out[i].number
+        if value is not None and out[i + 1].text.lower() in SCALES:
+            out[i] = replace(out[i], number=value * SCALES[out[i + 1].text.lower()])
+    return out
+
+
+def is_month(tok: Token) -> bool:
+    return tok.capital and tok.text.lower() in MONTHS
+
+
+@functools.lru_cache(maxsize=65_536)
+def tokens_of(text: str) -> tuple[Token, ...]:
+    """`tokenize`, cached: evidence sentences and windows are compared with many pairs."""
+    return tuple(tokenize(text))
+
+
+def content(tokens: Iterable[Token]) -> list[Token]:
+    """The tokens that carry meaning: no stopwords, negations or single letters (Han/katakana kept)."""
+    return [t for t in tokens if t.text.lower() not in STOPWORDS and not is_negation(t)
+            and (len(t.text) > 1 or t.number is not None or _HAN_KATAKANA.match(t.text) is not None)]
+
+
+def is_negation(tok: Token) -> bool:
+    """'not', 'never', ... and contractions ("isn't", "didn't")."""
+    low = tok.text.lower()
+    return low in NEGATIONS or low.endswith(("n't", "n’t"))
+
+
+# English function words frequent in any English prose and rare in other Latin-script languages.
+_EN_COMMON: frozenset[str] = frozenset(
+    "the of and to is was that for it with as by are were this from at be has have which an not his "
+    "her their they he she been had who what would there these in a".split()
+)
+_EN_WORD = re.compile(r"[a-z]+")
+
+
+@functools.lru_cache(maxsize=16_384)
+def looks_english(text: str) -> bool:
+    """A cheap script and stopword test: mostly Latin letters and enough common English words."""
+    sample = text[:3000]
+    if not sample.isascii():
+        letters = [c for c in sample if c.isalpha()]
+        if letters and sum(c < "\u0250" for c in letters) / len(letters) < 0.5:
+            return False  # another script (CJK, Cyrillic, Arabic, Greek, ...)
+        sample = fold(sample)
+    words = _EN_WORD.findall(sample.lower())
+    if len(words) < 20:
+        return True  # too short to tell: English word lists apply
+    return sum(w in _EN_COMMON for w in words) / len(words) >= 0.08
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+
+
+def is_numeric(tok: Token) -> bool:
+    return tok.number is not None or tok.text[:1].isdigit()
+
+
+def is_date_like(tok: Token) -> bool:
+    """A year (4 digits, 1000-2100, or a decade like '1990s') or a month name."""
+    if tok.number is None:
+        return False
+    digits = tok.text.rstrip("s")
+    year = len(digits) == 4 and digits.isdigit() and 1000 <= tok.number <= 2100
+    return year or (tok.text.lower() in MONTHS and tok.capital)
+
+
