@@ -312,7 +312,7 @@ def _with_judge(checker: Any, llm: LLM) -> Any:
         return checker
     import copy
 
-    from grounded.check import JudgeCheck
+    from grounded.checker import JudgeCheck
 
     judged = copy.copy(checker)  # the caller's checker stays as it was
     judged.judge = JudgeCheck(llm)
@@ -321,7 +321,7 @@ def _with_judge(checker: Any, llm: LLM) -> Any:
 
 def _default_checker() -> Any:
     try:
-        from grounded.check import default_checker
+        from grounded.checker import default_checker
     except ImportError:
         return None
     return default_checker()
@@ -845,7 +845,7 @@ def _estimate(summary: GenerateSummary, tasks: Sequence[Task], prompt: Prompt, m
 def _is_refusal(answer: str) -> bool:
     if not answer:
         return False
-    from grounded.check import says_not_in_sources  # the checker's own rule: one definition
+    from grounded.checker import says_not_in_sources  # the checker's own rule: one definition
 
     return says_not_in_sources(answer)
 

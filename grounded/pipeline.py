@@ -103,7 +103,7 @@ def run(
     in `failed_calls` and `errors`; a rerun retries them.
     """
     offline.configure()
-    from grounded.check import default_checker
+    from grounded.checker import default_checker
     from grounded.dedup import dedup
     from grounded.eval.report import write_report
     from grounded.generate import generate
