@@ -7,8 +7,6 @@ import functools
 import hashlib
 import logging
 import os
-import sqlite3
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -17,6 +15,7 @@ import numpy as np
 
 from grounded import offline
 from grounded.errors import ConfigError, MissingDependencyError
+from grounded.store import KeyValueStore
 
 log = logging.getLogger(__name__)
 
@@ -163,44 +162,26 @@ class EmbeddingCache:
     """SQLite store of vectors keyed by (embedder name, sha256 of the text)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS vectors (embedder TEXT, key TEXT, vec BLOB, PRIMARY KEY (embedder, key))"
+        self._kv = KeyValueStore(
+            path, table="vectors", columns=("embedder", "key", "vec"), what="embedding cache"
         )
-        self._db.commit()
+        self.path = self._kv.path
 
     @staticmethod
     def key(text: str) -> str:
         return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
     def get_many(self, embedder: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        with self._lock:
-            for i in range(0, len(keys), 500):
-                part = list(keys[i : i + 500])
-                marks = ",".join("?" * len(part))
-                rows = self._db.execute(
-                    f"SELECT key, vec FROM vectors WHERE embedder = ? AND key IN ({marks})", [embedder, *part]
-                )
-                for key, blob in rows:
-                    out[key] = np.frombuffer(blob, dtype=np.float32)
-        return out
+        """key -> vector for the keys this embedder has already embedded."""
+        found = self._kv.get_many(embedder, keys)
+        return {k: np.frombuffer(blob, dtype=np.float32) for k, blob in found.items()}
 
     def put_many(self, embedder: str, items: Sequence[tuple[str, np.ndarray]]) -> None:
-        with self._lock:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                [(embedder, k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items],
-            )
-            self._db.commit()
+        """Store vectors, one transaction for the batch."""
+        self._kv.put_many(embedder, [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items])
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._kv.close()
 
 
 class CachedEmbedder:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sqlite3
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ import numpy as np
 from grounded import offline
 from grounded.embed import DEFAULT_EMBEDDER, CachedEmbedder, Embedder, EmbeddingCache, get_embedder
 from grounded.errors import ConfigError, IndexStoreError
+from grounded.store import SQLiteStore
 from grounded.types import Chunk, Hit
 
 INDEX_FORMAT = 1
@@ -71,101 +70,73 @@ class Manifest:
     """source path -> doc ids, mtime, size, content hash; doc id -> title, chunk count."""
 
     def __init__(self, path: Path) -> None:
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(
-            """
-            CREATE TABLE IF NOT EXISTS files (
-                path TEXT PRIMARY KEY, mtime REAL, size INTEGER, hash TEXT, params TEXT);
-            CREATE TABLE IF NOT EXISTS sources (
-                path TEXT, doc_id TEXT, PRIMARY KEY (path, doc_id));
-            CREATE INDEX IF NOT EXISTS sources_doc ON sources (doc_id);
-            CREATE TABLE IF NOT EXISTS docs (
-                doc_id TEXT PRIMARY KEY, title TEXT, source TEXT, chunks INTEGER,
-                chars INTEGER, params TEXT);
-            """
-        )
-        self._db.commit()
+        self._db = SQLiteStore(path, schema=_MANIFEST_SCHEMA, what="index manifest", error=IndexStoreError)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
     def file(self, path: str) -> FileRecord | None:
-        with self._lock:
-            row = self._db.execute(
+        with self._db.transaction() as db:
+            row = db.execute(
                 "SELECT path, mtime, size, hash, params FROM files WHERE path = ?", (path,)
             ).fetchone()
             if row is None:
                 return None
-            ids = tuple(r[0] for r in self._db.execute("SELECT doc_id FROM sources WHERE path = ?", (path,)))
+            ids = tuple(r[0] for r in db.execute("SELECT doc_id FROM sources WHERE path = ?", (path,)))
         return FileRecord(row[0], row[1], row[2], row[3], row[4], doc_ids=ids)
 
     def files_under(self, root: str) -> list[str]:
         prefix = root.rstrip("/") + "/"
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT path FROM files WHERE path = ? OR substr(path, 1, ?) = ?",
-                (root, len(prefix), prefix),
-            ).fetchall()
+        rows = self._db.read(
+            "SELECT path FROM files WHERE path = ? OR substr(path, 1, ?) = ?",
+            (root, len(prefix), prefix),
+        )
         return [r[0] for r in rows]
 
     def put_file(self, rec: FileRecord) -> None:
-        with self._lock:
-            self._db.execute(
+        with self._db.transaction() as db:
+            db.execute(
                 "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
                 (rec.path, rec.mtime, rec.size, rec.hash, rec.params),
             )
-            self._db.execute("DELETE FROM sources WHERE path = ?", (rec.path,))
-            self._db.executemany(
+            db.execute("DELETE FROM sources WHERE path = ?", (rec.path,))
+            db.executemany(
                 "INSERT OR IGNORE INTO sources VALUES (?, ?)", [(rec.path, d) for d in rec.doc_ids]
             )
-            self._db.commit()
 
     def remove_file(self, path: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM files WHERE path = ?", (path,))
-            self._db.execute("DELETE FROM sources WHERE path = ?", (path,))
-            self._db.commit()
+        with self._db.transaction() as db:
+            db.execute("DELETE FROM files WHERE path = ?", (path,))
+            db.execute("DELETE FROM sources WHERE path = ?", (path,))
 
     def doc_params(self, doc_id: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT params FROM docs WHERE doc_id = ?", (doc_id,)).fetchone()
+        row = self._db.read_one("SELECT params FROM docs WHERE doc_id = ?", (doc_id,))
         return row[0] if row else None
 
     def put_docs(self, rows: Iterable[tuple[str, str, str, int, int, str]]) -> None:
-        with self._lock:
-            self._db.executemany("INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?, ?, ?)", list(rows))
-            self._db.commit()
+        self._db.write_many("INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?, ?, ?)", list(rows))
 
     def remove_doc(self, doc_id: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM docs WHERE doc_id = ?", (doc_id,))
-            self._db.commit()
+        self._db.write("DELETE FROM docs WHERE doc_id = ?", (doc_id,))
 
     def doc_source(self, doc_id: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT source FROM docs WHERE doc_id = ?", (doc_id,)).fetchone()
+        row = self._db.read_one("SELECT source FROM docs WHERE doc_id = ?", (doc_id,))
         return row[0] if row else None
 
     def sources_of(self, doc_id: str) -> list[str]:
-        with self._lock:
-            rows = self._db.execute("SELECT path FROM sources WHERE doc_id = ? ORDER BY path", (doc_id,))
-            return [r[0] for r in rows]
+        rows = self._db.read("SELECT path FROM sources WHERE doc_id = ? ORDER BY path", (doc_id,))
+        return [r[0] for r in rows]
 
     def set_doc_source(self, doc_id: str, source: str) -> None:
-        with self._lock:
-            self._db.execute("UPDATE docs SET source = ? WHERE doc_id = ?", (source, doc_id))
-            self._db.commit()
+        self._db.write("UPDATE docs SET source = ? WHERE doc_id = ?", (source, doc_id))
 
     def documents(self) -> list[dict[str, Any]]:
-        with self._lock:
-            docs = self._db.execute(
+        with self._db.transaction() as db:  # one snapshot of both tables
+            docs = db.execute(
                 "SELECT doc_id, title, source, chunks, chars FROM docs ORDER BY source, doc_id"
             ).fetchall()
             sources: dict[str, list[str]] = {}
-            for path, doc_id in self._db.execute("SELECT path, doc_id FROM sources ORDER BY path"):
+            for path, doc_id in db.execute("SELECT path, doc_id FROM sources ORDER BY path"):
                 sources.setdefault(doc_id, []).append(path)
         return [
             {
@@ -179,9 +150,20 @@ class Manifest:
         ]
 
     def counts(self) -> tuple[int, int]:
-        with self._lock:
-            row = self._db.execute("SELECT COUNT(*), COALESCE(SUM(chunks), 0) FROM docs").fetchone()
-        return int(row[0]), int(row[1])
+        row = self._db.read_one("SELECT COUNT(*), COALESCE(SUM(chunks), 0) FROM docs")
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+_MANIFEST_SCHEMA = """
+    CREATE TABLE IF NOT EXISTS files (
+        path TEXT PRIMARY KEY, mtime REAL, size INTEGER, hash TEXT, params TEXT);
+    CREATE TABLE IF NOT EXISTS sources (
+        path TEXT, doc_id TEXT, PRIMARY KEY (path, doc_id));
+    CREATE INDEX IF NOT EXISTS sources_doc ON sources (doc_id);
+    CREATE TABLE IF NOT EXISTS docs (
+        doc_id TEXT PRIMARY KEY, title TEXT, source TEXT, chunks INTEGER,
+        chars INTEGER, params TEXT);
+"""
 
 
 def _chunk_metadata(c: Chunk) -> dict[str, Any]:

@@ -16,17 +16,17 @@ import json
 import os
 import random
 import re
-import sqlite3
-import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from grounded import offline
+from grounded.chunking import count_tokens
 from grounded.errors import ConfigError, LLMError, LLMFatalError
+from grounded.store import SQLiteStore
 
 DEFAULT_LOCAL_MODEL = "grounded-local/smollm2"
 LOCAL_PROVIDER = "grounded-local"
@@ -107,59 +107,64 @@ def call_key(
 
 
 class CallCache:
-    """Content-addressed store of finished LLM calls (SQLite in WAL mode, safe across crashes)."""
+    """Content-addressed store of finished LLM calls (SQLite in WAL mode, safe across crashes).
 
-    def __init__(self, path: str | Path) -> None:
+    `also_read`: older cache files consulted on a miss (never written), so a cache that moved
+    keeps serving the calls it holds.
+    """
+
+    def __init__(self, path: str | Path, *, also_read: Iterable[str | Path] = ()) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL is durable against a killed process (not a power cut) in WAL mode.
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, model TEXT, text TEXT,"
-                " prompt_tokens INTEGER, completion_tokens INTEGER, cost REAL, created REAL)"
-            )
-            self._db.commit()
-        except sqlite3.Error as exc:
-            raise ConfigError(f"cannot open the LLM cache {self.path}: {exc}") from exc
+        self._store = _call_store(self.path)
+        self._older = [_call_store(Path(p)) for p in also_read if Path(p) != self.path]
 
     def get(self, key: str) -> Completion | None:
-        with self._lock:
-            row = self._db.execute(
+        """The stored reply of call `key`, or None."""
+        for store in (self._store, *self._older):
+            row = store.read_one(
                 "SELECT model, text, prompt_tokens, completion_tokens, cost FROM calls WHERE key=?",
                 (key,),
-            ).fetchone()
-        if row is None:
-            return None
-        model, text, pt, ct, cost = row
-        return Completion(text, model, int(pt), int(ct), float(cost), True, key, 0.0)
+            )
+            if row is not None:
+                model, text, pt, ct, cost = row
+                return Completion(text, model, int(pt), int(ct), float(cost), True, key, 0.0)
+        return None
 
     def put(self, key: str, completion: Completion) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    key,
-                    completion.model,
-                    completion.text,
-                    completion.prompt_tokens,
-                    completion.completion_tokens,
-                    completion.cost,
-                    time.time(),
-                ),
-            )
-            self._db.commit()
+        """Store a finished call before its result is used."""
+        self._store.write(
+            "INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                key,
+                completion.model,
+                completion.text,
+                completion.prompt_tokens,
+                completion.completion_tokens,
+                completion.cost,
+                time.time(),
+            ),
+        )
 
     def __len__(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
+        row = self._store.read_one("SELECT COUNT(*) FROM calls")
+        return int(row[0]) if row else 0
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        """Close this cache file and the older ones it reads."""
+        for store in (self._store, *self._older):
+            store.close()
+
+
+def _call_store(path: Path) -> SQLiteStore:
+    return SQLiteStore(
+        path,
+        schema=(
+            "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, model TEXT, text TEXT,"
+            " prompt_tokens INTEGER, completion_tokens INTEGER, cost REAL, created REAL)"
+        ),
+        what="LLM cache",
+        error=ConfigError,
+    )
 
 
 class RateLimiter:
@@ -300,21 +305,8 @@ def _retry_after(exc: BaseException) -> float | None:
         return None
 
 
-_encoding: Any = None
-
-
-def count_tokens(text: str) -> int:
-    """Approximate token count with tiktoken's cl100k_base (shipped offline by litellm)."""
-    global _encoding
-    if _encoding is None:
-        offline.configure()
-        import tiktoken
-
-        _encoding = tiktoken.get_encoding("cl100k_base")
-    return len(_encoding.encode(text, disallowed_special=()))
-
-
 def count_message_tokens(messages: Sequence[Message]) -> int:
+    """Approximate prompt tokens of a chat: the chunking tokenizer (cl100k_base) plus framing."""
     # ~4 tokens of chat framing per message, as OpenAI documents for its chat format.
     return sum(count_tokens(str(m.get("content") or "")) + 4 for m in messages) + 2
 
