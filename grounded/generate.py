@@ -38,6 +38,7 @@ from grounded.llm import (
 )
 from grounded.prompting import ParsedReply, Prompt, ReplyPair, load_prompt, parse_reply
 from grounded.seeds import partners, seed_order
+from grounded.text import split_sentences
 from grounded.types import Chunk, Evidence, Provenance, QAPair, Reason, Rejection
 
 MIN_QUOTE_SCORE = 0.85  # fuzzy alignment below this is a quote the model made up
@@ -768,14 +769,10 @@ def locate(quote: str, chunks: Sequence[Chunk], *, min_score: float = MIN_QUOTE_
     )
 
 
-_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"')\]]*|$)", re.M)
-
-
 def sentences(text: str, *, min_words: int = 4, max_chars: int = 400) -> list[str]:
     """Sentences of a passage, verbatim (exact substrings), long enough to quote."""
     out = []
-    for m in _SENTENCE.finditer(text):
-        s = m.group(0).strip()
+    for s in split_sentences(text):
         # llama.cpp's schema-to-grammar converter cannot take quotes or backslashes in an enum
         if len(s.split()) >= min_words and len(s) <= max_chars and '"' not in s and "\\" not in s:
             out.append(s)
