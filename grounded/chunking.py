@@ -17,6 +17,7 @@ import numpy as np
 
 from grounded import offline
 from grounded.errors import ConfigError
+from grounded.text import sentence_starts
 from grounded.types import Block, Chunk, Document
 
 DEFAULT_CHUNK_TOKENS = 256
@@ -30,7 +31,6 @@ _MIN_FILL = {_SECTION: 0.25, _PARAGRAPH: 0.5, _LINE: 0.6, _SENTENCE: 0.5, _WORD:
 
 _PARA_RE = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 _LINE_RE = re.compile(r"\n\s*")
-_SENT_RE = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)\]]*\s+(?=\S)")
 _WS_RE = re.compile(r"\s+")
 _NON_SPACE_RE = re.compile(r"\S")
 
@@ -148,7 +148,8 @@ class _Boundaries:
             _SECTION: sorted(section),
             _PARAGRAPH: para,
             _LINE: _positions(_LINE_RE, text),
-            _SENTENCE: _positions(_SENT_RE, text),
+            # the project's one sentence splitter; lines are their own kind above
+            _SENTENCE: _int_array(np.asarray(sentence_starts(text, newlines=False), dtype=np.int64), len(text)),
         }
         self.text = text  # word boundaries are searched on demand: they are rarely needed
 

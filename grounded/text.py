@@ -55,7 +55,20 @@ _TOKEN = re.compile(
 )
 _HAN_KATAKANA = re.compile("[\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|(?<=[a-z]{2}[.!?])(?=[A-Z][a-z])|(?<=[。！？])\s*|\n+")
+# Where a sentence may end: terminal punctuation (with closing quotes and brackets) before a
+# space and a capital or digit, or right before a capitalised word ("here.Two"), a CJK full
+# stop, and (unless told otherwise) a line break. A period inside a number ("3.5") never ends one.
+_END = r"[.!?][\"'\u201d\u2019)\]]*\s+(?=[\"'\u201c\u2018(\[]?[A-Z0-9])|(?<=[a-z]{2})[.!?](?=[A-Z][a-z])|[。！？]\s*"
+_SENTENCE_END = re.compile(_END + r"|\n+")
+_SENTENCE_END_INLINE = re.compile(_END)
+# Words whose period does not end a sentence ("Dr. Holloway", "St. Paul", "approx. 40").
+ABBREVIATIONS: frozenset[str] = frozenset(
+    """mr mrs ms messrs dr prof st jr sr sen rep gov gen col lt sgt capt maj adm rev hon mt ft vs
+    etc cf al fig figs approx inc ltd co corp bros dept est vol pp ed eds univ jan feb mar apr jun
+    jul aug sep sept oct nov dec ca c""".split()
+)
+# The word before a period: letters, possibly dotted ("U.S", "e.g").
+_WORD_BEFORE_DOT = re.compile(r"(?<![\w.])(\w+(?:\.\w+)*)$")
 
 def fold(text: str) -> str:
     """Strip accents so 'Zürich' and 'Zurich' match."""
@@ -168,8 +181,48 @@ def looks_english(text: str) -> bool:
     return sum(w in _EN_COMMON for w in words) / len(words) >= 0.08
 
 
-def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+def _ends_sentence(text: str, at: int) -> bool:
+    """False when the period at `at` belongs to an abbreviation, an initial or a dotted acronym
+    ("Dr.", "J. K.", "U.S."), not to the end of a sentence."""
+    if text[at] != ".":
+        return True
+    m = _WORD_BEFORE_DOT.search(text, max(0, at - 24), at)
+    if m is None:
+        return True
+    word = m.group(1)
+    if "." in word:
+        return False  # "U.S.", "e.g.", "Ph.D."
+    if len(word) == 1 and word.isupper():
+        return False  # an initial: "John F. Kennedy"
+    return word.lower() not in ABBREVIATIONS
+
+
+def sentence_starts(text: str, *, newlines: bool = True) -> list[int]:
+    """Offsets where a new sentence begins (after the whitespace that ends the previous one).
+
+    newlines: a line break also ends a sentence (False where lines are handled separately).
+    """
+    pattern = _SENTENCE_END if newlines else _SENTENCE_END_INLINE
+    return [m.end() for m in pattern.finditer(text)
+            if m.end() < len(text) and (m.group(0).startswith("\n") or _ends_sentence(text, m.start()))]
+
+
+def sentence_spans(text: str, *, newlines: bool = True) -> list[tuple[int, int]]:
+    """(start, end) of each sentence, surrounding whitespace excluded: text[start:end] is verbatim."""
+    bounds = [0, *sentence_starts(text, newlines=newlines), len(text)]
+    out = []
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        seg = text[a:b]
+        lead = len(seg) - len(seg.lstrip())
+        trail = len(seg.rstrip())
+        if trail > lead:
+            out.append((a + lead, a + trail))
+    return out
+
+
+def split_sentences(text: str, *, newlines: bool = True) -> list[str]:
+    """The sentences of `text`, stripped (the project's one sentence splitter)."""
+    return [text[a:b] for a, b in sentence_spans(text, newlines=newlines)]
 
 
 def is_numeric(tok: Token) -> bool:

