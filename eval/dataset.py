@@ -22,7 +22,6 @@ Without a reference only the template rule applies, against the absolute ``PREFI
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
@@ -36,7 +35,9 @@ import numpy as np
 
 from grounded.embed import resolve_embedder
 from grounded.errors import CheckError
-from grounded.jsonl import read_jsonl
+from grounded.eval.readers import squad_articles
+from grounded.jsonl import numbered_rows
+from grounded.rundir import RunFolder
 from grounded.types import Evidence, QAPair
 
 MATCH_CAP = 1000
@@ -82,16 +83,10 @@ class QASet:
 def read_squad(path: str | Path) -> QASet:
     """Read SQuAD JSON: one pair per question (first answer), articles as documents, paragraphs as chunks."""
     p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckError(f"cannot read SQuAD JSON {p}: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise CheckError(f"{p}: not SQuAD JSON (expected an object with a 'data' list)")
     pairs: list[QAPair] = []
     documents: list[dict[str, Any]] = []
     chunks_total = 0
-    for a_idx, article in enumerate(data["data"]):
+    for a_idx, article in enumerate(squad_articles(p)):
         title = str(article.get("title") or f"article-{a_idx}")
         paragraphs = article.get("paragraphs") or []
         documents.append({"doc_id": title, "title": title.replace("_", " "), "chunks": len(paragraphs)})
@@ -139,7 +134,7 @@ def parse_row(row: Mapping[str, Any], *, where: str) -> QAPair:
 
 def read_pairs_jsonl(path: str | Path) -> list[QAPair]:
     """Read canonical QA JSONL (`QAPair.to_dict()` rows) or plain rows (see `QAPair.from_dict`)."""
-    return [parse_row(row, where=f"{path}:{i}") for i, row in enumerate(read_jsonl(path), 1)]
+    return [parse_row(row, where=f"{path}:{line}") for line, row in numbered_rows(path)]
 
 
 def read_pairs(path: str | Path, *, format: str | None = None) -> list[QAPair]:
@@ -191,14 +186,11 @@ def with_universe(
     if index is not None:
         docs = _index_documents(index, chroma_url=chroma_url)
         return replace(qaset, documents=docs, chunks_total=sum(int(d.get("chunks") or 0) for d in docs))
-    summary_path = Path(run_dir) / "summary.json" if run_dir is not None else None
-    if summary_path is not None and summary_path.is_file():
-        try:
-            summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            return qaset
-        idx = (summary.get("files") or {}).get("index") or summary.get("index") or (summary.get("ingest") or {}).get("index")
-        if idx and Path(idx).exists():
+    if run_dir is not None:
+        run = RunFolder(run_dir)
+        summary = run.read_summary()
+        idx = run.index_path(summary)
+        if idx is not None:
             try:
                 return with_universe(qaset, index=idx)
             except Exception:  # noqa: BLE001 - a stale index path falls back to the counts
@@ -214,8 +206,8 @@ def with_universe(
 def _index_documents(index: str | Path, *, chroma_url: str | None = None) -> tuple[Mapping[str, Any], ...]:
     from grounded.index import open_index
 
-    idx = open_index(index, chroma_url=chroma_url) if chroma_url else open_index(index)
-    return tuple(dict(d) for d in idx.documents())
+    with open_index(index, chroma_url=chroma_url) as idx:
+        return tuple(dict(d) for d in idx.documents())
 
 
 # ---------------------------------------------------------------- single figures

@@ -15,7 +15,7 @@ from typing import Any
 
 from grounded.errors import CheckError
 from grounded.eval.readers import Example
-from grounded.types import Chunk, QAPair, Verdict
+from grounded.types import Chunk, QAPair, Verdict, count_reasons
 
 
 def confusion(labels: Sequence[bool], predicted: Sequence[bool]) -> dict[str, int]:
@@ -165,11 +165,7 @@ def summarise(examples: Sequence[Example], verdicts: Sequence[Verdict], *, secon
     out: dict[str, Any] = {**metrics(labels, scores, predicted), "threshold": threshold}
     out["pairs_per_s"] = round(len(verdicts) / seconds, 1) if seconds > 0 else None
     out["sweep"] = [{k: round(v, 4) for k, v in row.items()} for row in sweep(labels, scores)]
-    reasons: Counter[str] = Counter()
-    for _, v in main:
-        if not v.supported:
-            reasons.update({r.code for r in v.reasons})
-    out["rejected_by_reason"] = dict(reasons.most_common())
+    out["rejected_by_reason"] = count_reasons(v for _, v in main if not v.supported)
     others = [(ex, v) for ex, v in zip(examples, verdicts, strict=True) if ex.label is None]
     if others:
         by_subset: dict[str, list[Verdict]] = {}

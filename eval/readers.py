@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from grounded.errors import CheckError
+from grounded.jsonl import numbered_rows
 from grounded.types import content_hash
 
 FORMATS = ("halueval", "wice", "squad", "jsonl")
@@ -56,7 +57,7 @@ def read_examples(path: str | Path, fmt: str, *, negatives: str | None = None) -
     negatives: for SQuAD, one of SQUAD_NEGATIVES (default "other-paragraph"); other formats
     carry their own negatives and accept only None.
     """
-    readers = {"halueval": read_halueval, "wice": read_wice, "squad": read_squad, "jsonl": read_plain}
+    readers = {"halueval": read_halueval, "wice": read_wice, "squad": squad_examples, "jsonl": read_plain}
     if fmt not in readers:
         raise CheckError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
     if negatives is not None and fmt != "squad":
@@ -65,22 +66,12 @@ def read_examples(path: str | Path, fmt: str, *, negatives: str | None = None) -
     if not path.is_file():
         raise CheckError(f"no such file: {path}")
     if fmt == "squad":
-        return read_squad(path, negatives=negatives or "other-paragraph")
+        return squad_examples(path, negatives=negatives or "other-paragraph")
     return readers[fmt](path)
 
 
 def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CheckError(f"{path}:{lineno}: not a JSON line ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise CheckError(f"{path}:{lineno}: expected a JSON object")
-            yield lineno, row
+    return numbered_rows(path, error=CheckError)
 
 
 def _need(row: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
@@ -119,16 +110,23 @@ def read_wice(path: Path) -> Iterator[Example]:
         )
 
 
-def read_squad(path: Path, *, negatives: str = "other-paragraph") -> Iterator[Example]:
+def squad_articles(path: str | Path) -> list[dict[str, Any]]:
+    """The articles of a SQuAD v1.x/2.0 JSON file; CheckError names the file when it is not one."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckError(f"cannot read SQuAD JSON {p}: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise CheckError(f"{p}: not SQuAD JSON (expected an object with a 'data' list)")
+    return [a for a in data["data"] if isinstance(a, dict)]
+
+
+def squad_examples(path: Path, *, negatives: str = "other-paragraph") -> Iterator[Example]:
+    """Each human answer as supported by its paragraph, plus one negative per question (see above)."""
     if negatives not in SQUAD_NEGATIVES:
         raise CheckError(f"unknown SQuAD negatives {negatives!r}", hint=f"use one of {', '.join(SQUAD_NEGATIVES)}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise CheckError(f"{path}: not SQuAD JSON ({exc.msg})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise CheckError(f"{path}: expected SQuAD JSON with a 'data' list")
-    for article in data["data"]:
+    for article in squad_articles(path):
         paragraphs = article.get("paragraphs") or []
         answers = [
             (pi, qa["answers"][0]["text"])

@@ -7,15 +7,18 @@ missing) and writes ``report.html`` next to them.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from grounded.jsonl import read_jsonl
-from grounded.types import QAPair
+from grounded.rundir import RunFolder, atomic_write_text
+from grounded.types import QAPair, count_reasons
+
+if TYPE_CHECKING:
+    from grounded.index import Index
 
 T = TypeVar("T")
 
@@ -39,11 +42,7 @@ def write_report(
     data = load_run(run)
     health = _health(run, data, reference=reference, embedder=embedder)
     html = render(data, health, title=f"grounded report: {run.resolve().name}")
-    path = Path(out) if out is not None else run / "report.html"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write_text(Path(out) if out is not None else RunFolder(run).report, html)
 
 
 # ---------------------------------------------------------------- data
@@ -51,16 +50,10 @@ def write_report(
 
 def load_run(run: Path) -> dict[str, Any]:
     """The run's pairs, rejection rows and summary (empty where a file is missing)."""
-    qa_path, rej_path, sum_path = run / "qa.jsonl", run / "rejected.jsonl", run / "summary.json"
-    pairs = [QAPair.from_dict(row) for row in read_jsonl(qa_path)] if qa_path.is_file() else []
-    rejected = list(read_jsonl(rej_path)) if rej_path.is_file() else []
-    summary: dict[str, Any] = {}
-    if sum_path.is_file():
-        try:
-            summary = json.loads(sum_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            summary = {}
-    return {"run": run, "pairs": pairs, "rejected": rejected, "summary": summary if isinstance(summary, dict) else {}}
+    folder = RunFolder(run)
+    pairs = [QAPair.from_dict(row) for row in read_jsonl(folder.qa)] if folder.qa.is_file() else []
+    rejected = list(read_jsonl(folder.rejected)) if folder.rejected.is_file() else []
+    return {"run": run, "pairs": pairs, "rejected": rejected, "summary": folder.read_summary()}
 
 
 def _health(run: Path, data: Mapping[str, Any], *, reference: str | Path | None, embedder: Any) -> dict[str, Any]:
@@ -77,10 +70,9 @@ def _health(run: Path, data: Mapping[str, Any], *, reference: str | Path | None,
     return dataset_health(qaset, reference=reference, embedder=embedder)
 
 
-def _index(data: Mapping[str, Any]) -> Any:
-    summary = data["summary"]
-    path = (summary.get("files") or {}).get("index") or summary.get("index") or (summary.get("ingest") or {}).get("index")
-    if not path or not Path(path).exists():
+def _index(data: Mapping[str, Any]) -> Index | None:
+    path = RunFolder(data["run"]).index_path(data["summary"])
+    if path is None:
         return None
     try:
         from grounded.index import open_index
@@ -234,6 +226,8 @@ def _fetch_chunks(data: Mapping[str, Any], pairs: Sequence[QAPair]) -> dict[str,
         return {c.id: c for c in index.get_chunks(wanted)}
     except Exception:  # noqa: BLE001 - missing chunks only cost the highlighting
         return {}
+    finally:
+        index.close()
 
 
 def _pair_card(pair: QAPair, chunks: Mapping[str, Any], *, reasons: Sequence[Mapping[str, Any]] = (), duplicate_of: str = "") -> str:
@@ -416,10 +410,6 @@ def _funnel(pairs: Sequence[QAPair], rejected: Sequence[Mapping[str, Any]], inge
         ("passed the checker", len(pairs) + dups),
         ("kept after dedup", len(pairs)),
     ]
-    reasons: Counter[str] = Counter()
-    for row in rejected:
-        for r in row.get("reasons") or ():
-            reasons[str(r.get("code", "unknown"))] += 1
     skipped = ingest.get("skipped")
     note = ""
     if isinstance(skipped, list) and skipped:
@@ -434,7 +424,7 @@ def _funnel(pairs: Sequence[QAPair], rejected: Sequence[Mapping[str, Any]], inge
         hbar_chart(steps, fmt="{:.0f}")
         + note
         + "<h3>Rejections by reason</h3>"
-        + hbar_chart(reasons.most_common(20), colour=BAD_COLOUR, fmt="{:.0f}")
+        + hbar_chart(list(count_reasons(rejected).items())[:20], colour=BAD_COLOUR, fmt="{:.0f}")
     )
     return _section("Funnel", body, "funnel")
 

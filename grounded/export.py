@@ -17,14 +17,13 @@ up in the index (`chunks=`); otherwise the evidence quotes. Field layouts:
 from __future__ import annotations
 
 import csv
-import json
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from grounded.errors import ConfigError, MissingDependencyError
 from grounded.jsonl import write_jsonl
+from grounded.rundir import atomic_write, atomic_write_json
 from grounded.types import Chunk, QAPair
 
 FORMATS = ("jsonl", "csv", "hf", "parquet", "openai", "ragas", "deepeval")
@@ -158,8 +157,7 @@ def deepeval_row(pair: QAPair, chunks: Mapping[str, Chunk] | None = None) -> dic
 
 
 def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> int:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as fh:
+    with atomic_write(path, newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS), extrasaction="ignore")
         writer.writeheader()
         for row in rows:
@@ -171,14 +169,11 @@ def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> int:
             flat["score"] = "" if row["score"] is None else f"{row['score']:.4f}"
             flat["supported"] = "" if row["supported"] is None else str(row["supported"]).lower()
             writer.writerow(flat)
-    os.replace(tmp, path)
     return len(rows)
 
 
 def _write_json(path: Path, rows: list[dict[str, Any]]) -> int:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_json(path, rows, indent=1)
     return len(rows)
 
 
@@ -225,18 +220,6 @@ def chunks_from_index(pairs: Sequence[QAPair], index: str | Path, *, chroma_url:
         return {}
     from grounded.index import open_index
 
-    idx = open_index(index, chroma_url=chroma_url) if chroma_url else open_index(index)
-    return {c.id: c for c in idx.get_chunks(wanted)}
+    with open_index(index, chroma_url=chroma_url) as idx:
+        return {c.id: c for c in idx.get_chunks(wanted)}
 
-
-def run_index(qa_path: str | Path) -> Path | None:
-    """The index of the run directory a QA file lies in, from its summary.json (None if unknown)."""
-    summary = Path(qa_path).parent / "summary.json"
-    if not summary.is_file():
-        return None
-    try:
-        data = json.loads(summary.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        return None
-    idx = (data.get("files") or {}).get("index") or data.get("index") or (data.get("ingest") or {}).get("index")
-    return Path(idx) if idx and Path(idx).exists() else None

@@ -25,6 +25,7 @@ import numpy as np
 from grounded import offline
 from grounded.embed import DEFAULT_EMBEDDER, CachedEmbedder, Embedder, EmbeddingCache, get_embedder
 from grounded.errors import ConfigError, IndexStoreError
+from grounded.rundir import atomic_write_json
 from grounded.store import SQLiteStore
 from grounded.types import Chunk, Hit
 
@@ -295,9 +296,7 @@ class Index:
                 "collection": self.collection_name,
                 "chroma_url": chroma_url or "",
             }
-            tmp = meta_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.meta, indent=2), encoding="utf-8")
-            tmp.replace(meta_file)
+            atomic_write_json(meta_file, self.meta)
 
     def _open_collection(self, create: bool) -> Any:
         try:

@@ -1,40 +1,82 @@
-"""JSON Lines I/O: streaming reads with line numbers, appends that survive a crash."""
+"""JSON Lines I/O, the one reader and writer: streaming reads that name file:line of a bad row,
+appends that survive a crash (`JsonlWriter`), whole files replaced atomically (`write_jsonl`)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from grounded.errors import GroundedError
+from grounded.rundir import atomic_write
+
+log = logging.getLogger(__name__)
 
 
-def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Yield one object per non-blank line; a bad line raises with its file and line number."""
+def read_jsonl(
+    path: str | Path,
+    *,
+    skip_bad: bool = False,
+    error: type[GroundedError] = GroundedError,
+) -> Iterator[dict[str, Any]]:
+    """Yield one object per non-blank line, streaming; a bad line is an error naming file:line.
+
+    A half-written last line (what a kill -9 leaves) is dropped silently. With `skip_bad`, every
+    other bad line is logged as a warning with its file:line and skipped instead.
+    """
+    for _, obj in numbered_rows(path, skip_bad=skip_bad, error=error):
+        yield obj
+
+
+def numbered_rows(
+    path: str | Path,
+    *,
+    skip_bad: bool = False,
+    error: type[GroundedError] = GroundedError,
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """`read_jsonl` with each row's line number, for messages and ids that point into the file."""
     p = Path(path)
     try:
-        fh = p.open(encoding="utf-8")
+        fh = p.open("rb")
     except OSError as exc:
-        raise GroundedError(f"cannot read {p}: {exc.strerror or exc}") from exc
+        raise error(f"cannot read {p}: {exc.strerror or exc}") from exc
     with fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
+        for lineno, raw in enumerate(fh, 1):
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                # A half-written last line is what a kill -9 leaves behind; skip only that one.
-                if not line.endswith("\n"):
+                obj = _parse(raw, first=lineno == 1)
+            except ValueError as exc:
+                if not raw.endswith(b"\n"):
                     return
-                raise GroundedError(f"{p}:{lineno}: invalid JSON ({exc.msg})") from exc
-            if not isinstance(obj, dict):
-                raise GroundedError(f"{p}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield obj
+                if not skip_bad:
+                    raise error(f"{p}:{lineno}: {exc}") from exc
+                log.warning("%s:%d: skipped, %s", p, lineno, exc)
+                continue
+            if obj is not None:
+                yield lineno, obj
+
+
+def _parse(raw: bytes, *, first: bool) -> dict[str, Any] | None:
+    """The object on one line, None for a blank line; ValueError says what is wrong with it."""
+    try:
+        line = raw.decode("utf-8-sig" if first else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text (byte {exc.start})") from exc
+    if not line.strip():
+        return None
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON ({exc.msg})") from exc
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    return obj
 
 
 def dumps(obj: Mapping[str, Any]) -> str:
+    """One row as a JSON line (no newline): UTF-8 kept, unknown types as strings."""
     return json.dumps(obj, ensure_ascii=False, default=str)
 
 
@@ -73,18 +115,12 @@ class JsonlWriter:
 
 
 def write_jsonl(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> int:
-    """Write rows to a new file atomically (temp file + rename); return the count."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
+    """Write rows to a new file atomically (temp file, fsync, rename); return the count."""
     n = 0
-    with tmp.open("w", encoding="utf-8") as fh:
+    with atomic_write(path) as fh:
         for row in rows:
             fh.write(dumps(row) + "\n")
             n += 1
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, p)
     return n
 
 

@@ -18,7 +18,7 @@ import random
 import re
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,28 +107,21 @@ def call_key(
 
 
 class CallCache:
-    """Content-addressed store of finished LLM calls (SQLite in WAL mode, safe across crashes).
+    """Content-addressed store of finished LLM calls (SQLite in WAL mode, safe across crashes)."""
 
-    `also_read`: older cache files consulted on a miss (never written), so a cache that moved
-    keeps serving the calls it holds.
-    """
-
-    def __init__(self, path: str | Path, *, also_read: Iterable[str | Path] = ()) -> None:
+    def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._store = _call_store(self.path)
-        self._older = [_call_store(Path(p)) for p in also_read if Path(p) != self.path]
 
     def get(self, key: str) -> Completion | None:
         """The stored reply of call `key`, or None."""
-        for store in (self._store, *self._older):
-            row = store.read_one(
-                "SELECT model, text, prompt_tokens, completion_tokens, cost FROM calls WHERE key=?",
-                (key,),
-            )
-            if row is not None:
-                model, text, pt, ct, cost = row
-                return Completion(text, model, int(pt), int(ct), float(cost), True, key, 0.0)
-        return None
+        row = self._store.read_one(
+            "SELECT model, text, prompt_tokens, completion_tokens, cost FROM calls WHERE key=?", (key,)
+        )
+        if row is None:
+            return None
+        model, text, pt, ct, cost = row
+        return Completion(text, model, int(pt), int(ct), float(cost), True, key, 0.0)
 
     def put(self, key: str, completion: Completion) -> None:
         """Store a finished call before its result is used."""
@@ -149,10 +142,13 @@ class CallCache:
         row = self._store.read_one("SELECT COUNT(*) FROM calls")
         return int(row[0]) if row else 0
 
+    def absorb(self, other: str | Path) -> int:
+        """Copy in the calls another cache file holds and this one lacks; returns how many."""
+        _call_store(Path(other)).close()  # an unreadable file fails here, naming it
+        return self._store.merge_from(other, "calls")
+
     def close(self) -> None:
-        """Close this cache file and the older ones it reads."""
-        for store in (self._store, *self._older):
-            store.close()
+        self._store.close()
 
 
 def _call_store(path: Path) -> SQLiteStore:

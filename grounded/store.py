@@ -70,6 +70,17 @@ class SQLiteStore:
         with self.transaction() as db:
             db.executemany(sql, rows)
 
+    def merge_from(self, other: str | Path, table: str) -> int:
+        """Copy the rows of `table` that another file of the same layout has and this one lacks."""
+        with self._lock:
+            self._db.execute("ATTACH DATABASE ? AS other", (str(other),))
+            try:
+                cur = self._db.execute(f"INSERT OR IGNORE INTO main.{table} SELECT * FROM other.{table}")
+                self._db.commit()
+                return max(cur.rowcount, 0)
+            finally:
+                self._db.execute("DETACH DATABASE other")
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """Statements committed together, or rolled back together when one fails."""

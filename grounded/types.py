@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
@@ -215,6 +216,21 @@ class Rejection:
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
+
+
+def count_reasons(items: Iterable[Rejection | Verdict | Mapping[str, Any]]) -> dict[str, int]:
+    """Reason code -> how many items carry it (a code once per item), most common first.
+
+    Items are rejections, verdicts, or rejection rows as read back from rejected.jsonl.
+    """
+    counts: Counter[str] = Counter()
+    for item in items:
+        if isinstance(item, Mapping):
+            codes = {str(r.get("code", "unknown")) for r in item.get("reasons") or () if isinstance(r, Mapping)}
+        else:
+            codes = {r.code for r in item.reasons}
+        counts.update(codes)
+    return dict(counts.most_common())
 
 
 def _text(value: Any, key: str) -> str:

@@ -143,8 +143,10 @@ def report(out_dir: Path, reference: Path | None, embedder: str, as_json: bool) 
     """Write OUT_DIR/report.html from its qa.jsonl, rejected.jsonl and summary.json."""
     from grounded.errors import CheckError
     from grounded.eval.report import write_report
+    from grounded.rundir import RunFolder
 
-    if not any((out_dir / name).is_file() for name in ("qa.jsonl", "rejected.jsonl", "summary.json")):
+    run = RunFolder(out_dir)
+    if not any(p.is_file() for p in (run.qa, run.rejected, run.summary)):
         raise CheckError(f"{out_dir} has no qa.jsonl, rejected.jsonl or summary.json", hint="point at a run directory")
     path = write_report(out_dir, reference=reference, embedder=embedder)
     if as_json:
@@ -165,11 +167,12 @@ def report(out_dir: Path, reference: Path | None, embedder: str, as_json: bool) 
 def export(qa: Path, fmt: str, out: Path, index: Path | None, system: str | None, with_context: bool, as_json: bool) -> None:
     """Write QA (JSONL rows or SQuAD JSON) as CSV, Hugging Face datasets, Parquet, OpenAI, Ragas or DeepEval data."""
     from grounded.eval.dataset import read_pairs
-    from grounded.export import DEFAULT_SYSTEM, chunks_from_index, run_index
+    from grounded.export import DEFAULT_SYSTEM, chunks_from_index
     from grounded.export import export as run_export
+    from grounded.rundir import RunFolder
 
     pairs = read_pairs(qa)
-    source = index or run_index(qa)
+    source = index or RunFolder.of(qa).index_path()
     chunks = chunks_from_index(pairs, source) if source is not None else {}
     n = run_export(pairs, out, format=fmt, chunks=chunks, system=system or DEFAULT_SYSTEM, with_context=with_context)
     summary = {"format": fmt, "rows": n, "out": str(out), "index": str(source) if source else None}

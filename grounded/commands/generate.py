@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 @click.option("--rpm", default=None, type=click.FloatRange(min=1), help="Requests per minute limit.")
 @click.option("--tpm", default=None, type=click.FloatRange(min=1), help="Tokens per minute limit.")
 @click.option("--temperature", default=None, type=click.FloatRange(0, 2), help="Sampling temperature.")
-@click.option("--cache", default=None, type=click.Path(dir_okay=False), help="LLM call cache (default OUT/.cache/llm.sqlite).")
+@click.option("--cache", default=None, type=click.Path(dir_okay=False), help="LLM call cache (default OUT/cache/llm.sqlite).")
 @click.option("--api-base", default=None, help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8080/v1 with --model openai/<name>.")
 @click.option("--response-format", default="auto", show_default=True,
               type=click.Choice(["auto", "json_schema", "json_object", "none"]),
@@ -49,10 +49,13 @@ if TYPE_CHECKING:
 def generate(out: Path, as_json: bool, no_check: bool, **options: object) -> None:
     """Generate grounded QA pairs from an index into OUT (rerun to resume; nothing is paid twice)."""
     from grounded.generate import generate as run_generate
-    from grounded.rundir import lock_output
+    from grounded.rundir import RunFolder
 
     checker = _NoCheck() if no_check else None
-    with lock_output(out):  # two generates on one folder would pay every call twice
+    folder = RunFolder(out)
+    with folder.lock():  # two generates on one folder would pay every call twice
+        if options.get("cache") is None and not options.get("dry_run"):
+            options["cache"] = folder.llm_cache_path()
         summary = run_generate(out=out, progress=not as_json and sys.stderr.isatty(), checker=checker, **options)  # type: ignore[arg-type]
     data = summary.to_dict()
     if no_check:
