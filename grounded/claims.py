@@ -41,6 +41,17 @@ LONG_KINDS = frozenset({"long", "summary"})
 # Chosen on the first half of benchmarks/bench_long_answers.py's sets.
 CLAIM_THRESHOLD = 0.25
 
+# Each claim is checked against its best-matching source sentences (with their neighbours),
+# not against whole pages: a claim's words must meet near each other, and it keeps long
+# sources cheap.
+FOCUS_SENTENCES = 6
+
+# A claim is aligned with a source sentence for the substitution test when that sentence holds
+# this share of the claim's content words.
+SUBSTITUTION_OVERLAP = 0.6
+# Reason codes raised here that fail a claim whatever its score.
+CLAIM_BLOCKING = frozenset({"substituted_value"})
+
 # Nouns that make a subject or an opening phrase talk about the sources rather than the world.
 _META_NOUNS = frozenset(
     "passage passages text texts context contexts document documents source sources article "
@@ -328,11 +339,11 @@ class LongAnswerChecker:
             for i, v in zip(other, _check_batch(self.pair_checker, [items[i] for i in other]), strict=True):
                 out[i] = v
         splits = split_many([(items[i][0].answer, items[i][0].question) for i in long_ix])
-        batch = [(replace(items[i][0], question="", answer=c.checked, kind="factoid", evidence=()), items[i][1])
+        batch = [(replace(items[i][0], question="", answer=c.checked, kind="factoid", evidence=()), focus(c.checked, items[i][1]))
                  for i, claims in zip(long_ix, splits, strict=True) for c in claims]
         verdicts = iter(_check_batch(self.claim_checker, batch) if batch else [])
         for i, claims in zip(long_ix, splits, strict=True):
-            judged = [(c, next(verdicts)) for c in claims]
+            judged = [(c, _with_substitution(next(verdicts), c, items[i][1])) for c in claims]
             out[i] = self._overall(items[i], judged)
         return [v for v in out if v is not None]
 
@@ -365,6 +376,125 @@ def _claim_verdict(claim: Claim, verdict: Verdict) -> ClaimVerdict:
         text=claim.text, start=claim.start, end=claim.end, supported=verdict.supported, score=verdict.score,
         reasons=reasons, checked=claim.checked if claim.checked != claim.text else "",
     )
+
+
+def substitution(claim: str, sources: Sequence[Chunk]) -> str | None:
+    """A name or number of the claim standing where its best-matching source sentence has another.
+
+    "The Panthers beat the Broncos 24-10" against "The Broncos beat the Panthers 24-10" is not
+    caught by word support (every word is in the source); here the claim is aligned with the
+    source sentence sharing most of its content words and each of its names and numbers that the
+    sentence lacks is looked up by its neighbours: the same neighbour next to a different name or
+    number in the sentence means the claim swapped the value.
+    """
+    from grounded.text import content, tokens_of
+
+    toks = tokens_of(claim)
+    words = {t.stem for t in content(toks)}
+    if len(words) < 3:
+        return None
+    best = max(((c, s, e, stems) for c in sources for s, e, stems in _sentences(c.text)),
+               key=lambda x: len(words & x[3]), default=None)
+    if best is None or len(words & best[3]) < SUBSTITUTION_OVERLAP * len(words):
+        return None
+    sent = tokens_of(best[0].text[best[1] : best[2]])
+    have, mine = _keys(sent), _keys(toks)
+    for i, k in _runs(toks):
+        if not any(_key(t) not in have for t in toks[i : k + 1]):
+            continue
+        kind = _kind(toks[i : k + 1])
+        for j, m in _runs(sent):
+            if _kind(sent[j : m + 1]) != kind or any(_key(t) in mine for t in sent[j : m + 1]):
+                continue
+            left = None if i == 0 else (j > 0 and toks[i - 1].stem == sent[j - 1].stem)
+            right = None if k + 1 == len(toks) else (m + 1 < len(sent) and toks[k + 1].stem == sent[m + 1].stem)
+            # both sides agree (a claim's edge agrees with anything), at least one by a word
+            if left is not False and right is not False and (left or right):
+                claimed = " ".join(t.text for t in toks[i : k + 1])
+                said = " ".join(t.text for t in sent[j : m + 1])
+                return f"{claimed!r} stands where the source says {said!r}"
+    return None
+
+
+def _key(tok: Any) -> Any:
+    return tok.number if tok.number is not None else tok.stem
+
+
+def _keys(toks: Sequence[Any]) -> set[Any]:
+    return {_key(t) for t in toks}
+
+
+def _kind(run: Sequence[Any]) -> str:
+    return "number" if all(t.number is not None for t in run) else "name"
+
+
+def _runs(toks: Sequence[Any]) -> Iterator[tuple[int, int]]:
+    """Maximal runs of value tokens of one kind (a name, a number) as (first, last) indices."""
+    i = 0
+    while i < len(toks):
+        if not _value(toks, i):
+            i += 1
+            continue
+        k = i
+        while k + 1 < len(toks) and _value(toks, k + 1) and _kind([toks[k + 1]]) == _kind([toks[i]]):
+            k += 1
+        yield i, k
+        i = k + 1
+
+
+def _value(toks: Sequence[Any], i: int) -> bool:
+    """A number, or a name: capitalised, and at the start only when the next word is too ("John Smith")."""
+    tok = toks[i]
+    if tok.number is not None:
+        return True
+    return tok.capital and (i > 0 or (len(toks) > 1 and toks[1].capital and toks[1].number is None))
+
+
+def _with_substitution(verdict: Verdict, claim: Claim, sources: Sequence[Chunk]) -> Verdict:
+    if not verdict.supported:
+        return verdict
+    found = substitution(claim.text, sources)  # the words as written meet the source's neighbours
+    if found is None:
+        return verdict
+    reason = Reason("substituted_value", found)
+    return replace(verdict, supported=False, reasons=(*verdict.reasons, reason))
+
+
+def focus(claim: str, sources: Sequence[Chunk], *, k: int = FOCUS_SENTENCES) -> list[Chunk]:
+    """The parts of the sources a claim is checked against: its k best sentences and their neighbours."""
+    from grounded.text import content, tokens_of
+
+    sents = [(c, s, e, stems) for c in sources for s, e, stems in _sentences(c.text)]
+    if len(sents) <= 3 * k:
+        return list(sources)
+    words = {t.stem for t in content(tokens_of(claim))}
+    ranked = sorted(range(len(sents)), key=lambda j: (-len(words & sents[j][3]), j))[:k]
+    keep = sorted({n for j in ranked for n in (j - 1, j, j + 1) if 0 <= n < len(sents) and sents[n][0] is sents[j][0]})
+    out: list[Chunk] = []
+    for j in keep:
+        chunk, s, e, _ = sents[j]
+        prev = out[-1] if out else None
+        if prev is not None and prev.doc_id == chunk.doc_id and j - 1 in keep and sents[j - 1][0] is chunk:
+            s = prev.start - chunk.start  # extend the previous passage
+            out.pop()
+        out.append(Chunk(id=Chunk.make_id(chunk.doc_id, chunk.start + s, chunk.start + e), doc_id=chunk.doc_id,
+                         text=chunk.text[s:e], start=chunk.start + s, end=chunk.start + e, source=chunk.source))
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _sentences(text: str) -> tuple[tuple[int, int, frozenset[str]], ...]:
+    """A source's sentences as (start, end, content stems); cached: every claim of an answer reads them."""
+    from grounded.text import content, split_sentences, tokens_of
+
+    out, at = [], 0
+    for sent in split_sentences(text):
+        start = text.find(sent, at)
+        if start < 0:
+            continue
+        at = start + len(sent)
+        out.append((start, at, frozenset(t.stem for t in content(tokens_of(sent)))))
+    return tuple(out)
 
 
 def _check_batch(checker: Any, batch: Sequence[tuple[QAPair, Sequence[Chunk]]]) -> list[Verdict]:
