@@ -6,15 +6,13 @@
 Heavy stages (embeddings, Chroma, litellm) import on first use, so `import grounded` is cheap.
 """
 
-from __future__ import annotations
-
-import importlib
+# Every public name of this module is in __all__ (tests/test_api.py): helpers are imported private.
+import importlib as _importlib
 import importlib.metadata as _metadata
-import sys
-from types import ModuleType
-from typing import Any
+import sys as _sys
+from types import ModuleType as _ModuleType
+from typing import Any as _Any
 
-from grounded import offline
 from grounded.errors import (
     CheckError,
     ConfigError,
@@ -28,6 +26,7 @@ from grounded.errors import (
 from grounded.types import (
     Block,
     Chunk,
+    ClaimVerdict,
     Document,
     Evidence,
     Hit,
@@ -37,8 +36,6 @@ from grounded.types import (
     Rejection,
     Verdict,
 )
-
-offline.configure()
 
 try:
     __version__ = _metadata.version("grounded")
@@ -58,54 +55,57 @@ _LAZY = {
     "search": "grounded.index",
     "generate": "grounded.generate",
     "check": "grounded.checker",
+    "check_long": "grounded.claims",
     "run": "grounded.pipeline",
 }
 
 __all__ = [
+    "__version__",
     "Block",
+    "check",
+    "check_long",
     "CheckError",
     "Chunk",
+    "chunk_document",
+    "ClaimVerdict",
     "ConfigError",
+    "default_checker",
     "Document",
     "Evidence",
+    "from_langchain",
+    "generate",
     "GroundedError",
     "Hit",
     "IndexStoreError",
+    "ingest",
     "LLMError",
+    "load",
     "LoaderError",
     "MissingDependencyError",
+    "open_index",
     "PromptError",
     "Provenance",
     "QAPair",
     "Reason",
-    "Rejection",
-    "Verdict",
-    "__version__",
-    "check",
-    "chunk_document",
-    "default_checker",
-    "from_langchain",
-    "generate",
-    "ingest",
-    "load",
-    "open_index",
     "register_loader",
+    "Rejection",
     "run",
     "search",
     "to_langchain",
+    "Verdict",
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'grounded' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
-class _Package(ModuleType):
+class _Package(_ModuleType):
     """Keeps `grounded.ingest` & co. the functions after their same-named submodules import.
 
     Importing `grounded.ingest` makes Python set the package attribute `ingest` to the module,
@@ -113,13 +113,13 @@ class _Package(ModuleType):
     happened to be imported first.
     """
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, ModuleType) and _LAZY.get(name) == f"{__name__}.{name}":
+    def __setattr__(self, name: str, value: _Any) -> None:
+        if isinstance(value, _ModuleType) and _LAZY.get(name) == f"{__name__}.{name}":
             return
         super().__setattr__(name, value)
 
 
-sys.modules[__name__].__class__ = _Package
+_sys.modules[__name__].__class__ = _Package
 
 
 def __dir__() -> list[str]:

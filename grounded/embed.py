@@ -118,6 +118,7 @@ class StaticEmbedder:
     """A model2vec static model: one vector per token, averaged (about 100x MiniLM's speed)."""
 
     def __init__(self, path: str | Path, *, name: str) -> None:
+        offline.configure()
         try:
             from model2vec import StaticModel
         except ImportError as exc:

@@ -1,15 +1,31 @@
 """The public API is curated: adding or removing a name is a deliberate change (httpx style)."""
 
+from types import ModuleType
+
 import grounded
+
+
+def test_all_public_names_are_exported():
+    """httpx's test: `__all__` is exactly the module's public names, sorted case-insensitively."""
+    for name in grounded.__all__:
+        getattr(grounded, name)  # the lazy ones land in the namespace on first use
+    public = [
+        name
+        for name, value in vars(grounded).items()
+        if (not name.startswith("_") or name == "__version__")
+        # grounded's own submodules (grounded.index, ...) are namespaces, not exported members
+        and not (isinstance(value, ModuleType) and value.__name__.startswith("grounded."))
+    ]
+    assert grounded.__all__ == sorted(public, key=str.casefold)
 
 
 def test_exported_members():
     exported = set(grounded.__all__)
     expected = {
-        "Block", "CheckError", "Chunk", "ConfigError", "Document", "Evidence", "GroundedError",
+        "Block", "CheckError", "Chunk", "ClaimVerdict", "ConfigError", "Document", "Evidence", "GroundedError",
         "Hit", "IndexStoreError", "LLMError", "LoaderError", "MissingDependencyError",
         "PromptError", "Provenance", "QAPair", "Reason", "Rejection", "Verdict", "__version__",
-        "check", "chunk_document", "default_checker", "from_langchain", "generate", "ingest", "load",
+        "check", "check_long", "chunk_document", "default_checker", "from_langchain", "generate", "ingest", "load",
         "open_index", "register_loader", "run", "search", "to_langchain",
     }
     assert exported == expected
