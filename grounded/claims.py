@@ -31,7 +31,7 @@ from typing import Any
 
 from grounded.types import Chunk, ClaimVerdict, QAPair, Reason, Verdict
 
-__all__ = ["LONG_KINDS", "Claim", "LongAnswerChecker", "check_long", "split_claims"]
+__all__ = ["LONG_KINDS", "Claim", "LongAnswerChecker", "check_long", "long_answer_checker", "split_claims"]
 
 # Pair kinds checked claim by claim even without --long-answers.
 LONG_KINDS = frozenset({"long", "summary"})
@@ -134,8 +134,8 @@ def _segments(answer: str) -> Iterator[tuple[re.Match[str], int, str]]:
 def _claims_of(sent: Any, offset: int, antecedent: str, question: str) -> Iterator[Claim]:
     """The claims of one parsed sentence (offset: where the sentence's segment starts in the answer)."""
     text = sent.text.strip()
-    if not text or text.endswith("?"):
-        return
+    if not text or text.endswith(("?", ":")):
+        return  # a question, or the lead-in of a list ("Here are the main points:")
     head = _claim_head(sent)
     if head is None:
         return
@@ -225,7 +225,7 @@ def _conj_verbs(verb: Any) -> Iterator[Any]:
     for c in verb.children:
         if c.pos_ not in ("VERB", "AUX"):
             continue
-        listed = (c.dep_ == "advcl" and c.i > verb.i and c.left_edge.i > 0
+        listed = (c.dep_ == "advcl" and c.tag_ in ("VBD", "VBN") and c.i > verb.i and c.left_edge.i > 0
                   and c.doc[c.left_edge.i - 1].text == "," and not any(m.dep_ == "mark" for m in c.children))
         if c.dep_ == "conj" or listed:
             yield c
@@ -321,7 +321,8 @@ class LongAnswerChecker:
         import grounded
 
         self.claim_threshold = CLAIM_THRESHOLD if threshold is None else float(threshold)
-        self.claim_checker = claim_checker or grounded.default_checker(answer_only=True, threshold=self.claim_threshold)
+        self.claim_checker = claim_checker or grounded.default_checker(
+            answer_only=True, threshold=self.claim_threshold, semantic="off")
         self.pair_checker = pair_checker
         self.kinds = kinds
         self.threshold = float(getattr(pair_checker, "threshold", self.claim_threshold))
@@ -378,14 +379,15 @@ def _claim_verdict(claim: Claim, verdict: Verdict) -> ClaimVerdict:
     )
 
 
-def substitution(claim: str, sources: Sequence[Chunk]) -> str | None:
+def substitution(claim: str, sources: Sequence[Chunk], *, given: str = "") -> str | None:
     """A name or number of the claim standing where its best-matching source sentence has another.
 
     "The Panthers beat the Broncos 24-10" against "The Broncos beat the Panthers 24-10" is not
     caught by word support (every word is in the source); here the claim is aligned with the
     source sentence sharing most of its content words and each of its names and numbers that the
     sentence lacks is looked up by its neighbours: the same neighbour next to a different name or
-    number in the sentence means the claim swapped the value.
+    number in the sentence means the claim swapped the value. Words of `given` (a subject filled
+    in from elsewhere) are never the swapped value.
     """
     from grounded.text import content, tokens_of
 
@@ -398,9 +400,9 @@ def substitution(claim: str, sources: Sequence[Chunk]) -> str | None:
     if best is None or len(words & best[3]) < SUBSTITUTION_OVERLAP * len(words):
         return None
     sent = tokens_of(best[0].text[best[1] : best[2]])
-    have, mine = _keys(sent), _keys(toks)
+    have, mine, skip = _keys(sent), _keys(toks), _keys(tokens_of(given))
     for i, k in _runs(toks):
-        if not any(_key(t) not in have for t in toks[i : k + 1]):
+        if not any(_key(t) not in have and _key(t) not in skip for t in toks[i : k + 1]):
             continue
         kind = _kind(toks[i : k + 1])
         for j, m in _runs(sent):
@@ -453,7 +455,10 @@ def _value(toks: Sequence[Any], i: int) -> bool:
 def _with_substitution(verdict: Verdict, claim: Claim, sources: Sequence[Chunk]) -> Verdict:
     if not verdict.supported:
         return verdict
-    found = substitution(claim.text, sources)  # the words as written meet the source's neighbours
+    # as checked (a pronoun resolved: aligned with the right sentence), then as written (the
+    # words that meet the source's own neighbours)
+    given = claim.subject if claim.checked != claim.text else ""
+    found = substitution(claim.checked, sources, given=given) or substitution(claim.text, sources)
     if found is None:
         return verdict
     reason = Reason("substituted_value", found)
@@ -512,6 +517,25 @@ def _chunks(sources: Sequence[str | Chunk]) -> list[Chunk]:
     return out
 
 
+def long_answer_checker(*, every_pair: bool = False, threshold: float | None = None, semantic: str = "borderline",
+                        **options: Any) -> LongAnswerChecker:
+    """The checker `grounded check` uses: every pair claim by claim, or only kinds LONG_KINDS.
+
+    With every_pair, threshold is the per-claim threshold; otherwise it is the pair checker's.
+    Claims skip MiniLM unless semantic is "all" (it did not raise the long-answer figures).
+    """
+    import grounded
+
+    claim_semantic = "all" if semantic == "all" else "off"
+    claim_threshold = threshold if every_pair else None
+    claims = grounded.default_checker(answer_only=True, semantic=claim_semantic,
+                                      threshold=CLAIM_THRESHOLD if claim_threshold is None else claim_threshold, **options)
+    if every_pair:
+        return LongAnswerChecker(claim_checker=claims, threshold=claim_threshold)
+    pairs = grounded.default_checker(threshold=threshold, semantic=semantic, **options)
+    return LongAnswerChecker(claim_checker=claims, pair_checker=pairs, kinds=LONG_KINDS)
+
+
 def check_long(
     answer: str,
     sources: Sequence[str | Chunk],
@@ -521,11 +545,11 @@ def check_long(
     checker: LongAnswerChecker | None = None,
 ) -> Verdict:
     """Check a long answer claim by claim against its sources (texts or Chunks); see grounded.claims."""
-    checker = checker or _default_long_checker(threshold)
+    checker = checker or _default_checker(threshold)
     pair = QAPair(id="long", question=question or "", answer=answer, kind="long")
     return checker.check(pair, _chunks(sources))
 
 
 @functools.lru_cache(maxsize=4)
-def _default_long_checker(threshold: float | None) -> LongAnswerChecker:
-    return LongAnswerChecker(threshold=threshold)
+def _default_checker(threshold: float | None) -> LongAnswerChecker:
+    return long_answer_checker(every_pair=True, threshold=threshold)

@@ -23,6 +23,7 @@ from grounded.errors import EXIT_PARTIAL
 @click.option("--judge-mode", default="borderline", show_default=True, type=click.Choice(["borderline", "all"]))
 @click.option("--judge-cache", default=None, type=click.Path(dir_okay=False), help="SQLite cache of judge calls (default OUT/judge-cache.sqlite).")
 @click.option("--fail-on-reject", is_flag=True, help=f"Exit {EXIT_PARTIAL} when any pair is rejected.")
+@click.option("--long-answers", is_flag=True, help="Check every answer claim by claim (RAG answers, summaries); rows get per-claim verdicts and unsupported spans. Pairs of kind long/summary always are.")
 @json_option
 @handle_errors
 def check(
@@ -36,6 +37,7 @@ def check(
     judge_mode: str,
     judge_cache: str | None,
     fail_on_reject: bool,
+    long_answers: bool,
     as_json: bool,
 ) -> None:
     """Check the pairs of QA (JSONL or SQuAD JSON) and split them into kept and rejected, with reasons."""
@@ -46,8 +48,11 @@ def check(
         options["judge"] = judge
         options["judge_cache"] = judge_cache or str(out / "judge-cache.sqlite")
     from grounded.checkfile import check_qa_file
+    from grounded.claims import long_answer_checker
 
-    summary = check_qa_file(qa, out=out, index=index, chroma_url=chroma_url, **options)
+    # with --long-answers, --threshold is the per-claim threshold
+    checker = long_answer_checker(every_pair=long_answers, **options)
+    summary = check_qa_file(qa, out=out, index=index, chroma_url=chroma_url, checker=checker)
     if as_json:
         emit_json(summary.to_dict())
     else:
