@@ -260,7 +260,9 @@ def _claim(toks: list[Any], verb: Any, offset: int, antecedent: str, question: s
         checked, subject = text[:at] + antecedent + text[at + len(subj.text):], antecedent
     elif subj is None or subj.i not in ids:
         shared = subject or antecedent
-        if verb.pos_ in ("VERB", "AUX") and shared and not (toks[0].tag_ == "PRP" or toks[0].dep_.startswith("nsubj")):
+        expletive = any(c.dep_ == "expl" for c in verb.children)  # "There is ...": a subject of its own
+        if verb.pos_ in ("VERB", "AUX") and shared and not expletive and not (
+                toks[0].tag_ == "PRP" or toks[0].dep_.startswith("nsubj")):
             checked, subject = f"{shared} {_aux_of(verb)}{text}", shared
     poss = next((t for t in toks if t.tag_ == "PRP$" and t.i == toks[0].i), None)
     if poss is not None and antecedent:  # "Its roof is glass" -> "<antecedent>'s roof is glass"
@@ -418,6 +420,29 @@ def substitution(claim: str, sources: Sequence[Chunk], *, given: str = "") -> st
                 claimed = " ".join(t.text for t in toks[i : k + 1])
                 said = " ".join(t.text for t in sent[j : m + 1])
                 return f"{claimed!r} stands where the source says {said!r}"
+    return _copied_phrase(toks, sent, sources, mine | skip)
+
+
+def _copied_phrase(toks: Sequence[Any], sent: Sequence[Any], sources: Sequence[Chunk], mine: set[Any]) -> str | None:
+    """A phrase of two or more content words, copied from elsewhere in the sources, in place of the sentence's own words.
+
+    A paraphrase rewords; a swapped answer is a phrase the sources hold word for word, standing
+    between the same neighbours as other words of the aligned sentence.
+    """
+    from difflib import SequenceMatcher
+
+    from grounded.text import content, fold
+
+    ops = SequenceMatcher(None, [t.stem for t in toks], [t.stem for t in sent], autojunk=False).get_opcodes()
+    for n, (tag, i1, i2, j1, j2) in enumerate(ops):
+        if tag != "replace" or not 0 < n < len(ops) - 1 or ops[n - 1][0] != "equal" or ops[n + 1][0] != "equal":
+            continue
+        claimed, said = content(toks[i1:i2]), content(sent[j1:j2])
+        if len(claimed) < 2 or not said or any(_key(t) in mine for t in said):
+            continue
+        phrase = fold(" ".join(t.text for t in toks[i1:i2])).lower()
+        if any(phrase in fold(c.text).lower() for c in sources):
+            return f"{' '.join(t.text for t in toks[i1:i2])!r} stands where the source says {' '.join(t.text for t in sent[j1:j2])!r}"
     return None
 
 
