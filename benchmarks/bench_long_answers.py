@@ -207,6 +207,20 @@ def figures(cases: list[Case], judged: list[list[tuple[int, int, float, bool]]],
     return out
 
 
+def whole_answer(cases: list[Case]) -> dict[str, float]:
+    """The figures of checking each answer as ONE claim (claim mode, its default threshold): the before."""
+    import grounded
+    from grounded.claims import source_chunks
+    from grounded.types import QAPair
+
+    checker = grounded.default_checker(answer_only=True, semantic="off")
+    verdicts = checker.check_many([(QAPair(id=str(i), question="", answer=c.answer), source_chunks(c.sources))
+                                   for i, c in enumerate(cases)])
+    good = [v.supported for c, v in zip(cases, verdicts, strict=True) if c.fault is None]
+    bad = [not v.supported for c, v in zip(cases, verdicts, strict=True) if c.fault is not None]
+    return {"faithful_passed": round(sum(good) / max(1, len(good)), 3), "unfaithful_caught": round(sum(bad) / max(1, len(bad)), 3)}
+
+
 def balanced(cases: list[Case], judged: list[list[tuple[int, int, float, bool]]], t: float) -> tuple[float, float]:
     fig = figures(cases, judged, t)
     return fig.get("all/faithful", {}).get("passed", 0.0), fig.get("all/unfaithful", {}).get("caught", 0.0)
@@ -219,6 +233,7 @@ def main() -> int:
     ap.add_argument("--threshold", type=float, default=None, help="Per-claim threshold (default: grounded.claims.CLAIM_THRESHOLD).")
     ap.add_argument("--sweep", action="store_true", help="Print faithful passed / unfaithful caught per threshold on the first half.")
     ap.add_argument("--semantic", default="off", choices=["off", "borderline"], help="MiniLM for claims (off: the shipped default).")
+    ap.add_argument("--baseline", action="store_true", help="Also check each held-out answer as one claim (the before).")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     from grounded.claims import CLAIM_THRESHOLD
@@ -230,6 +245,8 @@ def main() -> int:
               for h in ("first", "second")}
     report = {h: figures(cs, js, threshold) for h, (cs, js) in halves.items()}
     report["speed"] = {"claims": nclaims, "seconds": round(seconds, 2), "claims_per_s": round(nclaims / seconds, 1)}
+    if args.baseline:
+        report["whole_answer_second_half"] = whole_answer(halves["second"][0])
     if args.sweep:
         cs, js = halves["first"]
         report["sweep_first_half"] = {f"{t:.2f}": balanced(cs, js, t) for t in [x / 20 for x in range(0, 13)]}
@@ -243,6 +260,8 @@ def main() -> int:
             print(f"  {key:22s} " + "  ".join(f"{k} {v}" for k, v in row.items()))
     sp = report["speed"]
     print(f"speed: {sp['claims']} claims in {sp['seconds']} s = {sp['claims_per_s']} claims/s")
+    if "whole_answer_second_half" in report:
+        print(f"whole answer as one claim (held out): {report['whole_answer_second_half']}")
     for t, (p, c) in report.get("sweep_first_half", {}).items():
         print(f"  threshold {t}: faithful passed {p}  unfaithful caught {c}")
     return 0
