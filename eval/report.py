@@ -66,7 +66,7 @@ def _health(run: Path, data: Mapping[str, Any], *, reference: str | Path | None,
         reference is None or (stored.get("reference") or {}).get("name") == str(reference)
     ):
         return dict(stored)
-    qaset = with_universe(QASet(tuple(pairs), name=str(run / "qa.jsonl")), run_dir=run)
+    qaset = with_universe(QASet(tuple(pairs), name=str(RunFolder(run).qa)), run_dir=run)
     return dataset_health(qaset, reference=reference, embedder=embedder)
 
 

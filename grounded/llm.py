@@ -332,7 +332,7 @@ def ensure_provider(model: str) -> None:
 class LLM:
     """A litellm model with a cache, bounded concurrency, retries and optional rate limits.
 
-    >>> llm = LLM("openai/gpt-4o-mini", cache="out/.cache/llm.sqlite", temperature=0.2)  # doctest: +SKIP
+    >>> llm = LLM("openai/gpt-4o-mini", cache="out/cache/llm.sqlite", temperature=0.2)  # doctest: +SKIP
     >>> llm.complete([{"role": "user", "content": "Say hi"}]).text  # doctest: +SKIP
     """
 

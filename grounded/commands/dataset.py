@@ -110,12 +110,13 @@ def dedup(qa: Path, out: Path, near: float, semantic: float, embedder: str, as_j
     from grounded.dedup import dedup as run_dedup
     from grounded.eval.dataset import read_pairs
     from grounded.jsonl import JsonlWriter, write_jsonl
+    from grounded.rundir import RunFolder
 
     pairs = read_pairs(qa)
     kept, removed = run_dedup(pairs, near=near, semantic=semantic, embedder=embedder)
-    out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "qa.jsonl", (p.to_dict() for p in kept))
-    with JsonlWriter(out / "rejected.jsonl") as writer:
+    folder = RunFolder(out)
+    write_jsonl(folder.qa, (p.to_dict() for p in kept))
+    with JsonlWriter(folder.rejected) as writer:
         writer.write_many(r.to_dict() for r in removed)
     kinds = Counter(r.reasons[0].message.split(" (")[0].split(" of ")[0] for r in removed)
     summary = {
@@ -123,14 +124,14 @@ def dedup(qa: Path, out: Path, near: float, semantic: float, embedder: str, as_j
         "kept": len(kept),
         "removed": len(removed),
         "by_kind": dict(kinds),
-        "files": {"qa": str(out / "qa.jsonl"), "rejected": str(out / "rejected.jsonl")},
+        "files": {"qa": str(folder.qa), "rejected": str(folder.rejected)},
     }
     if as_json:
         emit_json(summary)
     else:
         detail = ", ".join(f"{k} {v}" for k, v in kinds.items())
         click.echo(f"kept {len(kept)} of {len(pairs)} pairs, removed {len(removed)} duplicates" + (f" ({detail})" if detail else ""))
-        click.echo(f"files: {out / 'qa.jsonl'}, {out / 'rejected.jsonl'}")
+        click.echo(f"files: {folder.qa}, {folder.rejected}")
 
 
 @click.command()
