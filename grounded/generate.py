@@ -18,8 +18,9 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,11 @@ from grounded.llm import (
 )
 from grounded.prompting import ParsedReply, Prompt, ReplyPair, load_prompt, parse_reply
 from grounded.seeds import partners, seed_order
+from grounded.stages import Candidate, CheckStage, Rejected
 from grounded.text import split_sentences
 from grounded.types import Chunk, Evidence, Provenance, QAPair, Reason, Rejection
+
+Sink = Callable[[QAPair | Rejected], None]
 
 MIN_QUOTE_SCORE = 0.85  # fuzzy alignment below this is a quote the model made up
 EST_COMPLETION_TOKENS_PER_PAIR = 90  # for --dry-run: quote + answer + question + JSON framing
@@ -120,6 +124,7 @@ class GenerateSummary:
     estimated_prompt_tokens: int = 0
     estimated_completion_tokens: int = 0
     elapsed_s: float = 0.0
+    check_seconds: float = 0.0  # of elapsed_s, time in the check stage
     errors: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
 
@@ -165,6 +170,8 @@ def generate(
     retry_invalid: bool = True,
     max_rounds: int | None = None,
     verify: str | None = None,
+    executor: Any = None,
+    sink: Sink | None = None,
 ) -> GenerateSummary:
     """Keep `n` checked QA pairs in `out/qa.jsonl` (rejects to `out/rejected.jsonl`).
 
@@ -188,6 +195,9 @@ def generate(
     are rejected (stage "verify"; see grounded.verify). judge: the checker's LLM judge (the
     generation model unless the checker has its own) scores borderline pairs, awaited so it never
     blocks the other calls. Reader and judge calls are not counted in `max_calls`.
+    executor: where the check stage runs its batches (`grounded.executors`; default here).
+    sink: called with every row of the folder, as a QAPair (kept) or a rejection (a Rejection,
+    or the row an earlier run wrote), so a caller gets them without reading the files back.
     Raises LLMFatalError at once (pending calls cancelled, rows written so far kept) when the
     model refuses a call for good (bad key, unknown model).
     """
@@ -206,82 +216,87 @@ def generate(
     tmpl = prompt if isinstance(prompt, Prompt) else load_prompt(prompt)
     model = model or default_model()
     idx = _open(index, chroma_url)
-    out_dir = Path(out)
-    format_style = response_format
-    if format_style == "auto":
-        format_style = "json_object" if api_base else "json_schema"
-    tmpl.response_format(1, format_style)  # validates the style before any work
-    connection: dict[str, Any] = {}
-    if api_base:
-        connection["api_base"] = api_base
-        # OpenAI-compatible local servers ignore the key, but the client insists on one.
-        connection["api_key"] = api_key or os.environ.get("OPENAI_API_KEY") or "sk-local"
-    elif api_key:
-        connection["api_key"] = api_key
-    files = {"qa": str(out_dir / "qa.jsonl"), "rejected": str(out_dir / "rejected.jsonl"),
-             "summary": str(out_dir / "summary.json")}
-    if isinstance(index, (str, Path)):
-        files["index"] = str(index)
-    summary = GenerateSummary(
-        out=str(out_dir), model=model, prompt=tmpl.name, prompt_hash=tmpl.sha256, requested=n,
-        dry_run=dry_run, max_calls=max_calls or default_max_calls(n, pairs_per_call), files=files,
-        verify=verify,
-    )
-    started = time.monotonic()
-    seeds = seed_order(idx.chunks(), seed=seed)
-    if not seeds:
-        raise ConfigError("the index has no chunks long enough to ask about", hint="ingest documents first")
-    written = _Written.read(out_dir / "qa.jsonl", out_dir / "rejected.jsonl")
-    summary.already_written = len(written.kept)
-    planner = _Planner(idx, tmpl, seeds, pairs_per_call, n)
-    params: dict[str, Any] = {
-        "temperature": temperature if temperature is not None else (0.2 if is_local(model) else 0.7),
-        "max_tokens": max_tokens or (160 * planner.size + 120),
-    }
-    first = planner.plan(n - len(written.kept), limit=summary.max_calls)
-    summary.planned_calls = len(first)
-    if dry_run:
-        _estimate(summary, first, tmpl, model, language)
-        summary.elapsed_s = round(time.monotonic() - started, 3)
+    with ExitStack() as opened:
+        if idx is not index:
+            opened.callback(idx.close)  # opened here, so closed here
+        out_dir = Path(out)
+        format_style = response_format
+        if format_style == "auto":
+            format_style = "json_object" if api_base else "json_schema"
+        tmpl.response_format(1, format_style)  # validates the style before any work
+        connection: dict[str, Any] = {}
+        if api_base:
+            connection["api_base"] = api_base
+            # OpenAI-compatible local servers ignore the key, but the client insists on one.
+            connection["api_key"] = api_key or os.environ.get("OPENAI_API_KEY") or "sk-local"
+        elif api_key:
+            connection["api_key"] = api_key
+        files = {"qa": str(out_dir / "qa.jsonl"), "rejected": str(out_dir / "rejected.jsonl"),
+                 "summary": str(out_dir / "summary.json")}
+        if isinstance(index, (str, Path)):
+            files["index"] = str(index)
+        summary = GenerateSummary(
+            out=str(out_dir), model=model, prompt=tmpl.name, prompt_hash=tmpl.sha256, requested=n,
+            dry_run=dry_run, max_calls=max_calls or default_max_calls(n, pairs_per_call), files=files,
+            verify=verify,
+        )
+        started = time.monotonic()
+        seeds = seed_order(idx.chunks(), seed=seed)
+        if not seeds:
+            raise ConfigError("the index has no chunks long enough to ask about", hint="ingest documents first")
+        written = _Written.read(out_dir / "qa.jsonl", out_dir / "rejected.jsonl", sink=sink)
+        summary.already_written = len(written.kept)
+        planner = _Planner(idx, tmpl, seeds, pairs_per_call, n)
+        params: dict[str, Any] = {
+            "temperature": temperature if temperature is not None else (0.2 if is_local(model) else 0.7),
+            "max_tokens": max_tokens or (160 * planner.size + 120),
+        }
+        first = planner.plan(n - len(written.kept), limit=summary.max_calls)
+        summary.planned_calls = len(first)
+        if dry_run:
+            _estimate(summary, first, tmpl, model, language)
+            summary.elapsed_s = round(time.monotonic() - started, 3)
+            return summary
+        if len(written.kept) >= n:
+            # Nothing to do: not even the checker is loaded.
+            summary.stopped = STOP_REACHED
+            _finish(summary, written, {}, started)
+            return summary
+        if checker is None:
+            checker = _default_checker()
+        summary.checked = checker is not None and getattr(checker, "checks", True)
+        cache_path = Path(cache) if cache is not None else out_dir / ".cache" / "llm.sqlite"
+        if timeout is None:
+            timeout = LOCAL_TIMEOUT_S if is_local(model) else DEFAULT_TIMEOUT_S
+        llm = LLM(model, cache=cache_path, concurrency=concurrency, timeout=timeout,
+                  max_retries=max_retries, rpm=rpm, tpm=tpm, **params, **connection)
+        if verify == "judge":
+            checker = _with_judge(checker, llm)
+        if quote_choices is None:
+            # small models run locally or behind a self-hosted server invent quotes; big ones rarely do
+            quote_choices = is_local(model) or bool(api_base)
+        check = CheckStage(checker, executor=executor) if checker is not None else None
+        run = _Run(llm=llm, prompt=tmpl, language=language, check=check, summary=summary,
+                   out_dir=out_dir, params=params, written=written, quote_choices=quote_choices,
+                   format_style=format_style, retry_invalid=retry_invalid, verify=verify, sink=sink)
+        try:
+            asyncio.run(run.execute(planner, first, progress=progress, max_rounds=max_rounds))
+        finally:
+            run.close()
+            if llm.cache is not None:
+                llm.cache.close()
+        stats = llm.stats
+        summary.llm_calls = stats.calls
+        summary.cached_calls = stats.cached_calls
+        summary.failed_calls = stats.failures
+        summary.retries = stats.retries
+        summary.cost = round(stats.cost, 6)
+        summary.prompt_tokens = stats.prompt_tokens
+        summary.completion_tokens = stats.completion_tokens
+        summary.rejected_by_reason = dict(run.reasons.most_common())
+        summary.check_seconds = round(run.check_seconds, 3)
+        _finish(summary, written, run.call_costs, started)
         return summary
-    if len(written.kept) >= n:
-        # Nothing to do: not even the checker is loaded.
-        summary.stopped = STOP_REACHED
-        _finish(summary, written, {}, started)
-        return summary
-    if checker is None:
-        checker = _default_checker()
-    summary.checked = checker is not None and getattr(checker, "checks", True)
-    cache_path = Path(cache) if cache is not None else out_dir / ".cache" / "llm.sqlite"
-    if timeout is None:
-        timeout = LOCAL_TIMEOUT_S if is_local(model) else DEFAULT_TIMEOUT_S
-    llm = LLM(model, cache=cache_path, concurrency=concurrency, timeout=timeout,
-              max_retries=max_retries, rpm=rpm, tpm=tpm, **params, **connection)
-    if verify == "judge":
-        checker = _with_judge(checker, llm)
-    if quote_choices is None:
-        # small models run locally or behind a self-hosted server invent quotes; big ones rarely do
-        quote_choices = is_local(model) or bool(api_base)
-    run = _Run(llm=llm, prompt=tmpl, language=language, checker=checker, summary=summary,
-               out_dir=out_dir, params=params, written=written, quote_choices=quote_choices,
-               format_style=format_style, retry_invalid=retry_invalid, verify=verify)
-    try:
-        asyncio.run(run.execute(planner, first, progress=progress, max_rounds=max_rounds))
-    finally:
-        run.close()
-        if llm.cache is not None:
-            llm.cache.close()
-    stats = llm.stats
-    summary.llm_calls = stats.calls
-    summary.cached_calls = stats.cached_calls
-    summary.failed_calls = stats.failures
-    summary.retries = stats.retries
-    summary.cost = round(stats.cost, 6)
-    summary.prompt_tokens = stats.prompt_tokens
-    summary.completion_tokens = stats.completion_tokens
-    summary.rejected_by_reason = dict(run.reasons.most_common())
-    _finish(summary, written, run.call_costs, started)
-    return summary
 
 
 def _finish(summary: GenerateSummary, written: _Written, call_costs: dict[str, float], started: float) -> None:
@@ -337,13 +352,16 @@ class _Written:
     call_costs: dict[str, float]  # call id -> what the call cost
 
     @classmethod
-    def read(cls, qa_path: Path, rejected_path: Path) -> _Written:
+    def read(cls, qa_path: Path, rejected_path: Path, *, sink: Sink | None = None) -> _Written:
+        """What the files hold; each row also goes to `sink` (kept rows as QAPairs)."""
         out = cls(set(), set(), {})
         for path, kept in ((qa_path, True), (rejected_path, False)):
             if not path.exists():
                 continue
             for row in read_jsonl(path):
                 out._add(row, kept=kept)
+                if sink is not None:
+                    sink(QAPair.from_dict(row) if kept else row)
         return out
 
     def _add(self, row: dict[str, Any], *, kept: bool) -> None:
@@ -421,15 +439,17 @@ class _Reply:
 class _Run:
     """One generate run: executes tasks, writes rows as each call finishes, counts reasons."""
 
-    def __init__(self, *, llm: LLM, prompt: Prompt, language: str, checker: Any,
+    def __init__(self, *, llm: LLM, prompt: Prompt, language: str, check: CheckStage | None,
                  summary: GenerateSummary, out_dir: Path, params: dict[str, Any], written: _Written,
                  quote_choices: bool = False, format_style: str = "json_schema",
-                 retry_invalid: bool = True, verify: str = "off") -> None:
+                 retry_invalid: bool = True, verify: str = "off", sink: Sink | None = None) -> None:
         self.llm = llm
         self.verify = verify
         self.prompt = prompt
         self.language = language
-        self.checker = checker
+        self.check = check
+        self.check_seconds = 0.0
+        self.sink = sink
         self.summary = summary
         self.params = params
         self.written = written
@@ -573,20 +593,26 @@ class _Run:
         self.call_costs[call_id] = prov[0].call_cost
         self.summary.candidates += len(reply.pairs) + len(reply.dropped)
         self.asked += task.n
-        kept: list[tuple[str, QAPair]] = []
-        rejected: list[tuple[str, Rejection]] = []
+        # Generation: candidates with evidence located in the passages, or rejections of its own.
+        slots: list[tuple[str, QAPair | Rejection] | None] = []
+        candidates: list[Candidate] = []
         for i, reply_pair in enumerate(reply.pairs):
             pair, problems = self._pair(reply_pair, task, prov[i])
             if problems:
-                rejected.append((pair.id, Rejection("generate", tuple(problems), pair=pair, provenance=prov[i])))
+                slots.append((pair.id, Rejection("generate", tuple(problems), pair=pair, provenance=prov[i])))
                 continue
-            if self.checker is not None:
-                verdict = await self._check(pair, task.chunks)
-                pair = replace(pair, verdict=verdict)
-                if not verdict.supported:
-                    rejected.append((pair.id, Rejection("check", tuple(verdict.reasons), pair=pair, provenance=prov[i])))
-                    continue
-            kept.append((pair.id, pair))
+            slots.append(None)
+            candidates.append(Candidate(pair, task.chunks))
+        # The check stage: a verdict per candidate (in a worker when the executor has them).
+        checked = iter(await self._check(candidates))
+        kept: list[tuple[str, QAPair]] = []
+        rejected: list[tuple[str, Rejection]] = []
+        for slot in slots:  # rows keep the order of the reply's pairs
+            key, rec = slot if slot is not None else ("", next(checked))
+            if isinstance(rec, Rejection):
+                rejected.append((key or (rec.pair.id if rec.pair else ""), rec))
+            else:
+                kept.append((rec.id, rec))
         for j, (code, raw, why) in enumerate(reply.dropped, len(reply.pairs)):
             rejected.append((_reply_key(call_id, raw), Rejection("generate", (Reason(code, why),), raw=raw, provenance=prov[j])))
         if not reply.pairs and not reply.dropped:
@@ -595,12 +621,14 @@ class _Run:
         kept = await self._verify(task, kept, rejected)
         self._emit(kept, rejected)
 
-    async def _check(self, pair: QAPair, chunks: Sequence[Chunk]) -> Any:
-        """The checker's verdict; an async checker (`acheck`: its judge) is awaited, not blocked on."""
-        acheck = getattr(self.checker, "acheck", None)
-        if acheck is not None:
-            return await acheck(pair, chunks)
-        return self.checker.check(pair, chunks)
+    async def _check(self, candidates: Sequence[Candidate]) -> list[QAPair | Rejection]:
+        """The check stage's results for one call's candidates (all kept when nothing checks)."""
+        if self.check is None:
+            return [c.pair for c in candidates]
+        started = time.perf_counter()
+        out = await self.check.acheck(candidates)
+        self.check_seconds += time.perf_counter() - started
+        return out
 
     async def _verify(self, task: Task, kept: list[tuple[str, QAPair]],
                       rejected: list[tuple[str, Rejection]]) -> list[tuple[str, QAPair]]:
@@ -692,6 +720,8 @@ class _Run:
             if key not in self.written.keys:
                 self.written.keys.add(key)
                 new_rej.append(rej.to_dict())
+                if self.sink is not None:
+                    self.sink(rej)
         new_kept = []
         for key, pair in kept:
             if self._seen_in_run(key):
@@ -705,6 +735,8 @@ class _Run:
             self.written.keys.add(key)
             self.written.kept.add(key)
             new_kept.append(pair.to_dict())
+            if self.sink is not None:
+                self.sink(pair)
             if self._bar is not None and self._bar.n < self._bar.total:
                 self._bar.update(1)
         self.summary.written += len(new_kept) + len(new_rej)

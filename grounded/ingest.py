@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
-import pickle
 import sys
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +23,7 @@ from typing import Any
 from grounded.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, chunk_document
 from grounded.embed import DEFAULT_EMBEDDER
 from grounded.errors import ConfigError, IndexStoreError, LoaderError
+from grounded.executors import Executor, LocalExecutor, ordered, picklable
 from grounded.index import INGEST_RESUME_HINT, FileRecord, Index
 from grounded.loaders import SourceFile, load_file, loaders, walk
 from grounded.rundir import disk_full_error
@@ -328,7 +325,7 @@ class _Ingester:
 def ingest(
     paths: str | Path | Iterable[str | Path],
     *,
-    index: str | Path,
+    index: str | Path | Index,
     chroma_url: str | None = None,
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
     overlap_tokens: int = DEFAULT_OVERLAP_TOKENS,
@@ -338,13 +335,16 @@ def ingest(
     workers: int = 1,
     max_bytes: int = DEFAULT_MAX_BYTES,
     batch_size: int = DEFAULT_BATCH,
+    executor: Executor | None = None,
 ) -> IngestSummary:
     """Load, chunk, embed and index files and folders into the index folder `index`.
 
     `workers` > 1 loads and chunks files in that many processes (embedding stays in this one).
     `documents` adds Documents loaded elsewhere (for instance `grounded.loaders.from_langchain`
     over any LangChain loader); they are grouped by `Document.source`, whose documents a later
-    ingest of the same source replaces.
+    ingest of the same source replaces. `index` may be an open Index (left open). `executor`
+    (`grounded.executors`, e.g. Ray) loads and chunks the files instead of `workers` processes;
+    to embed on its workers too, open the Index with a `FanOutEmbedder`.
 
         >>> s = ingest(["examples/corpus"], index="index", embedder="fast")  # doctest: +SKIP
         >>> s.to_dict()["skipped"]  # doctest: +SKIP
@@ -365,7 +365,8 @@ def ingest(
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     started = time.perf_counter()
-    idx = Index(index, chroma_url=chroma_url, embedder=embedder, create=True)
+    owned = not isinstance(index, Index)
+    idx = index if isinstance(index, Index) else Index(index, chroma_url=chroma_url, embedder=embedder, create=True)
     bars = _Progress(progress)
     try:
         job = _Ingester(
@@ -392,22 +393,20 @@ def ingest(
                 if todo is not None:
                     yield todo
 
-        pool = _pool(workers)
-        if pool is None:
+        ex = executor if executor is not None else _pool(workers)
+        if ex is None:
             for todo in todos():
                 job.finish(todo, *load_and_chunk(todo.key, chunk_tokens, overlap_tokens, 0))
         else:
-            with pool:
-                # A bounded window of files in flight keeps memory flat and results in order.
-                window: deque[tuple[_Todo, Future[Any]]] = deque()
-                for todo in todos():
-                    window.append((todo, pool.submit(load_and_chunk, todo.key, chunk_tokens, overlap_tokens, WORKER_CHUNK_CHARS)))
-                    while len(window) >= 4 * workers:
-                        done, fut = window.popleft()
-                        job.finish(done, *fut.result())
-                while window:
-                    done, fut = window.popleft()
-                    job.finish(done, *fut.result())
+            registry = loaders()
+            # A bounded window of files in flight keeps memory flat and results in order.
+            try:
+                for done, result in ordered(ex, load_in_worker, todos(), args=lambda t: (
+                        registry, t.key, chunk_tokens, overlap_tokens, WORKER_CHUNK_CHARS)):
+                    job.finish(done, *result)
+            finally:
+                if ex is not executor:
+                    ex.close()
         if documents is not None:
             job.handle_documents(documents)
         job.flush()
@@ -448,7 +447,8 @@ def ingest(
         raise full from exc
     finally:
         bars.close()
-        idx.close()
+        if owned:
+            idx.close()
 
 
 class _Progress:
@@ -487,16 +487,25 @@ class _Progress:
                 bar.close()
 
 
-def _pool(workers: int) -> ProcessPoolExecutor | None:
+def _pool(workers: int) -> LocalExecutor | None:
     """A spawn-context process pool with this process's loader registry, or None for serial."""
     if workers <= 1:
         return None
     registry = loaders()
-    try:
-        pickle.dumps(registry)
-    except Exception as exc:  # noqa: BLE001 - closures and lambdas cannot travel
-        log.warning("a registered loader cannot be sent to worker processes (%s); loading serially", exc)
+    if not picklable(registry):  # closures and lambdas cannot travel
+        log.warning("a registered loader cannot be sent to worker processes; loading serially")
         return None
-    # spawn, not fork: the parent may hold torch threads and Chroma's native handles.
-    ctx = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(registry,))
+    return LocalExecutor(workers=workers, initializer=_init_worker, initargs=(registry,))
+
+
+_REGISTERED: set[int] = set()
+
+
+def load_in_worker(registry: dict[str, Any], path: str, chunk_tokens: int, overlap_tokens: int,
+                   max_chars: int | None) -> tuple[Loaded, str | None]:
+    """`load_and_chunk` in a worker process, with the driver's loaders registered there once."""
+    key = hash(tuple(sorted(registry)))
+    if key not in _REGISTERED:
+        _init_worker(registry)
+        _REGISTERED.add(key)
+    return load_and_chunk(path, chunk_tokens, overlap_tokens, max_chars)

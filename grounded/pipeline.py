@@ -1,25 +1,43 @@
 """The main job: documents -> index -> generated pairs -> checked -> deduplicated -> health report.
 
+`run` composes the stages of `grounded.stages` over one stream of records held in memory:
+ingest (files -> index), generate (pairs with evidence; each call's candidates through the check
+stage), dedup, health, report. The index, the embedder and the checker are opened once here and
+closed at the end; the embedder chosen for ingest also measures dedup and health. Disk holds only
+checkpoints (index manifest, LLM call cache, the generate stage's rows in `OUT/stages/generate`)
+and outputs (`qa.jsonl`, `rejected.jsonl`, `report.html`, `summary.json`, each written once).
 Every stage is resumable: ingest skips unchanged files, generation serves finished calls from
 its cache and skips pairs already written, and the last stages are cheap and recomputed.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from grounded import offline
 from grounded.errors import ConfigError
-from grounded.jsonl import read_jsonl, write_jsonl
+from grounded.jsonl import write_jsonl
 from grounded.llm import DEFAULT_LOCAL_MODEL, is_local
-from grounded.rundir import lock_output
-from grounded.types import QAPair, Rejection
+from grounded.rundir import RunFolder, atomic_write_json
+from grounded.stages import (
+    DedupStage,
+    GenerateStage,
+    HealthStage,
+    IngestStage,
+    NoCheck,
+    Rejected,
+    ReportStage,
+    Stats,
+    collect,
+    rejected_row,
+)
+from grounded.types import QAPair
 
 Notify = Callable[[str], None]
 
@@ -29,6 +47,7 @@ class RunSummary:
     """What a run produced, where it lies, and what it cost.
 
     cost: what this invocation spent; cost_total: every call behind the folder's rows.
+    stages: per stage records in/out, drops by reason, seconds and records/s.
     """
 
     out: str
@@ -46,7 +65,9 @@ class RunSummary:
     errors: list[dict[str, Any]] = field(default_factory=list)
     notice: str = ""
     seconds: float = 0.0
+    executor: str = "local"
     files: dict[str, str] = field(default_factory=dict)
+    stages: dict[str, Any] = field(default_factory=dict)
     ingest: dict[str, Any] = field(default_factory=dict)
     generate: dict[str, Any] = field(default_factory=dict)
     health: dict[str, Any] = field(default_factory=dict)
@@ -73,7 +94,7 @@ def run(
     chunk_tokens: int = 256,
     overlap_tokens: int = 32,
     embedder: str = "minilm",
-    concurrency: int = 4,
+    concurrency: int = 8,
     pairs_per_call: int = 3,
     language: str = "en",
     seed: int = 0,
@@ -84,12 +105,16 @@ def run(
     tpm: float | None = None,
     temperature: float | None = None,
     max_calls: int | None = None,
+    retry_invalid: bool = True,
     response_format: str = "auto",
     workers: int = 1,
     threshold: float | None = None,
     judge: str | None = None,
     verify: str | None = None,
+    no_check: bool = False,
     reference: str | Path | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
     progress: bool = False,
     notify: Notify | None = None,
 ) -> RunSummary:
@@ -98,113 +123,140 @@ def run(
         >>> summary = grounded.run(["examples/corpus"], out="out", n=10)  # doctest: +SKIP
         >>> summary.kept, summary.failed_calls, summary.report  # doctest: +SKIP
 
+    executor: "local" (this process; `workers` processes parse files) or "ray": parsing,
+    chunking, embedding and checking fan out over Ray workers (a local Ray with `workers` CPUs,
+    or the cluster at `ray_address`, which needs the index on a Chroma server, `chroma_url`);
+    LLM calls stay in this process under one concurrency and rate limit either way.
     Raises OutputLockedError when another process writes to `out`, LLMFatalError when the
     model refuses every call (bad key, unknown model). Calls that failed for good are counted
     in `failed_calls` and `errors`; a rerun retries them.
     """
     offline.configure()
-    from grounded.checker import default_checker
-    from grounded.dedup import dedup
-    from grounded.eval.report import write_report
-    from grounded.generate import generate
-    from grounded.ingest import ingest
-
     if judge and verify not in (None, "judge"):
         raise ConfigError(f"--judge goes with --verify judge, not --verify {verify}")
-    out_dir = Path(out)
-    with lock_output(out_dir):
+    if judge and no_check:
+        raise ConfigError("--judge runs inside the checker: drop --no-check")
+    if executor == "ray" and ray_address and not chroma_url:
+        raise ConfigError("on a Ray cluster the index must live on a Chroma server every worker can reach",
+                          hint="pass --chroma-url http://HOST:8000 (chroma run --path DIR)")
+    folder = RunFolder(out)
+    with folder.lock(), _Resources(
+        index=Path(index) if index is not None else folder.index, chroma_url=chroma_url,
+        embedder=embedder, executor=executor, ray_address=ray_address, workers=workers,
+        threshold=threshold, judge=judge, no_check=no_check,
+    ) as res:
         say = notify or (lambda _msg: None)
         started = time.monotonic()
-        index_dir = Path(index) if index is not None else out_dir / "index"
-        stage_dir = out_dir / "stages" / "generate"
-        summary = RunSummary(out=str(out_dir))
+        stats = Stats()
+        summary = RunSummary(out=str(folder.path), executor=res.executor.name)
 
-        say(f"[1/4] ingest {', '.join(str(p) for p in paths)} -> {index_dir}")
-        ingested = ingest(
-            [Path(p) for p in paths],
-            index=index_dir,
-            chroma_url=chroma_url,
-            chunk_tokens=chunk_tokens,
-            overlap_tokens=overlap_tokens,
-            embedder=embedder,
-            workers=workers,
-            progress=progress,
-        )
-        summary.ingest = ingested.to_dict()
+        say(f"[1/4] ingest {', '.join(str(p) for p in paths)} -> {res.index_dir}")
+        ingest = IngestStage(res.index, executor=res.executor if res.executor.remote else None,
+                             chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens, workers=workers,
+                             progress=progress)
+        for ingested in ingest.run([Path(p) for p in paths], stats):
+            summary.ingest = ingested.to_dict()
 
         say(f"[2/4] generate {n} pairs with {model or 'the local SmolLM2 model'} and check them")
-        checker = default_checker(threshold=threshold, judge=judge)
-        generated = generate(
-            index=index_dir,
-            chroma_url=chroma_url,
-            out=stage_dir,
-            n=n,
-            model=model,
-            prompt=prompt,
-            concurrency=concurrency,
-            pairs_per_call=pairs_per_call,
-            language=language,
-            seed=seed,
-            timeout=timeout,
-            max_retries=max_retries,
-            rpm=rpm,
-            tpm=tpm,
-            temperature=temperature,
-            max_calls=max_calls,
-            response_format=response_format,
-            api_base=api_base,
-            cache=out_dir / "cache" / "llm.sqlite",
-            checker=checker,
-            progress=progress,
-            verify=verify or ("judge" if judge else None),
+        generate = GenerateStage(
+            checker=res.checker, executor=res.executor, out=folder.path / "stages" / "generate",
+            n=n, model=model, prompt=prompt, concurrency=concurrency, pairs_per_call=pairs_per_call,
+            language=language, seed=seed, timeout=timeout, max_retries=max_retries, rpm=rpm, tpm=tpm,
+            temperature=temperature, max_calls=max_calls, retry_invalid=retry_invalid,
+            response_format=response_format, api_base=api_base, cache=folder.llm_cache_path(),
+            progress=progress, verify=verify or ("judge" if judge else None),
         )
-        summary.generate = generated.to_dict()
-        summary.cost = float(summary.generate.get("cost", 0.0))
-        summary.cost_total = float(summary.generate.get("cost_total", summary.cost))
-        summary.llm_calls = int(summary.generate.get("llm_calls", 0))
-        summary.cached_calls = int(summary.generate.get("cached_calls", 0))
-        summary.failed_calls = int(summary.generate.get("failed_calls", 0))
-        summary.errors = distinct_errors(summary.generate.get("errors") or [])
+        records: Iterable[QAPair | Rejected] = generate.run([res.index], stats)
 
         say("[3/4] deduplicate")
-        pairs = [QAPair.from_dict(row) for row in _rows(stage_dir / "qa.jsonl")]
-        kept, removed = dedup(pairs)
-        rejected_rows = list(_rows(stage_dir / "rejected.jsonl"))
-        rejected_rows += [r.to_dict() if isinstance(r, Rejection) else r for r in removed]
-        qa_path = out_dir / "qa.jsonl"
-        rejected_path = out_dir / "rejected.jsonl"
-        write_jsonl(qa_path, (p.to_dict() for p in kept))
-        write_jsonl(rejected_path, rejected_rows)
+        records = DedupStage(embedder=res.embedder).run(records, stats)
+        kept, rejected = collect(records, stats)
+        _take_generate(summary, generate.summary.to_dict() if generate.summary else {})
+        write_jsonl(folder.qa, (p.to_dict() for p in kept))
+        rejected_rows = [rejected_row(r) for r in rejected]
+        write_jsonl(folder.rejected, rejected_rows)
         summary.kept = len(kept)
         summary.rejected = len(rejected_rows)
-        summary.duplicates = len(removed)
-        reasons: Counter[str] = Counter()
-        for row in rejected_rows:
-            for reason in row.get("reasons") or ():
-                reasons[str(reason.get("code", "unknown"))] += 1
-        summary.rejected_by_reason = dict(reasons.most_common())
+        summary.duplicates = sum(1 for row in rejected_rows if row.get("stage") == "dedup")
+        summary.rejected_by_reason = stats.rejected_by_reason
         gen_model = str(summary.generate.get("model") or model or "")
         if is_local(gen_model):
             candidates = summary.kept + sum(1 for row in rejected_rows if row.get("pair"))
             summary.notice = local_model_notice(gen_model, summary.kept, candidates)
 
         say("[4/4] measure diversity and coverage, write the report")
-        summary.health = _health(kept, index_dir, chroma_url=chroma_url, reference=reference)
+        health = HealthStage(documents=res.index.documents(), embedder=res.embedder, reference=reference)
+        summary.health = next(iter(health.run(kept, stats)))
         summary.coverage = summary.health.get("coverage") or {}
         summary.narrowing = summary.health.get("narrowing") or {}
         summary.files = {
-            "qa": str(qa_path),
-            "rejected": str(rejected_path),
-            "summary": str(out_dir / "summary.json"),
-            "index": str(index_dir),
-            "report": str(out_dir / "report.html"),
+            "qa": str(folder.qa),
+            "rejected": str(folder.rejected),
+            "summary": str(folder.summary),
+            "index": str(res.index_dir),
+            "report": str(folder.report),
         }
         summary.seconds = round(time.monotonic() - started, 2)
-        _write_summary(out_dir / "summary.json", summary)
-        report_path = write_report(out_dir, reference=reference)
-        summary.files["report"] = str(report_path)
-        _write_summary(out_dir / "summary.json", summary)
+        summary.stages = stats.to_dict()
+        ReportStage(folder.path).write(kept, rejected_rows, summary.to_dict(), summary.health, stats)
+        summary.stages = stats.to_dict()
+        atomic_write_json(folder.summary, summary.to_dict())
         return summary
+
+
+class _Resources:
+    """What a run opens once and closes at the end: executor, index (with its embedder), checker."""
+
+    def __init__(self, *, index: Path, chroma_url: str | None, embedder: str, executor: str,
+                 ray_address: str | None, workers: int, threshold: float | None, judge: str | None,
+                 no_check: bool) -> None:
+        self.index_dir = index
+        self._stack = ExitStack()
+        try:
+            self._open(chroma_url=chroma_url, embedder=embedder, executor=executor, ray_address=ray_address,
+                       workers=workers, threshold=threshold, judge=judge, no_check=no_check)
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _open(self, *, chroma_url: str | None, embedder: str, executor: str, ray_address: str | None,
+              workers: int, threshold: float | None, judge: str | None, no_check: bool) -> None:
+        from grounded.executors import FanOutEmbedder, open_executor
+        from grounded.index import Index
+
+        # Local: `workers` parse processes are the ingest stage's own; Ray: `workers` CPUs locally.
+        self.executor = open_executor(executor, address=ray_address, num_cpus=workers if workers > 1 else None)
+        self._stack.callback(self.executor.close)
+        index_embedder: Any = embedder
+        if self.executor.remote:
+            index_embedder = FanOutEmbedder(embedder, self.executor)
+        self.index = Index(self.index_dir, chroma_url=chroma_url, embedder=index_embedder, create=True)
+        self._stack.callback(self.index.close)
+        self.embedder = self.index.embedder  # the ingest embedder measures dedup and health too
+        self.checker: Any = NoCheck() if no_check else _default_checker(threshold=threshold, judge=judge)
+
+    def __enter__(self) -> _Resources:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+
+def _default_checker(*, threshold: float | None, judge: str | None) -> Any:
+    from grounded import default_checker
+
+    return default_checker(threshold=threshold, judge=judge)
+
+
+def _take_generate(summary: RunSummary, gen: dict[str, Any]) -> None:
+    """The generate stage's figures the run summary shows at the top."""
+    summary.generate = gen
+    summary.cost = float(gen.get("cost", 0.0))
+    summary.cost_total = float(gen.get("cost_total", summary.cost))
+    summary.llm_calls = int(gen.get("llm_calls", 0))
+    summary.cached_calls = int(gen.get("cached_calls", 0))
+    summary.failed_calls = int(gen.get("failed_calls", 0))
+    summary.errors = distinct_errors(gen.get("errors") or [])
 
 
 def distinct_errors(errors: Sequence[str]) -> list[dict[str, Any]]:
@@ -222,23 +274,3 @@ def local_model_notice(model: str, kept: int, candidates: int) -> str:
     )
 
 
-def _rows(path: Path) -> list[dict[str, Any]]:
-    return list(read_jsonl(path)) if path.exists() else []
-
-
-def _health(
-    kept: Sequence[QAPair],
-    index_dir: Path,
-    *,
-    chroma_url: str | None,
-    reference: str | Path | None,
-) -> dict[str, Any]:
-    from grounded.eval.dataset import dataset_health
-
-    return dataset_health(kept, index=index_dir, chroma_url=chroma_url, reference=reference)
-
-
-def _write_summary(path: Path, summary: RunSummary) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(summary.to_dict(), indent=2, default=str), encoding="utf-8")
-    tmp.replace(path)

@@ -6,6 +6,7 @@ sees on the terminal, the exit code, summary.json and the report, for each kind 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -208,10 +209,18 @@ def test_the_lock_dies_with_its_process_even_on_kill_9(tmp_path):
         pass
 
 
-def test_a_full_disk_while_writing_outputs_is_one_line_and_a_rerun_resumes(tmp_path, server):
+def test_a_full_disk_while_writing_outputs_is_one_line_and_a_rerun_resumes(tmp_path, server, monkeypatch):
     out = tmp_path / "o"
     out.mkdir()
-    (out / "summary.json.tmp").symlink_to("/dev/full")  # every write there fails with ENOSPC
+    # The disk fills up as summary.json is written (its temp file is synced before the rename).
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if ".summary.json." in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
     result = run(out, server.url, "-n", "3")
 
     assert result.exit_code == 1, result.output
@@ -224,7 +233,7 @@ def test_a_full_disk_while_writing_outputs_is_one_line_and_a_rerun_resumes(tmp_p
     calls = len(server.chat_requests())
     assert calls >= 1
 
-    (out / "summary.json.tmp").unlink()  # space freed
+    monkeypatch.undo()  # space freed
     again = run(out, server.url, "-n", "3", "--json")
     assert again.exit_code == 0, again.output
     assert len(server.chat_requests()) == calls  # nothing paid twice

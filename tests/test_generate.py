@@ -337,8 +337,8 @@ def test_cli_generate_refuses_an_output_folder_in_use(fake, tmp_path):
 
 
 def test_no_check_summary_says_unchecked(fake, tmp_path):
-    from grounded.commands.generate import _NoCheck
+    from grounded.stages import NoCheck
 
-    s = run(tmp_path, n=2, checker=_NoCheck())
+    s = run(tmp_path, n=2, checker=NoCheck())
     assert s.to_dict()["checked"] is False
     assert json.loads((tmp_path / "summary.json").read_text())["checked"] is False

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -14,35 +15,51 @@ from grounded.errors import EXIT_PARTIAL
 if TYPE_CHECKING:
     from grounded.generate import GenerateSummary
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# The generate stage's options, one definition for `grounded generate` and `grounded run`.
+GENERATION_OPTIONS: list[Callable[[F], F]] = [
+    click.option("-n", "n", default=20, show_default=True, type=click.IntRange(min=1), help="Pairs to keep (pairs already in OUT count)."),
+    click.option("--max-calls", default=None, type=click.IntRange(min=1), help="Generation calls allowed, cached ones included (default max(10, 4 x the calls n needs)); a rerun never goes past it."),
+    click.option("--retry-invalid/--no-retry-invalid", default=True, show_default=True, help="On a rerun, ask again for calls whose reply yielded no usable pair."),
+    click.option("--model", default=None, help="litellm model string (default: $GROUNDED_MODEL, a hosted model if its API key is set, else local SmolLM2)."),
+    click.option("--prompt", default="factoid", show_default=True, help="factoid | multi_hop | unanswerable, or a YAML template path."),
+    click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1), help="LLM calls in flight."),
+    click.option("--pairs-per-call", default=3, show_default=True, type=click.IntRange(min=1)),
+    click.option("--language", default="en", show_default=True, help="Language of questions and answers (code or name)."),
+    click.option("--seed", default=0, show_default=True, type=int, help="Seed for the choice of passages."),
+    click.option("--timeout", default=None, type=click.FloatRange(min=0.1), help="Seconds per LLM call (default 60; 600 for the in-process model)."),
+    click.option("--max-retries", default=4, show_default=True, type=click.IntRange(min=0)),
+    click.option("--rpm", default=None, type=click.FloatRange(min=1), help="Requests per minute limit."),
+    click.option("--tpm", default=None, type=click.FloatRange(min=1), help="Tokens per minute limit."),
+    click.option("--temperature", default=None, type=click.FloatRange(0, 2), help="Sampling temperature."),
+    click.option("--api-base", default=None, help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8080/v1 with --model openai/<name>."),
+    click.option("--response-format", default="auto", show_default=True,
+                 type=click.Choice(["auto", "json_schema", "json_object", "none"]),
+                 help="How the reply schema is sent (auto: json_object with schema for --api-base servers)."),
+    click.option("--chroma-url", default=None, help="Chroma server holding the index, instead of an embedded one."),
+    click.option("--no-check", is_flag=True, help="Keep pairs without running the faithfulness checker."),
+    click.option("--verify", default=None, type=click.Choice(["off", "roundtrip", "judge"]),
+                 help="LLM verification after the checker (default off; judge with grounded run --judge). "
+                      "roundtrip: the model answers its own questions from the passage (one extra call per "
+                      "generation call) and disagreeing pairs are rejected; judge: the checker's LLM judge "
+                      "scores borderline pairs."),
+]
+
+
+def generation_options(fn: F) -> F:
+    """Apply GENERATION_OPTIONS to a command (in --help order)."""
+    for option in reversed(GENERATION_OPTIONS):
+        fn = option(fn)
+    return fn
+
 
 @click.command()
 @click.option("--index", required=True, type=click.Path(file_okay=False), help="Index directory (from `grounded ingest`).")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output directory: qa.jsonl, rejected.jsonl.")
-@click.option("-n", "n", default=20, show_default=True, type=click.IntRange(min=1), help="Pairs to keep (pairs already in OUT count).")
-@click.option("--max-calls", default=None, type=click.IntRange(min=1), help="Generation calls allowed, cached ones included (default max(10, 4 x the calls n needs)).")
-@click.option("--retry-invalid/--no-retry-invalid", default=True, show_default=True, help="On a rerun, ask again for calls whose reply yielded no usable pair.")
-@click.option("--model", default=None, help="litellm model string (default: $GROUNDED_MODEL, a hosted model if its API key is set, else local SmolLM2).")
-@click.option("--prompt", default="factoid", show_default=True, help="factoid | multi_hop | unanswerable, or a YAML template path.")
-@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1), help="LLM calls in flight.")
-@click.option("--pairs-per-call", default=3, show_default=True, type=click.IntRange(min=1))
-@click.option("--language", default="en", show_default=True, help="Language of questions and answers (code or name).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for the choice of passages.")
-@click.option("--timeout", default=None, type=click.FloatRange(min=0.1), help="Seconds per LLM call (default 60; 600 for the in-process model).")
-@click.option("--max-retries", default=4, show_default=True, type=click.IntRange(min=0))
-@click.option("--rpm", default=None, type=click.FloatRange(min=1), help="Requests per minute limit.")
-@click.option("--tpm", default=None, type=click.FloatRange(min=1), help="Tokens per minute limit.")
-@click.option("--temperature", default=None, type=click.FloatRange(0, 2), help="Sampling temperature.")
+@generation_options
 @click.option("--cache", default=None, type=click.Path(dir_okay=False), help="LLM call cache (default OUT/cache/llm.sqlite).")
-@click.option("--api-base", default=None, help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8080/v1 with --model openai/<name>.")
-@click.option("--response-format", default="auto", show_default=True,
-              type=click.Choice(["auto", "json_schema", "json_object", "none"]),
-              help="How the reply schema is sent (auto: json_object with schema for --api-base servers).")
-@click.option("--chroma-url", default=None, help="Read the index from a Chroma server.")
-@click.option("--no-check", is_flag=True, help="Keep pairs without running the faithfulness checker.")
-@click.option("--verify", default="off", show_default=True, type=click.Choice(["off", "roundtrip", "judge"]),
-              help="LLM verification after the checker. roundtrip: the model answers its own questions from "
-                   "the passage (one extra call per generation call) and disagreeing pairs are rejected; "
-                   "judge: the checker's LLM judge scores borderline pairs.")
 @click.option("--dry-run", is_flag=True, help="Print planned calls and estimated cost; call nothing.")
 @json_option
 @handle_errors
@@ -50,8 +67,9 @@ def generate(out: Path, as_json: bool, no_check: bool, **options: object) -> Non
     """Generate grounded QA pairs from an index into OUT (rerun to resume; nothing is paid twice)."""
     from grounded.generate import generate as run_generate
     from grounded.rundir import RunFolder
+    from grounded.stages import NoCheck
 
-    checker = _NoCheck() if no_check else None
+    checker = NoCheck() if no_check else None
     folder = RunFolder(out)
     with folder.lock():  # two generates on one folder would pay every call twice
         if options.get("cache") is None and not options.get("dry_run"):
@@ -128,14 +146,3 @@ _STOP_HINTS = {
     "passages exhausted": "every passage of the index has been asked; ingest more documents or lower -n",
     "calls failing": "every call of the last round failed; fix the cause and rerun the same command",
 }
-
-
-class _NoCheck:
-    """Keeps every pair; the verdict says it was not checked."""
-
-    checks = False  # the summary then says checked: false
-
-    def check(self, pair: object, sources: object) -> object:
-        from grounded.types import Reason, Verdict
-
-        return Verdict(True, 1.0, (Reason("unchecked", "generated with --no-check"),))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from grounded.cli import emit_json, handle_errors, json_option
+from grounded.commands.generate import generation_options
 from grounded.errors import EXIT_PARTIAL
 
 if TYPE_CHECKING:
@@ -18,37 +19,21 @@ if TYPE_CHECKING:
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
-@click.option("--model", default=None, help="litellm model string (default: local SmolLM2, offline).")
-@click.option("-n", "n", default=20, show_default=True, type=click.IntRange(min=1), help="Pairs to generate.")
-@click.option("--prompt", default="factoid", show_default=True, help="Built-in prompt name or YAML path.")
 @click.option("--index", default=None, type=click.Path(file_okay=False), help="Index directory (default OUT/index).")
-@click.option("--chroma-url", default=None, help="Use a Chroma server instead of an embedded index.")
 @click.option("--chunk-tokens", default=256, show_default=True, type=click.IntRange(min=16))
 @click.option("--overlap-tokens", default=32, show_default=True, type=click.IntRange(min=0))
-@click.option("--embedder", default="minilm", show_default=True, help="minilm | fast | litellm:<model>.")
-@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(min=1))
-@click.option("--pairs-per-call", default=3, show_default=True, type=click.IntRange(min=1))
-@click.option("--language", default="en", show_default=True, help="Language of the questions.")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--timeout", default=None, type=click.FloatRange(min=1), help="Seconds per LLM call (default 60; 600 for the in-process model).")
-@click.option("--api-base", default=None, help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8080/v1.")
-@click.option("--max-retries", default=4, show_default=True, type=click.IntRange(min=0))
-@click.option("--rpm", default=None, type=click.FloatRange(min=1), help="Requests per minute limit.")
-@click.option("--tpm", default=None, type=click.FloatRange(min=1), help="Tokens per minute limit.")
-@click.option("--temperature", default=None, type=click.FloatRange(0, 2), help="Sampling temperature.")
-@click.option("--max-calls", default=None, type=click.IntRange(min=1), help="Call budget for generation (cached replays count, so a rerun never goes past it).")
-@click.option("--response-format", default="auto", show_default=True,
-              type=click.Choice(["auto", "json_schema", "json_object", "none"]),
-              help="How the reply schema is sent (auto: json_object with schema for --api-base servers).")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Processes that load and chunk files.")
+@click.option("--embedder", default="minilm", show_default=True, help="minilm | fast | litellm:<model>; also used by dedup and the health figures.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Processes that load and chunk files (with --ray and no address: the local Ray's CPUs).")
+@generation_options
 @click.option("--threshold", default=None, type=click.FloatRange(0, 1), help="Checker threshold.")
 @click.option("--judge", default=None, help="litellm model of an LLM judge for borderline pairs (cached; implies --verify judge).")
-@click.option("--verify", default=None, type=click.Choice(["off", "roundtrip", "judge"]),
-              help="LLM verification after the checker (default off; judge with --judge); see grounded generate --help.")
 @click.option("--reference", default=None, type=click.Path(exists=True), help="Human QA set (SQuAD JSON or JSONL) to compare diversity with.")
+@click.option("--ray", "ray", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Fan parsing, chunking, embedding and checking out over Ray: a local Ray (no ADDRESS), "
+                   "or the cluster at ADDRESS (auto, ray://HOST:10001; needs --chroma-url). Needs grounded[ray].")
 @json_option
 @handle_errors
-def run(paths: tuple[Path, ...], out: Path, as_json: bool, **options: object) -> None:
+def run(paths: tuple[Path, ...], out: Path, as_json: bool, ray: str | None, **options: object) -> None:
     """Ingest PATHS, generate QA pairs, check, deduplicate and report into OUT."""
     from grounded.pipeline import run as run_pipeline
 
@@ -56,6 +41,8 @@ def run(paths: tuple[Path, ...], out: Path, as_json: bool, **options: object) ->
     summary = run_pipeline(
         list(paths),
         out=out,
+        executor="ray" if ray else "local",
+        ray_address=None if ray in (None, "local") else ray,
         progress=not quiet and sys.stderr.isatty(),
         notify=None if quiet else (lambda msg: click.echo(msg, err=True)),
         **options,  # type: ignore[arg-type]

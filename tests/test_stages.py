@@ -1,0 +1,134 @@
+"""One stage shape: stages over one stream of records, drops counted once, resources opened once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fakes import FakeChecker, FakeLLM, passages_of, register_fake
+
+import grounded
+from grounded.cli import main
+from grounded.jsonl import read_jsonl
+from grounded.stages import Candidate, CheckStage, DedupStage, Stats, collect
+from grounded.types import Chunk, QAPair, Reason, Rejection, Verdict
+
+DATA = Path(__file__).parent / "data" / "pipeline"
+DOCS = DATA / "docs"
+REPLIES = json.loads((DATA / "replies.json").read_text())
+BOGUS = {"quote": "The Eiffel Tower is in Paris.", "answer": "Paris", "question": "Where is the Eiffel Tower?"}
+
+
+def responder(messages):
+    text = "\n".join(passages_of(messages))
+    pairs = [pair for key, pair in REPLIES.items() if key in text]
+    return json.dumps({"pairs": pairs[:3] + [BOGUS]})
+
+
+@pytest.fixture
+def model():
+    return register_fake(FakeLLM(responder=responder))
+
+
+def pair(question: str, answer: str = "x", score: float = 1.0) -> QAPair:
+    return QAPair(id=QAPair.make_id(question, answer), question=question, answer=answer,
+                  verdict=Verdict(True, score))
+
+
+CHUNK = Chunk(id="c1", doc_id="d1", text="Some text.", start=0, end=10)
+
+
+def test_check_stage_yields_kept_pairs_and_rejections_in_order_and_collect_counts_each_drop_once():
+    stats = Stats()
+    cands = [Candidate(pair(q), (CHUNK,)) for q in ("One?", "REJECTME two?", "Three?")]
+    out = list(CheckStage(FakeChecker(), batch_size=2).run(cands, stats))
+
+    assert [type(r).__name__ for r in out] == ["QAPair", "Rejection", "QAPair"]
+    assert isinstance(out[1], Rejection) and out[1].stage == "check" and out[1].pair is not None
+    assert stats.stage("check").records_in == 3 and stats.stage("check").records_out == 2
+    kept, rejected = collect(out, stats)
+    assert [p.question for p in kept] == ["One?", "Three?"] and len(rejected) == 1
+    assert stats.rejected_by_reason == {"low_support": 1}  # counted at the end of the stream, once
+
+
+def test_dedup_stage_passes_rejections_and_turns_duplicates_into_rejections():
+    stats = Stats()
+    earlier = {"stage": "generate", "reasons": [{"code": "quote_not_found"}], "pair": None}
+    records = [pair("Who built it?", "Smeaton", 0.9), earlier, pair("who built it", "Smeaton", 0.5)]
+    kept, rejected = collect(DedupStage(embedder=None).run(records, stats), stats)
+
+    assert [p.verdict.score for p in kept] == [0.9]
+    assert rejected[0] is earlier and isinstance(rejected[1], Rejection) and rejected[1].stage == "dedup"
+    assert stats.stages["dedup"].dropped_by_reason == {"duplicate": 1}
+    assert stats.rejected_by_reason == {"quote_not_found": 1, "duplicate": 1}
+
+
+def test_stats_rejected_by_reason_leaves_skipped_files_out():
+    stats = Stats()
+    stats.drop("ingest", Rejection("ingest", (Reason("skipped", "empty"),)))
+    stats.drop("check", Rejection("check", (Reason("low_support"),)))
+    assert stats.rejected_by_reason == {"low_support": 1}
+    assert stats.to_dict()["ingest"]["dropped_by_reason"] == {"skipped": 1}
+
+
+def test_run_summary_has_every_stage_with_its_counts_and_the_reasons_match_rejected_jsonl(tmp_path, model):
+    out = tmp_path / "out"
+    summary = grounded.run([DOCS], out=out, model=model, n=6, chunk_tokens=64, overlap_tokens=0)
+
+    data = json.loads((out / "summary.json").read_text())
+    assert list(data["stages"]) == ["ingest", "generate", "check", "dedup", "health", "report"]
+    assert data["stages"]["ingest"]["records_in"] == 2
+    rows = list(read_jsonl(out / "rejected.jsonl"))
+    codes: dict[str, int] = {}
+    for row in rows:
+        for r in row["reasons"]:
+            codes[r["code"]] = codes.get(r["code"], 0) + 1
+    assert data["rejected_by_reason"] == codes == summary.rejected_by_reason
+    assert data["stages"]["generate"]["dropped_by_reason"].get("quote_not_found", 0) >= 1
+
+
+def test_run_with_the_fast_embedder_measures_dedup_and_health_with_it(tmp_path, model):
+    out = tmp_path / "fast"
+    result = CliRunner().invoke(main, ["run", str(DOCS), "--out", str(out), "--model", model, "-n", "6",
+                                       "--chunk-tokens", "64", "--overlap-tokens", "0", "--embedder", "fast", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["ingest"]["embedder"] == "fast"
+    assert summary["health"]["similarity"]["embedder"] == "fast"
+
+
+def test_run_takes_the_generate_options_no_check_and_retry_invalid(tmp_path, model):
+    out = tmp_path / "nocheck"
+    result = CliRunner().invoke(main, ["run", str(DOCS), "--out", str(out), "--model", model, "-n", "4",
+                                       "--chunk-tokens", "64", "--no-check", "--no-retry-invalid", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["generate"]["checked"] is False
+    kept = list(read_jsonl(out / "qa.jsonl"))
+    assert kept and all(r["verdict"]["reasons"][0]["code"] == "unchecked" for r in kept)
+
+
+def test_a_run_opens_the_index_once_for_its_stages_and_closes_it(tmp_path, model, monkeypatch):
+    from grounded import index as index_module
+
+    opened, closed = [], []
+    real_init, real_close = index_module.Index.__init__, index_module.Index.close
+
+    def init(self, *a, **kw):
+        opened.append(self)
+        real_init(self, *a, **kw)
+
+    def close(self):
+        closed.append(self)
+        real_close(self)
+
+    monkeypatch.setattr(index_module.Index, "__init__", init)
+    monkeypatch.setattr(index_module.Index, "close", close)
+    grounded.run([DOCS], out=tmp_path / "o", model=model, n=4, chunk_tokens=64)
+
+    # ingest, generate and health share the run's index; the report still opens its own to show
+    # source passages (eval/report.py takes no index yet).
+    assert len(opened) <= 2, opened
+    assert opened[0] in closed
