@@ -24,6 +24,7 @@ per-claim verdicts.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -58,12 +59,17 @@ _META_NOUNS = frozenset(
     "articles excerpt excerpts information snippet snippets paragraph paragraphs author authors "
     "result results summary evidence".split()
 )
+# Verbs and adjectives of sentences that frame a claim rather than make one.
+_NOTING = frozenset({"note", "remember", "notice"})
+_HEDGES = frozenset({"possible", "likely", "unlikely", "unclear", "uncertain", "plausible", "conceivable"})
 _SKIP_PRONOUNS = frozenset({"i", "me", "you", "we", "us", "who", "what", "which", "that", "there"})
 # Bullets and numbering at the start of a line: part of the layout, not of the claim.
 _BULLET = re.compile(r"^\s*(?:[-*\u2022\u2013]+|\d{1,2}[.)])\s+")
 # A short label before a colon at the start of a line ("**Boil**: Bring the water ..."; "Note: ...").
-_LABEL = re.compile(r"^[*_#\s]*[^*_:\n.!?]{1,40}?[*_]*\s*:[*_]*\s+(?=\S)")
+_LABEL = re.compile(r"^[*_#\s]*[^*_:\n.!?\"\u201c\u201d]{1,40}?[*_]*\s*:[*_]*\s+(?=\S)")
 _SEGMENT = re.compile(r"[^\n;]+")
+# A colon that ends a lead-in before a new sentence ("Here is the answer: The bridge ...").
+_LEAD_IN = re.compile(r":\s+(?=[A-Z\"\u201c])")
 # dependents of a verb that make it carry a fact of its own before a coordinated verb
 _COMPLEMENTS = frozenset(
     "dobj attr prep acomp oprd xcomp ccomp agent advmod npadvmod dative pobj advcl".split()
@@ -103,7 +109,7 @@ def split_claims(answer: str, *, question: str = "") -> list[Claim]:
 
 def split_many(items: Sequence[tuple[str, str]]) -> list[list[Claim]]:
     """`split_claims` for many (answer, question) pairs, parsed in one spaCy batch."""
-    segments = [(i, m.start() + b, text) for i, (answer, _) in enumerate(items) for m, b, text in _segments(answer)]
+    segments = [(i, at, text) for i, (answer, _) in enumerate(items) for at, text in _segments(answer)]
     questions = [q for _, q in items]
     parse = nlp()
     docs = parse.pipe([t for _, _, t in segments], batch_size=64)
@@ -121,17 +127,25 @@ def split_many(items: Sequence[tuple[str, str]]) -> list[list[Claim]]:
     return out
 
 
-def _segments(answer: str) -> Iterator[tuple[re.Match[str], int, str]]:
-    """Lines and ;-separated parts, bullets removed: (match, offset of text in match, text)."""
+def _segments(answer: str) -> Iterator[tuple[int, str]]:
+    """Lines, ;-separated parts and what follows a lead-in colon, bullets and labels removed: (offset, text)."""
     for m in _SEGMENT.finditer(answer):
-        part = m.group()
+        part, at = m.group(), m.start()
         bullet = _BULLET.match(part)
         begin = bullet.end() if bullet else 0
         label = _LABEL.match(part[begin:])
-        begin += label.end() if label and len(label.group().split()) <= 6 else 0
-        begin += len(part[begin:]) - len(part[begin:].lstrip())
-        if part[begin:].strip():
-            yield m, begin, part[begin:]
+        begin += label.end() if label and len(label.group().split()) <= 4 else 0
+        cuts = [begin, *(c.end() for c in _LEAD_IN.finditer(part, begin) if _is_lead_in(part[begin : c.start()])), len(part)]
+        for a, b in itertools.pairwise(cuts):
+            a += len(part[a:b]) - len(part[a:b].lstrip())
+            if part[a:b].strip():
+                yield at + a, part[a:b]
+
+
+def _is_lead_in(before: str) -> bool:
+    """A colon ends a lead-in, not a title ("Metallica: A Tribute"): outside quotes, after a few words."""
+    quotes = sum(before.count(q) for q in '"\u201c\u201d')
+    return quotes % 2 == 0 and len(before.split()) >= 3 and not before.rstrip().endswith(tuple("0123456789"))
 
 
 def _claims_of(sent: Any, offset: int, antecedent: str, question: str) -> Iterator[Claim]:
@@ -163,10 +177,30 @@ def _claim_head(sent: Any) -> Any:
     if subj is not None and _is_meta(subj):
         comp = next((c for c in root.children if c.dep_ == "ccomp"), None)
         return comp  # "The passage says that X" -> X; "The passage does not mention Y" -> none
+    framed = _framed_clause(root, subj)
+    if framed is not None:
+        return framed if framed.i != root.i else None
     if root.pos_ in ("INTJ", "X") or (len(sent) <= 3 and not any(t.pos_ in ("VERB", "AUX") for t in sent)
                                       and not any(t.like_num or t.pos_ == "PROPN" for t in sent)):
         return None  # "Sure!", "Great question."
     return root
+
+
+def _framed_clause(root: Any, subj: Any) -> Any:
+    """The that-clause of a framing sentence ("It is worth noting that X", "Please note that X"),
+    the root itself for a hedge ("It is possible that X": not a claim), or None."""
+    framing = (subj is not None and subj.lower_ == "it") or (subj is None and root.lower_ in _NOTING)
+    if not framing:
+        return None
+    for tok in root.subtree:
+        if tok.dep_ != "ccomp" or not any(c.dep_ == "mark" and c.lower_ == "that" for c in tok.children):
+            continue
+        path = [a for a in tok.ancestors if a.i != root.i and root.is_ancestor(a)]
+        if all(a.dep_ in ("acomp", "xcomp", "pcomp", "ccomp", "prep", "attr") for a in path) and all(
+                a.dep_ not in ("acomp", "attr") or a.lower_ not in _HEDGES for a in [*path, *root.children]):
+            return tok
+        return root  # a hedge
+    return None
 
 
 def _body_start(sent: Any, head: Any) -> int:
@@ -236,8 +270,8 @@ def _conj_verbs(verb: Any) -> Iterator[Any]:
 
 
 def _trim(toks: list[Any]) -> list[Any]:
-    """Drop conjunctions and punctuation at the edges (keep a closing bracket or quote)."""
-    while toks and (toks[0].dep_ == "cc" or toks[0].is_punct):
+    """Drop conjunctions, a leading "that" and punctuation at the edges (keep a closing bracket or quote)."""
+    while toks and (toks[0].dep_ == "cc" or toks[0].is_punct or (toks[0].lower_ == "that" and toks[0].pos_ == "SCONJ")):
         toks = toks[1:]
     while toks and (toks[-1].dep_ == "cc" or (toks[-1].is_punct and toks[-1].text not in ")]\"'\u201d")):
         toks = toks[:-1]
@@ -261,7 +295,8 @@ def _claim(toks: list[Any], verb: Any, offset: int, antecedent: str, question: s
     elif subj is None or subj.i not in ids:
         shared = subject or antecedent
         expletive = any(c.dep_ == "expl" for c in verb.children)  # "There is ...": a subject of its own
-        if verb.pos_ in ("VERB", "AUX") and shared and not expletive and not (
+        coordinated = verb.dep_ in ("conj", "advcl")  # an imperative sentence has no subject to share
+        if verb.pos_ in ("VERB", "AUX") and coordinated and shared and not expletive and not (
                 toks[0].tag_ == "PRP" or toks[0].dep_.startswith("nsubj")):
             checked, subject = f"{shared} {_aux_of(verb)}{text}", shared
     poss = next((t for t in toks if t.tag_ == "PRP$" and t.i == toks[0].i), None)

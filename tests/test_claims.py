@@ -47,6 +47,17 @@ def test_meta_prefix_is_stripped_and_non_claims_dropped():
     assert _texts(answer) == ["the bridge opened in 1852", "it has three arches", "the mill burned down in 1936"]
 
 
+def test_framing_is_stripped_hedges_dropped_and_titles_kept():
+    answer = ("Sure! Here is the answer to your question: The bridge opened in 1852. It is worth noting that "
+              "the mill burned down in 1936. It is possible that the mill was rebuilt. Please note that tolls "
+              "were charged.\n**Arches**: The bridge has three arches.\n"
+              'He recorded "Metallica: A Tribute to Iron Maiden" that year.')
+    assert _texts(answer) == [
+        "The bridge opened in 1852", "the mill burned down in 1936", "tolls were charged",
+        "The bridge has three arches", 'He recorded "Metallica: A Tribute to Iron Maiden" that year',
+    ]
+
+
 def test_shared_subject_and_auxiliary_are_filled_in_for_checking():
     claims = split_claims("The bridge was opened in 1862 and rebuilt in 1910.")
     assert [c.checked for c in claims] == ["The bridge was opened in 1862", "The bridge was rebuilt in 1910"]
