@@ -375,7 +375,8 @@ class LongAnswerChecker:
         """Check a batch: all claims of all long answers in one claim-checker batch."""
         long_ix = [i for i, (p, _) in enumerate(items) if self._is_long(p)]
         out: list[Verdict | None] = [None] * len(items)
-        other = [i for i in range(len(items)) if i not in set(long_ix)]
+        taken = set(long_ix)
+        other = [i for i in range(len(items)) if i not in taken]
         if other:
             for i, v in zip(other, _check_batch(self.pair_checker, [items[i] for i in other]), strict=True):
                 out[i] = v
