@@ -62,7 +62,8 @@ def signals_for(fmt: str, path: Path, cache: Path | None, negatives: str | None 
     # id -> MiniLM value, or None where the checker does not compute one (refusals)
     sems: dict[str, float | None] = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
     mode = "off" if not semantic or all(e.id in sems for e in examples) else "all"
-    checker = default_checker(semantic=mode, answer_only=fmt == "wice", question_checks=False)
+    # the spaCy answer-type check on every pair, so its signals are fitted on the whole set
+    checker = default_checker(semantic=mode, answer_only=fmt == "wice", question_checks=False, answer_types="all")
     started = time.perf_counter()
     verdicts, _ = run_checker(examples, checker)
     print(f"  {fmt}: {len(examples)} examples, signals in {time.perf_counter() - started:.0f} s", file=sys.stderr)

@@ -72,6 +72,8 @@ _WORD_BEFORE_DOT = re.compile(r"(?<![\w.])(\w+(?:\.\w+)*)$")
 
 def fold(text: str) -> str:
     """Strip accents so 'Zürich' and 'Zurich' match."""
+    if text.isascii():
+        return text  # nothing to strip (the common case: skips the normalisation's copy)
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 

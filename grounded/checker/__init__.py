@@ -14,6 +14,10 @@ pipeline of small checks, each returning reason codes and signals:
              question's expected type (`answer_type_mismatch`), the question names something
              specific (`vague_question`), the question's terms occur around the answer in the
              evidence (`answer_not_near_question_terms`, and the q_near* signals);
+- `answer_type` spaCy (`en_core_web_sm`) types the question's expected answer from its parse
+             (wh-word and head noun: "How many *seats*") and the answer by its entity label in
+             the evidence sentence: `answer_type_mismatch`, `focus_not_near_answer`, and the
+             type_agree / type_conflict / focus_near signals (mode "qa", English only);
 - `instructions` sources that address the model (`instruction_in_evidence`, a signal) and answers
              that only echo such an instruction (`answer_echoes_instruction`, blocking);
 - `judge`    optional LLM judge (claim decomposition + per-claim verdict), cached.
@@ -23,13 +27,14 @@ one model per mode, "qa" for an answer read with its question and "claim" for a 
 statement, `answer_only=True`; the weights, thresholds and the data they were fitted on are
 package data, grounded/checker/calibration.json, written by `benchmarks/fit_checker.py --write`),
 each weight bounded to its sign (SIGNS: a support signal can only raise the score, a mismatch
-signal only lower it). Model-backed checks (`ModelCheck`: MiniLM's `semantic`) run batched on
-the pairs near the threshold and rescore them with the model fitted with their signal. A pair is
+signal only lower it). Model-backed checks (`ModelCheck`: MiniLM's `semantic` on pairs near the
+threshold, spaCy's `answer_type` on pairs the cheap checks have not rejected) run batched and
+rescore their pairs with the model fitted with their signals. A pair is
 kept when its score reaches the threshold and no blocking reason (BLOCKING) was raised; override
 the threshold with `default_checker(threshold=...)` or `grounded check --threshold`.
 
 Modules: `context` (one pair in its sources, shared analysis), one module per check (`quotes`,
-`support`, `contradictions`, `semantic`, `question`, `fit`, `instructions`, `judge`),
+`support`, `contradictions`, `semantic`, `question`, `fit`, `answer_type`, `instructions`, `judge`),
 `calibration` (the fitted models), `scoring` (PipelineChecker, default_checker), `stream`
 (`check` over many pairs). Text analysis is `grounded.text`; file I/O is `grounded.checkfile`.
 
@@ -51,6 +56,7 @@ says it is not English; the verdict then carries `checks_skipped_language` (not 
 
 from __future__ import annotations
 
+from grounded.checker.answer_type import AnswerTypeCheck
 from grounded.checker.calibration import (
     CALIBRATION,
     DEFAULT_THRESHOLD,
@@ -87,6 +93,7 @@ __all__ = [
     "FEATURES",
     "QA_FEATURES",
     "SIGNS",
+    "AnswerTypeCheck",
     "Calibration",
     "Check",
     "CheckResult",

@@ -30,10 +30,11 @@ FEATURES: tuple[str, ...] = (
     "lex_cov", "lex_window", "ent_cov", "num_cov", "missing", "bigram_cov", "clause_min",
     "negation", "number_mismatch", "date_mismatch", "unit_mismatch", "entity_mismatch",
 )
-# Mode "qa" also reads the answer with its question (QAFitCheck): these signals join the model.
+# Mode "qa" also reads the answer with its question (QAFitCheck, and spaCy's AnswerTypeCheck:
+# type_agree, type_conflict, focus_near): these signals join the model.
 QA_FEATURES: tuple[str, ...] = (
     *FEATURES, "type_ok", "type_match", "vague", "q_near", "q_near_sent", "q_near_tok", "q_sent_gap",
-    "ans_in_q",
+    "ans_in_q", "type_agree", "type_conflict", "focus_near",
 )
 # Their values when the fit check did not run (no question, or it was switched off).
 FIT_NEUTRAL: dict[str, float] = {"type_ok": 1.0, "type_match": 0.0, "vague": 0.0, "q_near": 1.0,
@@ -42,9 +43,10 @@ FIT_NEUTRAL: dict[str, float] = {"type_ok": 1.0, "type_match": 0.0, "vague": 0.0
 # mismatch signals (-1) can only lower it (benchmarks/fit_checker.py fits with these bounds).
 SIGNS: dict[str, int] = {
     **dict.fromkeys(("lex_cov", "lex_window", "ent_cov", "num_cov", "bigram_cov", "clause_min", "sem",
-                     "type_ok", "type_match", "q_near", "q_near_sent", "q_near_tok", "q_sent_gap"), 1),
+                     "type_ok", "type_match", "q_near", "q_near_sent", "q_near_tok", "q_sent_gap",
+                     "type_agree", "focus_near"), 1),
     **dict.fromkeys(("missing", "negation", "number_mismatch", "date_mismatch", "unit_mismatch",
-                     "entity_mismatch", "vague", "ans_in_q"), -1),
+                     "entity_mismatch", "vague", "ans_in_q", "type_conflict"), -1),
 }
 # The fitted models and thresholds are package data, written by benchmarks/fit_checker.py --write.
 CALIBRATION_FILE = "calibration.json"

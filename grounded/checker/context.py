@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol, runtime_checkable
@@ -300,9 +300,10 @@ class Check(Protocol):
 class ModelCheck(Protocol):
     """A check backed by a model (MiniLM, a learned verifier): its calls are batched.
 
-    The pipeline runs it on the pairs its policy selects ("all", or "borderline": the score so
-    far is within `band` of the threshold, the mode is one of `modes`, and the fitted weight of
-    `signal` in the "<mode>+<signal>" calibration is at least `min_weight`): `prefetch` once for
+    The pipeline runs it on the pairs its policy selects ("all"; "borderline": the score so far
+    is within `band` of the threshold, the mode is one of `modes`, and the fitted weight of
+    `signal` in the "<mode>+<signal>" calibration is at least `min_weight`; "keepable": not
+    already blocked and a score so far, with `neutral` signals, of at least threshold - band): `prefetch` once for
     the batch, then `run` per pair. Its signal joins the pair's and the pair is rescored with the
     calibration fitted with it (`calibration_for`).
     """
@@ -312,6 +313,7 @@ class ModelCheck(Protocol):
     band: float
     modes: frozenset[str]
     min_weight: float
+    neutral: Mapping[str, float]  # its signals' values before (or without) it runs, in `modes`
 
     def prefetch(self, ctxs: Sequence[Context]) -> None: ...
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from grounded.checker.answer_type import AnswerTypeCheck
 from grounded.checker.calibration import (
     CALIBRATION,
     DEFAULT_THRESHOLDS,
@@ -21,6 +22,7 @@ from grounded.checker.question import QuestionCheck
 from grounded.checker.quotes import QuoteCheck
 from grounded.checker.semantic import SemanticCheck
 from grounded.checker.support import SupportCheck
+from grounded.checker.verifier import VerifierCheck
 from grounded.errors import CheckError
 from grounded.types import Chunk, QAPair, Reason, Verdict
 
@@ -29,6 +31,9 @@ SKIPPED_LANGUAGE: dict[str, str] = {
     "qa": "not English: skipped the question-word, question-answer fit, negation and name checks (English word lists)",
     "claim": "not English: skipped the negation and name checks (English word lists)",
 }
+# How a model-backed check picks its pairs: every pair, those near the threshold, or those the
+# cheap checks have not already rejected (its signals at their best case still reach the threshold).
+MODEL_POLICIES: tuple[str, ...] = ("all", "borderline", "keepable")
 # Reasons that reject a pair whatever its score.
 BLOCKING: frozenset[str] = frozenset(
     {
@@ -92,8 +97,8 @@ class PipelineChecker:
         if semantic_mode not in ("borderline", "all", "off"):
             raise CheckError(f"semantic mode must be borderline, all or off, not {semantic_mode!r}")
         for model, policy in models:
-            if policy not in ("borderline", "all"):
-                raise CheckError(f"{model.name}: policy must be borderline or all, not {policy!r}")
+            if policy not in MODEL_POLICIES:
+                raise CheckError(f"{model.name}: policy must be one of {', '.join(MODEL_POLICIES)}, not {policy!r}")
         if judge_mode not in ("borderline", "all"):
             raise CheckError(f"judge mode must be borderline or all, not {judge_mode!r}")
         self.mode = "claim" if answer_only else "qa"
@@ -135,7 +140,8 @@ class PipelineChecker:
         ctxs = [Context(p, s, answer_only=self.answer_only) for p, s in items]
         partial = [self._lexical(c) for c in ctxs]
         for model, policy in self.models:
-            need = [i for i, (_, _, score) in enumerate(partial) if self._wants_model(model, policy, ctxs[i], score)]
+            need = [i for i, (reasons, _, score) in enumerate(partial)
+                    if self._wants_model(model, policy, ctxs[i], reasons, score)]
             if not need:
                 continue
             model.prefetch([ctxs[i] for i in need])
@@ -148,14 +154,18 @@ class PipelineChecker:
                     partial[i] = (reasons, signals, calibration_for(self.mode, signals).score(signals))
         return list(zip(ctxs, partial, strict=True))
 
-    def _wants_model(self, model: ModelCheck, policy: str, ctx: Context, score: float) -> bool:
+    def _wants_model(self, model: ModelCheck, policy: str, ctx: Context, reasons: Sequence[Reason], score: float) -> bool:
         if ctx.is_refusal and not ctx.answer_only:
             return False
         if policy == "all":
             return True
-        # borderline: only near the threshold, and only where the fit gave the signal a real weight
         if self.mode not in model.modes:
             return False
+        if policy == "keepable":
+            # its signals start at their best case (`neutral`): a blocked pair, or one whose score
+            # is below the threshold even so, is rejected whatever the check would find
+            return score >= self.threshold - model.band and not any(r.code in self.blocking for r in reasons)
+        # borderline: only near the threshold, and only where the fit gave the signal a real weight
         cal = CALIBRATION.get(f"{self.mode}+{model.signal}")
         if cal is None or abs(cal.weights[cal.features.index(model.signal)]) < model.min_weight:
             return False
@@ -180,6 +190,10 @@ class PipelineChecker:
         if self.mode == "qa":
             for k, v in FIT_NEUTRAL.items():
                 signals.setdefault(k, v)
+        for model, _ in self.models:
+            if self.mode in model.modes:
+                for k, v in model.neutral.items():
+                    signals.setdefault(k, v)
         return reasons, signals, CALIBRATION[self.mode].score(signals)
 
     def _answered_by_model(self, ctx: Context) -> Reason | None:
@@ -233,6 +247,8 @@ def default_checker(
     answer_only: bool = False,
     question_checks: bool = True,
     fit_checks: bool = True,
+    answer_types: str = "keepable",
+    verifier: str = "keepable",
     min_quote_score: float = 0.9,
 ) -> PipelineChecker:
     """The full pipeline with the documented defaults; every default can be overridden.
@@ -244,6 +260,10 @@ def default_checker(
     question_not_about_evidence; benchmarks whose questions are not ours).
     fit_checks: False skips the question-answer fit checks (QAFitCheck: answer type, vague
     question, question terms around the answer); they never run on claims (answer_only).
+    answer_types: how the spaCy answer-type check (AnswerTypeCheck) picks pairs: "keepable"
+    (default: those the cheap checks have not rejected), "all", or "off"; with the fit checks only.
+    verifier: the same policies for the learned verifier (VerifierCheck, signal `ver`), in qa mode,
+    when its weights ship (grounded.verifier.Verifier.available()).
     """
     llm = None
     if judge is not None:
@@ -265,7 +285,24 @@ def default_checker(
         judge_mode=judge_mode,
         answer_only=answer_only,
         instructions=InstructionCheck(),
+        models=_model_checks(answer_only=answer_only, fit_checks=fit_checks, answer_types=answer_types,
+                             verifier=verifier),
     )
+
+
+def _model_checks(*, answer_only: bool, fit_checks: bool, answer_types: str, verifier: str) -> list[tuple[Any, str]]:
+    """The model-backed checks after MiniLM, each with its policy, in the order they run."""
+    if answer_only:
+        return []
+    models: list[tuple[Any, str]] = []
+    if fit_checks and answer_types != "off":
+        models.append((AnswerTypeCheck(), answer_types))
+    if verifier != "off":
+        from grounded.verifier import Verifier
+
+        if Verifier.available():
+            models.append((VerifierCheck(), verifier))
+    return models
 
 
 

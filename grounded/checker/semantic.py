@@ -27,6 +27,7 @@ class SemanticCheck:
 
     name = "semantic"
     signal = "sem"
+    neutral: dict[str, float] = {}  # no `sem` until it ran: the lexical calibration scores the pair
 
     def __init__(self, embedder: Any = None, *, k: int = 3, cache_size: int = 50_000,
                  band: float = SEMANTIC_BAND, modes: frozenset[str] = SEMANTIC_MODES,
