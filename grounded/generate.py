@@ -1,5 +1,9 @@
 """Generate grounded QA pairs from an index: seed chunks -> LLM -> aligned evidence -> checked.
 
+Generation makes candidates (pairs whose quotes were found in the passages, as
+`grounded.stages.Candidate`); each call's candidates go through the check stage
+(`grounded.stages.CheckStage`, in a worker when the executor has them) before they are written.
+
 `n` is the number of kept pairs wanted: calls run in rounds on new passages until `n` pairs are
 kept, the call budget (`max_calls`) is spent, the passages run out, or a whole round of calls
 fails. Each call's pairs are written as soon as the call finishes (`qa.jsonl`, `rejected.jsonl`);
@@ -449,6 +453,8 @@ class _Run:
         self.language = language
         self.check = check
         self.check_seconds = 0.0
+        self._checking = 0
+        self._check_started = 0.0
         self.sink = sink
         self.summary = summary
         self.params = params
@@ -625,10 +631,16 @@ class _Run:
         """The check stage's results for one call's candidates (all kept when nothing checks)."""
         if self.check is None:
             return [c.pair for c in candidates]
-        started = time.perf_counter()
-        out = await self.check.acheck(candidates)
-        self.check_seconds += time.perf_counter() - started
-        return out
+        # Wall time with at least one check in flight: concurrent calls' checks overlap.
+        if self._checking == 0:
+            self._check_started = time.perf_counter()
+        self._checking += 1
+        try:
+            return await self.check.acheck(candidates)
+        finally:
+            self._checking -= 1
+            if self._checking == 0:
+                self.check_seconds += time.perf_counter() - self._check_started
 
     async def _verify(self, task: Task, kept: list[tuple[str, QAPair]],
                       rejected: list[tuple[str, Rejection]]) -> list[tuple[str, QAPair]]:
