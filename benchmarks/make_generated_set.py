@@ -7,7 +7,7 @@ Stages (each resumable, `grounded generate` caches every call):
             by blank lines) under WORK/docs
   ingest    `grounded ingest WORK/docs --index WORK/index --embedder fast`
   generate  `grounded generate --no-check` with the bundled model (grounded-local/smollm2) and the
-            built-in prompts: factoid (seed 0), multi_hop (seed 1), unanswerable (seed 2)
+            built-in prompts: factoid (seeds 0 and 3), multi_hop (seed 1), unanswerable (seed 2)
   collect   every parsed pair with a question and an answer, from qa.jsonl and rejected.jsonl,
             as {id, doc_title, passage, question, answer, evidence, prompt, source} in
             WORK/candidates.jsonl
@@ -33,8 +33,11 @@ from typing import Any
 
 SQUAD = Path("/work/shared/bench/squad/dev-v1.1-part-a.json")
 GROUNDED = str(Path(sys.executable).with_name("grounded"))
-# (prompt, seed, kept pairs wanted, call bound): with --no-check every parsed pair is kept
-RUNS = [("factoid", 0, 150, 48), ("multi_hop", 1, 15, 5), ("unanswerable", 2, 15, 5)]
+# (run name = folder under WORK/gen, prompt, seed, kept pairs wanted, call bound): with --no-check
+# every parsed pair is kept. Raising a bound extends a run (cached calls, same seeded passage
+# order); a second factoid seed lets two bundled-model processes share a slow machine.
+RUNS = [("factoid", "factoid", 0, 300, 100), ("multi_hop", "multi_hop", 1, 45, 20),
+        ("unanswerable", "unanswerable", 2, 45, 20), ("factoid-s3", "factoid", 3, 180, 60)]
 HUMAN_ARTICLES = ["Warsaw", "Oxygen", "Black_Death", "Geology", "Harvard_University",
                   "Prime_number", "Construction", "Force"]
 
@@ -197,14 +200,14 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/genset"))
     ap.add_argument("--stage", default="all", choices=["all", "docs", "ingest", "generate", "collect", "human",
                                                      "assemble"])
-    ap.add_argument("--only", default=None, help="with --stage generate: one built-in prompt")
+    ap.add_argument("--only", default=None, help="with --stage generate: one run of RUNS, by name")
     ap.add_argument("--prompt-variant", type=Path, default=None)
     ap.add_argument("--variant-calls", type=int, default=48)
     args = ap.parse_args()
     work: Path = args.work
     if args.stage == "generate" and args.only:
-        prompt, seed, n, calls = next(r for r in RUNS if r[0] == args.only)
-        generate(work, prompt=prompt, seed=seed, n=n, max_calls=calls, out=work / "gen" / prompt)
+        name, prompt, seed, n, calls = next(r for r in RUNS if r[0] == args.only)
+        generate(work, prompt=prompt, seed=seed, n=n, max_calls=calls, out=work / "gen" / name)
         return
     if args.prompt_variant:
         out = work / "variants" / args.prompt_variant.stem
@@ -213,15 +216,15 @@ def main() -> None:
         print(collect(work, [(args.prompt_variant.stem, out)], out / "candidates.jsonl"), "candidates")
         return
     stages = ["docs", "ingest", "generate", "collect", "human"] if args.stage == "all" else [args.stage]
-    outs = [(p, work / "gen" / p) for p, *_ in RUNS]
+    outs = [(prompt, work / "gen" / name) for name, prompt, *_ in RUNS]
     for stage in stages:
         if stage == "docs":
             write_docs(work / "docs")
         elif stage == "ingest":
             ingest(work)
         elif stage == "generate":
-            for prompt, seed, n, calls in RUNS:
-                generate(work, prompt=prompt, seed=seed, n=n, max_calls=calls, out=work / "gen" / prompt)
+            for name, prompt, seed, n, calls in RUNS:
+                generate(work, prompt=prompt, seed=seed, n=n, max_calls=calls, out=work / "gen" / name)
         elif stage == "collect":
             print(collect(work, outs, work / "candidates.jsonl"), "candidates")
         elif stage == "human":
