@@ -313,7 +313,11 @@ class ModelCheck(Protocol):
     band: float
     modes: frozenset[str]
     min_weight: float
-    neutral: Mapping[str, float]  # its signals' values before (or without) it runs, in `modes`
+
+    @property
+    def neutral(self) -> Mapping[str, float]:
+        """Its signals' values before (or without) it runs, in `modes`."""
+        ...
 
     def prefetch(self, ctxs: Sequence[Context]) -> None: ...
 
