@@ -50,8 +50,13 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, *, workers: int = 1, initializer: Callable[..., None] | None = None,
-                 initargs: tuple[Any, ...] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        workers: int = 1,
+        initializer: Callable[..., None] | None = None,
+        initargs: tuple[Any, ...] = (),
+    ) -> None:
         if workers < 1:
             raise ConfigError(f"workers must be at least 1, got {workers}")
         self.parallelism = workers
@@ -59,7 +64,9 @@ class LocalExecutor:
         if workers > 1:
             # spawn, not fork: the parent may hold torch threads and Chroma's native handles.
             ctx = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=initializer, initargs=initargs)
+            self._pool = ProcessPoolExecutor(
+                workers, mp_context=ctx, initializer=initializer, initargs=initargs
+            )
         self.remote = self._pool is not None
 
     def submit(self, fn: Callable[..., R], /, *args: Any) -> Future[R]:
@@ -147,8 +154,13 @@ def import_ray() -> Any:
     return ray
 
 
-def open_executor(executor: str | Executor | None = None, *, address: str | None = None,
-                  num_cpus: int | None = None, workers: int = 1) -> Executor:
+def open_executor(
+    executor: str | Executor | None = None,
+    *,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    workers: int = 1,
+) -> Executor:
     """An executor by name ("local", "ray") or the one given; "local" with `workers` processes."""
     if executor is None or executor == "local":
         return LocalExecutor(workers=workers)
@@ -159,8 +171,14 @@ def open_executor(executor: str | Executor | None = None, *, address: str | None
     return executor
 
 
-def ordered(executor: Executor, fn: Callable[..., R], items: Iterable[T], *,
-            args: Callable[[T], tuple[Any, ...]] = lambda x: (x,), window: int | None = None) -> Iterator[tuple[T, R]]:
+def ordered(
+    executor: Executor,
+    fn: Callable[..., R],
+    items: Iterable[T],
+    *,
+    args: Callable[[T], tuple[Any, ...]] = lambda x: (x,),
+    window: int | None = None,
+) -> Iterator[tuple[T, R]]:
     """(item, fn(*args(item))) in input order, with at most `window` calls in flight (memory stays flat)."""
     limit = window or 4 * executor.parallelism
     pending: deque[tuple[T, Future[R]]] = deque()
@@ -213,8 +231,10 @@ class FanOutEmbedder:
             return get_embedder(self.name).embed(items)
         parts = max(1, min(self.executor.parallelism, len(items) // self.min_part))
         size = -(-len(items) // parts)
-        futures = [self.executor.submit(embed_texts, self.name, items[i : i + size])
-                   for i in range(0, len(items), size)]
+        futures = [
+            self.executor.submit(embed_texts, self.name, items[i : i + size])
+            for i in range(0, len(items), size)
+        ]
         out = np.concatenate([np.asarray(f.result(), dtype=np.float32) for f in futures])
         self._dim = int(out.shape[1])
         return out

@@ -137,34 +137,66 @@ def run(
     if judge and no_check:
         raise ConfigError("--judge runs inside the checker: drop --no-check")
     if executor == "ray" and ray_address and not chroma_url:
-        raise ConfigError("on a Ray cluster the index must live on a Chroma server every worker can reach",
-                          hint="pass --chroma-url http://HOST:8000 (chroma run --path DIR)")
+        raise ConfigError(
+            "on a Ray cluster the index must live on a Chroma server every worker can reach",
+            hint="pass --chroma-url http://HOST:8000 (chroma run --path DIR)",
+        )
     folder = RunFolder(out)
-    with folder.lock(), _Resources(
-        index=Path(index) if index is not None else folder.index, chroma_url=chroma_url,
-        embedder=embedder, executor=executor, ray_address=ray_address, workers=workers,
-        threshold=threshold, judge=judge, no_check=no_check,
-    ) as res:
+    with (
+        folder.lock(),
+        _Resources(
+            index=Path(index) if index is not None else folder.index,
+            chroma_url=chroma_url,
+            embedder=embedder,
+            executor=executor,
+            ray_address=ray_address,
+            workers=workers,
+            threshold=threshold,
+            judge=judge,
+            no_check=no_check,
+        ) as res,
+    ):
         say = notify or (lambda _msg: None)
         started = time.monotonic()
         stats = Stats()
         summary = RunSummary(out=str(folder.path), executor=res.executor.name)
 
         say(f"[1/4] ingest {', '.join(str(p) for p in paths)} -> {res.index_dir}")
-        ingest = IngestStage(res.index, executor=res.executor if res.executor.remote else None,
-                             chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens, workers=workers,
-                             progress=progress)
+        ingest = IngestStage(
+            res.index,
+            executor=res.executor if res.executor.remote else None,
+            chunk_tokens=chunk_tokens,
+            overlap_tokens=overlap_tokens,
+            workers=workers,
+            progress=progress,
+        )
         for ingested in ingest.run([Path(p) for p in paths], stats):
             summary.ingest = ingested.to_dict()
 
         say(f"[2/4] generate {n} pairs with {model or 'the local SmolLM2 model'} and check them")
         generate = GenerateStage(
-            checker=res.checker, executor=res.executor, out=folder.path / "stages" / "generate",
-            n=n, model=model, prompt=prompt, concurrency=concurrency, pairs_per_call=pairs_per_call,
-            language=language, seed=seed, timeout=timeout, max_retries=max_retries, rpm=rpm, tpm=tpm,
-            temperature=temperature, max_calls=max_calls, retry_invalid=retry_invalid,
-            response_format=response_format, api_base=api_base, cache=folder.llm_cache_path(),
-            progress=progress, verify=verify or ("judge" if judge else None),
+            checker=res.checker,
+            executor=res.executor,
+            out=folder.path / "stages" / "generate",
+            n=n,
+            model=model,
+            prompt=prompt,
+            concurrency=concurrency,
+            pairs_per_call=pairs_per_call,
+            language=language,
+            seed=seed,
+            timeout=timeout,
+            max_retries=max_retries,
+            rpm=rpm,
+            tpm=tpm,
+            temperature=temperature,
+            max_calls=max_calls,
+            retry_invalid=retry_invalid,
+            response_format=response_format,
+            api_base=api_base,
+            cache=folder.llm_cache_path(),
+            progress=progress,
+            verify=verify or ("judge" if judge else None),
         )
         records: Iterable[QAPair | Rejected] = generate.run([res.index], stats)
 
@@ -185,7 +217,9 @@ def run(
             summary.notice = local_model_notice(gen_model, summary.kept, candidates)
 
         say("[4/4] measure diversity and coverage, write the report")
-        health = HealthStage(documents=res.index.documents(), embedder=res.embedder, reference=reference)
+        health = HealthStage(
+            documents=res.index.documents(), embedder=res.embedder, reference=reference
+        )
         summary.health = next(iter(health.run(kept, stats)))
         summary.coverage = summary.health.get("coverage") or {}
         summary.narrowing = summary.health.get("narrowing") or {}
@@ -198,7 +232,9 @@ def run(
         }
         summary.seconds = round(time.monotonic() - started, 2)
         summary.stages = stats.to_dict()
-        ReportStage(folder.path).write(kept, rejected_rows, summary.to_dict(), summary.health, stats)
+        ReportStage(folder.path).write(
+            kept, rejected_rows, summary.to_dict(), summary.health, stats
+        )
         summary.stages = stats.to_dict()
         atomic_write_json(folder.summary, summary.to_dict())
         return summary
@@ -207,33 +243,67 @@ def run(
 class _Resources:
     """What a run opens once and closes at the end: executor, index (with its embedder), checker."""
 
-    def __init__(self, *, index: Path, chroma_url: str | None, embedder: str, executor: str,
-                 ray_address: str | None, workers: int, threshold: float | None, judge: str | None,
-                 no_check: bool) -> None:
+    def __init__(
+        self,
+        *,
+        index: Path,
+        chroma_url: str | None,
+        embedder: str,
+        executor: str,
+        ray_address: str | None,
+        workers: int,
+        threshold: float | None,
+        judge: str | None,
+        no_check: bool,
+    ) -> None:
         self.index_dir = index
         self._stack = ExitStack()
         try:
-            self._open(chroma_url=chroma_url, embedder=embedder, executor=executor, ray_address=ray_address,
-                       workers=workers, threshold=threshold, judge=judge, no_check=no_check)
+            self._open(
+                chroma_url=chroma_url,
+                embedder=embedder,
+                executor=executor,
+                ray_address=ray_address,
+                workers=workers,
+                threshold=threshold,
+                judge=judge,
+                no_check=no_check,
+            )
         except BaseException:
             self._stack.close()
             raise
 
-    def _open(self, *, chroma_url: str | None, embedder: str, executor: str, ray_address: str | None,
-              workers: int, threshold: float | None, judge: str | None, no_check: bool) -> None:
+    def _open(
+        self,
+        *,
+        chroma_url: str | None,
+        embedder: str,
+        executor: str,
+        ray_address: str | None,
+        workers: int,
+        threshold: float | None,
+        judge: str | None,
+        no_check: bool,
+    ) -> None:
         from grounded.executors import FanOutEmbedder, open_executor
         from grounded.index import Index
 
         # Local: `workers` parse processes are the ingest stage's own; Ray: `workers` CPUs locally.
-        self.executor = open_executor(executor, address=ray_address, num_cpus=workers if workers > 1 else None)
+        self.executor = open_executor(
+            executor, address=ray_address, num_cpus=workers if workers > 1 else None
+        )
         self._stack.callback(self.executor.close)
         index_embedder: Any = embedder
         if self.executor.remote:
             index_embedder = FanOutEmbedder(embedder, self.executor)
-        self.index = Index(self.index_dir, chroma_url=chroma_url, embedder=index_embedder, create=True)
+        self.index = Index(
+            self.index_dir, chroma_url=chroma_url, embedder=index_embedder, create=True
+        )
         self._stack.callback(self.index.close)
         self.embedder = self.index.embedder  # the ingest embedder measures dedup and health too
-        self.checker: Any = NoCheck() if no_check else _default_checker(threshold=threshold, judge=judge)
+        self.checker: Any = (
+            NoCheck() if no_check else _default_checker(threshold=threshold, judge=judge)
+        )
 
     def __enter__(self) -> _Resources:
         return self
@@ -261,16 +331,20 @@ def _take_generate(summary: RunSummary, gen: dict[str, Any]) -> None:
 
 def distinct_errors(errors: Sequence[str]) -> list[dict[str, Any]]:
     """Each distinct failure message once, with how often it happened, most frequent first."""
-    return [{"message": msg, "count": count} for msg, count in Counter(map(str, errors)).most_common()]
+    return [
+        {"message": msg, "count": count} for msg, count in Counter(map(str, errors)).most_common()
+    ]
 
 
 def local_model_notice(model: str, kept: int, candidates: int) -> str:
     """One plain line: what the bundled model kept, and the command for a capable model."""
-    name = "the bundled SmolLM2-135M model" if model == DEFAULT_LOCAL_MODEL else f"the local model {model}"
+    name = (
+        "the bundled SmolLM2-135M model"
+        if model == DEFAULT_LOCAL_MODEL
+        else f"the local model {model}"
+    )
     return (
         f"{name}: {kept} of {candidates} candidates kept; for a real dataset use a capable model: "
         "grounded run DOCS --out OUT --model openai/gpt-4o-mini "
         "(or ollama/llama3.1, or --api-base for a llama.cpp/vLLM server)"
     )
-
-

@@ -55,9 +55,14 @@ class StageStats:
 
     def to_dict(self) -> dict[str, Any]:
         rate = round(self.records_in / self.seconds, 1) if self.seconds > 0 else None
-        return {"records_in": self.records_in, "records_out": self.records_out, "dropped": self.dropped,
-                "dropped_by_reason": dict(self.dropped_by_reason.most_common()),
-                "seconds": round(self.seconds, 3), "records_per_s": rate}
+        return {
+            "records_in": self.records_in,
+            "records_out": self.records_out,
+            "dropped": self.dropped,
+            "dropped_by_reason": dict(self.dropped_by_reason.most_common()),
+            "seconds": round(self.seconds, 3),
+            "records_per_s": rate,
+        }
 
 
 class Stats:
@@ -96,7 +101,11 @@ def reason_codes(rejected: Rejected) -> list[str]:
     """The reason codes of a rejection or of a rejection row."""
     if isinstance(rejected, Rejection):
         return [r.code for r in rejected.reasons]
-    return [str(r.get("code", "unknown")) for r in rejected.get("reasons") or () if isinstance(r, Mapping)]
+    return [
+        str(r.get("code", "unknown"))
+        for r in rejected.get("reasons") or ()
+        if isinstance(r, Mapping)
+    ]
 
 
 def rejected_row(rejected: Rejected) -> dict[str, Any]:
@@ -112,7 +121,9 @@ class Stage(Protocol[In, Out]):
     def run(self, records: Iterable[In], stats: Stats) -> Iterator[Out]: ...
 
 
-def collect(records: Iterable[QAPair | Rejected], stats: Stats) -> tuple[list[QAPair], list[Rejected]]:
+def collect(
+    records: Iterable[QAPair | Rejected], stats: Stats
+) -> tuple[list[QAPair], list[Rejected]]:
     """The end of the stream: kept pairs and rejections, each in arrival order. Every drop of
     the run is counted here, once, under the stage that made it."""
     kept: list[QAPair] = []
@@ -154,7 +165,10 @@ class IngestStage:
         st.records_in += summary.files
         st.records_out += summary.files - len(summary.skipped)
         for skipped in summary.skipped:
-            stats.drop(self.name, Rejection(self.name, (Reason("skipped", f"{skipped.path}: {skipped.reason}"),)))
+            stats.drop(
+                self.name,
+                Rejection(self.name, (Reason("skipped", f"{skipped.path}: {skipped.reason}"),)),
+            )
         yield summary
 
 
@@ -183,15 +197,31 @@ class GenerateStage:
 
         for index in records:
             rows: list[QAPair | Rejected] = []
-            self.summary = generate(index=index, checker=self.checker, executor=self.executor,
-                                    sink=rows.append, **self.options)
+            self.summary = generate(
+                index=index,
+                checker=self.checker,
+                executor=self.executor,
+                sink=rows.append,
+                **self.options,
+            )
             st, chk = stats.stage(self.name), stats.stage(CheckStage.name)
             st.records_in += self.summary.calls
             st.records_out += self.summary.candidates
             st.seconds += max(0.0, self.summary.elapsed_s - self.summary.check_seconds)
             chk.seconds += self.summary.check_seconds
             chk.records_in += self.summary.candidates
+            # Kept pairs in an order that does not depend on which call finished first (nor on
+            # the run that wrote them), so dedup's ties, and so the kept set, are the same on every
+            # executor and every rerun.
+            rows.sort(key=_pair_order)
             yield from rows
+
+
+def _pair_order(rec: QAPair | Rejected) -> tuple[int, int, str]:
+    if not isinstance(rec, QAPair):
+        return (1, 0, "")  # rejections after the pairs, in arrival order (a stable sort)
+    task = rec.metadata.get("task", 0)
+    return (0, task if isinstance(task, int) else 0, rec.id)
 
 
 class NoCheck:
@@ -249,7 +279,9 @@ class CheckStage:
 
     name = "check"
 
-    def __init__(self, checker: Any, *, executor: Any = None, batch_size: int = CHECK_BATCH) -> None:
+    def __init__(
+        self, checker: Any, *, executor: Any = None, batch_size: int = CHECK_BATCH
+    ) -> None:
         self.checker = checker
         self.executor = executor
         self.batch_size = batch_size
@@ -271,27 +303,34 @@ class CheckStage:
         batches = _batched(records, self.batch_size)
         if self.remote:
             results: Iterator[tuple[list[Candidate], list[Verdict]]] = ordered(
-                self.executor, check_batch, batches, args=lambda b: (self._target(), _items(b)))
+                self.executor, check_batch, batches, args=lambda b: (self._target(), _items(b))
+            )
         else:
             results = ((b, check_batch(self.checker, _items(b))) for b in batches)
         for batch, verdicts in results:
             yield from self._decide(batch, verdicts, stats)
 
-    async def acheck(self, candidates: Sequence[Candidate], stats: Stats | None = None) -> list[QAPair | Rejection]:
+    async def acheck(
+        self, candidates: Sequence[Candidate], stats: Stats | None = None
+    ) -> list[QAPair | Rejection]:
         """`run` for an event loop: a remote batch or the judge's calls are awaited, never blocked on."""
         if not candidates:
             return []
         if self.remote:
             fut = self.executor.submit(check_batch, self._target(), _items(candidates))
             verdicts = list(await asyncio.wrap_future(fut))
-        elif getattr(self.checker, "acheck", None) is not None and getattr(self.checker, "judge", None) is not None:
+        elif (
+            getattr(self.checker, "acheck", None) is not None
+            and getattr(self.checker, "judge", None) is not None
+        ):
             verdicts = [await self.checker.acheck(c.pair, c.sources) for c in candidates]
         else:
             verdicts = check_batch(self.checker, _items(candidates))
         return list(self._decide(candidates, verdicts, stats))
 
-    def _decide(self, batch: Sequence[Candidate], verdicts: Sequence[Verdict],
-                stats: Stats | None) -> Iterator[QAPair | Rejection]:
+    def _decide(
+        self, batch: Sequence[Candidate], verdicts: Sequence[Verdict], stats: Stats | None
+    ) -> Iterator[QAPair | Rejection]:
         st = stats.stage(self.name) if stats is not None else None
         for cand, verdict in zip(batch, verdicts, strict=True):
             pair = replace(cand.pair, verdict=verdict)
@@ -329,12 +368,16 @@ class DedupStage:
 
     name = "dedup"
 
-    def __init__(self, *, embedder: Any = "minilm", near: float | None = 0.9, semantic: float | None = 0.92) -> None:
+    def __init__(
+        self, *, embedder: Any = "minilm", near: float | None = 0.9, semantic: float | None = 0.92
+    ) -> None:
         self.embedder = embedder
         self.near = near
         self.semantic = semantic
 
-    def run(self, records: Iterable[QAPair | Rejected], stats: Stats) -> Iterator[QAPair | Rejected]:
+    def run(
+        self, records: Iterable[QAPair | Rejected], stats: Stats
+    ) -> Iterator[QAPair | Rejected]:
         """Rejections first as they come, then the kept pairs and the duplicates found among them."""
         from grounded.dedup import dedup
 
@@ -362,8 +405,13 @@ class HealthStage:
 
     name = "health"
 
-    def __init__(self, *, documents: Sequence[Mapping[str, Any]] | None = None, embedder: Any = "minilm",
-                 reference: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        documents: Sequence[Mapping[str, Any]] | None = None,
+        embedder: Any = "minilm",
+        reference: str | Path | None = None,
+    ) -> None:
         self.documents = documents
         self.embedder = embedder
         self.reference = reference
@@ -378,7 +426,9 @@ class HealthStage:
         qaset = QASet(pairs)
         if self.documents is not None:
             docs = tuple(dict(d) for d in self.documents)
-            qaset = replace(qaset, documents=docs, chunks_total=sum(int(d.get("chunks") or 0) for d in docs))
+            qaset = replace(
+                qaset, documents=docs, chunks_total=sum(int(d.get("chunks") or 0) for d in docs)
+            )
         health = dataset_health(qaset, reference=self.reference, embedder=self.embedder)
         st.seconds += time.perf_counter() - started
         st.records_out += 1
@@ -393,14 +443,25 @@ class ReportStage:
     def __init__(self, out_dir: str | Path) -> None:
         self.out_dir = Path(out_dir)
 
-    def write(self, pairs: Sequence[QAPair], rejected: Sequence[Mapping[str, Any]], summary: Mapping[str, Any],
-              health: Mapping[str, Any], stats: Stats) -> Path:
+    def write(
+        self,
+        pairs: Sequence[QAPair],
+        rejected: Sequence[Mapping[str, Any]],
+        summary: Mapping[str, Any],
+        health: Mapping[str, Any],
+        stats: Stats,
+    ) -> Path:
         """Write the report and return its path (the file appears whole or not at all)."""
         from grounded.eval.report import render
 
         st = stats.stage(self.name)
         started = time.perf_counter()
-        data = {"run": self.out_dir, "pairs": list(pairs), "rejected": list(rejected), "summary": dict(summary)}
+        data = {
+            "run": self.out_dir,
+            "pairs": list(pairs),
+            "rejected": list(rejected),
+            "summary": dict(summary),
+        }
         html = render(data, health, title=f"grounded report: {self.out_dir.resolve().name}")
         path = self.out_dir / "report.html"
         atomic_write_text(path, html)

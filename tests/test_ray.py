@@ -18,7 +18,11 @@ ray = pytest.importorskip("ray")
 DATA = Path(__file__).parent / "data" / "pipeline"
 DOCS = DATA / "docs"
 REPLIES = json.loads((DATA / "replies.json").read_text())
-BOGUS = {"quote": "The Eiffel Tower is in Paris.", "answer": "Paris", "question": "Where is the Eiffel Tower?"}
+BOGUS = {
+    "quote": "The Eiffel Tower is in Paris.",
+    "answer": "Paris",
+    "question": "Where is the Eiffel Tower?",
+}
 
 
 def responder(messages):
@@ -52,7 +56,9 @@ def rows(out: Path, name: str) -> set[str]:
     return out_rows
 
 
-def test_ray_run_keeps_and_rejects_exactly_what_the_in_process_run_does(tmp_path, fake, ray_session):
+def test_ray_run_keeps_and_rejects_exactly_what_the_in_process_run_does(
+    tmp_path, fake, ray_session
+):
     f, model = fake
     opts = {"model": model, "n": 8, "chunk_tokens": 64, "overlap_tokens": 0, "embedder": "fast"}
     local = grounded.run([DOCS], out=tmp_path / "local", **opts)
@@ -70,8 +76,22 @@ def test_ray_run_keeps_and_rejects_exactly_what_the_in_process_run_does(tmp_path
 
 def test_cli_run_ray_resumes_without_new_calls(tmp_path, fake, ray_session):
     f, model = fake
-    args = ["run", str(DOCS), "--out", str(tmp_path / "o"), "--model", model, "-n", "4",
-            "--chunk-tokens", "64", "--embedder", "fast", "--ray", "--json"]
+    args = [
+        "run",
+        str(DOCS),
+        "--out",
+        str(tmp_path / "o"),
+        "--model",
+        model,
+        "-n",
+        "4",
+        "--chunk-tokens",
+        "64",
+        "--embedder",
+        "fast",
+        "--ray",
+        "--json",
+    ]
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.output
     calls = len(f.calls)
@@ -83,7 +103,18 @@ def test_cli_run_ray_resumes_without_new_calls(tmp_path, fake, ray_session):
 
 def test_a_ray_cluster_needs_the_index_on_a_chroma_server(tmp_path, fake):
     _, model = fake
-    result = CliRunner().invoke(main, ["run", str(DOCS), "--out", str(tmp_path / "o"), "--model", model,
-                                       "--ray", "ray://10.0.0.1:10001"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(DOCS),
+            "--out",
+            str(tmp_path / "o"),
+            "--model",
+            model,
+            "--ray",
+            "ray://10.0.0.1:10001",
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert "--chroma-url" in result.output

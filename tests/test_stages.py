@@ -18,7 +18,11 @@ from grounded.types import Chunk, QAPair, Reason, Rejection, Verdict
 DATA = Path(__file__).parent / "data" / "pipeline"
 DOCS = DATA / "docs"
 REPLIES = json.loads((DATA / "replies.json").read_text())
-BOGUS = {"quote": "The Eiffel Tower is in Paris.", "answer": "Paris", "question": "Where is the Eiffel Tower?"}
+BOGUS = {
+    "quote": "The Eiffel Tower is in Paris.",
+    "answer": "Paris",
+    "question": "Where is the Eiffel Tower?",
+}
 
 
 def responder(messages):
@@ -33,8 +37,12 @@ def model():
 
 
 def pair(question: str, answer: str = "x", score: float = 1.0) -> QAPair:
-    return QAPair(id=QAPair.make_id(question, answer), question=question, answer=answer,
-                  verdict=Verdict(True, score))
+    return QAPair(
+        id=QAPair.make_id(question, answer),
+        question=question,
+        answer=answer,
+        verdict=Verdict(True, score),
+    )
 
 
 CHUNK = Chunk(id="c1", doc_id="d1", text="Some text.", start=0, end=10)
@@ -60,7 +68,11 @@ def test_dedup_stage_passes_rejections_and_turns_duplicates_into_rejections():
     kept, rejected = collect(DedupStage(embedder=None).run(records, stats), stats)
 
     assert [p.verdict.score for p in kept] == [0.9]
-    assert rejected[0] is earlier and isinstance(rejected[1], Rejection) and rejected[1].stage == "dedup"
+    assert (
+        rejected[0] is earlier
+        and isinstance(rejected[1], Rejection)
+        and rejected[1].stage == "dedup"
+    )
     assert stats.stages["dedup"].dropped_by_reason == {"duplicate": 1}
     assert stats.rejected_by_reason == {"quote_not_found": 1, "duplicate": 1}
 
@@ -73,7 +85,9 @@ def test_stats_rejected_by_reason_leaves_skipped_files_out():
     assert stats.to_dict()["ingest"]["dropped_by_reason"] == {"skipped": 1}
 
 
-def test_run_summary_has_every_stage_with_its_counts_and_the_reasons_match_rejected_jsonl(tmp_path, model):
+def test_run_summary_has_every_stage_with_its_counts_and_the_reasons_match_rejected_jsonl(
+    tmp_path, model
+):
     out = tmp_path / "out"
     summary = grounded.run([DOCS], out=out, model=model, n=6, chunk_tokens=64, overlap_tokens=0)
 
@@ -91,8 +105,26 @@ def test_run_summary_has_every_stage_with_its_counts_and_the_reasons_match_rejec
 
 def test_run_with_the_fast_embedder_measures_dedup_and_health_with_it(tmp_path, model):
     out = tmp_path / "fast"
-    result = CliRunner().invoke(main, ["run", str(DOCS), "--out", str(out), "--model", model, "-n", "6",
-                                       "--chunk-tokens", "64", "--overlap-tokens", "0", "--embedder", "fast", "--json"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(DOCS),
+            "--out",
+            str(out),
+            "--model",
+            model,
+            "-n",
+            "6",
+            "--chunk-tokens",
+            "64",
+            "--overlap-tokens",
+            "0",
+            "--embedder",
+            "fast",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["ingest"]["embedder"] == "fast"
@@ -101,8 +133,24 @@ def test_run_with_the_fast_embedder_measures_dedup_and_health_with_it(tmp_path, 
 
 def test_run_takes_the_generate_options_no_check_and_retry_invalid(tmp_path, model):
     out = tmp_path / "nocheck"
-    result = CliRunner().invoke(main, ["run", str(DOCS), "--out", str(out), "--model", model, "-n", "4",
-                                       "--chunk-tokens", "64", "--no-check", "--no-retry-invalid", "--json"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(DOCS),
+            "--out",
+            str(out),
+            "--model",
+            model,
+            "-n",
+            "4",
+            "--chunk-tokens",
+            "64",
+            "--no-check",
+            "--no-retry-invalid",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["generate"]["checked"] is False
