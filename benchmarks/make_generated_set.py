@@ -7,7 +7,7 @@ Stages (each resumable, `grounded generate` caches every call):
             by blank lines) under WORK/docs
   ingest    `grounded ingest WORK/docs --index WORK/index --embedder fast`
   generate  `grounded generate --no-check` with the bundled model (grounded-local/smollm2) and the
-            built-in prompts: factoid (seeds 0, 3 and 4), multi_hop (seed 1), unanswerable (seed 2)
+            built-in prompts: factoid (seeds 0, 3, 4, 5), multi_hop (seed 1), unanswerable (seed 2)
   collect   every parsed pair with a question and an answer, from qa.jsonl and rejected.jsonl,
             as {id, doc_title, passage, question, answer, evidence, prompt, source} in
             WORK/candidates.jsonl
@@ -38,7 +38,7 @@ GROUNDED = str(Path(sys.executable).with_name("grounded"))
 # order); a second factoid seed lets two bundled-model processes share a slow machine.
 RUNS = [("factoid", "factoid", 0, 300, 100), ("multi_hop", "multi_hop", 1, 45, 20),
         ("unanswerable", "unanswerable", 2, 45, 20), ("factoid-s3", "factoid", 3, 180, 60),
-        ("factoid-s4", "factoid", 4, 180, 60)]
+        ("factoid-s4", "factoid", 4, 180, 60), ("factoid-s5", "factoid", 5, 180, 60)]
 HUMAN_ARTICLES = ["Warsaw", "Oxygen", "Black_Death", "Geology", "Harvard_University",
                   "Prime_number", "Construction", "Force"]
 
