@@ -131,6 +131,7 @@ def main() -> int:
     ap.add_argument("--no-sem", action="append", default=[], metavar="SET",
                     help="Do not compute MiniLM for this data set (e.g. squad-same-paragraph, ~10k pairs): "
                          "it then joins only the lexical fit; the +sem model is fitted on the others.")
+    ap.add_argument("--no-verifier", action="store_true", help="Do not fit the learned verifier's qa+ver model.")
     ap.add_argument("--reverse", action="store_true", help="Fit on the second half, hold out the first (a robustness check; never written).")
     args = ap.parse_args()
 
@@ -176,6 +177,14 @@ def main() -> int:
                     yy, pp = list(y[sel]), list(p[sel])
                     print(f"{name:9s} {gname:21s} {part:9s} n={len(yy):5d} auroc {auroc(yy, pp):.3f} "
                           f"bal.acc@{t:.3f} {balanced_accuracy(yy, [v >= t for v in pp]):.3f}")
+    if "qa" in models and not args.reverse and not args.no_verifier:
+        # the learned verifier's `ver` joins the qa model as a stacked term, fitted on SQuAD
+        # questions it was not trained on (benchmarks/fit_verifier.py); None without its weights
+        from fit_verifier import stacked_model
+
+        stacked = stacked_model(models["qa"], bench=args.bench)
+        if stacked is not None:
+            models["qa+ver"] = stacked
     data = render(models, thresholds)
     print(json.dumps(data, indent=1))
     if args.write and not args.reverse:

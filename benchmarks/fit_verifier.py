@@ -1,6 +1,7 @@
 """Fit the weight of the learned verifier's signal `ver` in the checker's "qa+ver" calibration.
 
     .venv/bin/python benchmarks/fit_verifier.py          # print the stacked model
+    .venv/bin/python benchmarks/fit_verifier.py --write  # and put it in calibration.json
     (benchmarks/fit_checker.py calls `stacked_model` and writes it with the others)
 
 The "qa+ver" model is the fitted "qa" model plus one sign-constrained term: logit = qa logit +
@@ -81,11 +82,20 @@ def stacked_model(qa: tuple[tuple[str, ...], list[float], float], *, bench: Path
 
 
 def main() -> int:
+    """Print the stacked model on the shipped "qa" model; --write puts it in calibration.json
+    (what benchmarks/fit_checker.py --write also does after a full refit)."""
     from grounded.checker.calibration import CALIBRATION
 
     qa = CALIBRATION["qa"]
     out = stacked_model((qa.features, list(qa.weights), qa.bias))
     print(json.dumps(out))
+    if out is not None and "--write" in sys.argv[1:]:
+        path = ROOT / "grounded" / "checker" / "calibration.json"
+        data = json.loads(path.read_text(encoding="utf-8"))
+        feats, weights, bias = out
+        data["models"]["qa+ver"] = {"features": list(feats), "weights": weights, "bias": bias}
+        path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {path}", file=sys.stderr)
     return 0
 
 

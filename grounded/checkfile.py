@@ -33,6 +33,9 @@ def pair_from_row(row: Mapping[str, Any], *, where: str = "") -> QAPair:
     return parse_row(row, where=where)
 
 
+MODEL_SIGNALS: tuple[str, ...] = ("sem", "ver", "judge")
+
+
 @dataclass
 class CheckSummary:
     """What `check_qa_file` did: counts, reasons, speed, files."""
@@ -46,6 +49,9 @@ class CheckSummary:
     pairs_per_s: float = 0.0
     threshold: float = DEFAULT_THRESHOLD
     files: dict[str, str] = field(default_factory=dict)
+    # pairs each model-backed signal was computed for: "sem" (MiniLM), "ver" (learned verifier),
+    # "judge" (LLM judge)
+    model_signals: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -90,7 +96,8 @@ def check_qa_file(
         for (pos, _), (pair, verdict) in zip(todo, check([p for _, p in todo], index=idx, checker=checker), strict=True):
             codes = [r.code for r in verdict.reasons]
             row = pair.to_dict() if verdict.supported else Rejection("check", verdict.reasons, pair=pair).to_dict()
-            rows[pos] = {"kept": verdict.supported, "row": row, "codes": codes}
+            rows[pos] = {"kept": verdict.supported, "row": row, "codes": codes,
+                         "models": [k for k in MODEL_SIGNALS if k in verdict.signals]}
     finally:
         if owned and idx is not None:
             idx.close()
@@ -111,6 +118,7 @@ def check_qa_file(
         pairs_per_s=round(len(rows) / seconds, 1) if seconds > 0 else 0.0,
         threshold=float(getattr(checker, "threshold", 0.0)),
         files={"qa": str(qa_path), "rejected": str(rej_path)},
+        model_signals={k: sum(1 for r in rows if k in r.get("models", ())) for k in MODEL_SIGNALS},
     )
 
 

@@ -190,7 +190,8 @@ def build_net(base: Any, trainable_from: int) -> Any:
 
 def marks(tokenizer: Any) -> tuple[int, int]:
     """Token ids of the answer marks « »."""
-    return tuple(tokenizer.convert_tokens_to_ids([OPEN, CLOSE]))  # type: ignore[return-value]
+    opening, closing = tokenizer.convert_tokens_to_ids([OPEN, CLOSE])
+    return int(opening), int(closing)
 
 
 def load_base() -> tuple[Any, Any]:

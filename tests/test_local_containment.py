@@ -76,7 +76,7 @@ def test_generate_stops_with_exit_5_on_a_crash_and_a_rerun_continues(tmp_path, i
     assert crashed.exit_code == 5, crashed.output
     errors = [line for line in crashed.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "SIGSEGV" in errors[0] and "rerun" in errors[0], crashed.output
-    with sqlite3.connect(out / ".cache" / "llm.sqlite") as db:
+    with sqlite3.connect(out / "cache" / "llm.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 2
 
     monkeypatch.delenv("FAKE_WORKER_CRASH_AFTER")

@@ -19,6 +19,7 @@ from grounded.errors import EXIT_PARTIAL
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Writes OUT/qa.jsonl (kept) and OUT/rejected.jsonl.")
 @click.option("--threshold", default=None, type=click.FloatRange(0, 1), help="Minimum support score (default: the documented dev-tuned value).")
 @click.option("--semantic", default="borderline", show_default=True, type=click.Choice(["borderline", "all", "off"]), help="When to compute MiniLM similarity.")
+@click.option("--learned-verifier", "verifier", default="keepable", show_default=True, type=click.Choice(["keepable", "all", "off"]), help="Which QA pairs the learned verifier reads (keepable: those the cheap checks have not rejected).")
 @click.option("--judge", default=None, help="litellm model string of an LLM judge (optional).")
 @click.option("--judge-mode", default="borderline", show_default=True, type=click.Choice(["borderline", "all"]))
 @click.option("--judge-cache", default=None, type=click.Path(dir_okay=False), help="SQLite cache of judge calls (default OUT/judge-cache.sqlite).")
@@ -33,6 +34,7 @@ def check(
     out: Path,
     threshold: float | None,
     semantic: str,
+    verifier: str,
     judge: str | None,
     judge_mode: str,
     judge_cache: str | None,
@@ -41,7 +43,7 @@ def check(
     as_json: bool,
 ) -> None:
     """Check the pairs of QA (JSONL or SQuAD JSON) and split them into kept and rejected, with reasons."""
-    options: dict[str, Any] = {"semantic": semantic, "judge_mode": judge_mode}
+    options: dict[str, Any] = {"semantic": semantic, "judge_mode": judge_mode, "verifier": verifier}
     if threshold is not None:
         options["threshold"] = threshold
     if judge:
@@ -60,6 +62,10 @@ def check(
         top = list(summary.rejected_by_reason.items())[:6]
         if top:
             click.echo("rejection reasons: " + ", ".join(f"{k} ({v})" for k, v in top))
+        ran = {k: v for k, v in summary.model_signals.items() if v}
+        if ran:
+            names = {"sem": "MiniLM similarity", "ver": "learned verifier", "judge": "LLM judge"}
+            click.echo("read by: " + ", ".join(f"{names[k]} ({v} pairs)" for k, v in ran.items()))
         click.echo(f"wrote {summary.files['qa']} and {summary.files['rejected']}")
         unchecked = summary.rejected_by_reason.get("no_sources", 0)
         if unchecked and index is None:
