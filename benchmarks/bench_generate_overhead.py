@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fakes import FakeIndex, FakeLLM, register_fake  # noqa: E402
 
-from grounded.generate import generate  # noqa: E402
+from grounded.generation import generate  # noqa: E402
 from grounded.types import Verdict  # noqa: E402
 
 SQUAD = Path("/work/shared/bench/squad/dev-v1.1-part-a.json")

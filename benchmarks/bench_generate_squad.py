@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from grounded.checker import default_checker
-from grounded.generate import generate
+from grounded.generation import generate
 from grounded.jsonl import read_jsonl
 from grounded.types import Chunk, Hit
 

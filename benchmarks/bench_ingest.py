@@ -16,7 +16,7 @@ One big document against the same text in many files (`--scale-only` runs just t
 
     .venv/bin/python benchmarks/bench_ingest.py --scale-only --scale-mb 50 --scale-files 500
 
-  5. scale: the full `grounded.ingest` (load, chunk, embed with `fast`, upsert into Chroma) of one
+  5. scale: the full `grounded.ingestion` (load, chunk, embed with `fast`, upsert into Chroma) of one
      SCALE_MB document, then of the same text split into SCALE_FILES files; time ratio (1.0 = as
      fast as many small files), chunks, and the peak RSS of each run;
   6. chunk only: `chunk_document` over 8, 16 and 24 MB of the same text (`--chunk-mb`), to show
@@ -203,7 +203,7 @@ def stage_quality(embedder: str, n_paras: int, n_questions: int) -> dict:
 
 
 def stage_ingest(folder: str, index: str, embedder: str, workers: int, chunk_tokens: int, overlap: int) -> dict:
-    from grounded.ingest import ingest
+    from grounded.ingestion import ingest
 
     t0 = time.perf_counter()
     s = ingest(
@@ -224,7 +224,7 @@ def stage_ingest(folder: str, index: str, embedder: str, workers: int, chunk_tok
 def stage_scale(path: str, index: str) -> dict:
     """The full ingest of a file or folder with the fast embedder; models warmed up first."""
     from grounded.embed import get_embedder
-    from grounded.ingest import ingest
+    from grounded.ingestion import ingest
     from grounded.loaders import load_file
 
     get_embedder("fast").embed(["warm-up"])  # distil (once per machine) and load: not timed

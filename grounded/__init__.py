@@ -9,8 +9,6 @@ Heavy stages (embeddings, Chroma, litellm) import on first use, so `import groun
 # Every public name of this module is in __all__ (tests/test_api.py): helpers are imported private.
 import importlib as _importlib
 import importlib.metadata as _metadata
-import sys as _sys
-from types import ModuleType as _ModuleType
 from typing import Any as _Any
 
 from grounded.errors import (
@@ -50,10 +48,10 @@ _LAZY = {
     "to_langchain": "grounded.loaders",
     "default_checker": "grounded.checker",
     "chunk_document": "grounded.chunking",
-    "ingest": "grounded.ingest",
+    "ingest": "grounded.ingestion",
     "open_index": "grounded.index",
     "search": "grounded.index",
-    "generate": "grounded.generate",
+    "generate": "grounded.generation",
     "check": "grounded.checker",
     "check_long": "grounded.claims",
     "run": "grounded.pipeline",
@@ -105,21 +103,6 @@ def __getattr__(name: str) -> _Any:
     return value
 
 
-class _Package(_ModuleType):
-    """Keeps `grounded.ingest` & co. the functions after their same-named submodules import.
-
-    Importing `grounded.ingest` makes Python set the package attribute `ingest` to the module,
-    which would turn `grounded.ingest(...)` into "module is not callable" depending on what
-    happened to be imported first.
-    """
-
-    def __setattr__(self, name: str, value: _Any) -> None:
-        if isinstance(value, _ModuleType) and _LAZY.get(name) == f"{__name__}.{name}":
-            return
-        super().__setattr__(name, value)
-
-
-_sys.modules[__name__].__class__ = _Package
 
 
 def __dir__() -> list[str]:

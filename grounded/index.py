@@ -404,7 +404,7 @@ class Index:
         """One dict per stored document: doc_id, sources (paths), title, chunks (count), chars."""
         return self.manifest.documents()
 
-    # --- writing (used by grounded.ingest) --------------------------------------------------
+    # --- writing (used by grounded.ingestion) --------------------------------------------------
 
     def add(self, chunks: Sequence[Chunk], embeddings: np.ndarray) -> None:
         """Upsert chunks with their precomputed embeddings."""

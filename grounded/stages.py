@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from grounded.generate import GenerateSummary
+    from grounded.generation import GenerateSummary
     from grounded.index import Index
-    from grounded.ingest import IngestSummary
+    from grounded.ingestion import IngestSummary
 
 from grounded.rundir import atomic_write_text
 from grounded.types import Chunk, QAPair, Reason, Rejection, Verdict
@@ -156,7 +156,7 @@ class IngestStage:
         self.options = options
 
     def run(self, records: Iterable[Path], stats: Stats) -> Iterator[IngestSummary]:
-        from grounded.ingest import ingest
+        from grounded.ingestion import ingest
 
         st = stats.stage(self.name)
         started = time.perf_counter()
@@ -193,7 +193,7 @@ class GenerateStage:
         self.summary: GenerateSummary | None = None
 
     def run(self, records: Iterable[Index], stats: Stats) -> Iterator[QAPair | Rejected]:
-        from grounded.generate import generate
+        from grounded.generation import generate
 
         for index in records:
             rows: list[QAPair | Rejected] = []

@@ -49,7 +49,7 @@ def _guarded_connect_ex(self: socket.socket, address: object) -> int:
 @pytest.fixture(scope="session")
 def real_index(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(index folder, docs folder): tests/data/generate/corpus ingested once per session (read-only)."""
-    from grounded.ingest import ingest
+    from grounded.ingestion import ingest
 
     root = tmp_path_factory.mktemp("gen-index")
     docs = root / "docs"

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from fakes import FakeChecker, FakeIndex, FakeLLM, quoting_responder, register_fake, server_error
 
 from grounded.cli import main
-from grounded.generate import answer_candidates, constrain_schema, generate, locate
+from grounded.generation import answer_candidates, constrain_schema, generate, locate
 from grounded.jsonl import read_jsonl
 from grounded.seeds import partners, seed_order
 from grounded.types import Chunk

@@ -12,7 +12,7 @@ from fakes import FakeChecker, FakeIndex, FakeLLM, quoting_responder, register_f
 
 from grounded.cli import main
 from grounded.errors import LLMFatalError
-from grounded.generate import default_max_calls, generate
+from grounded.generation import default_max_calls, generate
 from grounded.jsonl import read_jsonl
 from grounded.prompting import parse_reply
 

@@ -16,7 +16,7 @@ import pytest
 from grounded.embed import CachedEmbedder, EmbeddingCache
 from grounded.errors import ConfigError, IndexStoreError
 from grounded.index import check_collection_name, open_index, search
-from grounded.ingest import ingest
+from grounded.ingestion import ingest
 
 GOOD = Path(__file__).parent / "data" / "ingest" / "good"
 

@@ -155,7 +155,7 @@ def test_worker_processes_give_the_same_result(tmp_path: Path) -> None:
 
 
 def test_unpicklable_loader_falls_back_to_serial(tmp_path: Path) -> None:
-    from grounded.ingest import _pool
+    from grounded.ingestion import _pool
     from grounded.loaders import register_loader, unregister_loader
 
     register_loader(".lambda", lambda path: iter(()))

@@ -59,7 +59,7 @@ def test_worker_crash_raises_once_and_then_every_time(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def index_dir(tmp_path_factory):
-    from grounded.ingest import ingest
+    from grounded.ingestion import ingest
 
     root = tmp_path_factory.mktemp("containment")
     ingest([DOCS], index=root / "index", chunk_tokens=64, overlap_tokens=0)

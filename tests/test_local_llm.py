@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 from fakes import FakeIndex
 
-from grounded.generate import generate
+from grounded.generation import generate
 from grounded.jsonl import read_jsonl
 from grounded.llm import DEFAULT_LOCAL_MODEL, LLM, extract_json
 from grounded.prompting import Reply, load_prompt

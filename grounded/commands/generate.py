@@ -13,7 +13,7 @@ from grounded.cli import emit_json, handle_errors, json_option
 from grounded.errors import EXIT_PARTIAL
 
 if TYPE_CHECKING:
-    from grounded.generate import GenerateSummary
+    from grounded.generation import GenerateSummary
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -65,7 +65,7 @@ def generation_options(fn: F) -> F:
 @handle_errors
 def generate(out: Path, as_json: bool, no_check: bool, **options: object) -> None:
     """Generate grounded QA pairs from an index into OUT (rerun to resume; nothing is paid twice)."""
-    from grounded.generate import generate as run_generate
+    from grounded.generation import generate as run_generate
     from grounded.rundir import RunFolder
     from grounded.stages import NoCheck
 
@@ -107,7 +107,7 @@ def _report(summary: GenerateSummary, *, retry_invalid: bool) -> None:
         click.echo("top rejection reasons: " + ", ".join(f"{k} ({v})" for k, v in top))
     _report_verify(summary)
     if summary.invalid_replies:
-        from grounded.generate import MAX_INVALID_RETRIES
+        from grounded.generation import MAX_INVALID_RETRIES
 
         again = (f"rerun the same command to ask again ({MAX_INVALID_RETRIES} times at most)" if retry_invalid
                  else "rerun with --retry-invalid to ask again")

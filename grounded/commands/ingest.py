@@ -54,7 +54,7 @@ def ingest(
     Re-running is incremental: unchanged files are skipped, changed files replaced, deleted
     files removed. Exit code 10 when some files were skipped (see the summary for why).
     """
-    from grounded.ingest import ingest as run_ingest
+    from grounded.ingestion import ingest as run_ingest
 
     summary = run_ingest(
         list(paths),

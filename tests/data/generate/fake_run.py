@@ -14,7 +14,7 @@ sys.path.insert(0, str(HERE.parent.parent))  # tests/, for fakes.py
 
 from fakes import FakeChecker, FakeIndex, FakeLLM, register_fake  # noqa: E402
 
-from grounded.generate import generate  # noqa: E402
+from grounded.generation import generate  # noqa: E402
 
 
 def corpus_index() -> FakeIndex:
