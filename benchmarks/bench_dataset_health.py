@@ -41,8 +41,20 @@ def collapsed(squad: QASet, k: int = 1000, seed: int = 0) -> QASet:
     for i, pair in enumerate(rng.sample(list(squad.pairs), k)):
         topic = pair.doc_ids[0].replace("_", " ")
         question = rng.choice(TEMPLATES).format(x=pair.answer, topic=topic)
-        rows.append(QAPair(id=f"c{i}", question=question, answer=pair.answer, evidence=pair.evidence, doc_ids=pair.doc_ids, chunk_ids=pair.chunk_ids, contexts=pair.contexts))
-    return QASet(tuple(rows), name="collapsed", documents=squad.documents, chunks_total=squad.chunks_total)
+        rows.append(
+            QAPair(
+                id=f"c{i}",
+                question=question,
+                answer=pair.answer,
+                evidence=pair.evidence,
+                doc_ids=pair.doc_ids,
+                chunk_ids=pair.chunk_ids,
+                contexts=pair.contexts,
+            )
+        )
+    return QASet(
+        tuple(rows), name="collapsed", documents=squad.documents, chunks_total=squad.chunks_total
+    )
 
 
 def halves(squad: QASet) -> tuple[QASet, QASet]:
@@ -75,7 +87,9 @@ def line(name: str, h: dict) -> str:
     ]
     if sim is not None:
         parts.append(f"cos {sim:.3f} vs {ref_sim:.3f}")
-    parts.append(f"top-opening {h['top_prefix']['share']:.0%} vs {ref.get('top_prefix', {}).get('share', 0):.0%}")
+    parts.append(
+        f"top-opening {h['top_prefix']['share']:.0%} vs {ref.get('top_prefix', {}).get('share', 0):.0%}"
+    )
     parts.append(f"NARROWING={h['narrowing']['warning']}")
     return "  ".join(parts)
 
@@ -102,23 +116,41 @@ def main() -> None:
     embedder = None if args.no_embed else "minilm"
 
     squad = read_squad(args.squad)
-    print(f"SQuAD: {len(squad)} questions, {len(squad.documents or ())} articles, {squad.chunks_total} paragraphs")
+    print(
+        f"SQuAD: {len(squad)} questions, {len(squad.documents or ())} articles, {squad.chunks_total} paragraphs"
+    )
 
     t = time.perf_counter()
     human = dataset_health(squad, embedder=embedder)
     print(f"\n[human set] ({time.perf_counter() - t:.1f}s)")
-    print(f"  distinct-1/2/3 {human['distinct_1']:.3f} / {human['distinct_2']:.3f} / {human['distinct_3']:.3f}")
-    print(f"  wh entropy {human['wh']['entropy_bits']:.2f} bits; shares " + ", ".join(f"{k} {v:.0%}" for k, v in human["wh"]["shares"].items()))
+    print(
+        f"  distinct-1/2/3 {human['distinct_1']:.3f} / {human['distinct_2']:.3f} / {human['distinct_3']:.3f}"
+    )
+    print(
+        f"  wh entropy {human['wh']['entropy_bits']:.2f} bits; shares "
+        + ", ".join(f"{k} {v:.0%}" for k, v in human["wh"]["shares"].items())
+    )
     if human.get("similarity"):
-        print(f"  mean pairwise cosine {human['similarity']['mean_cosine']:.3f} (sample {human['similarity']['sampled']})")
-    print(f"  answer words mean {human['answer_length']['mean']:.1f}, median {human['answer_length']['median']:.0f}, p90 {human['answer_length']['p90']:.0f}")
+        print(
+            f"  mean pairwise cosine {human['similarity']['mean_cosine']:.3f} (sample {human['similarity']['sampled']})"
+        )
+    print(
+        f"  answer words mean {human['answer_length']['mean']:.1f}, median {human['answer_length']['median']:.0f}, p90 {human['answer_length']['p90']:.0f}"
+    )
     cov = human["coverage"]
-    print(f"  coverage: {cov['documents_cited']}/{cov['documents_total']} articles, {cov['chunks_cited']}/{cov['chunks_total']} paragraphs")
+    print(
+        f"  coverage: {cov['documents_cited']}/{cov['documents_total']} articles, {cov['chunks_cited']}/{cov['chunks_total']} paragraphs"
+    )
 
     print("\n[narrowing] (must be False, False, False, True)")
     a, b = halves(squad)
     rng = random.Random(1)
-    sample = QASet(tuple(rng.sample(list(squad.pairs), 300)), name="sample", documents=squad.documents, chunks_total=squad.chunks_total)
+    sample = QASet(
+        tuple(rng.sample(list(squad.pairs), 300)),
+        name="sample",
+        documents=squad.documents,
+        chunks_total=squad.chunks_total,
+    )
     col = collapsed(squad)
     results = {}
     for name, qs, ref in (
@@ -143,9 +175,13 @@ def main() -> None:
     t = time.perf_counter()
     kept, removed = dedup(pairs, embedder=None)
     dt = time.perf_counter() - t
-    print(f"  exact+near on {n} questions: {dt:.2f}s = {npairs / dt:,.0f} question pairs/s, {n / dt:,.0f} questions/s; removed {len(removed)}")
+    print(
+        f"  exact+near on {n} questions: {dt:.2f}s = {npairs / dt:,.0f} question pairs/s, {n / dt:,.0f} questions/s; removed {len(removed)}"
+    )
     base = naive_pairs_per_s([normalise(p.question) for p in pairs])
-    print(f"  baseline Python double loop (fuzz.ratio only): {base:,.0f} pairs/s -> blocked cdist is {npairs / dt / base:.1f}x faster while computing two scorers")
+    print(
+        f"  baseline Python double loop (fuzz.ratio only): {base:,.0f} pairs/s -> blocked cdist is {npairs / dt / base:.1f}x faster while computing two scorers"
+    )
     if embedder:
         t = time.perf_counter()
         kept, removed = dedup(pairs, embedder=embedder)
@@ -154,7 +190,9 @@ def main() -> None:
         for r in removed:
             kind = r.reasons[0].message.split(" (")[0].split(" of ")[0]
             kinds[kind] = kinds.get(kind, 0) + 1
-        print(f"  exact+near+paraphrase (MiniLM, embedding included): {dt:.1f}s = {npairs / dt:,.0f} question pairs/s; removed {len(removed)} {kinds}")
+        print(
+            f"  exact+near+paraphrase (MiniLM, embedding included): {dt:.1f}s = {npairs / dt:,.0f} question pairs/s; removed {len(removed)} {kinds}"
+        )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,9 @@ DATASETS = [
     ("squad-same-paragraph", "squad/dev-v1.1-part-a.json"),
 ]
 _WORD = re.compile(r"\w+")
-_STOP = frozenset("a an the of in on at to for by with and or is was are were be it its as from that this which who what".split())
+_STOP = frozenset(
+    "a an the of in on at to for by with and or is was are were be it its as from that this which who what".split()
+)
 
 
 def overlap(answer: str, context: str) -> float:
@@ -50,8 +52,10 @@ def held_out(fmt: str, examples: list) -> list[int]:
 
 
 def row(name: str, m: dict) -> str:
-    return (f"  {name:28s} n={m['n']:5d}  bal.acc {m['balanced_accuracy']:.3f}  AUROC {m['auroc']:.3f}  "
-            f"F1(unsupported) {m['f1']:.3f}")
+    return (
+        f"  {name:28s} n={m['n']:5d}  bal.acc {m['balanced_accuracy']:.3f}  AUROC {m['auroc']:.3f}  "
+        f"F1(unsupported) {m['f1']:.3f}"
+    )
 
 
 def main() -> int:
@@ -61,8 +65,14 @@ def main() -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench", type=Path, default=BENCH)
-    ap.add_argument("--judge", default=None, help="litellm model string: also run with an LLM judge (borderline).")
-    ap.add_argument("--squad-limit", type=int, default=2000, help="SQuAD examples to use (it is large).")
+    ap.add_argument(
+        "--judge",
+        default=None,
+        help="litellm model string: also run with an LLM judge (borderline).",
+    )
+    ap.add_argument(
+        "--squad-limit", type=int, default=2000, help="SQuAD examples to use (it is large)."
+    )
     args = ap.parse_args()
 
     from grounded.checker.answer_type import spacy_pipeline
@@ -86,24 +96,48 @@ def main() -> int:
         claim = fmt == "wice"
         configs = [("default", default_checker(answer_only=claim, question_checks=False))]
         if args.judge:
-            configs.append((f"judge {args.judge}", default_checker(answer_only=claim, question_checks=False, judge=args.judge, judge_cache=ROOT / ".cache" / "judge.sqlite")))
-        print(f"{name}: {len(examples)} examples ({sum(e.label is None for e in examples)} outside the main metric)")
+            configs.append(
+                (
+                    f"judge {args.judge}",
+                    default_checker(
+                        answer_only=claim,
+                        question_checks=False,
+                        judge=args.judge,
+                        judge_cache=ROOT / ".cache" / "judge.sqlite",
+                    ),
+                )
+            )
+        print(
+            f"{name}: {len(examples)} examples ({sum(e.label is None for e in examples)} outside the main metric)"
+        )
         held = set(held_out(name, examples))
         for name, checker in configs:
             cpu = time.process_time()
             verdicts, seconds = run_checker(examples, checker)
             cpu = time.process_time() - cpu
-            for part, idx in (("held-out", sorted(held)), ("full dev", [i for i, e in enumerate(examples) if e.label is not None])):
+            for part, idx in (
+                ("held-out", sorted(held)),
+                ("full dev", [i for i, e in enumerate(examples) if e.label is not None]),
+            ):
                 labels = [bool(examples[i].label) for i in idx]
-                m = metrics(labels, [verdicts[i].score for i in idx], [verdicts[i].supported for i in idx])
+                m = metrics(
+                    labels, [verdicts[i].score for i in idx], [verdicts[i].supported for i in idx]
+                )
                 print(row(f"{name} {part}", m))
-            print(f"  {name} throughput: {len(examples) / seconds:.0f} pairs/s, {len(examples) / cpu:.0f} pairs per "
-                  f"CPU-second (threshold {checker.threshold})")
+            print(
+                f"  {name} throughput: {len(examples) / seconds:.0f} pairs/s, {len(examples) / cpu:.0f} pairs per "
+                f"CPU-second (threshold {checker.threshold})"
+            )
             if fmt == "squad":
                 human = [v for e, v in zip(examples, verdicts, strict=True) if e.label]
-                print(f"  {name} human pairs rejected: {sum(not v.supported for v in human)}/{len(human)} "
-                      f"({sum(not v.supported for v in human) / len(human):.1%})")
-        for part, idx in (("held-out", sorted(held)), ("full dev", [i for i, e in enumerate(examples) if e.label is not None])):
+                print(
+                    f"  {name} human pairs rejected: {sum(not v.supported for v in human)}/{len(human)} "
+                    f"({sum(not v.supported for v in human) / len(human):.1%})"
+                )
+        for part, idx in (
+            ("held-out", sorted(held)),
+            ("full dev", [i for i, e in enumerate(examples) if e.label is not None]),
+        ):
             labels = [bool(examples[i].label) for i in idx]
             scores = [overlap(examples[i].answer, " ".join(examples[i].contexts)) for i in idx]
             t, _ = best_threshold(labels, scores)
@@ -113,7 +147,9 @@ def main() -> int:
             partial = [i for i, e in enumerate(examples) if e.subset == "partial"]
             if partial:
                 v, _ = run_checker([examples[i] for i in partial], configs[0][1])
-                print(f"  partially_supported (not in the metric): {len(partial)}, kept {sum(x.supported for x in v)}")
+                print(
+                    f"  partially_supported (not in the metric): {len(partial)}, kept {sum(x.supported for x in v)}"
+                )
     throughput_generated(args.bench / "squad/dev-v1.1-part-a.json")
     return 0
 
@@ -132,19 +168,37 @@ def throughput_generated(path: Path, n: int = 2000) -> None:
         if not ex.label:
             continue
         ctx = ex.contexts[0]
-        sent = next((s for s in split_sentences(ctx) if re.search(rf"(?<!\w){re.escape(ex.answer)}(?!\w)", s)), None)
+        sent = next(
+            (
+                s
+                for s in split_sentences(ctx)
+                if re.search(rf"(?<!\w){re.escape(ex.answer)}(?!\w)", s)
+            ),
+            None,
+        )
         if sent is None:
             continue
         start = ctx.find(sent)
         ev = Evidence("doc", "doc:0", start, start + len(sent), sent, 1.0, sent)
-        pairs.append(QAPair(id=ex.id, question=ex.question, answer=ex.answer, evidence=(ev,), contexts=(ctx,), doc_ids=("doc",)))
+        pairs.append(
+            QAPair(
+                id=ex.id,
+                question=ex.question,
+                answer=ex.answer,
+                evidence=(ev,),
+                contexts=(ctx,),
+                doc_ids=("doc",),
+            )
+        )
         if len(pairs) >= n:
             break
     started = time.perf_counter()
     out = list(check(pairs))
     seconds = time.perf_counter() - started
     kept = sum(v.supported for _, v in out)
-    print(f"generated-style SQuAD pairs with evidence: {len(out)} checked, {kept} kept, {len(out) / seconds:.0f} pairs/s")
+    print(
+        f"generated-style SQuAD pairs with evidence: {len(out)} checked, {kept} kept, {len(out) / seconds:.0f} pairs/s"
+    )
 
 
 if __name__ == "__main__":

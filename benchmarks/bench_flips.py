@@ -52,11 +52,25 @@ def flips(sentence: str) -> list[tuple[str, str]]:
     out = []
     m = _YEAR.search(sentence)
     if m:
-        out.append(("year", sentence[: m.start(1)] + str(_changed(int(m.group(1)), sentence)) + sentence[m.end(1) :]))
+        out.append(
+            (
+                "year",
+                sentence[: m.start(1)]
+                + str(_changed(int(m.group(1)), sentence))
+                + sentence[m.end(1) :],
+            )
+        )
     years = {y.span(1) for y in _YEAR.finditer(sentence)}
     m = next((n for n in _NUMBER.finditer(sentence) if n.span(1) not in years), None)
     if m:
-        out.append(("number", sentence[: m.start(1)] + str(_changed(int(m.group(1)), sentence)) + sentence[m.end(1) :]))
+        out.append(
+            (
+                "number",
+                sentence[: m.start(1)]
+                + str(_changed(int(m.group(1)), sentence))
+                + sentence[m.end(1) :],
+            )
+        )
     m = _COPULA.search(sentence)
     if m:
         out.append(("not_inserted", sentence[: m.end(1)] + " not" + sentence[m.end(1) :]))
@@ -98,8 +112,10 @@ def run(bench: Path, limit: int) -> dict[str, dict[str, dict[str, list[int]]]]:
     from grounded.checker import default_checker, inline_sources
     from grounded.types import QAPair
 
-    checkers = {"claim": default_checker(semantic="off", answer_only=True),
-                "qa": default_checker(semantic="off", question_checks=False)}
+    checkers = {
+        "claim": default_checker(semantic="off", answer_only=True),
+        "qa": default_checker(semantic="off", question_checks=False),
+    }
     rows = sentences(bench, limit)
     table: dict[str, dict[str, dict[str, list[int]]]] = {
         m: {h: defaultdict(lambda: [0, 0]) for h in ("first half", "second half")} for m in checkers
@@ -113,7 +129,9 @@ def run(bench: Path, limit: int) -> dict[str, dict[str, dict[str, list[int]]]]:
             half = "first half" if i < len(items) // 2 else "second half"
             variants = [("original", sent), *flips(sent)]
             for kind, text in variants:
-                pair = QAPair(id=f"{src}-{i}-{kind}", question=question, answer=text, contexts=(sent,))
+                pair = QAPair(
+                    id=f"{src}-{i}-{kind}", question=question, answer=text, contexts=(sent,)
+                )
                 examples.append((half, kind, src, pair))
     misses: dict[str, list[str]] = defaultdict(list)
     for mode, checker in checkers.items():
@@ -144,10 +162,14 @@ def main() -> int:
         for half, kinds in halves.items():
             flipped = [c for k, c in kinds.items() if k != "original"]
             rej, n = sum(c[0] for c in flipped), sum(c[1] for c in flipped)
-            parts = ", ".join(f"{k} {c[0]}/{c[1]}" for k, c in sorted(kinds.items()) if k != "original")
+            parts = ", ".join(
+                f"{k} {c[0]}/{c[1]}" for k, c in sorted(kinds.items()) if k != "original"
+            )
             orig = kinds.get("original", [0, 0])
-            print(f"{mode:5s} {half:11s} flips rejected {rej}/{n} ({rej / max(n, 1):.1%}): {parts}; "
-                  f"originals rejected {orig[0]}/{orig[1]} ({orig[0] / max(orig[1], 1):.1%})")
+            print(
+                f"{mode:5s} {half:11s} flips rejected {rej}/{n} ({rej / max(n, 1):.1%}): {parts}; "
+                f"originals rejected {orig[0]}/{orig[1]} ({orig[0] / max(orig[1], 1):.1%})"
+            )
     if args.examples:
         for key, items in misses.items():
             for item in items:

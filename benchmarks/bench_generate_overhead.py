@@ -44,8 +44,16 @@ def measure(index: FakeIndex, pairs: int, concurrency: int, delay: float) -> tup
     model = register_fake(fake)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        s = generate(index=index, out=tmp, n=pairs, model=model, concurrency=concurrency,
-                     pairs_per_call=3, checker=PassChecker(), max_rounds=1)
+        s = generate(
+            index=index,
+            out=tmp,
+            n=pairs,
+            model=model,
+            concurrency=concurrency,
+            pairs_per_call=3,
+            checker=PassChecker(),
+            max_rounds=1,
+        )
         elapsed = time.perf_counter() - start
     return s.kept / elapsed, s.to_dict()
 
@@ -55,14 +63,18 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=1500)
     args = ap.parse_args()
     index = squad_index()
-    print(f"index: {sum(1 for _ in index.chunks())} SQuAD paragraphs; {args.pairs} pairs, 3 per call")
+    print(
+        f"index: {sum(1 for _ in index.chunks())} SQuAD paragraphs; {args.pairs} pairs, 3 per call"
+    )
     measure(index, 30, 4, 0.0)  # warm imports and litellm's first-call setup
     for delay in (0.0, 0.02):
         label = "instant fake" if delay == 0 else f"{delay * 1000:.0f} ms fake"
         base, s1 = measure(index, args.pairs, 1, delay)
         fast, s32 = measure(index, args.pairs, 32, delay)
-        print(f"{label:>13}: concurrency 1: {base:7.1f} pairs/s | concurrency 32: {fast:7.1f} pairs/s "
-              f"| ratio {fast / base:4.2f}x | kept {s32['kept']}, calls {s32['llm_calls']}")
+        print(
+            f"{label:>13}: concurrency 1: {base:7.1f} pairs/s | concurrency 32: {fast:7.1f} pairs/s "
+            f"| ratio {fast / base:4.2f}x | kept {s32['kept']}, calls {s32['llm_calls']}"
+        )
 
 
 if __name__ == "__main__":

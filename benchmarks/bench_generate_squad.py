@@ -48,7 +48,9 @@ class ParagraphIndex:
         raise NotImplementedError("single-passage prompts only")
 
     def documents(self) -> list[dict[str, Any]]:
-        return [{"doc_id": c.doc_id, "sources": [], "title": c.title, "chunks": 1} for c in self._chunks]
+        return [
+            {"doc_id": c.doc_id, "sources": [], "title": c.title, "chunks": 1} for c in self._chunks
+        ]
 
 
 def sample(paragraphs: int, seed: int) -> list[tuple[str, str]]:
@@ -74,13 +76,25 @@ def main() -> None:
     index = ParagraphIndex(sample(args.paragraphs, args.seed))
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench-squad-"))
     start = time.perf_counter()
-    s = generate(index=index, out=out, n=args.pairs, model=args.model, pairs_per_call=args.pairs_per_call,
-                 concurrency=4, checker=default_checker(), timeout=300)
+    s = generate(
+        index=index,
+        out=out,
+        n=args.pairs,
+        model=args.model,
+        pairs_per_call=args.pairs_per_call,
+        concurrency=4,
+        checker=default_checker(),
+        timeout=300,
+    )
     elapsed = time.perf_counter() - start
     calls = s.llm_calls + s.cached_calls
-    print(f"model {s.model}; {args.paragraphs} SQuAD paragraphs; asked for {args.pairs} pairs, {args.pairs_per_call} per call")
-    print(f"calls {calls} ({s.llm_calls} new, {s.cached_calls} cached; planned first round {s.planned_calls}); "
-          f"kept {s.kept}; rejected {s.rejected}; duplicates {s.duplicates}")
+    print(
+        f"model {s.model}; {args.paragraphs} SQuAD paragraphs; asked for {args.pairs} pairs, {args.pairs_per_call} per call"
+    )
+    print(
+        f"calls {calls} ({s.llm_calls} new, {s.cached_calls} cached; planned first round {s.planned_calls}); "
+        f"kept {s.kept}; rejected {s.rejected}; duplicates {s.duplicates}"
+    )
     ratio = f"{calls / s.kept:.2f}" if s.kept else "inf (nothing kept)"
     print(f"LLM calls per kept pair: {ratio} (target <= 0.5 with a capable model)")
     print(f"rejections by reason: {s.rejected_by_reason}")

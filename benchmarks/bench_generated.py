@@ -28,8 +28,11 @@ from grounded.checkfile import pair_from_row
 SET = Path(__file__).parent / "data" / "generated_pairs.jsonl"
 KIND = {"multi_hop": "multi_hop", "unanswerable": "unanswerable"}
 # names from the built-in prompts' few-shot examples (factoid, multi_hop, unanswerable)
-FEW_SHOT = re.compile(r"\b(old mill|mill bridge|tavy|lydford|john pike|slate|marie curie|curie|"
-                      r"vistula|eiffel)\b", re.IGNORECASE)
+FEW_SHOT = re.compile(
+    r"\b(old mill|mill bridge|tavy|lydford|john pike|slate|marie curie|curie|"
+    r"vistula|eiffel)\b",
+    re.IGNORECASE,
+)
 
 
 def half(title: str) -> str:
@@ -39,7 +42,9 @@ def half(title: str) -> str:
 
 def load(path: Path) -> list[dict[str, Any]]:
     """The labelled rows."""
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 def score_rows(rows: list[dict[str, Any]], *, semantic: str) -> list[tuple[bool, float]]:
@@ -48,13 +53,19 @@ def score_rows(rows: list[dict[str, Any]], *, semantic: str) -> list[tuple[bool,
     items = []
     for i, r in enumerate(rows):
         kind = KIND.get(r.get("prompt", ""), "factoid")
-        row = {"id": r["id"], "question": r["question"], "answer": r["answer"], "kind": kind,
-               "context": r["passage"], "evidence": [r["evidence"]] if r.get("evidence") else []}
+        row = {
+            "id": r["id"],
+            "question": r["question"],
+            "answer": r["answer"],
+            "kind": kind,
+            "context": r["passage"],
+            "evidence": [r["evidence"]] if r.get("evidence") else [],
+        }
         pair = pair_from_row(row, where=f"row {i + 1}")
         items.append((pair, inline_sources(pair)))
     out: list[tuple[bool, float]] = []
     for start in range(0, len(items), 64):
-        out += [(v.supported, v.score) for v in checker.check_many(items[start:start + 64])]
+        out += [(v.supported, v.score) for v in checker.check_many(items[start : start + 64])]
     return out
 
 
@@ -77,10 +88,15 @@ def figures(sel: list[tuple[dict[str, Any], bool, float]]) -> dict[str, Any]:
     n_good, n_bad, n_kept = sum(good), len(good) - sum(good), sum(kept)
     tpr = tp / n_good if n_good else None
     tnr = tn / n_bad if n_bad else None
-    return {"rows": len(sel), "good": n_good, "kept": n_kept,
-            "precision": tp / n_kept if n_kept else None, "recall": tpr,
-            "balanced_acc": (tpr + tnr) / 2 if tpr is not None and tnr is not None else None,
-            "auroc": auroc([s for _, _, s in sel], good)}
+    return {
+        "rows": len(sel),
+        "good": n_good,
+        "kept": n_kept,
+        "precision": tp / n_kept if n_kept else None,
+        "recall": tpr,
+        "balanced_acc": (tpr + tnr) / 2 if tpr is not None and tnr is not None else None,
+        "auroc": auroc([s for _, _, s in sel], good),
+    }
 
 
 def _fmt(x: Any) -> str:
@@ -115,12 +131,19 @@ def leaks(rows: list[dict[str, Any]]) -> None:
     print(f"  {'prompt':22} {'rows':>5} {'passages':>8} {'leaked':>12} {'good':>12}")
     for prompt in sorted({r["prompt"] for r in rows if r["source"] == "smollm2"}):
         sel = [r for r in rows if r["source"] == "smollm2" and r["prompt"] == prompt]
-        leaked = sum(any(m.group(0).lower() not in r["passage"].lower()
-                         for m in FEW_SHOT.finditer(r["question"])) for r in sel)
+        leaked = sum(
+            any(
+                m.group(0).lower() not in r["passage"].lower()
+                for m in FEW_SHOT.finditer(r["question"])
+            )
+            for r in sel
+        )
         good = sum(r["label"] == "good" for r in sel)
         n = len(sel)
-        print(f"  {prompt:22} {n:5} {len({r['passage'] for r in sel}):8} "
-              f"{leaked:4} ({leaked / n:4.0%}) {good:4} ({good / n:4.0%})")
+        print(
+            f"  {prompt:22} {n:5} {len({r['passage'] for r in sel}):8} "
+            f"{leaked:4} ({leaked / n:4.0%}) {good:4} ({good / n:4.0%})"
+        )
 
 
 def errors(rows: list[dict[str, Any]], verdicts: list[tuple[bool, float]]) -> None:
@@ -129,12 +152,16 @@ def errors(rows: list[dict[str, Any]], verdicts: list[tuple[bool, float]]) -> No
     for r, (kept, score) in zip(rows, verdicts, strict=True):
         if kept != (r["label"] == "good"):
             what = "kept bad" if kept else "dropped good"
-            print(f"  {what:12} {r['category'] or '-':22} {score:.2f}: {r['question'][:70]} | {r['answer'][:30]}")
+            print(
+                f"  {what:12} {r['category'] or '-':22} {score:.2f}: {r['question'][:70]} | {r['answer'][:30]}"
+            )
 
 
 def main() -> None:
     """Score the set and print the figures."""
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--set", type=Path, default=SET)
     ap.add_argument("--errors", action="store_true", help="list the checker's mistakes")
     ap.add_argument("--semantic", default="borderline", choices=["borderline", "all", "off"])

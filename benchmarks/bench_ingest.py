@@ -45,7 +45,11 @@ SQUAD = ROOT.parent / "shared" / "bench" / "squad" / "dev-v1.1-part-a.json"
 def make_corpus(folder: Path, n_docs: int, doc_kb: int, seed: int = 0) -> int:
     """Write n_docs md/html/txt files of about doc_kb KB each; returns total bytes."""
     data = json.loads(SQUAD.read_text(encoding="utf-8"))
-    paras = [(a["title"].replace("_", " "), p["context"].strip()) for a in data["data"] for p in a["paragraphs"]]
+    paras = [
+        (a["title"].replace("_", " "), p["context"].strip())
+        for a in data["data"]
+        for p in a["paragraphs"]
+    ]
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     total = 0
@@ -60,13 +64,15 @@ def make_corpus(folder: Path, n_docs: int, doc_kb: int, seed: int = 0) -> int:
         sections = [picked[j : j + 5] for j in range(0, len(picked), 5)]
         if kind == "md":
             body = f"# {title}\n\n" + "\n\n".join(
-                f"## {sec[0][0]} ({k})\n\n" + "\n\n".join(p for _, p in sec) for k, sec in enumerate(sections)
+                f"## {sec[0][0]} ({k})\n\n" + "\n\n".join(p for _, p in sec)
+                for k, sec in enumerate(sections)
             )
         elif kind == "html":
             body = (
                 f"<html><head><title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>"
                 + "".join(
-                    f"<h2>{html.escape(sec[0][0])} ({k})</h2>" + "".join(f"<p>{html.escape(p)}</p>" for _, p in sec)
+                    f"<h2>{html.escape(sec[0][0])} ({k})</h2>"
+                    + "".join(f"<p>{html.escape(p)}</p>" for _, p in sec)
                     for k, sec in enumerate(sections)
                 )
                 + "</body></html>"
@@ -138,9 +144,15 @@ def stage_parse(folder: str, chunk_tokens: int, overlap: int) -> dict:
                 tokens += c.tokens
     dt = time.perf_counter() - t0
     return {
-        "docs": docs, "chunks": chunks, "tokens": tokens, "chars": chars, "seconds": round(dt, 2),
-        "docs_per_s": round(docs / dt, 1), "chunks_per_s": round(chunks / dt, 1),
-        "mb_per_s": round(chars / dt / 1e6, 2), "rss_after_warmup_mb": round(base, 1),
+        "docs": docs,
+        "chunks": chunks,
+        "tokens": tokens,
+        "chars": chars,
+        "seconds": round(dt, 2),
+        "docs_per_s": round(docs / dt, 1),
+        "chunks_per_s": round(chunks / dt, 1),
+        "mb_per_s": round(chars / dt / 1e6, 2),
+        "rss_after_warmup_mb": round(base, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
 
@@ -153,7 +165,10 @@ def stage_embed(folder: str, embedder: str, limit: int, chunk_tokens: int, overl
     texts: list[str] = []
     for s in walk([folder]):
         for doc in load_file(s.path):
-            texts.extend(c.text for c in chunk_document(doc, chunk_tokens=chunk_tokens, overlap_tokens=overlap))
+            texts.extend(
+                c.text
+                for c in chunk_document(doc, chunk_tokens=chunk_tokens, overlap_tokens=overlap)
+            )
         if len(texts) >= limit:
             break
     texts = texts[:limit]
@@ -165,8 +180,13 @@ def stage_embed(folder: str, embedder: str, limit: int, chunk_tokens: int, overl
     vecs = emb.embed(texts)
     dt = time.perf_counter() - t0
     return {
-        "embedder": embedder, "chunks": len(texts), "dim": int(vecs.shape[1]), "load_s": round(load_s, 1),
-        "seconds": round(dt, 2), "chunks_per_s": round(len(texts) / dt, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
+        "embedder": embedder,
+        "chunks": len(texts),
+        "dim": int(vecs.shape[1]),
+        "load_s": round(load_s, 1),
+        "seconds": round(dt, 2),
+        "chunks_per_s": round(len(texts) / dt, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
     }
 
 
@@ -197,26 +217,46 @@ def stage_quality(embedder: str, n_paras: int, n_questions: int) -> dict:
     gold = np.array([g for _, g in questions])
     at = {k: float(np.mean([gold[i] in ranks[i, :k] for i in range(len(gold))])) for k in (1, 5)}
     return {
-        "embedder": embedder, "paragraphs": len(paras), "questions": len(questions),
-        "recall_at_1": round(at[1], 3), "recall_at_5": round(at[5], 3), "seconds": round(dt, 1),
+        "embedder": embedder,
+        "paragraphs": len(paras),
+        "questions": len(questions),
+        "recall_at_1": round(at[1], 3),
+        "recall_at_5": round(at[5], 3),
+        "seconds": round(dt, 1),
     }
 
 
-def stage_ingest(folder: str, index: str, embedder: str, workers: int, chunk_tokens: int, overlap: int) -> dict:
+def stage_ingest(
+    folder: str, index: str, embedder: str, workers: int, chunk_tokens: int, overlap: int
+) -> dict:
     from grounded.ingestion import ingest
 
     t0 = time.perf_counter()
     s = ingest(
-        [folder], index=index, embedder=embedder, chunk_tokens=chunk_tokens, overlap_tokens=overlap, workers=workers
+        [folder],
+        index=index,
+        embedder=embedder,
+        chunk_tokens=chunk_tokens,
+        overlap_tokens=overlap,
+        workers=workers,
     )
     dt = time.perf_counter() - t0
     t1 = time.perf_counter()
-    again = ingest([folder], index=index, embedder=embedder, chunk_tokens=chunk_tokens, overlap_tokens=overlap)
+    again = ingest(
+        [folder], index=index, embedder=embedder, chunk_tokens=chunk_tokens, overlap_tokens=overlap
+    )
     dt2 = time.perf_counter() - t1
     return {
-        "embedder": embedder, "documents": s.documents, "chunks": s.chunks, "skipped": len(s.skipped),
-        "seconds": round(dt, 1), "docs_per_s": round(s.documents / dt, 1), "chunks_per_s": round(s.chunks / dt, 1),
-        "reingest_seconds": round(dt2, 1), "reingest_embedded": again.embedded, "reingest_unchanged": again.unchanged,
+        "embedder": embedder,
+        "documents": s.documents,
+        "chunks": s.chunks,
+        "skipped": len(s.skipped),
+        "seconds": round(dt, 1),
+        "docs_per_s": round(s.documents / dt, 1),
+        "chunks_per_s": round(s.chunks / dt, 1),
+        "reingest_seconds": round(dt2, 1),
+        "reingest_embedded": again.embedded,
+        "reingest_unchanged": again.unchanged,
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
 
@@ -236,8 +276,13 @@ def stage_scale(path: str, index: str) -> dict:
     s = ingest([path], index=index, embedder="fast")
     dt, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
     return {
-        "documents": s.documents, "chunks": s.chunks, "embedded": s.embedded, "skipped": len(s.skipped),
-        "seconds": round(dt, 1), "cpu_seconds": round(cpu, 1), "rss_after_warmup_mb": round(base, 1),
+        "documents": s.documents,
+        "chunks": s.chunks,
+        "embedded": s.embedded,
+        "skipped": len(s.skipped),
+        "seconds": round(dt, 1),
+        "cpu_seconds": round(cpu, 1),
+        "rss_after_warmup_mb": round(base, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
 
@@ -264,7 +309,9 @@ def run_scale(work: Path, total_mb: float, n_files: int, chunk_mb: str, common: 
     t0 = time.perf_counter()
     single, many = make_scale_corpus(work, total_mb, n_files)
     size = single.stat().st_size / 1e6
-    print(f"scale corpus: one {size:.1f} MB .txt and the same paragraphs in {n_files} files ({time.perf_counter() - t0:.1f}s)")
+    print(
+        f"scale corpus: one {size:.1f} MB .txt and the same paragraphs in {n_files} files ({time.perf_counter() - t0:.1f}s)"
+    )
     one = run_stage("scale", str(single), str(work / "index-single"))
     split = run_stage("scale", str(many), str(work / "index-many"))
     for name, r in ((f"1 file of {size:.0f} MB", one), (f"{n_files} files", split)):
@@ -278,7 +325,9 @@ def run_scale(work: Path, total_mb: float, n_files: int, chunk_mb: str, common: 
     )
     if chunk_mb:
         r = run_stage("chunk", chunk_mb, *common)
-        figures = ", ".join(f"{mb} MB {v['seconds']}s ({v['chunks']} chunks)" for mb, v in r["sizes"].items())
+        figures = ", ".join(
+            f"{mb} MB {v['seconds']}s ({v['chunks']} chunks)" for mb, v in r["sizes"].items()
+        )
         print(f"chunk_document alone: {figures}; peak RSS {r['peak_rss_mb']} MB")
 
 
@@ -301,17 +350,41 @@ def main() -> None:
     ap.add_argument("--doc-kb", type=int, default=20, help="approximate size of each document")
     ap.add_argument("--chunk-tokens", type=int, default=256)
     ap.add_argument("--overlap-tokens", type=int, default=32)
-    ap.add_argument("--fast-sample", type=int, default=5000, help="chunks embedded with the fast embedder")
+    ap.add_argument(
+        "--fast-sample", type=int, default=5000, help="chunks embedded with the fast embedder"
+    )
     ap.add_argument("--minilm-sample", type=int, default=256, help="chunks embedded with MiniLM")
     ap.add_argument("--no-double", action="store_true", help="skip the 2N memory run")
-    ap.add_argument("--ingest-docs", type=int, default=300, help="documents for the full ingest stage (0: skip)")
-    ap.add_argument("--baseline-docs", type=int, default=100, help="docs parsed with the full spaCy model (0: skip)")
-    ap.add_argument("--quality", type=int, default=300, help="SQuAD paragraphs for the retrieval check (0: skip)")
-    ap.add_argument("--workers", type=int, default=1, help="ingest worker processes for the full ingest stage")
-    ap.add_argument("--scale-mb", type=float, default=50, help="size of the one big document (0: skip)")
-    ap.add_argument("--scale-files", type=int, default=500, help="files the same text is split into")
-    ap.add_argument("--chunk-mb", default="8,16,24", help="document sizes for the chunk-only timing ('': skip)")
-    ap.add_argument("--scale-only", action="store_true", help="run only the big-document sections (5, 6)")
+    ap.add_argument(
+        "--ingest-docs", type=int, default=300, help="documents for the full ingest stage (0: skip)"
+    )
+    ap.add_argument(
+        "--baseline-docs",
+        type=int,
+        default=100,
+        help="docs parsed with the full spaCy model (0: skip)",
+    )
+    ap.add_argument(
+        "--quality",
+        type=int,
+        default=300,
+        help="SQuAD paragraphs for the retrieval check (0: skip)",
+    )
+    ap.add_argument(
+        "--workers", type=int, default=1, help="ingest worker processes for the full ingest stage"
+    )
+    ap.add_argument(
+        "--scale-mb", type=float, default=50, help="size of the one big document (0: skip)"
+    )
+    ap.add_argument(
+        "--scale-files", type=int, default=500, help="files the same text is split into"
+    )
+    ap.add_argument(
+        "--chunk-mb", default="8,16,24", help="document sizes for the chunk-only timing ('': skip)"
+    )
+    ap.add_argument(
+        "--scale-only", action="store_true", help="run only the big-document sections (5, 6)"
+    )
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--stage", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -336,13 +409,20 @@ def main() -> None:
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="grounded-bench-"))
     sizes = [args.docs] if args.no_double else [args.docs, 2 * args.docs]
-    common = ["--chunk-tokens", str(args.chunk_tokens), "--overlap-tokens", str(args.overlap_tokens)]
+    common = [
+        "--chunk-tokens",
+        str(args.chunk_tokens),
+        "--overlap-tokens",
+        str(args.overlap_tokens),
+    ]
     results = {}
     try:
         if args.scale_only:
             run_scale(work, args.scale_mb, args.scale_files, args.chunk_mb, common)
             return
-        print(f"corpus: SQuAD paragraphs recombined into md/html/txt files of ~{args.doc_kb} KB, in {work}")
+        print(
+            f"corpus: SQuAD paragraphs recombined into md/html/txt files of ~{args.doc_kb} KB, in {work}"
+        )
         for n in sizes:
             folder = work / f"corpus-{n}"
             t0 = time.perf_counter()
@@ -357,7 +437,9 @@ def main() -> None:
             )
         if len(sizes) == 2:
             a, b = results[sizes[0]], results[sizes[1]]
-            print(f"memory: peak RSS at 2N / N = {b['peak_rss_mb'] / a['peak_rss_mb']:.2f} (1.00 = flat)")
+            print(
+                f"memory: peak RSS at 2N / N = {b['peak_rss_mb'] / a['peak_rss_mb']:.2f} (1.00 = flat)"
+            )
         if args.baseline_docs > 0:
             # Baseline: the same parse with unstructured's statistical spaCy model (GROUNDED_NLP=full).
             sub = work / "baseline"
@@ -391,7 +473,9 @@ def main() -> None:
         if args.ingest_docs > 0:
             sub = work / f"ingest-{args.ingest_docs}"
             make_corpus(sub, args.ingest_docs, args.doc_kb, seed=1)
-            r = run_stage("ingest", str(sub), str(work / "index"), "fast", str(args.workers), *common)
+            r = run_stage(
+                "ingest", str(sub), str(work / "index"), "fast", str(args.workers), *common
+            )
             print(
                 f"full ingest (fast embedder, Chroma, {args.workers} worker(s)): {r['documents']} docs, {r['chunks']} chunks in "
                 f"{r['seconds']}s = {r['docs_per_s']} docs/s, {r['chunks_per_s']} chunks/s, peak RSS {r['peak_rss_mb']} MB"

@@ -20,7 +20,9 @@ PASSAGE = (
 
 def measure(threads: int, tokens: int) -> tuple[float, float]:
     llm = LocalLLM(n_threads=threads)
-    messages = [{"role": "user", "content": f"{PASSAGE}\n\nWrite three questions about the passage."}]
+    messages = [
+        {"role": "user", "content": f"{PASSAGE}\n\nWrite three questions about the passage."}
+    ]
     try:
         started = time.monotonic()
         llm.chat("smollm2", [{"role": "user", "content": "Hi"}], {"max_tokens": 1})
@@ -43,8 +45,11 @@ def main() -> None:
     for threads in args.threads:
         load, rate = measure(threads, args.tokens)
         base = base or rate
-        print(f"threads {threads}: worker start + load {load:.1f} s, {rate:.1f} tokens/s "
-              f"(x{rate / base:.2f} of threads {args.threads[0]})", flush=True)
+        print(
+            f"threads {threads}: worker start + load {load:.1f} s, {rate:.1f} tokens/s "
+            f"(x{rate / base:.2f} of threads {args.threads[0]})",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -61,7 +61,10 @@ def _hash(text: str) -> int:
 
 def wice_cases(bench: Path) -> list[Case]:
     """Three supported claims per answer; unfaithful: one replaced by a not_supported claim."""
-    rows = [json.loads(line) for line in (bench / "wice" / "claim-dev.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (bench / "wice" / "claim-dev.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     good = [r for r in rows if r["label"] == "supported" and len(r["claim"].split()) >= 5]
     bad = [r for r in rows if r["label"] == "not_supported" and len(r["claim"].split()) >= 5]
     groups = [good[i : i + 3] for i in range(0, len(good) - 2, 3)]
@@ -77,8 +80,16 @@ def wice_cases(bench: Path) -> list[Case]:
         before = " ".join(claims[:pos])
         start = len(before) + (1 if before else 0)
         mixed = claims[:pos] + [wrong["claim"].strip()] + claims[pos + 1 :]
-        cases.append(Case("wice", half, "inserted_claim", " ".join(mixed), [*sources, "\n".join(wrong["evidence"])],
-                          (start, start + len(wrong["claim"].strip()))))
+        cases.append(
+            Case(
+                "wice",
+                half,
+                "inserted_claim",
+                " ".join(mixed),
+                [*sources, "\n".join(wrong["evidence"])],
+                (start, start + len(wrong["claim"].strip())),
+            )
+        )
     return cases
 
 
@@ -139,28 +150,45 @@ def _squad_paragraph(para: dict, half: str) -> list[Case]:
     offset = sum(len(t) + 1 for t, _ in chosen[:pos])
     for kind, new_sent, span in _faults(sent, ans, answers):
         faulty = answer[:offset] + new_sent + answer[offset + len(sent) :]
-        cases.append(Case("squad", half, kind, faulty, [context], (offset + span[0], offset + span[1])))
+        cases.append(
+            Case("squad", half, kind, faulty, [context], (offset + span[0], offset + span[1]))
+        )
     return cases
 
 
 def _faults(sent: str, ans: str, answers: list[str]) -> list[tuple[str, str, tuple[int, int]]]:
     """(kind, faulty sentence, span of the change in it) for each fault that applies."""
     out = []
-    other = next((x for x in answers if x != ans and _form(x) == _form(ans) and x not in sent
-                  and ans not in x and x not in ans), None)
+    other = next(
+        (
+            x
+            for x in answers
+            if x != ans
+            and _form(x) == _form(ans)
+            and x not in sent
+            and ans not in x
+            and x not in ans
+        ),
+        None,
+    )
     if other is not None:
         at = sent.index(ans)
         out.append(("swap", sent[:at] + other + sent[at + len(ans) :], (at, at + len(other))))
     for kind, flipped in flips(sent):
         if kind not in ("year", "number", "not_inserted"):
             continue
-        start = next((i for i, (x, y) in enumerate(zip(sent, flipped, strict=False)) if x != y), min(len(sent), len(flipped)))
+        start = next(
+            (i for i, (x, y) in enumerate(zip(sent, flipped, strict=False)) if x != y),
+            min(len(sent), len(flipped)),
+        )
         end = start + max(1, len(flipped) - len(sent) + 1) if kind == "not_inserted" else start + 4
         out.append((kind, flipped, (start, min(end, len(flipped)))))
     return out
 
 
-def judge(cases: list[Case], *, semantic: str) -> tuple[list[list[tuple[int, int, float, bool]]], float, int]:
+def judge(
+    cases: list[Case], *, semantic: str
+) -> tuple[list[list[tuple[int, int, float, bool]]], float, int]:
     """Per case, its claims as (start, end, score, blocked) at threshold 0; seconds; claims checked."""
     import grounded
     from grounded.checker import BLOCKING
@@ -169,23 +197,51 @@ def judge(cases: list[Case], *, semantic: str) -> tuple[list[list[tuple[int, int
 
     claim_checker = grounded.default_checker(answer_only=True, threshold=0.0, semantic=semantic)
     checker = LongAnswerChecker(claim_checker=claim_checker, threshold=0.0)
-    checker.check_many([(QAPair(id="warm", question="", answer="Warm up the parser.", kind="long"), source_chunks(["x"]))])
-    items = [(QAPair(id=str(i), question="", answer=c.answer, kind="long"), source_chunks(c.sources)) for i, c in enumerate(cases)]
+    checker.check_many(
+        [
+            (
+                QAPair(id="warm", question="", answer="Warm up the parser.", kind="long"),
+                source_chunks(["x"]),
+            )
+        ]
+    )
+    items = [
+        (QAPair(id=str(i), question="", answer=c.answer, kind="long"), source_chunks(c.sources))
+        for i, c in enumerate(cases)
+    ]
     started = time.perf_counter()
     verdicts = checker.check_many(items)
     seconds = time.perf_counter() - started
-    out = [[(cv.start, cv.end, cv.score, any(r.code in BLOCKING | CLAIM_BLOCKING for r in cv.reasons)) for cv in v.claims] for v in verdicts]
+    out = [
+        [
+            (
+                cv.start,
+                cv.end,
+                cv.score,
+                any(r.code in BLOCKING | CLAIM_BLOCKING for r in cv.reasons),
+            )
+            for cv in v.claims
+        ]
+        for v in verdicts
+    ]
     return out, seconds, sum(len(c) for c in out)
 
 
-def figures(cases: list[Case], judged: list[list[tuple[int, int, float, bool]]], threshold: float) -> dict[str, dict[str, float]]:
+def figures(
+    cases: list[Case], judged: list[list[tuple[int, int, float, bool]]], threshold: float
+) -> dict[str, dict[str, float]]:
     """Per set and kind: share passed (faithful) or caught (unfaithful), and span accuracy."""
-    cells: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])  # n, ok, span_ok, claims, flagged claims
+    cells: dict[str, list[int]] = defaultdict(
+        lambda: [0, 0, 0, 0, 0]
+    )  # n, ok, span_ok, claims, flagged claims
     for case, claims in zip(cases, judged, strict=True):
         flagged = [(s, e) for s, e, score, blocked in claims if blocked or score < threshold]
         passed = not flagged
-        keys = (f"{case.set}/{case.kind}", f"{case.set}/{'faithful' if case.fault is None else 'unfaithful'}",
-                "all/faithful" if case.fault is None else "all/unfaithful")
+        keys = (
+            f"{case.set}/{case.kind}",
+            f"{case.set}/{'faithful' if case.fault is None else 'unfaithful'}",
+            "all/faithful" if case.fault is None else "all/unfaithful",
+        )
         for key in dict.fromkeys(keys):
             cell = cells[key]
             cell[0] += 1
@@ -198,7 +254,12 @@ def figures(cases: list[Case], judged: list[list[tuple[int, int, float, bool]]],
                 cell[2] += any(s < case.fault[1] and case.fault[0] < e for s, e in flagged)
     out = {}
     for key, (n, ok, span_ok, nclaims, nflagged) in sorted(cells.items()):
-        row = {"n": n, "passed" if key.endswith("faithful") and "unfaithful" not in key else "caught": round(ok / n, 3)}
+        row = {
+            "n": n,
+            "passed" if key.endswith("faithful") and "unfaithful" not in key else "caught": round(
+                ok / n, 3
+            ),
+        }
         if "faithful" not in key or "unfaithful" in key:
             row["span_accuracy"] = round(span_ok / ok, 3) if ok else 0.0
         else:
@@ -214,26 +275,55 @@ def whole_answer(cases: list[Case]) -> dict[str, float]:
     from grounded.types import QAPair
 
     checker = grounded.default_checker(answer_only=True, semantic="off")
-    verdicts = checker.check_many([(QAPair(id=str(i), question="", answer=c.answer), source_chunks(c.sources))
-                                   for i, c in enumerate(cases)])
+    verdicts = checker.check_many(
+        [
+            (QAPair(id=str(i), question="", answer=c.answer), source_chunks(c.sources))
+            for i, c in enumerate(cases)
+        ]
+    )
     good = [v.supported for c, v in zip(cases, verdicts, strict=True) if c.fault is None]
     bad = [not v.supported for c, v in zip(cases, verdicts, strict=True) if c.fault is not None]
-    return {"faithful_passed": round(sum(good) / max(1, len(good)), 3), "unfaithful_caught": round(sum(bad) / max(1, len(bad)), 3)}
+    return {
+        "faithful_passed": round(sum(good) / max(1, len(good)), 3),
+        "unfaithful_caught": round(sum(bad) / max(1, len(bad)), 3),
+    }
 
 
-def balanced(cases: list[Case], judged: list[list[tuple[int, int, float, bool]]], t: float) -> tuple[float, float]:
+def balanced(
+    cases: list[Case], judged: list[list[tuple[int, int, float, bool]]], t: float
+) -> tuple[float, float]:
     fig = figures(cases, judged, t)
-    return fig.get("all/faithful", {}).get("passed", 0.0), fig.get("all/unfaithful", {}).get("caught", 0.0)
+    return fig.get("all/faithful", {}).get("passed", 0.0), fig.get("all/unfaithful", {}).get(
+        "caught", 0.0
+    )
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench", type=Path, default=BENCH)
     ap.add_argument("--paragraphs", type=int, default=120, help="SQuAD paragraphs per half.")
-    ap.add_argument("--threshold", type=float, default=None, help="Per-claim threshold (default: grounded.claims.CLAIM_THRESHOLD).")
-    ap.add_argument("--sweep", action="store_true", help="Print faithful passed / unfaithful caught per threshold on the first half.")
-    ap.add_argument("--semantic", default="off", choices=["off", "borderline"], help="MiniLM for claims (off: the shipped default).")
-    ap.add_argument("--baseline", action="store_true", help="Also check each held-out answer as one claim (the before).")
+    ap.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="Per-claim threshold (default: grounded.claims.CLAIM_THRESHOLD).",
+    )
+    ap.add_argument(
+        "--sweep",
+        action="store_true",
+        help="Print faithful passed / unfaithful caught per threshold on the first half.",
+    )
+    ap.add_argument(
+        "--semantic",
+        default="off",
+        choices=["off", "borderline"],
+        help="MiniLM for claims (off: the shipped default).",
+    )
+    ap.add_argument(
+        "--baseline",
+        action="store_true",
+        help="Also check each held-out answer as one claim (the before).",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     from grounded.claims import CLAIM_THRESHOLD
@@ -241,15 +331,26 @@ def main() -> int:
     threshold = CLAIM_THRESHOLD if args.threshold is None else args.threshold
     cases = wice_cases(args.bench) + squad_cases(args.bench, args.paragraphs)
     judged, seconds, nclaims = judge(cases, semantic=args.semantic)
-    halves = {h: ([c for c in cases if c.half == h], [j for c, j in zip(cases, judged, strict=True) if c.half == h])
-              for h in ("first", "second")}
+    halves = {
+        h: (
+            [c for c in cases if c.half == h],
+            [j for c, j in zip(cases, judged, strict=True) if c.half == h],
+        )
+        for h in ("first", "second")
+    }
     report = {h: figures(cs, js, threshold) for h, (cs, js) in halves.items()}
-    report["speed"] = {"claims": nclaims, "seconds": round(seconds, 2), "claims_per_s": round(nclaims / seconds, 1)}
+    report["speed"] = {
+        "claims": nclaims,
+        "seconds": round(seconds, 2),
+        "claims_per_s": round(nclaims / seconds, 1),
+    }
     if args.baseline:
         report["whole_answer_second_half"] = whole_answer(halves["second"][0])
     if args.sweep:
         cs, js = halves["first"]
-        report["sweep_first_half"] = {f"{t:.2f}": balanced(cs, js, t) for t in [x / 20 for x in range(0, 13)]}
+        report["sweep_first_half"] = {
+            f"{t:.2f}": balanced(cs, js, t) for t in [x / 20 for x in range(0, 13)]
+        }
     if args.json:
         print(json.dumps(report, indent=1))
         return 0

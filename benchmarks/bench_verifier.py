@@ -38,8 +38,16 @@ def quiz_design(path: Path) -> list[Example]:
         g = json.loads(line)
         if int(g["doc_id"]) % 2 == 1:
             for k, q in enumerate(g["questions"]):
-                out.append(Example(f"qd-{g['group_id']}-{k}", (g["context"],), g["answer_span"], q["question"],
-                                   bool(q["label"]), metadata={"reason": q.get("reason")}))
+                out.append(
+                    Example(
+                        f"qd-{g['group_id']}-{k}",
+                        (g["context"],),
+                        g["answer_span"],
+                        q["question"],
+                        bool(q["label"]),
+                        metadata={"reason": q.get("reason")},
+                    )
+                )
     return out
 
 
@@ -51,11 +59,15 @@ def squad(path: Path, limit: int) -> list[Example]:
     from grounded.eval.readers import read_examples
 
     questions = T.squad_questions(path)
-    held = [str(qa.get("id")) for _, _, qa in questions[len(questions) // 2:]]
+    held = [str(qa.get("id")) for _, _, qa in questions[len(questions) // 2 :]]
     if limit and limit < len(held):
         held = [held[i * len(held) // limit] for i in range(limit)]
     keep = set(held)
-    return [e for e in read_examples(path, "squad", negatives="same-paragraph") if e.id.split("-")[1] in keep]
+    return [
+        e
+        for e in read_examples(path, "squad", negatives="same-paragraph")
+        if e.id.split("-")[1] in keep
+    ]
 
 
 def halueval(path: Path) -> list[Example]:
@@ -72,8 +84,16 @@ def generated(path: Path) -> list[Example]:
     for line in path.read_text(encoding="utf-8").splitlines():
         r = json.loads(line)
         if T.half(r["doc_title"]) == "held-out":
-            out.append(Example(r["id"], (r["passage"],), r["answer"], r["question"], r["label"] == "good",
-                               metadata={"source": r["source"]}))
+            out.append(
+                Example(
+                    r["id"],
+                    (r["passage"],),
+                    r["answer"],
+                    r["question"],
+                    r["label"] == "good",
+                    metadata={"source": r["source"]},
+                )
+            )
     return out
 
 
@@ -82,7 +102,8 @@ def figures(examples: list[Example], verdicts: list) -> dict[str, float]:
     kept = [v.supported for v in verdicts]
     good_kept = sum(1 for y, k in zip(labels, kept, strict=True) if y and k)
     return {
-        "n": len(examples), "kept": sum(kept),
+        "n": len(examples),
+        "kept": sum(kept),
         "precision": good_kept / sum(kept) if sum(kept) else float("nan"),
         "recall": good_kept / sum(labels) if sum(labels) else float("nan"),
         "bal_acc": balanced_accuracy(labels, kept),
@@ -93,38 +114,52 @@ def figures(examples: list[Example], verdicts: list) -> dict[str, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench", type=Path, default=BENCH)
-    ap.add_argument("--squad-questions", type=int, default=0, help="held-out SQuAD questions (0: all)")
+    ap.add_argument(
+        "--squad-questions", type=int, default=0, help="held-out SQuAD questions (0: all)"
+    )
     ap.add_argument("--speed", type=int, default=300, help="pairs for the throughput ratio")
     args = ap.parse_args()
     from grounded.checker import default_checker
 
     sets = {
         "quiz_design": quiz_design(args.bench / "quiz_design" / "quiz_design_groups.jsonl"),
-        "squad_same_paragraph": squad(args.bench / "squad" / "dev-v1.1-part-a.json", args.squad_questions),
+        "squad_same_paragraph": squad(
+            args.bench / "squad" / "dev-v1.1-part-a.json", args.squad_questions
+        ),
         "halueval": halueval(args.bench / "halueval" / "qa_one-turn_data.json"),
         "generated": generated(ROOT / "benchmarks" / "data" / "generated_pairs.jsonl"),
     }
     checkers = {"without": default_checker(verifier="off"), "with": default_checker()}
-    print(f"{'set':22} {'verifier':8} {'n':>5} {'kept':>5} {'precision':>9} {'recall':>6} {'bal_acc':>7} {'AUROC':>6}")
+    print(
+        f"{'set':22} {'verifier':8} {'n':>5} {'kept':>5} {'precision':>9} {'recall':>6} {'bal_acc':>7} {'AUROC':>6}"
+    )
     for name, examples in sets.items():
         for label, checker in checkers.items():
             verdicts, _ = run_checker(examples, checker)
             f = figures(examples, verdicts)
-            print(f"{name:22} {label:8} {f['n']:5} {f['kept']:5} {f['precision']:9.3f} {f['recall']:6.3f} "
-                  f"{f['bal_acc']:7.3f} {f['auroc']:6.3f}", flush=True)
+            print(
+                f"{name:22} {label:8} {f['n']:5} {f['kept']:5} {f['precision']:9.3f} {f['recall']:6.3f} "
+                f"{f['bal_acc']:7.3f} {f['auroc']:6.3f}",
+                flush=True,
+            )
             if name == "squad_same_paragraph":
                 human = [(e, v) for e, v in zip(examples, verdicts, strict=True) if e.label]
                 rejected = sum(1 for _, v in human if not v.supported) / len(human)
                 print(f"{'  squad human rejected':22} {label:8} {len(human):5} {rejected:.3f}")
     sample = (sets["squad_same_paragraph"] + sets["quiz_design"])[: args.speed]
     rates = {}
-    for label, checker in (("without", default_checker(verifier="off")), ("with", default_checker())):
+    for label, checker in (
+        ("without", default_checker(verifier="off")),
+        ("with", default_checker()),
+    ):
         run_checker(sample[:16], checker)  # load models outside the timing
         start = time.perf_counter()
         run_checker(sample, checker)
         rates[label] = len(sample) / (time.perf_counter() - start)
-    print(f"throughput on {len(sample)} pairs: without {rates['without']:.0f} pairs/s, with {rates['with']:.0f} "
-          f"pairs/s (ratio {rates['with'] / rates['without']:.2f})")
+    print(
+        f"throughput on {len(sample)} pairs: without {rates['without']:.0f} pairs/s, with {rates['with']:.0f} "
+        f"pairs/s (ratio {rates['with'] / rates['without']:.2f})"
+    )
     return 0
 
 

@@ -50,8 +50,9 @@ SETS: dict[str, list[tuple[str, str, str | None, str]]] = {
 }
 
 
-def signals_for(fmt: str, path: Path, cache: Path | None, negatives: str | None = None, *,
-                semantic: bool = True) -> tuple[list[dict[str, float]], list[bool]]:
+def signals_for(
+    fmt: str, path: Path, cache: Path | None, negatives: str | None = None, *, semantic: bool = True
+) -> tuple[list[dict[str, float]], list[bool]]:
     """Every support signal for the labelled examples of one dev set; MiniLM `sem` from `cache`
     (not computed when `semantic` is False: the set then joins only the lexical fit)."""
     from grounded.checker import default_checker
@@ -60,13 +61,20 @@ def signals_for(fmt: str, path: Path, cache: Path | None, negatives: str | None 
 
     examples = [e for e in read_examples(path, fmt, negatives=negatives) if e.label is not None]
     # id -> MiniLM value, or None where the checker does not compute one (refusals)
-    sems: dict[str, float | None] = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
+    sems: dict[str, float | None] = (
+        json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
+    )
     mode = "off" if not semantic or all(e.id in sems for e in examples) else "all"
     # the spaCy answer-type check on every pair, so its signals are fitted on the whole set
-    checker = default_checker(semantic=mode, answer_only=fmt == "wice", question_checks=False, answer_types="all")
+    checker = default_checker(
+        semantic=mode, answer_only=fmt == "wice", question_checks=False, answer_types="all"
+    )
     started = time.perf_counter()
     verdicts, _ = run_checker(examples, checker)
-    print(f"  {fmt}: {len(examples)} examples, signals in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    print(
+        f"  {fmt}: {len(examples)} examples, signals in {time.perf_counter() - started:.0f} s",
+        file=sys.stderr,
+    )
     sigs = [dict(v.signals) for v in verdicts]
     for e, s in zip(examples, sigs, strict=True):
         if mode == "all":
@@ -114,8 +122,14 @@ def fit(X: np.ndarray, y: np.ndarray, C: float, groups: np.ndarray, signs: list[
         return value, np.concatenate([X.T @ g + coef, [g.sum()]])
 
     bounds = [(0.0, None) if s > 0 else (None, 0.0) for s in signs] + [(None, None)]
-    res = minimize(loss, np.zeros(X.shape[1] + 1), jac=True, method="L-BFGS-B", bounds=bounds,
-                   options={"maxiter": 5000})
+    res = minimize(
+        loss,
+        np.zeros(X.shape[1] + 1),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"maxiter": 5000},
+    )
     return Model(np.array([res.x[:-1]]), np.array([res.x[-1]]))
 
 
@@ -126,13 +140,29 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench", type=Path, default=BENCH)
     ap.add_argument("--C", type=float, default=1.0)
-    ap.add_argument("--cache-dir", type=Path, default=None, help="Keep MiniLM `sem` values here (for re-fitting quickly).")
+    ap.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="Keep MiniLM `sem` values here (for re-fitting quickly).",
+    )
     ap.add_argument("--write", action="store_true", help="Write grounded/checker/calibration.json.")
-    ap.add_argument("--no-sem", action="append", default=[], metavar="SET",
-                    help="Do not compute MiniLM for this data set (e.g. squad-same-paragraph, ~10k pairs): "
-                         "it then joins only the lexical fit; the +sem model is fitted on the others.")
-    ap.add_argument("--no-verifier", action="store_true", help="Do not fit the learned verifier's qa+ver model.")
-    ap.add_argument("--reverse", action="store_true", help="Fit on the second half, hold out the first (a robustness check; never written).")
+    ap.add_argument(
+        "--no-sem",
+        action="append",
+        default=[],
+        metavar="SET",
+        help="Do not compute MiniLM for this data set (e.g. squad-same-paragraph, ~10k pairs): "
+        "it then joins only the lexical fit; the +sem model is fitted on the others.",
+    )
+    ap.add_argument(
+        "--no-verifier", action="store_true", help="Do not fit the learned verifier's qa+ver model."
+    )
+    ap.add_argument(
+        "--reverse",
+        action="store_true",
+        help="Fit on the second half, hold out the first (a robustness check; never written).",
+    )
     args = ap.parse_args()
 
     models: dict[str, tuple[tuple[str, ...], list[float], float]] = {}
@@ -143,7 +173,9 @@ def main() -> int:
             cache = args.cache_dir / f"sem-{name}.json" if args.cache_dir else None
             if cache is not None:
                 cache.parent.mkdir(parents=True, exist_ok=True)
-            sigs, labels = signals_for(fmt, args.bench / rel, cache, negatives, semantic=name not in args.no_sem)
+            sigs, labels = signals_for(
+                fmt, args.bench / rel, cache, negatives, semantic=name not in args.no_sem
+            )
             n = len(labels)
             half = n // 2
             first = np.arange(n) < half
@@ -153,7 +185,9 @@ def main() -> int:
         base = QA_FEATURES if mode == "qa" else FEATURES
         for with_sem in (False, True):
             feats = (*base, "sem") if with_sem else base
-            Xs = [np.array([[s.get(f, 0.0) for f in feats] for s in sigs]) for _, sigs, _, _ in parts]
+            Xs = [
+                np.array([[s.get(f, 0.0) for f in feats] for s in sigs]) for _, sigs, _, _ in parts
+            ]
             X = np.concatenate(Xs)
             y = np.concatenate([lab for _, _, lab, _ in parts])
             first = np.concatenate([m for _, _, _, m in parts])
@@ -165,7 +199,11 @@ def main() -> int:
             m = fit(X[fit_mask], y[fit_mask], args.C, groups[fit_mask], [SIGNS[f] for f in feats])
             p = m.predict_proba(X)[:, 1]
             name = mode + ("+sem" if with_sem else "")
-            models[name] = (feats, [round(float(w), 3) for w in m.coef_[0]], round(float(m.intercept_[0]), 3))
+            models[name] = (
+                feats,
+                [round(float(w), 3) for w in m.coef_[0]],
+                round(float(m.intercept_[0]), 3),
+            )
             if not with_sem:
                 thresholds[mode] = round(float(pick_threshold(y, p, fit_mask, groups)), 3)
             t = thresholds[mode]
@@ -175,8 +213,10 @@ def main() -> int:
                     if not sel.any():
                         continue
                     yy, pp = list(y[sel]), list(p[sel])
-                    print(f"{name:9s} {gname:21s} {part:9s} n={len(yy):5d} auroc {auroc(yy, pp):.3f} "
-                          f"bal.acc@{t:.3f} {balanced_accuracy(yy, [v >= t for v in pp]):.3f}")
+                    print(
+                        f"{name:9s} {gname:21s} {part:9s} n={len(yy):5d} auroc {auroc(yy, pp):.3f} "
+                        f"bal.acc@{t:.3f} {balanced_accuracy(yy, [v >= t for v in pp]):.3f}"
+                    )
     if "qa" in models and not args.reverse and not args.no_verifier:
         # the learned verifier's `ver` joins the qa model as a stacked term, fitted on SQuAD
         # questions it was not trained on (benchmarks/fit_verifier.py); None without its weights
@@ -194,15 +234,26 @@ def main() -> int:
     return 0
 
 
-def pick_threshold(y: np.ndarray, p: np.ndarray, fit_mask: np.ndarray, groups: np.ndarray, slack: float = 0.01) -> float:
+def pick_threshold(
+    y: np.ndarray, p: np.ndarray, fit_mask: np.ndarray, groups: np.ndarray, slack: float = 0.01
+) -> float:
     """The threshold with the highest mean (over data sets) balanced accuracy on the fitting half,
     among those that keep each PROTECTED data set within `slack` of its own best."""
     from grounded.eval.faithfulness import balanced_accuracy
 
     names = sorted(set(groups.tolist()))
     cands = np.unique(np.round(p[fit_mask], 3))
-    table = np.array([[balanced_accuracy(list(y[fit_mask & (groups == g)]), list(p[fit_mask & (groups == g)] >= t))
-                       for g in names] for t in cands])
+    table = np.array(
+        [
+            [
+                balanced_accuracy(
+                    list(y[fit_mask & (groups == g)]), list(p[fit_mask & (groups == g)] >= t)
+                )
+                for g in names
+            ]
+            for t in cands
+        ]
+    )
     guard = [i for i, g in enumerate(names) if g in PROTECTED]
     ok = (table[:, guard] >= table[:, guard].max(axis=0) - slack).all(axis=1)
     if not ok.any():
@@ -211,12 +262,16 @@ def pick_threshold(y: np.ndarray, p: np.ndarray, fit_mask: np.ndarray, groups: n
     return float(cands[int(np.argmax(means))])
 
 
-def render(models: dict[str, tuple[tuple[str, ...], list[float], float]], thresholds: dict[str, float]) -> dict:
+def render(
+    models: dict[str, tuple[tuple[str, ...], list[float], float]], thresholds: dict[str, float]
+) -> dict:
     """The calibration.json content grounded.checker.load_calibration reads."""
     return {
         "fitted_by": "benchmarks/fit_checker.py (first half of each dev set; sign-constrained)",
-        "models": {name: {"features": list(feats), "weights": weights, "bias": bias}
-                   for name, (feats, weights, bias) in models.items()},
+        "models": {
+            name: {"features": list(feats), "weights": weights, "bias": bias}
+            for name, (feats, weights, bias) in models.items()
+        },
         "thresholds": thresholds,
     }
 

@@ -38,13 +38,22 @@ def unseen_squad(path: Path) -> list:
     limit = int(config.get("squad_questions") or 0)
     questions = T.squad_questions(path)
     first = [str(qa.get("id")) for _, _, qa in questions[: len(questions) // 2]]
-    seen = set(first if not limit or limit >= len(first) else [first[i * len(first) // limit] for i in range(limit)])
+    seen = set(
+        first
+        if not limit or limit >= len(first)
+        else [first[i * len(first) // limit] for i in range(limit)]
+    )
     unseen = set(first) - seen
-    return [e for e in read_examples(path, "squad", negatives="same-paragraph") if e.id.split("-")[1] in unseen]
+    return [
+        e
+        for e in read_examples(path, "squad", negatives="same-paragraph")
+        if e.id.split("-")[1] in unseen
+    ]
 
 
-def stacked_model(qa: tuple[tuple[str, ...], list[float], float], *, bench: Path = BENCH,
-                  verbose: bool = True) -> tuple[tuple[str, ...], list[float], float] | None:
+def stacked_model(
+    qa: tuple[tuple[str, ...], list[float], float], *, bench: Path = BENCH, verbose: bool = True
+) -> tuple[tuple[str, ...], list[float], float] | None:
     """The "qa+ver" model (features, weights, bias) stacked on the fitted "qa" model, or None when
     no verifier ships or no unseen data is left."""
     from grounded.checker import default_checker
@@ -58,8 +67,17 @@ def stacked_model(qa: tuple[tuple[str, ...], list[float], float], *, bench: Path
         return None
     feats, weights, bias = qa
     verdicts, _ = run_checker(examples, default_checker(verifier="all", semantic="off"))
-    rows = [(v.signals, bool(e.label)) for e, v in zip(examples, verdicts, strict=True) if "ver" in v.signals]
-    z = np.array([bias + sum(w * s.get(f, 0.0) for f, w in zip(feats, weights, strict=True)) for s, _ in rows])
+    rows = [
+        (v.signals, bool(e.label))
+        for e, v in zip(examples, verdicts, strict=True)
+        if "ver" in v.signals
+    ]
+    z = np.array(
+        [
+            bias + sum(w * s.get(f, 0.0) for f, w in zip(feats, weights, strict=True))
+            for s, _ in rows
+        ]
+    )
     ver = np.array([s["ver"] for s, _ in rows])
     y = np.array([lab for _, lab in rows], dtype=float)
     cw = np.where(y == 1, len(y) / (2 * y.sum()), len(y) / (2 * (len(y) - y.sum())))
@@ -68,16 +86,23 @@ def stacked_model(qa: tuple[tuple[str, ...], list[float], float], *, bench: Path
         logit = z + theta[0] * ver + theta[1]
         p = 1 / (1 + np.exp(-logit))
         eps = 1e-9
-        value = -np.sum(cw * (y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps))) / len(y) + 0.5 * theta[0] ** 2 / len(y)
+        value = -np.sum(cw * (y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps))) / len(
+            y
+        ) + 0.5 * theta[0] ** 2 / len(y)
         g = cw * (p - y) / len(y)
         return value, np.array([np.sum(g * ver) + theta[0] / len(y), np.sum(g)])
 
-    res = minimize(loss, np.zeros(2), jac=True, method="L-BFGS-B", bounds=[(0.0, None), (None, None)])
+    res = minimize(
+        loss, np.zeros(2), jac=True, method="L-BFGS-B", bounds=[(0.0, None), (None, None)]
+    )
     w, b = float(res.x[0]), float(res.x[1])
     if verbose:
         p = 1 / (1 + np.exp(-(z + w * ver + b)))
-        print(f"qa+ver: stacked on {len(y)} unseen SQuAD pairs: w_ver {w:.3f}, bias shift {b:.3f}; "
-              f"AUROC qa {auroc(list(y), list(z)):.3f} -> qa+ver {auroc(list(y), list(p)):.3f}", file=sys.stderr)
+        print(
+            f"qa+ver: stacked on {len(y)} unseen SQuAD pairs: w_ver {w:.3f}, bias shift {b:.3f}; "
+            f"AUROC qa {auroc(list(y), list(z)):.3f} -> qa+ver {auroc(list(y), list(p)):.3f}",
+            file=sys.stderr,
+        )
     return (*feats, "ver"), [*weights, round(w, 3)], round(bias + b, 3)
 
 

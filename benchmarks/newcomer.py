@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # Loaded by every Python process through PYTHONPATH: refuse sockets that leave the machine.
-SITECUSTOMIZE = r'''
+SITECUSTOMIZE = r"""
 import ipaddress, os, socket, sys
 _argv = " ".join(sys.argv)
 if "pip" not in _argv:
@@ -53,7 +53,7 @@ if "pip" not in _argv:
         return _connect_ex(self, address)
     socket.socket.connect = connect
     socket.socket.connect_ex = connect_ex
-'''
+"""
 
 
 def readme_command(marker: str) -> str:
@@ -89,7 +89,9 @@ def main() -> int:
     }
     print(f"+ {command}", flush=True)
     started = time.monotonic()
-    proc = subprocess.run(["bash", "-c", command], cwd=clone, env=env, text=True, capture_output=True)
+    proc = subprocess.run(
+        ["bash", "-c", command], cwd=clone, env=env, text=True, capture_output=True
+    )
     wall = time.monotonic() - started
     print(proc.stdout[-4000:])
     print(proc.stderr[-4000:], file=sys.stderr)
@@ -120,11 +122,20 @@ def main() -> int:
         )
         if tokens < 1:
             problems.append("the local model wrote no tokens (did the generation stage run?)")
-        rows = [json.loads(line) for name in ("qa.jsonl", "rejected.jsonl")
-                for line in (out / name).read_text().splitlines() if line.strip()]
-        models = {((r.get("pair") or r).get("provenance") or r.get("provenance") or {}).get("model") for r in rows}
+        rows = [
+            json.loads(line)
+            for name in ("qa.jsonl", "rejected.jsonl")
+            for line in (out / name).read_text().splitlines()
+            if line.strip()
+        ]
+        models = {
+            ((r.get("pair") or r).get("provenance") or r.get("provenance") or {}).get("model")
+            for r in rows
+        }
         if models - {None} != {"grounded-local/smollm2"}:
-            problems.append(f"pairs were not written by the bundled local model: {sorted(map(str, models))}")
+            problems.append(
+                f"pairs were not written by the bundled local model: {sorted(map(str, models))}"
+            )
         for row in rows:
             for ev in (row.get("pair") or row).get("evidence") or []:
                 if isinstance(ev, dict) and not ev.get("text"):

@@ -27,7 +27,9 @@ def find_chromium() -> str | None:
     return None
 
 
-def screenshot(html: Path, png: Path, *, width: int = 1280, height: int = 2400, timeout: float = 120.0) -> Path:
+def screenshot(
+    html: Path, png: Path, *, width: int = 1280, height: int = 2400, timeout: float = 120.0
+) -> Path:
     """Render a local HTML file to PNG with headless Chromium, network features off."""
     exe = find_chromium()
     if exe is None:
@@ -54,7 +56,12 @@ def main() -> int:
     from grounded.eval.report import write_report
 
     out = Path(tempfile.mkdtemp()) / "report.html"
-    path = write_report(args.run_dir, reference=args.reference or None, embedder=None if args.embedder == "none" else args.embedder, out=out)
+    path = write_report(
+        args.run_dir,
+        reference=args.reference or None,
+        embedder=None if args.embedder == "none" else args.embedder,
+        out=out,
+    )
     print(f"report: {path} ({path.stat().st_size:,} bytes)")
     if find_chromium() is None:
         print("skipped the screenshot: chromium is not installed (apt-get install chromium)")

@@ -89,7 +89,9 @@ def read_squad(path: str | Path) -> QASet:
     for a_idx, article in enumerate(squad_articles(p)):
         title = str(article.get("title") or f"article-{a_idx}")
         paragraphs = article.get("paragraphs") or []
-        documents.append({"doc_id": title, "title": title.replace("_", " "), "chunks": len(paragraphs)})
+        documents.append(
+            {"doc_id": title, "title": title.replace("_", " "), "chunks": len(paragraphs)}
+        )
         chunks_total += len(paragraphs)
         for p_idx, para in enumerate(paragraphs):
             context = str(para.get("context", ""))
@@ -152,7 +154,11 @@ def detect_format(path: str | Path) -> str:
         return "jsonl"
     with p.open("rb") as fh:
         head = fh.read(4096).lstrip()
-    return "squad" if head.startswith(b"{") and b'"data"' in head and p.suffix.lower() == ".json" else "jsonl"
+    return (
+        "squad"
+        if head.startswith(b"{") and b'"data"' in head and p.suffix.lower() == ".json"
+        else "jsonl"
+    )
 
 
 def read_qa_set(
@@ -185,7 +191,9 @@ def with_universe(
     """Attach the documents the set could have cited: from an index, else a run dir's summary.json."""
     if index is not None:
         docs = _index_documents(index, chroma_url=chroma_url)
-        return replace(qaset, documents=docs, chunks_total=sum(int(d.get("chunks") or 0) for d in docs))
+        return replace(
+            qaset, documents=docs, chunks_total=sum(int(d.get("chunks") or 0) for d in docs)
+        )
     if run_dir is not None:
         run = RunFolder(run_dir)
         summary = run.read_summary()
@@ -199,11 +207,17 @@ def with_universe(
         docs_n, chunks_n = ingest.get("documents"), ingest.get("chunks")
         if isinstance(docs_n, int) and docs_n > 0:
             placeholders = tuple({"doc_id": None, "title": "", "chunks": 0} for _ in range(docs_n))
-            return replace(qaset, documents=placeholders, chunks_total=chunks_n if isinstance(chunks_n, int) else None)
+            return replace(
+                qaset,
+                documents=placeholders,
+                chunks_total=chunks_n if isinstance(chunks_n, int) else None,
+            )
     return qaset
 
 
-def _index_documents(index: str | Path, *, chroma_url: str | None = None) -> tuple[Mapping[str, Any], ...]:
+def _index_documents(
+    index: str | Path, *, chroma_url: str | None = None
+) -> tuple[Mapping[str, Any], ...]:
     from grounded.index import open_index
 
     with open_index(index, chroma_url=chroma_url) as idx:
@@ -289,19 +303,29 @@ def length_stats(texts: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def mean_pairwise_similarity(texts: Sequence[str], embedder: Any, *, sample: int = EMBED_SAMPLE, seed: int = 0) -> dict[str, Any]:
+def mean_pairwise_similarity(
+    texts: Sequence[str], embedder: Any, *, sample: int = EMBED_SAMPLE, seed: int = 0
+) -> dict[str, Any]:
     """Mean cosine over distinct pairs of question embeddings (higher = less diverse), on a sample."""
     items = list(texts)
     if len(items) > sample:
         items = random.Random(seed).sample(items, sample)
     if len(items) < 2:
-        return {"mean_cosine": None, "sampled": len(items), "embedder": getattr(embedder, "name", "")}
+        return {
+            "mean_cosine": None,
+            "sampled": len(items),
+            "embedder": getattr(embedder, "name", ""),
+        }
     vecs = np.asarray(embedder.embed(items), dtype=np.float32)
     sums = vecs.sum(axis=0)
     # sum over all ordered pairs = |sum v|^2; remove the diagonal (each |v|^2 = 1 when normalised).
     total = float(sums @ sums) - float((vecs * vecs).sum())
     n = len(items)
-    return {"mean_cosine": round(total / (n * (n - 1)), 4), "sampled": n, "embedder": getattr(embedder, "name", "")}
+    return {
+        "mean_cosine": round(total / (n * (n - 1)), 4),
+        "sampled": n,
+        "embedder": getattr(embedder, "name", ""),
+    }
 
 
 def _cited(pair: QAPair) -> tuple[set[str], set[str]]:
@@ -333,7 +357,11 @@ def coverage(qaset: QASet) -> dict[str, Any] | None:
             for doc_id in (list(titles) or list(per_doc))
         ]
         # Cited ids the index does not know still show up, so nothing is hidden.
-        rows += [{"doc_id": d, "title": "", "pairs": c} for d, c in per_doc.items() if titles and d not in titles]
+        rows += [
+            {"doc_id": d, "title": "", "pairs": c}
+            for d, c in per_doc.items()
+            if titles and d not in titles
+        ]
         out["documents"] = rows
         if known:
             unused = [d["title"] or d["doc_id"] for d in rows if d["pairs"] == 0]
@@ -341,7 +369,9 @@ def coverage(qaset: QASet) -> dict[str, Any] | None:
             out["unused_documents"] = unused
         out["document_spread"] = _spread(qaset.pairs, total)
     else:
-        out["documents"] = [{"doc_id": d, "title": "", "pairs": c} for d, c in per_doc.most_common()]
+        out["documents"] = [
+            {"doc_id": d, "title": "", "pairs": c} for d, c in per_doc.most_common()
+        ]
     if qaset.chunks_total:
         out["chunks_total"] = qaset.chunks_total
         out["chunks_share"] = round(len(chunks) / qaset.chunks_total, 4)
@@ -399,47 +429,76 @@ def matched(qaset: QASet, reference: QASet, *, seed: int = 0, draws: int = DRAWS
     samples = {k: _samples(v.pairs, m, draws, rng) for k, v in sides.items()}
     for n in (1, 2, 3):
         out[f"distinct_{n}"] = {
-            k: round(float(np.mean([distinct_n([p.question for p in s], n) for s in samples[k]])), 4)
+            k: round(
+                float(np.mean([distinct_n([p.question for p in s], n) for s in samples[k]])), 4
+            )
             for k in sides
         }
     if qaset.documents and reference.documents:
         spreads = {}
         for k, side in sides.items():
             vals = [_spread(s, len(side.documents or ())) for s in samples[k]]
-            spreads[k] = round(float(np.mean([v for v in vals if v is not None])), 4) if any(v is not None for v in vals) else None
+            spreads[k] = (
+                round(float(np.mean([v for v in vals if v is not None])), 4)
+                if any(v is not None for v in vals)
+                else None
+            )
         out["document_spread"] = spreads
     return out
 
 
-def narrowing(figures: Mapping[str, Any], reference: Mapping[str, Any] | None, match: Mapping[str, Any] | None) -> dict[str, Any]:
+def narrowing(
+    figures: Mapping[str, Any], reference: Mapping[str, Any] | None, match: Mapping[str, Any] | None
+) -> dict[str, Any]:
     """Apply the narrowing rules (module docstring) and say which fired and why."""
     reasons: list[str] = []
     checks: dict[str, Any] = {}
     n = int(figures.get("n", 0))
     if n < MIN_N or (reference is not None and int(reference.get("n", 0)) < MIN_N):
-        return {"warning": False, "reasons": [], "checks": {}, "note": f"too few questions to judge (need {MIN_N})"}
+        return {
+            "warning": False,
+            "reasons": [],
+            "checks": {},
+            "note": f"too few questions to judge (need {MIN_N})",
+        }
     prefix = figures["top_prefix"]
     if reference is None:
         fired = prefix["share"] > PREFIX_ALONE
         checks["top_prefix"] = {"value": prefix["share"], "limit": PREFIX_ALONE, "fired": fired}
         if fired:
-            reasons.append(f"{prefix['share']:.0%} of questions start with '{prefix['prefix']}' (limit {PREFIX_ALONE:.0%})")
-        return {"warning": bool(reasons), "reasons": reasons, "checks": checks, "note": "no reference given: only the template rule applies"}
+            reasons.append(
+                f"{prefix['share']:.0%} of questions start with '{prefix['prefix']}' (limit {PREFIX_ALONE:.0%})"
+            )
+        return {
+            "warning": bool(reasons),
+            "reasons": reasons,
+            "checks": checks,
+            "note": "no reference given: only the template rule applies",
+        }
 
     assert match is not None
     d2 = match["distinct_2"]
     limit = round(DISTINCT2_RATIO * d2["reference"], 4)
     fired = d2["set"] < limit
-    checks["distinct_2"] = {"value": d2["set"], "reference": d2["reference"], "limit": limit, "fired": fired}
+    checks["distinct_2"] = {
+        "value": d2["set"],
+        "reference": d2["reference"],
+        "limit": limit,
+        "fired": fired,
+    }
     if fired:
-        reasons.append(f"distinct-2 {d2['set']:.3f} vs reference {d2['reference']:.3f} on {match['size']} questions each (limit {limit:.3f})")
+        reasons.append(
+            f"distinct-2 {d2['set']:.3f} vs reference {d2['reference']:.3f} on {match['size']} questions each (limit {limit:.3f})"
+        )
 
     ent, ref_ent = figures["wh"]["entropy_bits"], reference["wh"]["entropy_bits"]
     limit = round(ENTROPY_RATIO * ref_ent, 4)
     fired = ent < limit
     checks["wh_entropy"] = {"value": ent, "reference": ref_ent, "limit": limit, "fired": fired}
     if fired:
-        reasons.append(f"question-type entropy {ent:.2f} bits vs reference {ref_ent:.2f} (limit {limit:.2f})")
+        reasons.append(
+            f"question-type entropy {ent:.2f} bits vs reference {ref_ent:.2f} (limit {limit:.2f})"
+        )
 
     sim = (figures.get("similarity") or {}).get("mean_cosine")
     ref_sim = (reference.get("similarity") or {}).get("mean_cosine")
@@ -448,25 +507,39 @@ def narrowing(figures: Mapping[str, Any], reference: Mapping[str, Any] | None, m
         fired = sim > limit
         checks["similarity"] = {"value": sim, "reference": ref_sim, "limit": limit, "fired": fired}
         if fired:
-            reasons.append(f"questions are more alike: mean cosine {sim:.3f} vs reference {ref_sim:.3f} (limit {limit:.3f})")
+            reasons.append(
+                f"questions are more alike: mean cosine {sim:.3f} vs reference {ref_sim:.3f} (limit {limit:.3f})"
+            )
 
     ref_prefix = reference["top_prefix"]
     limit = round(max(PREFIX_FACTOR * ref_prefix["share"], ref_prefix["share"] + PREFIX_GAP), 4)
     fired = prefix["share"] > limit
-    checks["top_prefix"] = {"value": prefix["share"], "reference": ref_prefix["share"], "limit": limit, "fired": fired}
+    checks["top_prefix"] = {
+        "value": prefix["share"],
+        "reference": ref_prefix["share"],
+        "limit": limit,
+        "fired": fired,
+    }
     if fired:
-        reasons.append(f"{prefix['share']:.0%} of questions start with '{prefix['prefix']}' vs {ref_prefix['share']:.0%} in the reference")
+        reasons.append(
+            f"{prefix['share']:.0%} of questions start with '{prefix['prefix']}' vs {ref_prefix['share']:.0%} in the reference"
+        )
 
     spread = match.get("document_spread") or {}
     if spread.get("set") is not None and spread.get("reference"):
         limit = round(SPREAD_RATIO * spread["reference"], 4)
         fired = spread["set"] < limit
-        checks["document_spread"] = {"value": spread["set"], "reference": spread["reference"], "limit": limit, "fired": fired}
+        checks["document_spread"] = {
+            "value": spread["set"],
+            "reference": spread["reference"],
+            "limit": limit,
+            "fired": fired,
+        }
         if fired:
-            reasons.append(f"covers fewer documents: spread {spread['set']:.2f} vs reference {spread['reference']:.2f} (limit {limit:.2f})")
+            reasons.append(
+                f"covers fewer documents: spread {spread['set']:.2f} vs reference {spread['reference']:.2f} (limit {limit:.2f})"
+            )
     return {"warning": bool(reasons), "reasons": reasons, "checks": checks}
-
-
 
 
 def dataset_health(
@@ -482,20 +555,30 @@ def dataset_health(
 ) -> dict[str, Any]:
     """Diversity, question types, lengths and coverage of a QA set, compared with a reference if given.
 
-        >>> health = dataset_health("out/qa.jsonl", reference="squad-dev.json")  # doctest: +SKIP
-        >>> health["narrowing"]["warning"], health["distinct_2"]  # doctest: +SKIP
+    >>> health = dataset_health("out/qa.jsonl", reference="squad-dev.json")  # doctest: +SKIP
+    >>> health["narrowing"]["warning"], health["distinct_2"]  # doctest: +SKIP
     """
     if isinstance(data, (str, Path)):
         qaset = read_qa_set(data, format=format, index=index, chroma_url=chroma_url)
     elif isinstance(data, QASet):
-        qaset = with_universe(data, index=index, chroma_url=chroma_url) if index is not None else data
+        qaset = (
+            with_universe(data, index=index, chroma_url=chroma_url) if index is not None else data
+        )
     else:
-        qaset = with_universe(QASet(tuple(data)), index=index, chroma_url=chroma_url) if index is not None else QASet(tuple(data))
+        qaset = (
+            with_universe(QASet(tuple(data)), index=index, chroma_url=chroma_url)
+            if index is not None
+            else QASet(tuple(data))
+        )
     emb = resolve_embedder(embedder) if len(qaset) >= 2 else None
     figures = metrics(qaset, embedder=emb, seed=seed)
     ref_figures = match = None
     if reference is not None:
-        ref_set = reference if isinstance(reference, QASet) else read_qa_set(reference, format=reference_format)
+        ref_set = (
+            reference
+            if isinstance(reference, QASet)
+            else read_qa_set(reference, format=reference_format)
+        )
         ref_figures = metrics(ref_set, embedder=emb, seed=seed)
         match = matched(qaset, ref_set, seed=seed)
         figures["reference"] = ref_figures

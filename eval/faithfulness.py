@@ -70,13 +70,21 @@ def auroc(labels: Sequence[bool], scores: Sequence[float]) -> float:
     return u / (len(pos) * len(neg))
 
 
-def sweep(labels: Sequence[bool], scores: Sequence[float], thresholds: Iterable[float] | None = None) -> list[dict[str, float]]:
+def sweep(
+    labels: Sequence[bool], scores: Sequence[float], thresholds: Iterable[float] | None = None
+) -> list[dict[str, float]]:
     """Balanced accuracy and unsupported-F1 at each threshold (kept when score >= threshold)."""
     ts = list(thresholds) if thresholds is not None else [i / 20 for i in range(1, 20)]
     rows = []
     for t in ts:
         pred = [s >= t for s in scores]
-        rows.append({"threshold": round(t, 4), "balanced_accuracy": balanced_accuracy(labels, pred), **prf(labels, pred)})
+        rows.append(
+            {
+                "threshold": round(t, 4),
+                "balanced_accuracy": balanced_accuracy(labels, pred),
+                **prf(labels, pred),
+            }
+        )
     return rows
 
 
@@ -91,7 +99,9 @@ def best_threshold(labels: Sequence[bool], scores: Sequence[float]) -> tuple[flo
     return best
 
 
-def metrics(labels: Sequence[bool], scores: Sequence[float], predicted: Sequence[bool]) -> dict[str, Any]:
+def metrics(
+    labels: Sequence[bool], scores: Sequence[float], predicted: Sequence[bool]
+) -> dict[str, Any]:
     """All the summary metrics for one labelled set."""
     counts = Counter(labels)
     return {
@@ -134,7 +144,9 @@ class FaithfulnessResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def run_checker(examples: Sequence[Example], checker: Any, *, batch_size: int = 64) -> tuple[list[Verdict], float]:
+def run_checker(
+    examples: Sequence[Example], checker: Any, *, batch_size: int = 64
+) -> tuple[list[Verdict], float]:
     """Verdicts for examples (answer support only), and the seconds it took."""
     started = time.perf_counter()
     verdicts: list[Verdict] = []
@@ -148,7 +160,9 @@ def run_checker(examples: Sequence[Example], checker: Any, *, batch_size: int = 
     return verdicts, time.perf_counter() - started
 
 
-def evaluate(examples: Sequence[Example], checker: Any, *, threshold: float | None = None) -> FaithfulnessResult:
+def evaluate(
+    examples: Sequence[Example], checker: Any, *, threshold: float | None = None
+) -> FaithfulnessResult:
     """Run `checker` on `examples` and compute metrics on the labelled (non-None) ones."""
     verdicts, seconds = run_checker(examples, checker)
     thr = threshold if threshold is not None else float(getattr(checker, "threshold", 0.5))
@@ -157,7 +171,9 @@ def evaluate(examples: Sequence[Example], checker: Any, *, threshold: float | No
     return res
 
 
-def summarise(examples: Sequence[Example], verdicts: Sequence[Verdict], *, seconds: float, threshold: float) -> dict[str, Any]:
+def summarise(
+    examples: Sequence[Example], verdicts: Sequence[Verdict], *, seconds: float, threshold: float
+) -> dict[str, Any]:
     main = [(ex, v) for ex, v in zip(examples, verdicts, strict=True) if ex.label is not None]
     labels = [bool(ex.label) for ex, _ in main]
     scores = [v.score for _, v in main]
@@ -172,8 +188,11 @@ def summarise(examples: Sequence[Example], verdicts: Sequence[Verdict], *, secon
         for ex, v in others:
             by_subset.setdefault(ex.subset or "unlabelled", []).append(v)
         out["subsets"] = {
-            name: {"n": len(vs), "kept": sum(v.supported for v in vs),
-                   "mean_score": round(sum(v.score for v in vs) / len(vs), 4)}
+            name: {
+                "n": len(vs),
+                "kept": sum(v.supported for v in vs),
+                "mean_score": round(sum(v.score for v in vs) / len(vs), 4),
+            }
             for name, vs in by_subset.items()
         }
     return out

@@ -57,7 +57,12 @@ def read_examples(path: str | Path, fmt: str, *, negatives: str | None = None) -
     negatives: for SQuAD, one of SQUAD_NEGATIVES (default "other-paragraph"); other formats
     carry their own negatives and accept only None.
     """
-    readers = {"halueval": read_halueval, "wice": read_wice, "squad": squad_examples, "jsonl": read_plain}
+    readers = {
+        "halueval": read_halueval,
+        "wice": read_wice,
+        "squad": squad_examples,
+        "jsonl": read_plain,
+    }
     if fmt not in readers:
         raise CheckError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
     if negatives is not None and fmt != "squad":
@@ -82,11 +87,17 @@ def _need(row: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
 
 def read_halueval(path: Path) -> Iterator[Example]:
     for lineno, row in _json_lines(path):
-        _need(row, ("knowledge", "question", "right_answer", "hallucinated_answer"), f"{path}:{lineno}")
+        _need(
+            row,
+            ("knowledge", "question", "right_answer", "hallucinated_answer"),
+            f"{path}:{lineno}",
+        )
         ctx = (str(row["knowledge"]),)
         q = str(row["question"])
         yield Example(f"halueval-{lineno}-right", ctx, str(row["right_answer"]), q, True)
-        yield Example(f"halueval-{lineno}-hallucinated", ctx, str(row["hallucinated_answer"]), q, False)
+        yield Example(
+            f"halueval-{lineno}-hallucinated", ctx, str(row["hallucinated_answer"]), q, False
+        )
 
 
 _WICE_LABELS = {"supported": True, "not_supported": False, "partially_supported": None}
@@ -125,7 +136,10 @@ def squad_articles(path: str | Path) -> list[dict[str, Any]]:
 def squad_examples(path: Path, *, negatives: str = "other-paragraph") -> Iterator[Example]:
     """Each human answer as supported by its paragraph, plus one negative per question (see above)."""
     if negatives not in SQUAD_NEGATIVES:
-        raise CheckError(f"unknown SQuAD negatives {negatives!r}", hint=f"use one of {', '.join(SQUAD_NEGATIVES)}")
+        raise CheckError(
+            f"unknown SQuAD negatives {negatives!r}",
+            hint=f"use one of {', '.join(SQUAD_NEGATIVES)}",
+        )
     for article in squad_articles(path):
         paragraphs = article.get("paragraphs") or []
         answers = [
@@ -141,17 +155,31 @@ def squad_examples(path: Path, *, negatives: str = "other-paragraph") -> Iterato
                     continue  # SQuAD 2.0 unanswerable questions have no human answer
                 question = str(qa["question"])
                 qid = str(qa.get("id") or content_hash(question))
-                yield Example(f"squad-{qid}", (context,), str(qa["answers"][0]["text"]), question, True)
+                yield Example(
+                    f"squad-{qid}", (context,), str(qa["answers"][0]["text"]), question, True
+                )
                 if negatives == "other-paragraph":
                     negative = _swap_answer(answers, pi, context, qid)
                     if negative is not None:
-                        yield Example(f"squad-{qid}-swapped", (context,), negative, question, False,
-                                      metadata={"negative": "answer_swap"})
+                        yield Example(
+                            f"squad-{qid}-swapped",
+                            (context,),
+                            negative,
+                            question,
+                            False,
+                            metadata={"negative": "answer_swap"},
+                        )
                 elif negatives == "same-paragraph":
                     negative = _same_paragraph_answer(para, qa, qid)
                     if negative is not None:
-                        yield Example(f"squad-{qid}-same-paragraph", (context,), negative, question, False,
-                                      metadata={"negative": "same_paragraph_swap"})
+                        yield Example(
+                            f"squad-{qid}-same-paragraph",
+                            (context,),
+                            negative,
+                            question,
+                            False,
+                            metadata={"negative": "same_paragraph_swap"},
+                        )
 
 
 def _swap_answer(answers: list[tuple[int, str]], pi: int, context: str, qid: str) -> str | None:
@@ -183,7 +211,10 @@ def _same_paragraph_answer(para: dict[str, Any], qa: dict[str, Any], qid: str) -
     """
     mine = [a for a in qa.get("answers") or () if str(a.get("text", "")).strip()]
     texts = [str(a["text"]).lower() for a in mine]
-    spans = [(int(a.get("answer_start", -1)), int(a.get("answer_start", -1)) + len(str(a["text"]))) for a in mine]
+    spans = [
+        (int(a.get("answer_start", -1)), int(a.get("answer_start", -1)) + len(str(a["text"])))
+        for a in mine
+    ]
     words = set().union(*(_words(t) for t in texts)) if texts else set()
     cands: list[str] = []
     for other in para.get("qas") or ():
@@ -206,8 +237,17 @@ def _same_paragraph_answer(para: dict[str, Any], qa: dict[str, Any], qid: str) -
 
 
 _PLAIN_TRUE = {"true", "1", "supported", "faithful", "yes", "correct", "entailment"}
-_PLAIN_FALSE = {"false", "0", "unsupported", "not_supported", "hallucinated", "no", "incorrect",
-                "unfaithful", "contradiction"}
+_PLAIN_FALSE = {
+    "false",
+    "0",
+    "unsupported",
+    "not_supported",
+    "hallucinated",
+    "no",
+    "incorrect",
+    "unfaithful",
+    "contradiction",
+}
 
 
 def read_plain(path: Path) -> Iterator[Example]:
@@ -230,5 +270,10 @@ def read_plain(path: Path) -> Iterator[Example]:
             label = False
         else:
             raise CheckError(f"{where}: label {raw!r} is not supported/unsupported")
-        yield Example(str(row.get("id") or f"row-{lineno}"), contexts, str(row["answer"]),
-                      str(row.get("question") or ""), label)
+        yield Example(
+            str(row.get("id") or f"row-{lineno}"),
+            contexts,
+            str(row["answer"]),
+            str(row.get("question") or ""),
+            label,
+        )

@@ -56,14 +56,18 @@ def load_run(run: Path) -> dict[str, Any]:
     return {"run": run, "pairs": pairs, "rejected": rejected, "summary": folder.read_summary()}
 
 
-def _health(run: Path, data: Mapping[str, Any], *, reference: str | Path | None, embedder: Any) -> dict[str, Any]:
+def _health(
+    run: Path, data: Mapping[str, Any], *, reference: str | Path | None, embedder: Any
+) -> dict[str, Any]:
     from grounded.eval.dataset import QASet, dataset_health, with_universe
 
     pairs = data["pairs"]
     stored = (data["summary"] or {}).get("health") or {}
     # The pipeline measured these same pairs a moment ago: reuse its figures unless asked for another reference.
-    if stored.get("n") == len(pairs) and pairs and (
-        reference is None or (stored.get("reference") or {}).get("name") == str(reference)
+    if (
+        stored.get("n") == len(pairs)
+        and pairs
+        and (reference is None or (stored.get("reference") or {}).get("name") == str(reference))
     ):
         return dict(stored)
     qaset = with_universe(QASet(tuple(pairs), name=str(RunFolder(run).qa)), run_dir=run)
@@ -128,7 +132,9 @@ def grouped_bars(
     top = max((v for _, vals, _ in series for v in vals), default=0) or 1
     left, bottom, plot_top = 10, 48, 26
     plot_h = height - bottom - plot_top
-    slot = min(120.0, (width - left * 2) / len(categories))  # a lone category should not fill the page
+    slot = min(
+        120.0, (width - left * 2) / len(categories)
+    )  # a lone category should not fill the page
     bw = max(3.0, (slot - 8) / max(1, len(series)))
     parts = []
     for c, cat in enumerate(categories):
@@ -138,16 +144,24 @@ def grouped_bars(
             h = plot_h * v / top
             x = x0 + s * bw
             y = plot_top + plot_h - h
-            parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bw - 1:.1f}" height="{h:.1f}" fill="{colour}"><title>{escape(cat)}: {escape(fmt.format(v))}</title></rect>')
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bw - 1:.1f}" height="{h:.1f}" fill="{colour}"><title>{escape(cat)}: {escape(fmt.format(v))}</title></rect>'
+            )
             if len(series) == 1 or s == 0:
-                parts.append(f'<text class="small" x="{x + bw / 2:.1f}" y="{y - 3:.1f}" text-anchor="middle">{escape(fmt.format(v))}</text>')
+                parts.append(
+                    f'<text class="small" x="{x + bw / 2:.1f}" y="{y - 3:.1f}" text-anchor="middle">{escape(fmt.format(v))}</text>'
+                )
         parts.append(
             f'<text class="small" x="{x0 + slot / 2 - 4:.1f}" y="{plot_top + plot_h + 14}" text-anchor="middle">{escape(cat)}</text>'
         )
-    parts.append(f'<line x1="{left}" x2="{width - left}" y1="{plot_top + plot_h}" y2="{plot_top + plot_h}" stroke="#888"/>')
+    parts.append(
+        f'<line x1="{left}" x2="{width - left}" y1="{plot_top + plot_h}" y2="{plot_top + plot_h}" stroke="#888"/>'
+    )
     lx = left
     for name, _, colour in series:
-        parts.append(f'<rect x="{lx}" y="{height - 16}" width="12" height="12" fill="{colour}"/><text x="{lx + 16}" y="{height - 6}">{escape(name)}</text>')
+        parts.append(
+            f'<rect x="{lx}" y="{height - 16}" width="12" height="12" fill="{colour}"/><text x="{lx + 16}" y="{height - 6}">{escape(name)}</text>'
+        )
         lx += 24 + 8 * len(name)
     return f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">{"".join(parts)}</svg>'
 
@@ -180,7 +194,9 @@ def _spans_in(context: str, pair: QAPair, chunk_start: int | None) -> list[tuple
     return sorted(set(spans))
 
 
-def highlight(context: str, spans: Sequence[tuple[int, int]], *, window: int = CONTEXT_WINDOW) -> str:
+def highlight(
+    context: str, spans: Sequence[tuple[int, int]], *, window: int = CONTEXT_WINDOW
+) -> str:
     """Escaped context with `<mark>` around the spans, cut to a window around them."""
     if not spans:
         cut = context[: window * 2]
@@ -208,7 +224,9 @@ def _source_html(pair: QAPair, chunks: Mapping[str, Any]) -> str:
             spans = _spans_in(chunk.text, pair, chunk.start)
             return f'<div class="ctx">{highlight(chunk.text, spans)}</div>'
     if pair.evidence:
-        quotes = "".join(f"<li><mark>{escape(ev.text or ev.quote)}</mark></li>" for ev in pair.evidence)
+        quotes = "".join(
+            f"<li><mark>{escape(ev.text or ev.quote)}</mark></li>" for ev in pair.evidence
+        )
         return f'<div class="ctx"><span class="muted">evidence (source text not available):</span><ul>{quotes}</ul></div>'
     if pair.contexts:
         return f'<div class="ctx">{highlight(pair.contexts[0], [])}</div>'
@@ -216,7 +234,15 @@ def _source_html(pair: QAPair, chunks: Mapping[str, Any]) -> str:
 
 
 def _fetch_chunks(data: Mapping[str, Any], pairs: Sequence[QAPair]) -> dict[str, Any]:
-    wanted = sorted({c for p in pairs if not p.contexts for c in (*p.chunk_ids, *(e.chunk_id for e in p.evidence)) if c})
+    wanted = sorted(
+        {
+            c
+            for p in pairs
+            if not p.contexts
+            for c in (*p.chunk_ids, *(e.chunk_id for e in p.evidence))
+            if c
+        }
+    )
     if not wanted:
         return {}
     index = _index(data)
@@ -230,7 +256,13 @@ def _fetch_chunks(data: Mapping[str, Any], pairs: Sequence[QAPair]) -> dict[str,
         index.close()
 
 
-def _pair_card(pair: QAPair, chunks: Mapping[str, Any], *, reasons: Sequence[Mapping[str, Any]] = (), duplicate_of: str = "") -> str:
+def _pair_card(
+    pair: QAPair,
+    chunks: Mapping[str, Any],
+    *,
+    reasons: Sequence[Mapping[str, Any]] = (),
+    duplicate_of: str = "",
+) -> str:
     meta = [f"id {escape(pair.id)}", escape(pair.kind)]
     if pair.verdict is not None:
         meta.append(f"score {pair.verdict.score:.2f}")
@@ -241,15 +273,20 @@ def _pair_card(pair: QAPair, chunks: Mapping[str, Any], *, reasons: Sequence[Map
     why = ""
     if reasons:
         items = "".join(
-            f'<li><code>{escape(str(r.get("code", "")))}</code> {escape(str(r.get("message", "")))}</li>' for r in reasons
+            f"<li><code>{escape(str(r.get('code', '')))}</code> {escape(str(r.get('message', '')))}</li>"
+            for r in reasons
         )
-        dup = f' <span class="muted">(duplicate of {escape(duplicate_of)})</span>' if duplicate_of else ""
+        dup = (
+            f' <span class="muted">(duplicate of {escape(duplicate_of)})</span>'
+            if duplicate_of
+            else ""
+        )
         why = f'<ul class="reasons">{items}</ul>{dup}'
     return (
         '<div class="card">'
         f'<div class="q">Q: {escape(pair.question)}</div>'
         f'<div class="a">A: {escape(pair.answer)}</div>'
-        f'{why}{_source_html(pair, chunks)}'
+        f"{why}{_source_html(pair, chunks)}"
         f'<div class="meta">{" · ".join(meta)}</div>'
         "</div>"
     )
@@ -257,7 +294,8 @@ def _pair_card(pair: QAPair, chunks: Mapping[str, Any], *, reasons: Sequence[Map
 
 def _raw_card(row: Mapping[str, Any]) -> str:
     reasons = "".join(
-        f'<li><code>{escape(str(r.get("code", "")))}</code> {escape(str(r.get("message", "")))}</li>' for r in row.get("reasons") or ()
+        f"<li><code>{escape(str(r.get('code', '')))}</code> {escape(str(r.get('message', '')))}</li>"
+        for r in row.get("reasons") or ()
     )
     raw = str(row.get("raw") or "")
     cut = raw[:600] + ("…" if len(raw) > 600 else "")
@@ -312,7 +350,9 @@ def _section(title: str, body: str, anchor: str) -> str:
     return f'<section id="{anchor}"><h2>{escape(title)}</h2>{body}</section>'
 
 
-def render(data: Mapping[str, Any], health: Mapping[str, Any], *, title: str = "grounded report") -> str:
+def render(
+    data: Mapping[str, Any], health: Mapping[str, Any], *, title: str = "grounded report"
+) -> str:
     """The report page as one HTML string."""
     pairs: list[QAPair] = data["pairs"]
     rejected: list[Mapping[str, Any]] = data["rejected"]
@@ -334,16 +374,21 @@ def render(data: Mapping[str, Any], health: Mapping[str, Any], *, title: str = "
     ]
     created = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title><style>{CSS}</style></head><body><main>"
-        f"<h1>{escape(title)}</h1><p class=\"muted\">written {created} · {escape(str(data['run']))}</p>"
+        f'<h1>{escape(title)}</h1><p class="muted">written {created} · {escape(str(data["run"]))}</p>'
         + "".join(sections)
         + "</main></body></html>\n"
     )
 
 
-def _overview(pairs: Sequence[QAPair], rejected: Sequence[Mapping[str, Any]], summary: Mapping[str, Any], gen: Mapping[str, Any]) -> str:
+def _overview(
+    pairs: Sequence[QAPair],
+    rejected: Sequence[Mapping[str, Any]],
+    summary: Mapping[str, Any],
+    gen: Mapping[str, Any],
+) -> str:
     dups = sum(1 for r in rejected if r.get("stage") == "dedup")
     # the folder's whole spend: a resumed run's own spend would read $0 for cached calls
     cost = summary.get("cost_total", gen.get("cost_total", summary.get("cost", gen.get("cost"))))
@@ -353,10 +398,16 @@ def _overview(pairs: Sequence[QAPair], rejected: Sequence[Mapping[str, Any]], su
         ("kept pairs", str(len(pairs))),
         ("rejected", str(len(rejected) - dups)),
         ("duplicates removed", str(dups)),
-        ("LLM calls (cached)", f"{calls if calls is not None else '–'} ({cached if cached is not None else '–'})"),
+        (
+            "LLM calls (cached)",
+            f"{calls if calls is not None else '–'} ({cached if cached is not None else '–'})",
+        ),
         ("cost", f"${cost:.4f}" if isinstance(cost, (int, float)) else "–"),
     ]
-    body = "".join(f'<div class="stat"><div class="v">{escape(v)}</div><div class="k">{escape(k)}</div></div>' for k, v in cards)
+    body = "".join(
+        f'<div class="stat"><div class="v">{escape(v)}</div><div class="k">{escape(k)}</div></div>'
+        for k, v in cards
+    )
     return f'<div class="stats">{body}</div>'
 
 
@@ -367,7 +418,10 @@ def _failures(summary: Mapping[str, Any], gen: Mapping[str, Any]) -> str:
         return ""
     errors = summary.get("errors")
     if not isinstance(errors, list):  # a generate summary: plain messages, maybe repeated
-        errors = [{"message": m, "count": c} for m, c in Counter(map(str, gen.get("errors") or ())).most_common()]
+        errors = [
+            {"message": m, "count": c}
+            for m, c in Counter(map(str, gen.get("errors") or ())).most_common()
+        ]
     items = "".join(_error_item(e) for e in errors[:10] if isinstance(e, Mapping))
     return (
         f'<div class="banner warn" id="failed-calls"><strong>{failed} LLM calls failed</strong>'
@@ -395,7 +449,12 @@ def _banner(narrowing: Mapping[str, Any], has_ref: bool) -> str:
     return f'<div class="banner ok" id="narrowing"><strong>No narrowing warning</strong>{" — " + escape(note) if note else ""}</div>'
 
 
-def _funnel(pairs: Sequence[QAPair], rejected: Sequence[Mapping[str, Any]], ingest: Mapping[str, Any], gen: Mapping[str, Any]) -> str:
+def _funnel(
+    pairs: Sequence[QAPair],
+    rejected: Sequence[Mapping[str, Any]],
+    ingest: Mapping[str, Any],
+    gen: Mapping[str, Any],
+) -> str:
     with_pair = sum(1 for r in rejected if r.get("pair"))
     dups = sum(1 for r in rejected if r.get("stage") == "dedup")
     steps: list[tuple[str, float]] = []
@@ -404,7 +463,9 @@ def _funnel(pairs: Sequence[QAPair], rejected: Sequence[Mapping[str, Any]], inge
     if isinstance(ingest.get("chunks"), int):
         steps.append(("chunks", ingest["chunks"]))
     if isinstance(gen.get("llm_calls"), int) or isinstance(gen.get("cached_calls"), int):
-        steps.append(("LLM calls", int(gen.get("llm_calls") or 0) + int(gen.get("cached_calls") or 0)))
+        steps.append(
+            ("LLM calls", int(gen.get("llm_calls") or 0) + int(gen.get("cached_calls") or 0))
+        )
     steps += [
         ("pairs generated", len(pairs) + with_pair),
         ("passed the checker", len(pairs) + dups),
@@ -414,7 +475,9 @@ def _funnel(pairs: Sequence[QAPair], rejected: Sequence[Mapping[str, Any]], inge
     note = ""
     if isinstance(skipped, list) and skipped:
         items = "".join(
-            f"<li>{escape(str(s.get('path', s)))}: {escape(str(s.get('reason', '')))}</li>" if isinstance(s, dict) else f"<li>{escape(str(s))}</li>"
+            f"<li>{escape(str(s.get('path', s)))}: {escape(str(s.get('reason', '')))}</li>"
+            if isinstance(s, dict)
+            else f"<li>{escape(str(s))}</li>"
             for s in skipped[:10]
         )
         note = f'<p class="muted">{len(skipped)} input files skipped at ingest:</p><ul class="muted">{items}</ul>'
@@ -431,46 +494,122 @@ def _funnel(pairs: Sequence[QAPair], rejected: Sequence[Mapping[str, Any]], inge
 
 def _coverage(cov: Mapping[str, Any]) -> str:
     if not cov:
-        return _section("Coverage", '<p class="muted">No pair cites a document, so coverage cannot be measured.</p>', "coverage")
-    lines = [f"Documents cited: <b>{cov.get('documents_cited')}</b>" + (f" of {cov['documents_total']} ({_fmt(cov.get('documents_share'), '.0%')})" if cov.get("documents_total") else "")]
-    lines.append(f"Chunks cited: <b>{cov.get('chunks_cited')}</b>" + (f" of {cov['chunks_total']} ({_fmt(cov.get('chunks_share'), '.0%')})" if cov.get("chunks_total") else ""))
+        return _section(
+            "Coverage",
+            '<p class="muted">No pair cites a document, so coverage cannot be measured.</p>',
+            "coverage",
+        )
+    lines = [
+        f"Documents cited: <b>{cov.get('documents_cited')}</b>"
+        + (
+            f" of {cov['documents_total']} ({_fmt(cov.get('documents_share'), '.0%')})"
+            if cov.get("documents_total")
+            else ""
+        )
+    ]
+    lines.append(
+        f"Chunks cited: <b>{cov.get('chunks_cited')}</b>"
+        + (
+            f" of {cov['chunks_total']} ({_fmt(cov.get('chunks_share'), '.0%')})"
+            if cov.get("chunks_total")
+            else ""
+        )
+    )
     docs = [d for d in cov.get("documents") or () if d.get("doc_id")]
     docs.sort(key=lambda d: -int(d.get("pairs") or 0))
-    bars = [(str(d.get("title") or d.get("doc_id")), float(d.get("pairs") or 0)) for d in docs[:MAX_DOC_BARS]]
-    more = f'<p class="muted">showing {MAX_DOC_BARS} of {len(docs)} documents</p>' if len(docs) > MAX_DOC_BARS else ""
+    bars = [
+        (str(d.get("title") or d.get("doc_id")), float(d.get("pairs") or 0))
+        for d in docs[:MAX_DOC_BARS]
+    ]
+    more = (
+        f'<p class="muted">showing {MAX_DOC_BARS} of {len(docs)} documents</p>'
+        if len(docs) > MAX_DOC_BARS
+        else ""
+    )
     unused = cov.get("unused_documents") or []
     unused_html = ""
     if unused:
         shown = ", ".join(escape(str(u)) for u in unused[:30])
-        unused_html = f"<p><b>Never cited ({len(unused)}):</b> {shown}{' …' if len(unused) > 30 else ''}</p>"
-    body = "<p>" + "<br>".join(lines) + "</p><h3>Pairs per document</h3>" + hbar_chart(bars, fmt="{:.0f}") + more + unused_html
+        unused_html = (
+            f"<p><b>Never cited ({len(unused)}):</b> {shown}{' …' if len(unused) > 30 else ''}</p>"
+        )
+    body = (
+        "<p>"
+        + "<br>".join(lines)
+        + "</p><h3>Pairs per document</h3>"
+        + hbar_chart(bars, fmt="{:.0f}")
+        + more
+        + unused_html
+    )
     return _section("Coverage", body, "coverage")
 
 
 def _diversity(health: Mapping[str, Any], ref: Mapping[str, Any]) -> str:
     match = health.get("matched") or {}
     checks = (health.get("narrowing") or {}).get("checks") or {}
-    rows: list[tuple[str, str, str, bool]] = [("questions", str(health.get("n", 0)), str(ref.get("n", "")) if ref else "", False)]
+    rows: list[tuple[str, str, str, bool]] = [
+        ("questions", str(health.get("n", 0)), str(ref.get("n", "")) if ref else "", False)
+    ]
     for n in (1, 2, 3):
         key = f"distinct_{n}"
         if match:
-            rows.append((f"distinct-{n} (equal samples of {match.get('size')})", _fmt(match[key]["set"]), _fmt(match[key]["reference"]), bool(checks.get(key, {}).get("fired"))))
+            rows.append(
+                (
+                    f"distinct-{n} (equal samples of {match.get('size')})",
+                    _fmt(match[key]["set"]),
+                    _fmt(match[key]["reference"]),
+                    bool(checks.get(key, {}).get("fired")),
+                )
+            )
         else:
             rows.append((f"distinct-{n}", _fmt(health.get(key)), "", False))
-    rows.append(("question-type entropy (bits)", _fmt(health.get("wh", {}).get("entropy_bits"), ".2f"), _fmt((ref.get("wh") or {}).get("entropy_bits"), ".2f") if ref else "", bool(checks.get("wh_entropy", {}).get("fired"))))
+    rows.append(
+        (
+            "question-type entropy (bits)",
+            _fmt(health.get("wh", {}).get("entropy_bits"), ".2f"),
+            _fmt((ref.get("wh") or {}).get("entropy_bits"), ".2f") if ref else "",
+            bool(checks.get("wh_entropy", {}).get("fired")),
+        )
+    )
     sim = (health.get("similarity") or {}).get("mean_cosine")
     if sim is not None:
-        rows.append(("mean pairwise cosine (lower = more varied)", _fmt(sim), _fmt((ref.get("similarity") or {}).get("mean_cosine")) if ref else "", bool(checks.get("similarity", {}).get("fired"))))
+        rows.append(
+            (
+                "mean pairwise cosine (lower = more varied)",
+                _fmt(sim),
+                _fmt((ref.get("similarity") or {}).get("mean_cosine")) if ref else "",
+                bool(checks.get("similarity", {}).get("fired")),
+            )
+        )
     tp = health.get("top_prefix") or {}
-    rows.append((f"most common opening: “{escape(str(tp.get('prefix', '')))}”", _fmt(tp.get("share"), ".0%"), _fmt((ref.get("top_prefix") or {}).get("share"), ".0%") if ref else "", bool(checks.get("top_prefix", {}).get("fired"))))
+    rows.append(
+        (
+            f"most common opening: “{escape(str(tp.get('prefix', '')))}”",
+            _fmt(tp.get("share"), ".0%"),
+            _fmt((ref.get("top_prefix") or {}).get("share"), ".0%") if ref else "",
+            bool(checks.get("top_prefix", {}).get("fired")),
+        )
+    )
     spread = match.get("document_spread") or {}
     if spread:
-        rows.append(("document spread (equal samples)", _fmt(spread.get("set"), ".2f"), _fmt(spread.get("reference"), ".2f"), bool(checks.get("document_spread", {}).get("fired"))))
+        rows.append(
+            (
+                "document spread (equal samples)",
+                _fmt(spread.get("set"), ".2f"),
+                _fmt(spread.get("reference"), ".2f"),
+                bool(checks.get("document_spread", {}).get("fired")),
+            )
+        )
     head = f"<tr><th>figure</th><th>this set</th><th>{'reference' if ref else ''}</th></tr>"
     body_rows = "".join(
-        f'<tr{" class=fired" if fired else ""}><td>{name}</td><td>{a}</td><td>{b}</td></tr>' for name, a, b, fired in rows
+        f"<tr{' class=fired' if fired else ''}><td>{name}</td><td>{a}</td><td>{b}</td></tr>"
+        for name, a, b, fired in rows
     )
-    ref_note = f'<p class="muted">Reference: {escape(str(ref.get("name", "")))}. Distinct-n depends on set size, so both sides are compared on equal-size random samples (averaged over draws).</p>' if ref else '<p class="muted">No reference given: pass a human QA set (SQuAD JSON or JSONL) with <code>--reference</code> to compare.</p>'
+    ref_note = (
+        f'<p class="muted">Reference: {escape(str(ref.get("name", "")))}. Distinct-n depends on set size, so both sides are compared on equal-size random samples (averaged over draws).</p>'
+        if ref
+        else '<p class="muted">No reference given: pass a human QA set (SQuAD JSON or JSONL) with <code>--reference</code> to compare.</p>'
+    )
     return _section("Diversity", f"<table>{head}{body_rows}</table>{ref_note}", "diversity")
 
 
@@ -503,10 +642,14 @@ def _lengths(health: Mapping[str, Any], ref: Mapping[str, Any]) -> str:
     if ref:
         rs = ref.get("answer_length") or {}
         line += f" Reference: mean {_fmt(rs.get('mean'), '.1f')}, median {_fmt(rs.get('median'), '.0f')}."
-    return _section("Answer lengths", line + "</p>" + grouped_bars(cats, series, width=760), "answer-lengths")
+    return _section(
+        "Answer lengths", line + "</p>" + grouped_bars(cats, series, width=760), "answer-lengths"
+    )
 
 
-def _examples(data: Mapping[str, Any], pairs: Sequence[QAPair], rejected: Sequence[Mapping[str, Any]]) -> str:
+def _examples(
+    data: Mapping[str, Any], pairs: Sequence[QAPair], rejected: Sequence[Mapping[str, Any]]
+) -> str:
     kept = _spread_examples(pairs, MAX_EXAMPLES)
     rej_rows = _pick_rejections(rejected, MAX_EXAMPLES)
     rej_pairs = []
@@ -517,10 +660,20 @@ def _examples(data: Mapping[str, Any], pairs: Sequence[QAPair], rejected: Sequen
             rej_pairs.append(None)
     chunks = _fetch_chunks(data, kept + [p for p in rej_pairs if p is not None])
     kept_html = "".join(_pair_card(p, chunks) for p in kept) or '<p class="muted">no kept pairs</p>'
-    rej_html = "".join(
-        _pair_card(p, chunks, reasons=row.get("reasons") or (), duplicate_of=str(row.get("duplicate_of") or "")) if p is not None else _raw_card(row)
-        for row, p in zip(rej_rows, rej_pairs, strict=True)
-    ) or '<p class="muted">no rejections</p>'
+    rej_html = (
+        "".join(
+            _pair_card(
+                p,
+                chunks,
+                reasons=row.get("reasons") or (),
+                duplicate_of=str(row.get("duplicate_of") or ""),
+            )
+            if p is not None
+            else _raw_card(row)
+            for row, p in zip(rej_rows, rej_pairs, strict=True)
+        )
+        or '<p class="muted">no rejections</p>'
+    )
     body = f'<div class="cols"><div><h3>Kept</h3>{kept_html}</div><div><h3>Rejected</h3>{rej_html}</div></div>'
     return _section("Examples", body, "examples")
 

@@ -85,10 +85,12 @@ def write_html(path: Path, title: str, paras: list[str]) -> None:
     for head, ps in sections(paras):
         body.append(f"<h2>{html.escape(head)}</h2>")
         body.extend(f"<p>{html.escape(p)}</p>" for p in ps)
-    body.append('<p><small>From Wikipedia, CC BY-SA 4.0 (via the SQuAD v1.1 dev set).</small></p>')
+    body.append("<p><small>From Wikipedia, CC BY-SA 4.0 (via the SQuAD v1.1 dev set).</small></p>")
     page = (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{html.escape(title)}</title>\n</head>\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n"
+        f"<title>{html.escape(title)}</title>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
     )
     path.write_text(page, encoding="utf-8")
 

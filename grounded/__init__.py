@@ -103,7 +103,5 @@ def __getattr__(name: str) -> _Any:
     return value
 
 
-
-
 def __dir__() -> list[str]:
     return sorted(__all__)

@@ -82,22 +82,40 @@ def check_qa_file(
     try:
         for item in _read_rows(qa):
             if isinstance(item, Rejection):
-                rows.append({"kept": False, "row": item.to_dict(), "codes": [r.code for r in item.reasons]})
+                rows.append(
+                    {"kept": False, "row": item.to_dict(), "codes": [r.code for r in item.reasons]}
+                )
                 continue
             pair = locate_quotes(item, idx) if idx is not None else item
             reason = _no_sources(pair, has_index=idx is not None)
             if reason is not None:
-                rows.append({"kept": False, "row": Rejection("check", (reason,), pair=pair).to_dict(), "codes": [reason.code]})
+                rows.append(
+                    {
+                        "kept": False,
+                        "row": Rejection("check", (reason,), pair=pair).to_dict(),
+                        "codes": [reason.code],
+                    }
+                )
                 continue
             todo.append((len(rows), pair))
             rows.append({})
         if checker is None:
             checker = default_checker(**options)
-        for (pos, _), (pair, verdict) in zip(todo, check([p for _, p in todo], index=idx, checker=checker), strict=True):
+        for (pos, _), (pair, verdict) in zip(
+            todo, check([p for _, p in todo], index=idx, checker=checker), strict=True
+        ):
             codes = [r.code for r in verdict.reasons]
-            row = pair.to_dict() if verdict.supported else Rejection("check", verdict.reasons, pair=pair).to_dict()
-            rows[pos] = {"kept": verdict.supported, "row": row, "codes": codes,
-                         "models": [k for k in MODEL_SIGNALS if k in verdict.signals]}
+            row = (
+                pair.to_dict()
+                if verdict.supported
+                else Rejection("check", verdict.reasons, pair=pair).to_dict()
+            )
+            rows[pos] = {
+                "kept": verdict.supported,
+                "row": row,
+                "codes": codes,
+                "models": [k for k in MODEL_SIGNALS if k in verdict.signals],
+            }
     finally:
         if owned and idx is not None:
             idx.close()
@@ -157,15 +175,22 @@ def _no_sources(pair: QAPair, *, has_index: bool) -> Reason | None:
     if pair.contexts or (has_index and (pair.evidence or pair.chunk_ids)):
         return None
     if pair.evidence or pair.chunk_ids:
-        return Reason("no_sources", "the row cites evidence but has no context; pass --index DIR to check it against the index")
-    return Reason("no_sources", "the row has no context, contexts or evidence to check the answer against")
+        return Reason(
+            "no_sources",
+            "the row cites evidence but has no context; pass --index DIR to check it against the index",
+        )
+    return Reason(
+        "no_sources", "the row has no context, contexts or evidence to check the answer against"
+    )
 
 
 def locate_quotes(pair: QAPair, index: Any, *, k: int = 5) -> QAPair:
     """Point evidence quotes that cite no chunk at the indexed chunk that holds them (search, then align)."""
     from grounded.align import align
 
-    if pair.chunk_ids or not any(not e.chunk_id and (e.quote or e.text).strip() for e in pair.evidence):
+    if pair.chunk_ids or not any(
+        not e.chunk_id and (e.quote or e.text).strip() for e in pair.evidence
+    ):
         return pair
     evidence = []
     for ev in pair.evidence:
@@ -177,8 +202,15 @@ def locate_quotes(pair: QAPair, index: Any, *, k: int = 5) -> QAPair:
             continue
         a, chunk = max(found, key=lambda f: f[0].score)
         if a.score >= 1.0:  # exact (or whitespace/case-normalised) match: record its offsets
-            ev = replace(ev, doc_id=chunk.doc_id, chunk_id=chunk.id, start=chunk.start + a.start,
-                         end=chunk.start + a.end, text=chunk.text[a.start : a.end], quote=quote)
+            ev = replace(
+                ev,
+                doc_id=chunk.doc_id,
+                chunk_id=chunk.id,
+                start=chunk.start + a.start,
+                end=chunk.start + a.end,
+                text=chunk.text[a.start : a.end],
+                quote=quote,
+            )
         else:  # a fuzzy match: cite the chunk and let the checker score the quote against it
             ev = replace(ev, doc_id=chunk.doc_id, chunk_id=chunk.id, quote=quote)
         evidence.append(ev)

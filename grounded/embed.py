@@ -69,7 +69,10 @@ class SentenceTransformerEmbedder:
             pass
         self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         self.name = name
-        dim_fn = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dim_fn = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
         self.dim = int(dim_fn() or 0)
         self.batch_size = batch_size
 
@@ -143,7 +146,9 @@ def fast_model_path() -> Path:
     try:
         from model2vec.distill import distill
     except ImportError as exc:
-        raise MissingDependencyError("distilling the fast embedder", "'model2vec[distill]'") from exc
+        raise MissingDependencyError(
+            "distilling the fast embedder", "'model2vec[distill]'"
+        ) from exc
     # Distillation runs MiniLM over its own vocabulary once (~20 s on 2 cores), fully offline.
     log.warning("distilling the fast embedder from MiniLM into %s (once, about 20-60 s)", target)
     model = distill(model_name=str(minilm_path()), pca_dims=FAST_DIMS)
@@ -179,7 +184,9 @@ class EmbeddingCache:
 
     def put_many(self, embedder: str, items: Sequence[tuple[str, np.ndarray]]) -> None:
         """Store vectors, one transaction for the batch."""
-        self._kv.put_many(embedder, [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items])
+        self._kv.put_many(
+            embedder, [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items]
+        )
 
     def close(self) -> None:
         self._kv.close()

@@ -48,7 +48,9 @@ def contexts_of(pair: QAPair, chunks: Mapping[str, Chunk] | None = None) -> list
 
 def sources_of(pair: QAPair, chunks: Mapping[str, Chunk] | None = None) -> list[str]:
     """Source file paths of the pair's chunks (needs the chunks), else a `source` in its metadata."""
-    found = [chunks[c].source for c in pair.chunk_ids if chunks and c in chunks and chunks[c].source]
+    found = [
+        chunks[c].source for c in pair.chunk_ids if chunks and c in chunks and chunks[c].source
+    ]
     if not found and pair.metadata.get("source"):
         found = [str(pair.metadata["source"])]
     return list(dict.fromkeys(found))
@@ -66,7 +68,13 @@ def flat_row(pair: QAPair, chunks: Mapping[str, Chunk] | None = None) -> dict[st
         "contexts": contexts_of(pair, chunks),
         "evidence": [e.text for e in pair.evidence],
         "evidence_spans": [
-            {"doc_id": e.doc_id, "chunk_id": e.chunk_id, "start": e.start, "end": e.end, "score": float(e.score)}
+            {
+                "doc_id": e.doc_id,
+                "chunk_id": e.chunk_id,
+                "start": e.start,
+                "end": e.end,
+                "score": float(e.score),
+            }
             for e in pair.evidence
         ],
         "doc_ids": list(pair.doc_ids),
@@ -91,7 +99,9 @@ def export(
 ) -> int:
     """Write `pairs` to `out` in `format` (one of FORMATS); return the number of rows written."""
     if format not in FORMATS:
-        raise ConfigError(f"unknown export format {format!r}", hint="use one of " + ", ".join(FORMATS))
+        raise ConfigError(
+            f"unknown export format {format!r}", hint="use one of " + ", ".join(FORMATS)
+        )
     items = list(pairs)
     path = Path(out)
     if format != "hf":
@@ -101,7 +111,9 @@ def export(
     if format == "csv":
         return _write_csv(path, [flat_row(p, chunks) for p in items])
     if format == "openai":
-        return write_jsonl(path, (openai_row(p, chunks, system=system, with_context=with_context) for p in items))
+        return write_jsonl(
+            path, (openai_row(p, chunks, system=system, with_context=with_context) for p in items)
+        )
     if format == "ragas":
         return write_jsonl(path, (ragas_row(p, chunks) for p in items))
     if format == "deepeval":
@@ -112,7 +124,13 @@ def export(
     return _write_hf(path, rows)
 
 
-def openai_row(pair: QAPair, chunks: Mapping[str, Chunk] | None = None, *, system: str = DEFAULT_SYSTEM, with_context: bool = False) -> dict[str, Any]:
+def openai_row(
+    pair: QAPair,
+    chunks: Mapping[str, Chunk] | None = None,
+    *,
+    system: str = DEFAULT_SYSTEM,
+    with_context: bool = False,
+) -> dict[str, Any]:
     user = pair.question
     if with_context:
         docs = "\n\n".join(contexts_of(pair, chunks))
@@ -182,7 +200,9 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> int:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError as exc:
-        raise MissingDependencyError("export --format parquet", "'grounded[export]'  # pyarrow") from exc
+        raise MissingDependencyError(
+            "export --format parquet", "'grounded[export]'  # pyarrow"
+        ) from exc
     pq.write_table(pa.Table.from_pylist(rows, schema=_schema(pa)), path)
     return len(rows)
 
@@ -192,7 +212,9 @@ def _write_hf(path: Path, rows: list[dict[str, Any]]) -> int:
         import datasets
         import pyarrow as pa
     except ImportError as exc:
-        raise MissingDependencyError("export --format hf", "'grounded[export]'  # datasets, pyarrow") from exc
+        raise MissingDependencyError(
+            "export --format hf", "'grounded[export]'  # datasets, pyarrow"
+        ) from exc
     table = pa.Table.from_pylist(rows, schema=_schema(pa))
     getattr(datasets, "disable_progress_bars", lambda: None)()  # keep stderr for our own messages
     datasets.Dataset(table).save_to_disk(str(path))
@@ -202,24 +224,53 @@ def _write_hf(path: Path, rows: list[dict[str, Any]]) -> int:
 def _schema(pa: Any) -> Any:
     """Explicit types, so an empty set or all-missing scores still give the same columns."""
     strings = pa.list_(pa.string())
-    span = pa.struct([("doc_id", pa.string()), ("chunk_id", pa.string()), ("start", pa.int64()), ("end", pa.int64()), ("score", pa.float64())])
+    span = pa.struct(
+        [
+            ("doc_id", pa.string()),
+            ("chunk_id", pa.string()),
+            ("start", pa.int64()),
+            ("end", pa.int64()),
+            ("score", pa.float64()),
+        ]
+    )
     return pa.schema(
         [
-            ("id", pa.string()), ("question", pa.string()), ("answer", pa.string()), ("kind", pa.string()),
-            ("origin", pa.string()), ("contexts", strings), ("evidence", strings), ("evidence_spans", pa.list_(span)),
-            ("doc_ids", strings), ("chunk_ids", strings), ("source", strings), ("score", pa.float64()),
-            ("supported", pa.bool_()), ("model", pa.string()), ("prompt", pa.string()), ("prompt_hash", pa.string()),
+            ("id", pa.string()),
+            ("question", pa.string()),
+            ("answer", pa.string()),
+            ("kind", pa.string()),
+            ("origin", pa.string()),
+            ("contexts", strings),
+            ("evidence", strings),
+            ("evidence_spans", pa.list_(span)),
+            ("doc_ids", strings),
+            ("chunk_ids", strings),
+            ("source", strings),
+            ("score", pa.float64()),
+            ("supported", pa.bool_()),
+            ("model", pa.string()),
+            ("prompt", pa.string()),
+            ("prompt_hash", pa.string()),
         ]  # fmt: skip
     )
 
 
-def chunks_from_index(pairs: Sequence[QAPair], index: str | Path, *, chroma_url: str | None = None) -> dict[str, Chunk]:
+def chunks_from_index(
+    pairs: Sequence[QAPair], index: str | Path, *, chroma_url: str | None = None
+) -> dict[str, Chunk]:
     """The chunks the pairs cite, read from an index (only for pairs without inline contexts)."""
-    wanted = sorted({c for p in pairs if not p.contexts for c in (*p.chunk_ids, *(e.chunk_id for e in p.evidence)) if c})
+    wanted = sorted(
+        {
+            c
+            for p in pairs
+            if not p.contexts
+            for c in (*p.chunk_ids, *(e.chunk_id for e in p.evidence))
+            if c
+        }
+    )
     if not wanted:
         return {}
     from grounded.index import open_index
 
     with open_index(index, chroma_url=chroma_url) as idx:
         return {c.id: c for c in idx.get_chunks(wanted)}
-

@@ -179,7 +179,9 @@ def generate(
 ) -> GenerateSummary:
     """Keep `n` checked QA pairs in `out/qa.jsonl` (rejects to `out/rejected.jsonl`).
 
-    >>> s = generate(index="out/index", out="out/gen", n=20, model="openai/gpt-4o-mini")  # doctest: +SKIP
+    >>> s = generate(
+    ...     index="out/index", out="out/gen", n=20, model="openai/gpt-4o-mini"
+    ... )  # doctest: +SKIP
     >>> s.kept, s.stopped, s.cost_total  # doctest: +SKIP
 
     max_calls: generation calls allowed (cached replays included, so rerunning the same command
@@ -235,24 +237,37 @@ def generate(
             connection["api_key"] = api_key or os.environ.get("OPENAI_API_KEY") or "sk-local"
         elif api_key:
             connection["api_key"] = api_key
-        files = {"qa": str(out_dir / "qa.jsonl"), "rejected": str(out_dir / "rejected.jsonl"),
-                 "summary": str(out_dir / "summary.json")}
+        files = {
+            "qa": str(out_dir / "qa.jsonl"),
+            "rejected": str(out_dir / "rejected.jsonl"),
+            "summary": str(out_dir / "summary.json"),
+        }
         if isinstance(index, (str, Path)):
             files["index"] = str(index)
         summary = GenerateSummary(
-            out=str(out_dir), model=model, prompt=tmpl.name, prompt_hash=tmpl.sha256, requested=n,
-            dry_run=dry_run, max_calls=max_calls or default_max_calls(n, pairs_per_call), files=files,
+            out=str(out_dir),
+            model=model,
+            prompt=tmpl.name,
+            prompt_hash=tmpl.sha256,
+            requested=n,
+            dry_run=dry_run,
+            max_calls=max_calls or default_max_calls(n, pairs_per_call),
+            files=files,
             verify=verify,
         )
         started = time.monotonic()
         seeds = seed_order(idx.chunks(), seed=seed)
         if not seeds:
-            raise ConfigError("the index has no chunks long enough to ask about", hint="ingest documents first")
+            raise ConfigError(
+                "the index has no chunks long enough to ask about", hint="ingest documents first"
+            )
         written = _Written.read(out_dir / "qa.jsonl", out_dir / "rejected.jsonl", sink=sink)
         summary.already_written = len(written.kept)
         planner = _Planner(idx, tmpl, seeds, pairs_per_call, n)
         params: dict[str, Any] = {
-            "temperature": temperature if temperature is not None else (0.2 if is_local(model) else 0.7),
+            "temperature": temperature
+            if temperature is not None
+            else (0.2 if is_local(model) else 0.7),
             "max_tokens": max_tokens or (160 * planner.size + 120),
         }
         first = planner.plan(n - len(written.kept), limit=summary.max_calls)
@@ -272,17 +287,38 @@ def generate(
         cache_path = Path(cache) if cache is not None else out_dir / ".cache" / "llm.sqlite"
         if timeout is None:
             timeout = LOCAL_TIMEOUT_S if is_local(model) else DEFAULT_TIMEOUT_S
-        llm = LLM(model, cache=cache_path, concurrency=concurrency, timeout=timeout,
-                  max_retries=max_retries, rpm=rpm, tpm=tpm, **params, **connection)
+        llm = LLM(
+            model,
+            cache=cache_path,
+            concurrency=concurrency,
+            timeout=timeout,
+            max_retries=max_retries,
+            rpm=rpm,
+            tpm=tpm,
+            **params,
+            **connection,
+        )
         if verify == "judge":
             checker = _with_judge(checker, llm)
         if quote_choices is None:
             # small models run locally or behind a self-hosted server invent quotes; big ones rarely do
             quote_choices = is_local(model) or bool(api_base)
         check = CheckStage(checker, executor=executor) if checker is not None else None
-        run = _Run(llm=llm, prompt=tmpl, language=language, check=check, summary=summary,
-                   out_dir=out_dir, params=params, written=written, quote_choices=quote_choices,
-                   format_style=format_style, retry_invalid=retry_invalid, verify=verify, sink=sink)
+        run = _Run(
+            llm=llm,
+            prompt=tmpl,
+            language=language,
+            check=check,
+            summary=summary,
+            out_dir=out_dir,
+            params=params,
+            written=written,
+            quote_choices=quote_choices,
+            format_style=format_style,
+            retry_invalid=retry_invalid,
+            verify=verify,
+            sink=sink,
+        )
         try:
             asyncio.run(run.execute(planner, first, progress=progress, max_rounds=max_rounds))
         finally:
@@ -303,7 +339,9 @@ def generate(
         return summary
 
 
-def _finish(summary: GenerateSummary, written: _Written, call_costs: dict[str, float], started: float) -> None:
+def _finish(
+    summary: GenerateSummary, written: _Written, call_costs: dict[str, float], started: float
+) -> None:
     """Totals from the rows on disk and this invocation's calls; write `summary.json`."""
     summary.kept = len(written.kept)
     summary.cost_total = round(sum({**written.call_costs, **call_costs}.values()), 6)
@@ -326,8 +364,10 @@ def _open(index: Any, chroma_url: str | None) -> Any:
 def _with_judge(checker: Any, llm: LLM) -> Any:
     """The checker with an LLM judge: its own when it has one, else the generation model."""
     if getattr(checker, "acheck", None) is None or not hasattr(checker, "judge"):
-        raise ConfigError("--verify judge needs the built-in checker (the judge runs inside it)",
-                          hint="drop --no-check, or use --verify roundtrip")
+        raise ConfigError(
+            "--verify judge needs the built-in checker (the judge runs inside it)",
+            hint="drop --no-check, or use --verify roundtrip",
+        )
     if checker.judge is not None:
         return checker
     import copy
@@ -397,7 +437,9 @@ class _Planner:
     cache entry) however many pairs are still missing.
     """
 
-    def __init__(self, index: Any, prompt: Prompt, seeds: Sequence[Chunk], pairs_per_call: int, n: int) -> None:
+    def __init__(
+        self, index: Any, prompt: Prompt, seeds: Sequence[Chunk], pairs_per_call: int, n: int
+    ) -> None:
         self.index = index
         self.prompt = prompt
         self.seeds = seeds
@@ -443,10 +485,23 @@ class _Reply:
 class _Run:
     """One generate run: executes tasks, writes rows as each call finishes, counts reasons."""
 
-    def __init__(self, *, llm: LLM, prompt: Prompt, language: str, check: CheckStage | None,
-                 summary: GenerateSummary, out_dir: Path, params: dict[str, Any], written: _Written,
-                 quote_choices: bool = False, format_style: str = "json_schema",
-                 retry_invalid: bool = True, verify: str = "off", sink: Sink | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        llm: LLM,
+        prompt: Prompt,
+        language: str,
+        check: CheckStage | None,
+        summary: GenerateSummary,
+        out_dir: Path,
+        params: dict[str, Any],
+        written: _Written,
+        quote_choices: bool = False,
+        format_style: str = "json_schema",
+        retry_invalid: bool = True,
+        verify: str = "off",
+        sink: Sink | None = None,
+    ) -> None:
         self.llm = llm
         self.verify = verify
         self.prompt = prompt
@@ -485,14 +540,19 @@ class _Run:
     def kept_total(self) -> int:
         return len(self.written.kept)
 
-    async def execute(self, planner: _Planner, first: list[Task], *, progress: bool,
-                      max_rounds: int | None) -> None:
+    async def execute(
+        self, planner: _Planner, first: list[Task], *, progress: bool, max_rounds: int | None
+    ) -> None:
         s = self.summary
         if progress:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=s.requested, initial=min(self.kept_total, s.requested),
-                             unit="pair", desc="generate")
+            self._bar = tqdm(
+                total=s.requested,
+                initial=min(self.kept_total, s.requested),
+                unit="pair",
+                desc="generate",
+            )
         tasks = first
         while True:
             if not tasks:
@@ -511,7 +571,9 @@ class _Run:
                 s.stopped = STOP_ROUNDS
             else:
                 rate = self.kept_in_calls / self.asked if self.asked else 1.0
-                tasks = planner.plan(s.requested - self.kept_total, limit=s.max_calls - s.calls, yield_rate=rate)
+                tasks = planner.plan(
+                    s.requested - self.kept_total, limit=s.max_calls - s.calls, yield_rate=rate
+                )
                 continue
             return
 
@@ -541,7 +603,12 @@ class _Run:
                 self.summary.errors.append(str(exc))
                 return False
             # A cached reply that yielded nothing was seen by an earlier run: ask afresh.
-            if reply.pairs or not reply.cached or not self.retry_invalid or attempt >= MAX_INVALID_RETRIES:
+            if (
+                reply.pairs
+                or not reply.cached
+                or not self.retry_invalid
+                or attempt >= MAX_INVALID_RETRIES
+            ):
                 if not reply.pairs:
                     self.summary.invalid_replies += 1
                 return True
@@ -557,13 +624,20 @@ class _Run:
         return response_format
 
     def _messages(self, task: Task, attempt: int) -> list[dict[str, str]]:
-        messages = self.prompt.messages([c.text for c in task.chunks], n=task.n, language=self.language)
+        messages = self.prompt.messages(
+            [c.text for c in task.chunks], n=task.n, language=self.language
+        )
         if attempt:
             # A different request (and cache key) than the reply that could not be used.
             last = messages[-1]
-            messages[-1] = {**last, "content": last["content"] + (
-                f"\n\n(Attempt {attempt + 1}: an earlier reply could not be used. "
-                "Reply with only the JSON object.)")}
+            messages[-1] = {
+                **last,
+                "content": last["content"]
+                + (
+                    f"\n\n(Attempt {attempt + 1}: an earlier reply could not be used. "
+                    "Reply with only the JSON object.)"
+                ),
+            }
         return messages
 
     async def _ask(self, task: Task, attempt: int) -> _Reply:
@@ -605,7 +679,9 @@ class _Run:
         for i, reply_pair in enumerate(reply.pairs):
             pair, problems = self._pair(reply_pair, task, prov[i])
             if problems:
-                slots.append((pair.id, Rejection("generate", tuple(problems), pair=pair, provenance=prov[i])))
+                slots.append(
+                    (pair.id, Rejection("generate", tuple(problems), pair=pair, provenance=prov[i]))
+                )
                 continue
             slots.append(None)
             candidates.append(Candidate(pair, task.chunks))
@@ -620,9 +696,19 @@ class _Run:
             else:
                 kept.append((rec.id, rec))
         for j, (code, raw, why) in enumerate(reply.dropped, len(reply.pairs)):
-            rejected.append((_reply_key(call_id, raw), Rejection("generate", (Reason(code, why),), raw=raw, provenance=prov[j])))
+            rejected.append(
+                (
+                    _reply_key(call_id, raw),
+                    Rejection("generate", (Reason(code, why),), raw=raw, provenance=prov[j]),
+                )
+            )
         if not reply.pairs and not reply.dropped:
-            rej = Rejection("generate", (Reason("invalid_reply", reply.error),), raw=reply.raw, provenance=prov[0])
+            rej = Rejection(
+                "generate",
+                (Reason("invalid_reply", reply.error),),
+                raw=reply.raw,
+                provenance=prov[0],
+            )
             rejected.append((_reply_key(call_id, reply.raw), rej))
         kept = await self._verify(task, kept, rejected)
         self._emit(kept, rejected)
@@ -642,21 +728,36 @@ class _Run:
             if self._checking == 0:
                 self.check_seconds += time.perf_counter() - self._check_started
 
-    async def _verify(self, task: Task, kept: list[tuple[str, QAPair]],
-                      rejected: list[tuple[str, Rejection]]) -> list[tuple[str, QAPair]]:
+    async def _verify(
+        self, task: Task, kept: list[tuple[str, QAPair]], rejected: list[tuple[str, Rejection]]
+    ) -> list[tuple[str, QAPair]]:
         """Round trip: one reader request for the call's checked pairs; disagreements to `rejected`."""
-        if self.verify != "roundtrip" or not kept or all(key in self.written.keys for key, _ in kept):
+        if (
+            self.verify != "roundtrip"
+            or not kept
+            or all(key in self.written.keys for key, _ in kept)
+        ):
             return kept  # a rerun that wrote these pairs already needs no reader call
         from grounded.verify import read_back
 
-        result = await read_back(self.llm, [c.text for c in task.chunks], [p for _, p in kept],
-                                 style=self.format_style, refusal=self.prompt.kind == "unanswerable")
+        result = await read_back(
+            self.llm,
+            [c.text for c in task.chunks],
+            [p for _, p in kept],
+            style=self.format_style,
+            refusal=self.prompt.kind == "unanswerable",
+        )
         self.summary.reader_calls += result.calls
         out = []
         for (key, pair), found in zip(kept, result.checks, strict=True):
             pair = found.apply(pair)
             if found.rejects and found.reason is not None:
-                rejected.append((key, Rejection("verify", (found.reason,), pair=pair, provenance=pair.provenance)))
+                rejected.append(
+                    (
+                        key,
+                        Rejection("verify", (found.reason,), pair=pair, provenance=pair.provenance),
+                    )
+                )
                 continue
             if found.reason is not None and key not in self.written.keys:
                 self.summary.unverified += 1
@@ -673,7 +774,9 @@ class _Run:
             ev = locate(quote, task.chunks)
             if ev is None:
                 dropped.append(quote)
-            elif not any(e.start == ev.start and e.end == ev.end and e.doc_id == ev.doc_id for e in evidence):
+            elif not any(
+                e.start == ev.start and e.end == ev.end and e.doc_id == ev.doc_id for e in evidence
+            ):
                 evidence.append(ev)
         chunk_ids = tuple(c.id for c in task.chunks)
         metadata: dict[str, Any] = {"task": task.number}
@@ -692,14 +795,26 @@ class _Run:
         )
         problems: list[Reason] = []
         if not evidence:
-            problems.append(Reason("quote_not_found", f"no quote found in the passages: {_short(dropped[0] if dropped else '')!r}"))
+            problems.append(
+                Reason(
+                    "quote_not_found",
+                    f"no quote found in the passages: {_short(dropped[0] if dropped else '')!r}",
+                )
+            )
         elif kind == "multi_hop" and len({e.chunk_id for e in evidence}) < 2:
-            problems.append(Reason("single_source", "a multi-hop pair must quote at least two passages"))
+            problems.append(
+                Reason("single_source", "a multi-hop pair must quote at least two passages")
+            )
         if not answer:
             problems.append(Reason("empty_answer", "the reply has no answer"))
         elif kind == "unanswerable" and not _is_refusal(answer):
             # The model answered: evidence that the passages may answer it, so it is no refusal.
-            problems.append(Reason("not_a_refusal", f"an unanswerable question needs an answer saying the documents do not tell; the model answered {_short(answer)!r}"))
+            problems.append(
+                Reason(
+                    "not_a_refusal",
+                    f"an unanswerable question needs an answer saying the documents do not tell; the model answered {_short(answer)!r}",
+                )
+            )
         return pair, problems
 
     def _provenance(self, completions: Sequence[Completion], row: int, rows: int) -> Provenance:
@@ -742,7 +857,9 @@ class _Run:
             if key in self.written.keys:
                 continue  # already in qa.jsonl (or rejected there by an earlier run)
             if self.kept_total >= self.summary.requested:
-                self.summary.surplus += 1  # not written: a rerun with a larger n gets it from the cache
+                self.summary.surplus += (
+                    1  # not written: a rerun with a larger n gets it from the cache
+                )
                 continue
             self.written.keys.add(key)
             self.written.kept.add(key)
@@ -790,7 +907,9 @@ def _share(total: int, row: int, rows: int) -> int:
     return total // rows + (1 if row < total % rows else 0)
 
 
-def locate(quote: str, chunks: Sequence[Chunk], *, min_score: float = MIN_QUOTE_SCORE) -> Evidence | None:
+def locate(
+    quote: str, chunks: Sequence[Chunk], *, min_score: float = MIN_QUOTE_SCORE
+) -> Evidence | None:
     """Align a quote to the best-matching chunk; Evidence in document offsets, or None."""
     best: tuple[float, Chunk, Any] | None = None
     for c in chunks:
@@ -824,10 +943,18 @@ def sentences(text: str, *, min_words: int = 4, max_chars: int = 400) -> list[st
 
 
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
-_DATE = re.compile(rf"\b(?:(?:{_MONTHS})\s+\d{{1,2}}(?:,\s*\d{{4}})?|\d{{1,2}}\s+(?:{_MONTHS})(?:\s+\d{{4}})?|(?:{_MONTHS})\s+\d{{4}})\b")
-_NUMBER = re.compile(r"\b\d[\d,]*(?:\.\d+)?(?:\s?%|\s(?:percent|per cent))?(?:\s+(?!(?:and|or|by|in|on|at|to|of|the|a|an|for|from|with|was|were|is|are)\b)[a-z]+)?")
-_NAME = re.compile(r"\b[A-Z][\w'’-]*(?:[ \t]+(?:(?:of|the|de|del|la|von|van|and|for|upon)[ \t]+)*[A-Z][\w'’-]*)*")
-_NOT_NAMES = frozenset("The A An It In On At This That These Those He She They We I Its His Her Their Our As But And Or If When While After Before During For From By With Of To Many Most Some Though Although However Since Because Also Then Today".split())
+_DATE = re.compile(
+    rf"\b(?:(?:{_MONTHS})\s+\d{{1,2}}(?:,\s*\d{{4}})?|\d{{1,2}}\s+(?:{_MONTHS})(?:\s+\d{{4}})?|(?:{_MONTHS})\s+\d{{4}})\b"
+)
+_NUMBER = re.compile(
+    r"\b\d[\d,]*(?:\.\d+)?(?:\s?%|\s(?:percent|per cent))?(?:\s+(?!(?:and|or|by|in|on|at|to|of|the|a|an|for|from|with|was|were|is|are)\b)[a-z]+)?"
+)
+_NAME = re.compile(
+    r"\b[A-Z][\w'’-]*(?:[ \t]+(?:(?:of|the|de|del|la|von|van|and|for|upon)[ \t]+)*[A-Z][\w'’-]*)*"
+)
+_NOT_NAMES = frozenset(
+    "The A An It In On At This That These Those He She They We I Its His Her Their Our As But And Or If When While After Before During For From By With Of To Many Most Some Though Although However Since Because Also Then Today".split()
+)
 
 
 def answer_candidates(text: str, *, limit: int = 60) -> list[str]:
@@ -840,7 +967,12 @@ def answer_candidates(text: str, *, limit: int = 60) -> list[str]:
             while words and words[0] in _NOT_NAMES:
                 words = words[1:]
             span = " ".join(words)
-            if pattern is _NAME and len(words) == 1 and _sentence_initial(text, m.start()) and span == m.group(0):
+            if (
+                pattern is _NAME
+                and len(words) == 1
+                and _sentence_initial(text, m.start())
+                and span == m.group(0)
+            ):
                 continue  # a capitalised first word is grammar, not a name
             if span and len(span) <= 60 and '"' not in span and "\\" not in span and span in text:
                 found.append(span)
@@ -852,7 +984,9 @@ def _sentence_initial(text: str, pos: int) -> bool:
     return not before or before[-1] in ".!?:\n\"'" or text[pos - 1 : pos] == "\n"
 
 
-def constrain_schema(response_format: dict[str, Any], chunks: Sequence[Chunk], *, answers: bool) -> dict[str, Any]:
+def constrain_schema(
+    response_format: dict[str, Any], chunks: Sequence[Chunk], *, answers: bool
+) -> dict[str, Any]:
     """Restrict `quote(s)` in the schema to the passages' sentences, and (answers=True) the
     `answer` to short spans of the passages, so a small model can only pick real text."""
     choices = [s for c in chunks for s in sentences(c.text)]
@@ -870,12 +1004,20 @@ def constrain_schema(response_format: dict[str, Any], chunks: Sequence[Chunk], *
         props["quotes"] = {**props["quotes"], "items": {"type": "string", "enum": choices}}
     spans = list(dict.fromkeys(a for c in chunks for a in answer_candidates(c.text)))
     if answers and len(spans) >= 3 and isinstance(props.get("answer"), dict):
-        props["answer"] = {k: v for k, v in props["answer"].items() if k != "maxLength"} | {"type": "string", "enum": spans}
+        props["answer"] = {k: v for k, v in props["answer"].items() if k != "maxLength"} | {
+            "type": "string",
+            "enum": spans,
+        }
     return rf
 
 
-def _estimate(summary: GenerateSummary, tasks: Sequence[Task], prompt: Prompt, model: str, language: str) -> None:
-    pt = sum(count_message_tokens(prompt.messages([c.text for c in t.chunks], n=t.n, language=language)) for t in tasks)
+def _estimate(
+    summary: GenerateSummary, tasks: Sequence[Task], prompt: Prompt, model: str, language: str
+) -> None:
+    pt = sum(
+        count_message_tokens(prompt.messages([c.text for c in t.chunks], n=t.n, language=language))
+        for t in tasks
+    )
     ct = sum(t.n for t in tasks) * EST_COMPLETION_TOKENS_PER_PAIR
     summary.estimated_prompt_tokens = pt
     summary.estimated_completion_tokens = ct

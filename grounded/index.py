@@ -33,7 +33,9 @@ INDEX_FORMAT = 1
 INDEX_FILE = "index.json"
 MANIFEST_FILE = "manifest.sqlite"
 CHROMA_DIR = "chroma"
-INGEST_RESUME_HINT = "free some space and rerun the same command; files already ingested are skipped"
+INGEST_RESUME_HINT = (
+    "free some space and rerun the same command; files already ingested are skipped"
+)
 EMBED_CACHE_FILE = "embeddings.sqlite"
 DEFAULT_COLLECTION = "grounded"
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
@@ -71,7 +73,9 @@ class Manifest:
     """source path -> doc ids, mtime, size, content hash; doc id -> title, chunk count."""
 
     def __init__(self, path: Path) -> None:
-        self._db = SQLiteStore(path, schema=_MANIFEST_SCHEMA, what="index manifest", error=IndexStoreError)
+        self._db = SQLiteStore(
+            path, schema=_MANIFEST_SCHEMA, what="index manifest", error=IndexStoreError
+        )
 
     def close(self) -> None:
         self._db.close()
@@ -83,7 +87,9 @@ class Manifest:
             ).fetchone()
             if row is None:
                 return None
-            ids = tuple(r[0] for r in db.execute("SELECT doc_id FROM sources WHERE path = ?", (path,)))
+            ids = tuple(
+                r[0] for r in db.execute("SELECT doc_id FROM sources WHERE path = ?", (path,))
+            )
         return FileRecord(row[0], row[1], row[2], row[3], row[4], doc_ids=ids)
 
     def files_under(self, root: str) -> list[str]:
@@ -211,7 +217,9 @@ def _connect(path: Path, chroma_url: str | None) -> Any:
     if chroma_url:
         url = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
         if url.scheme not in ("http", "https") or not url.hostname:
-            raise ConfigError(f"invalid Chroma URL {chroma_url!r}", hint="e.g. http://127.0.0.1:8000")
+            raise ConfigError(
+                f"invalid Chroma URL {chroma_url!r}", hint="e.g. http://127.0.0.1:8000"
+            )
         try:
             client = chromadb.HttpClient(
                 host=url.hostname,
@@ -261,7 +269,8 @@ class Index:
             self.meta = {}
         else:
             raise IndexStoreError(
-                f"no index at {self.path}", hint=f"build one with: grounded ingest PATH --index {self.path}"
+                f"no index at {self.path}",
+                hint=f"build one with: grounded ingest PATH --index {self.path}",
             )
         # An index built on a Chroma server remembers its URL; an explicit one wins.
         self.chroma_url = chroma_url or self.meta.get("chroma_url") or None
@@ -275,7 +284,9 @@ class Index:
                 hint=f"use --embedder {stored}, or ingest into a new index folder",
             )
         self.embedder_name: str = stored or want or DEFAULT_EMBEDDER
-        self._embedder: Embedder | None = embedder if embedder is not None and not isinstance(embedder, str) else None
+        self._embedder: Embedder | None = (
+            embedder if embedder is not None and not isinstance(embedder, str) else None
+        )
         name = collection or self.meta.get("collection")
         if not name:
             name = _server_collection_name(self.path) if chroma_url else DEFAULT_COLLECTION
@@ -383,7 +394,9 @@ class Index:
     def chunks(self) -> Iterator[Chunk]:
         """Every chunk in the index, in pages (ordered by source, then offset)."""
         for doc in self.manifest.documents():
-            got = self._collection.get(where={"doc_id": doc["doc_id"]}, include=["documents", "metadatas"])
+            got = self._collection.get(
+                where={"doc_id": doc["doc_id"]}, include=["documents", "metadatas"]
+            )
             found = [
                 _chunk_from(i, d or "", dict(m or {}))
                 for i, d, m in zip(got["ids"], got["documents"], got["metadatas"], strict=False)
@@ -428,7 +441,9 @@ class Index:
         from grounded.rundir import disk_full_error
 
         full = None if self.chroma_url else disk_full_error(self.path, exc, hint=INGEST_RESUME_HINT)
-        return IndexStoreError(f"writing to Chroma failed: {full or exc}", hint=full.hint if full else "")
+        return IndexStoreError(
+            f"writing to Chroma failed: {full or exc}", hint=full.hint if full else ""
+        )
 
     def delete_document(self, doc_id: str) -> int:
         """Remove a document's chunks and its manifest row; returns the chunk count removed."""

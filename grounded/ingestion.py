@@ -120,7 +120,11 @@ def load_and_chunk(
     out: Loaded = []
     for d in docs:
         small = max_chars is None or len(d.text) <= max_chars
-        chunks = list(chunk_document(d, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens)) if small else None
+        chunks = (
+            list(chunk_document(d, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens))
+            if small
+            else None
+        )
         out.append((d, chunks))
     return out, None
 
@@ -224,7 +228,12 @@ class _Ingester:
             self.skip(path, f"file too large ({st.st_size:,} bytes > max {self.max_bytes:,})")
             self.forget(key)
             return None
-        if prev and prev.params == self.params and prev.mtime == st.st_mtime and prev.size == st.st_size:
+        if (
+            prev
+            and prev.params == self.params
+            and prev.mtime == st.st_mtime
+            and prev.size == st.st_size
+        ):
             t.unchanged += 1
             return None
         try:
@@ -234,7 +243,9 @@ class _Ingester:
             return None
         if prev and prev.params == self.params and prev.hash == digest:
             t.unchanged += 1  # touched, not changed
-            self._files.append((FileRecord(key, st.st_mtime, st.st_size, digest, self.params, prev.doc_ids), ()))
+            self._files.append(
+                (FileRecord(key, st.st_mtime, st.st_size, digest, self.params, prev.doc_ids), ())
+            )
             return None
         return _Todo(path, key, st.st_mtime, st.st_size, digest, prev)
 
@@ -267,7 +278,9 @@ class _Ingester:
             t.replaced += 1
         if not new_docs:
             t.duplicates += 1
-        record = FileRecord(todo.key, todo.mtime, todo.size, todo.digest, self.params, tuple(doc_ids))
+        record = FileRecord(
+            todo.key, todo.mtime, todo.size, todo.digest, self.params, tuple(doc_ids)
+        )
         self._files.append((record, prev.doc_ids if prev else ()))
         if self._unflushed >= self.batch_size:
             self.flush()
@@ -307,8 +320,12 @@ class _Ingester:
 
     def _add_document(self, doc: Document, chunks: list[Chunk] | None = None) -> None:
         # Chunks go to the embedder in batches as they are cut: a 50 MB document is ~200k chunks.
-        stream = chunks if chunks is not None else chunk_document(
-            doc, chunk_tokens=self.chunk_tokens, overlap_tokens=self.overlap_tokens
+        stream = (
+            chunks
+            if chunks is not None
+            else chunk_document(
+                doc, chunk_tokens=self.chunk_tokens, overlap_tokens=self.overlap_tokens
+            )
         )
         n = 0
         for chunk in stream:
@@ -366,7 +383,11 @@ def ingest(
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     started = time.perf_counter()
     owned = not isinstance(index, Index)
-    idx = index if isinstance(index, Index) else Index(index, chroma_url=chroma_url, embedder=embedder, create=True)
+    idx = (
+        index
+        if isinstance(index, Index)
+        else Index(index, chroma_url=chroma_url, embedder=embedder, create=True)
+    )
     bars = _Progress(progress)
     try:
         job = _Ingester(
@@ -401,8 +422,18 @@ def ingest(
             registry = loaders()
             # A bounded window of files in flight keeps memory flat and results in order.
             try:
-                for done, result in ordered(ex, load_in_worker, todos(), args=lambda t: (
-                        registry, t.key, chunk_tokens, overlap_tokens, WORKER_CHUNK_CHARS)):
+                for done, result in ordered(
+                    ex,
+                    load_in_worker,
+                    todos(),
+                    args=lambda t: (
+                        registry,
+                        t.key,
+                        chunk_tokens,
+                        overlap_tokens,
+                        WORKER_CHUNK_CHARS,
+                    ),
+                ):
                     job.finish(done, *result)
             finally:
                 if ex is not executor:
@@ -465,7 +496,13 @@ class _Progress:
         self._files = tqdm(desc="ingest", unit="file", file=sys.stderr, disable=None, position=0)
         # Redrawn on every batch, so one huge document visibly moves.
         self._chunks = tqdm(
-            desc="embedded", unit="chunk", file=sys.stderr, disable=None, position=1, mininterval=0, miniters=1
+            desc="embedded",
+            unit="chunk",
+            file=sys.stderr,
+            disable=None,
+            position=1,
+            mininterval=0,
+            miniters=1,
         )
 
     def walk(self, files: Iterable[SourceFile]) -> Iterator[SourceFile]:
@@ -501,8 +538,13 @@ def _pool(workers: int) -> LocalExecutor | None:
 _REGISTERED: set[int] = set()
 
 
-def load_in_worker(registry: dict[str, Any], path: str, chunk_tokens: int, overlap_tokens: int,
-                   max_chars: int | None) -> tuple[Loaded, str | None]:
+def load_in_worker(
+    registry: dict[str, Any],
+    path: str,
+    chunk_tokens: int,
+    overlap_tokens: int,
+    max_chars: int | None,
+) -> tuple[Loaded, str | None]:
     """`load_and_chunk` in a worker process, with the driver's loaders registered there once."""
     key = hash(tuple(sorted(registry)))
     if key not in _REGISTERED:

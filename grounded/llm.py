@@ -40,7 +40,9 @@ _HOSTED_DEFAULTS = (
 Message = Mapping[str, Any]
 
 # Where and as whom a call is sent, not what is asked: kept out of cache keys (and never stored).
-CONNECTION_PARAMS = frozenset({"api_key", "api_base", "base_url", "api_version", "organization", "extra_headers"})
+CONNECTION_PARAMS = frozenset(
+    {"api_key", "api_base", "base_url", "api_version", "organization", "extra_headers"}
+)
 
 
 def default_model() -> str:
@@ -116,7 +118,8 @@ class CallCache:
     def get(self, key: str) -> Completion | None:
         """The stored reply of call `key`, or None."""
         row = self._store.read_one(
-            "SELECT model, text, prompt_tokens, completion_tokens, cost FROM calls WHERE key=?", (key,)
+            "SELECT model, text, prompt_tokens, completion_tokens, cost FROM calls WHERE key=?",
+            (key,),
         )
         if row is None:
             return None
@@ -271,7 +274,9 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         yield current
-        current = getattr(current, "original_exception", None) or current.__cause__ or current.__context__
+        current = (
+            getattr(current, "original_exception", None) or current.__cause__ or current.__context__
+        )
 
 
 def _caused_by(exc: BaseException, *names: str) -> bool:
@@ -332,7 +337,9 @@ def ensure_provider(model: str) -> None:
 class LLM:
     """A litellm model with a cache, bounded concurrency, retries and optional rate limits.
 
-    >>> llm = LLM("openai/gpt-4o-mini", cache="out/cache/llm.sqlite", temperature=0.2)  # doctest: +SKIP
+    >>> llm = LLM(
+    ...     "openai/gpt-4o-mini", cache="out/cache/llm.sqlite", temperature=0.2
+    ... )  # doctest: +SKIP
     >>> llm.complete([{"role": "user", "content": "Say hi"}]).text  # doctest: +SKIP
     """
 
@@ -531,7 +538,9 @@ class LLM:
         key_env = _key_env(self.model)
         if isinstance(exc, litellm.AuthenticationError) or status == 401:
             what = "the API key was refused"
-            hint = f"check {key_env}" + (f", the key the server at {where} expects" if where else "")
+            hint = f"check {key_env}" + (
+                f", the key the server at {where} expects" if where else ""
+            )
         elif isinstance(exc, litellm.PermissionDeniedError) or status == 403:
             what = "access to this model was denied"
             hint = f"check that the key in {key_env} may use this model"
@@ -546,7 +555,9 @@ class LLM:
         else:
             what = "the request was refused"
             hint = "check the model name and its options; --response-format none if the server rejects the reply schema"
-        return LLMFatalError(f"{self.model}: {what} {detail}; stopping, no retry can fix this", hint=hint)
+        return LLMFatalError(
+            f"{self.model}: {what} {detail}; stopping, no retry can fix this", hint=hint
+        )
 
     async def _call_once(
         self,

@@ -178,7 +178,9 @@ class LocalLLM:
         if not ready.get("ok"):
             self.close()
             if ready.get("fatal"):
-                raise MissingDependencyError("the local model (grounded-local/...)", "llama-cpp-python")
+                raise MissingDependencyError(
+                    "the local model (grounded-local/...)", "llama-cpp-python"
+                )
             raise ConfigError(f"the local model worker could not start: {ready.get('error')}")
         self.info = dict(ready.get("ready") or {})
         return self._proc
@@ -204,7 +206,11 @@ class LocalLLM:
         tail = ""
         if self._stderr is not None:
             self._stderr.seek(0)
-            lines = [ln for ln in self._stderr.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+            lines = [
+                ln
+                for ln in self._stderr.read().decode("utf-8", "replace").splitlines()
+                if ln.strip()
+            ]
             tail = lines[-1].strip()[:200] if lines else ""
         cause = describe_exit(returncode)
         msg = f"the local model process {cause}" + (f" ({detail})" if detail else "")
@@ -212,7 +218,9 @@ class LocalLLM:
             msg += f"; its last words: {tail}"
         hint = "finished calls are cached: rerun to continue; if it crashes again, run `grounded doctor`"
         if returncode is not None and returncode < 0:
-            hint += f" (a llama-cpp-python built for another CPU crashes like this: {REINSTALL_HINT})"
+            hint += (
+                f" (a llama-cpp-python built for another CPU crashes like this: {REINSTALL_HINT})"
+            )
         self.crash = LocalModelCrashed(msg, hint=hint)
         self._kill()
         return self.crash
@@ -257,7 +265,12 @@ class LocalLLM:
         rf = llama_response_format(params.get("response_format"))
         if rf is not None:
             kwargs["response_format"] = rf
-        message = {"op": "chat", "model": str(model_path(name)), "messages": messages, "kwargs": kwargs}
+        message = {
+            "op": "chat",
+            "model": str(model_path(name)),
+            "messages": messages,
+            "kwargs": kwargs,
+        }
         result: dict[str, Any] = self.request(message, timeout=timeout)
         return result
 
@@ -315,7 +328,10 @@ def _make_handler() -> Any:
                     {
                         "index": 0,
                         "finish_reason": choice.get("finish_reason") or "stop",
-                        "message": {"role": "assistant", "content": choice["message"].get("content") or ""},
+                        "message": {
+                            "role": "assistant",
+                            "content": choice["message"].get("content") or "",
+                        },
                     }
                 ],
                 usage=litellm.Usage(
@@ -343,4 +359,7 @@ def register() -> None:
     if _engine is not None and _engine.crash is not None:
         _engine.crash = None  # a new run may try again (the crash stopped the last one)
     if not any(p.get("provider") == PROVIDER for p in litellm.custom_provider_map):
-        litellm.custom_provider_map = [*litellm.custom_provider_map, {"provider": PROVIDER, "custom_handler": _handler}]
+        litellm.custom_provider_map = [
+            *litellm.custom_provider_map,
+            {"provider": PROVIDER, "custom_handler": _handler},
+        ]

@@ -47,8 +47,16 @@ class MixReport:
             "ratio": self.ratio,
             "total": self.total,
             "real_share": round(self.real_share, 4),
-            "real": {"available": self.real_available, "wanted": self.real_wanted, "used": self.real_used},
-            "synthetic": {"available": self.synthetic_available, "wanted": self.synthetic_wanted, "used": self.synthetic_used},
+            "real": {
+                "available": self.real_available,
+                "wanted": self.real_wanted,
+                "used": self.real_used,
+            },
+            "synthetic": {
+                "available": self.synthetic_available,
+                "wanted": self.synthetic_wanted,
+                "used": self.synthetic_used,
+            },
             "short": list(self.short),
         }
 
@@ -59,7 +67,9 @@ def check_ratio(ratio: float) -> float:
     return ratio
 
 
-def plan(ratio: float, real_available: int, synthetic_available: int, n: int | None = None) -> tuple[int, int]:
+def plan(
+    ratio: float, real_available: int, synthetic_available: int, n: int | None = None
+) -> tuple[int, int]:
     """Rows wanted from each side (before any shortfall)."""
     check_ratio(ratio)
     if n is not None:
@@ -72,7 +82,10 @@ def plan(ratio: float, real_available: int, synthetic_available: int, n: int | N
     if ratio == 1.0:
         return real_available, 0
     # Largest total whose real and synthetic parts both fit.
-    total = min(math.floor(real_available / ratio + 1e-9), math.floor(synthetic_available / (1 - ratio) + 1e-9))
+    total = min(
+        math.floor(real_available / ratio + 1e-9),
+        math.floor(synthetic_available / (1 - ratio) + 1e-9),
+    )
     while total > 0:
         real = round(ratio * total)
         if real <= real_available and total - real <= synthetic_available:
@@ -96,11 +109,20 @@ def mix(
     rng = random.Random(seed)
     real_used = min(real_wanted, len(real))
     syn_used = min(syn_wanted, len(synthetic))
-    short = tuple(side for side, used, wanted in (("real", real_used, real_wanted), ("synthetic", syn_used, syn_wanted)) if used < wanted)
+    short = tuple(
+        side
+        for side, used, wanted in (
+            ("real", real_used, real_wanted),
+            ("synthetic", syn_used, syn_wanted),
+        )
+        if used < wanted
+    )
     rows = [_tag(p, "real", real_source) for p in rng.sample(list(real), real_used)]
     rows += [_tag(p, "synthetic", synthetic_source) for p in rng.sample(list(synthetic), syn_used)]
     rng.shuffle(rows)
-    report = MixReport(ratio, len(real), len(synthetic), real_wanted, syn_wanted, real_used, syn_used, short)
+    report = MixReport(
+        ratio, len(real), len(synthetic), real_wanted, syn_wanted, real_used, syn_used, short
+    )
     return rows, report
 
 

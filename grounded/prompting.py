@@ -47,7 +47,9 @@ LANGUAGES = {
 }
 
 # $name or ${name}; $$ is a literal dollar (string.Template's syntax, parsed here for 3.10).
-_VAR = re.compile(r"\$(?:(?P<escaped>\$)|(?P<named>[_a-zA-Z][_a-zA-Z0-9]*)|\{(?P<braced>[_a-zA-Z][_a-zA-Z0-9]*)\})")
+_VAR = re.compile(
+    r"\$(?:(?P<escaped>\$)|(?P<named>[_a-zA-Z][_a-zA-Z0-9]*)|\{(?P<braced>[_a-zA-Z][_a-zA-Z0-9]*)\})"
+)
 
 
 # --- the reply every generation template must produce ------------------------------------------
@@ -66,12 +68,16 @@ class ReplyPair(BaseModel):
     @model_validator(mode="after")
     def _has_quote(self) -> ReplyPair:
         if not self.all_quotes:
-            raise ValueError("each pair needs a non-empty 'quote' (or 'quotes') copied from a passage")
+            raise ValueError(
+                "each pair needs a non-empty 'quote' (or 'quotes') copied from a passage"
+            )
         return self
 
     @property
     def all_quotes(self) -> list[str]:
-        out = [q for q in ([self.quote] if self.quote else []) + list(self.quotes) if q and q.strip()]
+        out = [
+            q for q in ([self.quote] if self.quote else []) + list(self.quotes) if q and q.strip()
+        ]
         return list(dict.fromkeys(out))
 
 
@@ -183,7 +189,13 @@ def _validate_items(items: Any) -> ParsedReply:
         try:
             out.pairs.append(ReplyPair.model_validate(item))
         except ValidationError as exc:
-            out.dropped.append(("invalid_pair", json.dumps(item, ensure_ascii=False), validation_problems(exc, limit=3, root="(pair)")))
+            out.dropped.append(
+                (
+                    "invalid_pair",
+                    json.dumps(item, ensure_ascii=False),
+                    validation_problems(exc, limit=3, root="(pair)"),
+                )
+            )
     if not items:
         out.error = "the reply has no pairs"
     return out
@@ -258,7 +270,9 @@ class Prompt:
         if style == "json_object":
             return {"type": "json_object", "schema": schema}
         if style != "json_schema":
-            raise PromptError(f"unknown response format style {style!r} (json_schema, json_object, none)")
+            raise PromptError(
+                f"unknown response format style {style!r} (json_schema, json_object, none)"
+            )
         return {
             "type": "json_schema",
             "json_schema": {"name": "qa_pairs", "schema": schema, "strict": False},
@@ -275,11 +289,30 @@ class Prompt:
         lang = LANGUAGES.get(language.lower(), language)
         out: list[dict[str, str]] = []
         if self.spec.system.strip():
-            out.append({"role": "system", "content": self._fill(self.spec.system, "system", {"passages": "", "n": n, "language": lang})})
+            out.append(
+                {
+                    "role": "system",
+                    "content": self._fill(
+                        self.spec.system, "system", {"passages": "", "n": n, "language": lang}
+                    ),
+                }
+            )
         for ex in self.spec.examples:
-            out.append({"role": "user", "content": self.render(passages=format_passages(ex.passages), n=ex.n, language=lang)})
+            out.append(
+                {
+                    "role": "user",
+                    "content": self.render(
+                        passages=format_passages(ex.passages), n=ex.n, language=lang
+                    ),
+                }
+            )
             out.append({"role": "assistant", "content": json.dumps(ex.reply, ensure_ascii=False)})
-        out.append({"role": "user", "content": self.render(passages=format_passages(passages), n=n, language=lang)})
+        out.append(
+            {
+                "role": "user",
+                "content": self.render(passages=format_passages(passages), n=n, language=lang),
+            }
+        )
         return out
 
     def _fill(self, template: str, field: str, values: Mapping[str, Any]) -> str:
@@ -290,7 +323,9 @@ class Prompt:
                 return "$"
             name = m.group("named") or m.group("braced")
             if name not in declared:
-                raise PromptError(f"{self.path}: {field}: variable ${name} is not declared in 'variables'")
+                raise PromptError(
+                    f"{self.path}: {field}: variable ${name} is not declared in 'variables'"
+                )
             if name not in values:
                 raise PromptError(f"{self.path}: {field}: no value for variable ${name}")
             return str(values[name])
@@ -372,7 +407,9 @@ def _check_variables(prompt: Prompt) -> None:
             if name is None:
                 continue
             if name not in spec.variables:
-                raise PromptError(f"{origin}: {field}: variable ${name} is not declared in 'variables'")
+                raise PromptError(
+                    f"{origin}: {field}: variable ${name} is not declared in 'variables'"
+                )
             used.add(name)
     if "passages" not in used:
         raise PromptError(f"{origin}: user: the template must include $passages")

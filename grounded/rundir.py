@@ -137,7 +137,11 @@ class RunFolder:
     def index_path(self, summary: dict[str, Any] | None = None) -> Path | None:
         """The index this folder's pairs came from: as summary.json records it, else OUT/index."""
         data = self.read_summary() if summary is None else summary
-        recorded = _dict(data.get("files")).get("index") or data.get("index") or _dict(data.get("ingest")).get("index")
+        recorded = (
+            _dict(data.get("files")).get("index")
+            or data.get("index")
+            or _dict(data.get("ingest")).get("index")
+        )
         for candidate in (recorded, self.index):
             if candidate and Path(candidate).is_dir():
                 return Path(candidate)
@@ -259,7 +263,9 @@ def atomic_write(
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     binary = "b" in mode
     try:
-        with open(tmp, mode.replace("w", "x"), encoding=None if binary else encoding, newline=newline) as fh:
+        with open(
+            tmp, mode.replace("w", "x"), encoding=None if binary else encoding, newline=newline
+        ) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

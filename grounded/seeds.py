@@ -14,7 +14,9 @@ from grounded.types import Chunk
 MIN_WORDS = 8  # shorter chunks are headings or captions: nothing to ask about
 
 
-def seed_order(chunks: Iterable[Chunk], *, seed: int = 0, min_words: int = MIN_WORDS) -> list[Chunk]:
+def seed_order(
+    chunks: Iterable[Chunk], *, seed: int = 0, min_words: int = MIN_WORDS
+) -> list[Chunk]:
     """Every usable chunk once, round-robin over documents, and within each over its sections.
 
     A 3-chunk document gets its first question as early as a 3,000-chunk one, so small documents
@@ -66,7 +68,10 @@ def partners(
         cand = hit.chunk
         if cand.id == chunk.id or len(cand.text.split()) < min_words:
             continue
-        if any(_overlaps(cand, other) or _near_duplicate(cand, other, max_similarity) for other in [chunk, *chosen]):
+        if any(
+            _overlaps(cand, other) or _near_duplicate(cand, other, max_similarity)
+            for other in [chunk, *chosen]
+        ):
             continue
         chosen.append(cand)
         if len(chosen) == count:

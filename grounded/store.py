@@ -1,9 +1,13 @@
 """One small SQLite helper behind grounded's on-disk tables (LLM call cache, embeddings, manifest).
 
-    >>> db = SQLiteStore("out/cache/llm.sqlite", schema="CREATE TABLE IF NOT EXISTS t (k, v)")  # doctest: +SKIP
-    >>> db.write("INSERT INTO t VALUES (?, ?)", ("a", 1)); db.read_one("SELECT v FROM t")  # doctest: +SKIP
+    >>> db = SQLiteStore(
+    ...     "out/cache/llm.sqlite", schema="CREATE TABLE IF NOT EXISTS t (k, v)"
+    ... )  # doctest: +SKIP
+    >>> db.write("INSERT INTO t VALUES (?, ?)", ("a", 1))
+    ... db.read_one("SELECT v FROM t")  # doctest: +SKIP
     >>> vectors = KeyValueStore("index/embeddings.sqlite")  # doctest: +SKIP
-    >>> vectors.put_many("minilm", [("k", b"...")]); vectors.get_many("minilm", ["k"])  # doctest: +SKIP
+    >>> vectors.put_many("minilm", [("k", b"...")])
+    ... vectors.get_many("minilm", ["k"])  # doctest: +SKIP
 
 Every store uses the WAL journal (readers never block the writer, a killed process loses at most
 the write in flight), one lock per connection (threads share it) and a commit per write.
@@ -75,7 +79,9 @@ class SQLiteStore:
         with self._lock:
             self._db.execute("ATTACH DATABASE ? AS other", (str(other),))
             try:
-                cur = self._db.execute(f"INSERT OR IGNORE INTO main.{table} SELECT * FROM other.{table}")
+                cur = self._db.execute(
+                    f"INSERT OR IGNORE INTO main.{table} SELECT * FROM other.{table}"
+                )
                 self._db.commit()
                 return max(cur.rowcount, 0)
             finally:

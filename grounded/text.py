@@ -24,26 +24,100 @@ STOPWORDS: frozenset[str] = frozenset(
     become becomes get gets got known called named name use used using via whereas onto""".split()
 )
 NEGATIONS: frozenset[str] = frozenset(
-    {"not", "never", "none", "nobody", "nothing", "neither", "nor", "without", "cannot",
-     "n't", "nowhere", "unable", "lack", "lacks", "lacked", "fail", "fails", "failed"}
+    {
+        "not",
+        "never",
+        "none",
+        "nobody",
+        "nothing",
+        "neither",
+        "nor",
+        "without",
+        "cannot",
+        "n't",
+        "nowhere",
+        "unable",
+        "lack",
+        "lacks",
+        "lacked",
+        "fail",
+        "fails",
+        "failed",
+    }
 )
 NUMBER_WORDS: dict[str, int] = {
-    "zero": 0, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
-    "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20,
-    "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
-    "ninety": 90, "hundred": 100, "dozen": 12, "first": 1, "third": 3, "fourth": 4,
-    "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10, "eleventh": 11,
-    "twelfth": 12, "twentieth": 20, "twice": 2, "thrice": 3,
+    "zero": 0,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+    "hundred": 100,
+    "dozen": 12,
+    "first": 1,
+    "third": 3,
+    "fourth": 4,
+    "fifth": 5,
+    "sixth": 6,
+    "seventh": 7,
+    "eighth": 8,
+    "ninth": 9,
+    "tenth": 10,
+    "eleventh": 11,
+    "twelfth": 12,
+    "twentieth": 20,
+    "twice": 2,
+    "thrice": 3,
 }
 MONTHS: dict[str, int] = {
-    m: i for i, names in enumerate(
-        ("january jan", "february feb", "march", "april apr", "may", "june jun", "july jul",
-         "august aug", "september sep sept", "october oct", "november nov", "december dec"), 1)
+    m: i
+    for i, names in enumerate(
+        (
+            "january jan",
+            "february feb",
+            "march",
+            "april apr",
+            "may",
+            "june jun",
+            "july jul",
+            "august aug",
+            "september sep sept",
+            "october oct",
+            "november nov",
+            "december dec",
+        ),
+        1,
+    )
     for m in names.split()
 }
 SCALES: dict[str, float] = {
-    "thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "k": 1e3, "m": 1e6,
+    "thousand": 1e3,
+    "million": 1e6,
+    "billion": 1e9,
+    "trillion": 1e12,
+    "k": 1e3,
+    "m": 1e6,
     "bn": 1e9,
 }
 
@@ -70,6 +144,7 @@ ABBREVIATIONS: frozenset[str] = frozenset(
 # The word before a period: letters, possibly dotted ("U.S", "e.g").
 _WORD_BEFORE_DOT = re.compile(r"(?<![\w.])(\w+(?:\.\w+)*)$")
 
+
 def fold(text: str) -> str:
     """Strip accents so 'Zürich' and 'Zurich' match."""
     if text.isascii():
@@ -86,8 +161,19 @@ def stem(word: str) -> str:
         w = w[:-2]
     if len(w) <= 3 or w[0].isdigit():
         return w
-    for suffix, repl in (("ies", "y"), ("ied", "y"), ("sses", "ss"), ("xes", "x"), ("ches", "ch"),
-                         ("shes", "sh"), ("ing", ""), ("edly", ""), ("ed", ""), ("ly", ""), ("s", "")):
+    for suffix, repl in (
+        ("ies", "y"),
+        ("ied", "y"),
+        ("sses", "ss"),
+        ("xes", "x"),
+        ("ches", "ch"),
+        ("shes", "sh"),
+        ("ing", ""),
+        ("edly", ""),
+        ("ed", ""),
+        ("ly", ""),
+        ("s", ""),
+    ):
         if w.endswith(suffix) and len(w) - len(suffix) >= 3:
             if suffix == "s" and w.endswith(("ss", "us", "is")):
                 break
@@ -150,8 +236,13 @@ def tokens_of(text: str) -> tuple[Token, ...]:
 
 def content(tokens: Iterable[Token]) -> list[Token]:
     """The tokens that carry meaning: no stopwords, negations or single letters (Han/katakana kept)."""
-    return [t for t in tokens if t.text.lower() not in STOPWORDS and not is_negation(t)
-            and (len(t.text) > 1 or t.number is not None or _HAN_KATAKANA.match(t.text) is not None)]
+    return [
+        t
+        for t in tokens
+        if t.text.lower() not in STOPWORDS
+        and not is_negation(t)
+        and (len(t.text) > 1 or t.number is not None or _HAN_KATAKANA.match(t.text) is not None)
+    ]
 
 
 def is_negation(tok: Token) -> bool:
@@ -205,8 +296,11 @@ def sentence_starts(text: str, *, newlines: bool = True) -> list[int]:
     newlines: a line break also ends a sentence (False where lines are handled separately).
     """
     pattern = _SENTENCE_END if newlines else _SENTENCE_END_INLINE
-    return [m.end() for m in pattern.finditer(text)
-            if m.end() < len(text) and (m.group(0).startswith("\n") or _ends_sentence(text, m.start()))]
+    return [
+        m.end()
+        for m in pattern.finditer(text)
+        if m.end() < len(text) and (m.group(0).startswith("\n") or _ends_sentence(text, m.start()))
+    ]
 
 
 def sentence_spans(text: str, *, newlines: bool = True) -> list[tuple[int, int]]:
@@ -238,5 +332,3 @@ def is_date_like(tok: Token) -> bool:
     digits = tok.text.rstrip("s")
     year = len(digits) == 4 and digits.isdigit() and 1000 <= tok.number <= 2100
     return year or (tok.text.lower() in MONTHS and tok.capital)
-
-

@@ -226,7 +226,11 @@ def count_reasons(items: Iterable[Rejection | Verdict | Mapping[str, Any]]) -> d
     counts: Counter[str] = Counter()
     for item in items:
         if isinstance(item, Mapping):
-            codes = {str(r.get("code", "unknown")) for r in item.get("reasons") or () if isinstance(r, Mapping)}
+            codes = {
+                str(r.get("code", "unknown"))
+                for r in item.get("reasons") or ()
+                if isinstance(r, Mapping)
+            }
         else:
             codes = {r.code for r in item.reasons}
         counts.update(codes)
@@ -345,12 +349,14 @@ def _reasons_from(value: Any) -> tuple[Reason, ...]:
             continue
         r = _mapping(r, "verdict reason")
         start, end = r.get("start"), r.get("end")
-        reasons.append(Reason(
-            _text(r.get("code"), "reason code"),
-            _text(r.get("message"), "reason message"),
-            None if start is None else _number(start, "reason start", int),
-            None if end is None else _number(end, "reason end", int),
-        ))
+        reasons.append(
+            Reason(
+                _text(r.get("code"), "reason code"),
+                _text(r.get("message"), "reason message"),
+                None if start is None else _number(start, "reason start", int),
+                None if end is None else _number(end, "reason end", int),
+            )
+        )
     return tuple(reasons)
 
 

@@ -7,7 +7,7 @@ were fine-tuned by ``training/verifier.py``. Only those top layers ship, as fp16
 ``grounded/models/verifier/`` (a few MB) with a model card; the lower layers load from the
 bundled MiniLM package, so nothing downloads.
 
-    >>> v = Verifier.load()                                   # doctest: +SKIP
+    >>> v = Verifier.load()  # doctest: +SKIP
     >>> v.probabilities([("How many seats?", "Single Transferable Vote", window)])  # doctest: +SKIP
 """
 
@@ -77,7 +77,9 @@ def _best_region(context: str, words: Sequence[re.Match[str]], query: str, width
     return best_at
 
 
-def evidence_window(context: str, answer: str, question: str = "", *, words: int = WINDOW_WORDS) -> str:
+def evidence_window(
+    context: str, answer: str, question: str = "", *, words: int = WINDOW_WORDS
+) -> str:
     """The words around the answer in `context`, the answer marked « »; where the answer is not in
     the context, the region that shares most words with the answer and question, unmarked."""
     span = locate(context, answer)
@@ -86,8 +88,8 @@ def evidence_window(context: str, answer: str, question: str = "", *, words: int
         return ""
     if span is None:
         first = _best_region(context, toks, f"{answer} {question}", 2 * words)
-        chosen = toks[first:first + 2 * words]
-        return context[chosen[0].start():chosen[-1].end()]
+        chosen = toks[first : first + 2 * words]
+        return context[chosen[0].start() : chosen[-1].end()]
     return window_at(context, *span, words=words)
 
 
@@ -96,8 +98,8 @@ def window_at(context: str, start: int, end: int, *, words: int = WINDOW_WORDS) 
     toks = list(_WORD.finditer(context))
     before = [m for m in toks if m.end() <= start][-words:]
     after = [m for m in toks if m.start() >= end][:words]
-    left = context[before[0].start():start] if before else ""
-    right = context[end:after[-1].end()] if after else ""
+    left = context[before[0].start() : start] if before else ""
+    right = context[end : after[-1].end()] if after else ""
     return f"{left}{OPEN}{context[start:end]}{CLOSE}{right}".strip()
 
 
@@ -114,7 +116,9 @@ def _torch() -> Any:
     return torch
 
 
-def pool_masks(input_ids: Any, token_type_ids: Any, attention_mask: Any, marks: tuple[int, int]) -> Any:
+def pool_masks(
+    input_ids: Any, token_type_ids: Any, attention_mask: Any, marks: tuple[int, int]
+) -> Any:
     """Per row, float masks (batch, 3, length) of the tokens the head pools: the question (first
     segment before its inner [SEP]), the answer where it stands in the window (between the « »
     marks; the answer of the first segment when the window does not hold it), and the window."""
@@ -151,7 +155,9 @@ def build_net(base: Any, trainable_from: int) -> Any:
             self.base = base
             self.split = trainable_from
             self.dropout = nn.Dropout(0.1)
-            self.head = nn.Sequential(nn.Linear(6 * hidden, hidden), nn.GELU(), nn.Dropout(0.1), nn.Linear(hidden, 1))
+            self.head = nn.Sequential(
+                nn.Linear(6 * hidden, hidden), nn.GELU(), nn.Dropout(0.1), nn.Linear(hidden, 1)
+            )
 
         @staticmethod
         def additive_mask(mask: Any) -> Any:
@@ -169,21 +175,33 @@ def build_net(base: Any, trainable_from: int) -> Any:
         def upper(self, h: Any, mask: Any, pools: Any) -> Any:
             """One logit per row from the hidden states after the split and the pool masks."""
             ext = self.additive_mask(mask)
-            for layer in self.base.encoder.layer[self.split:]:
+            for layer in self.base.encoder.layer[self.split :]:
                 out = layer(h, attention_mask=ext)
                 h = out[0] if isinstance(out, tuple) else out
-            pooled = torch.einsum("bpl,bld->bpd", pools, h) / pools.sum(2, keepdim=True).clamp(min=1.0)
+            pooled = torch.einsum("bpl,bld->bpd", pools, h) / pools.sum(2, keepdim=True).clamp(
+                min=1.0
+            )
             q, a, w = pooled[:, 0], pooled[:, 1], pooled[:, 2]
             feats = torch.cat([h[:, 0], q, a, w, q * a, (q - a).abs()], -1)
             return self.head(self.dropout(feats)).squeeze(-1)
 
-        def forward(self, input_ids: Any, token_type_ids: Any, attention_mask: Any, pools: Any) -> Any:
-            return self.upper(self.lower(input_ids, token_type_ids, attention_mask), attention_mask, pools)
+        def forward(
+            self, input_ids: Any, token_type_ids: Any, attention_mask: Any, pools: Any
+        ) -> Any:
+            return self.upper(
+                self.lower(input_ids, token_type_ids, attention_mask), attention_mask, pools
+            )
 
         def shipped_state(self) -> dict[str, Any]:
             """The parameters that differ from the bundled MiniLM: top layers and head."""
-            keep = tuple(f"base.encoder.layer.{i}." for i in range(self.split, len(self.base.encoder.layer)))
-            return {k: v for k, v in self.state_dict().items() if k.startswith(keep) or k.startswith("head.")}
+            keep = tuple(
+                f"base.encoder.layer.{i}." for i in range(self.split, len(self.base.encoder.layer))
+            )
+            return {
+                k: v
+                for k, v in self.state_dict().items()
+                if k.startswith(keep) or k.startswith("head.")
+            }
 
     return VerifierNet()
 
@@ -203,19 +221,31 @@ def load_base() -> tuple[Any, Any]:
 
     offline.configure()
     path = str(minilm_path())
-    return AutoTokenizer.from_pretrained(path, local_files_only=True), AutoModel.from_pretrained(path, local_files_only=True)
+    return AutoTokenizer.from_pretrained(path, local_files_only=True), AutoModel.from_pretrained(
+        path, local_files_only=True
+    )
 
 
-def encode(tokenizer: Any, items: Sequence[Item], *, max_length: int = MAX_LENGTH) -> dict[str, Any]:
+def encode(
+    tokenizer: Any, items: Sequence[Item], *, max_length: int = MAX_LENGTH
+) -> dict[str, Any]:
     """Token ids for a batch, padded to its longest row."""
-    return tokenizer([first_text(i.answer, i.question) for i in items], [i.window for i in items],
-                     truncation="longest_first", max_length=max_length, padding=True, return_tensors="pt")
+    return tokenizer(
+        [first_text(i.answer, i.question) for i in items],
+        [i.window for i in items],
+        truncation="longest_first",
+        max_length=max_length,
+        padding=True,
+        return_tensors="pt",
+    )
 
 
 class Verifier:
     """The shipped verifier: `probabilities(items)` in [0, 1], batched and length-sorted."""
 
-    def __init__(self, tokenizer: Any, net: Any, config: dict[str, Any], *, batch_size: int = 32) -> None:
+    def __init__(
+        self, tokenizer: Any, net: Any, config: dict[str, Any], *, batch_size: int = 32
+    ) -> None:
         self.tokenizer = tokenizer
         self.net = net.eval()
         self.config = config
@@ -236,8 +266,10 @@ class Verifier:
         bundled MiniLM."""
         model_dir = MODEL_DIR if model_dir is None else model_dir
         if not cls.available(model_dir):
-            raise CheckError(f"no verifier weights in {model_dir}",
-                             hint="build them with: python training/verifier.py, or run with --verifier off")
+            raise CheckError(
+                f"no verifier weights in {model_dir}",
+                hint="build them with: python training/verifier.py, or run with --verifier off",
+            )
         torch = _torch()
         from safetensors.torch import load_file
 
@@ -247,27 +279,37 @@ class Verifier:
         state = {k: v.float() for k, v in load_file(str(model_dir / WEIGHTS)).items()}
         missing = set(net.shipped_state()) - set(state)
         if missing:
-            raise CheckError(f"verifier weights in {model_dir} lack {len(missing)} tensors",
-                             hint="rebuild them with: python training/verifier.py")
+            raise CheckError(
+                f"verifier weights in {model_dir} lack {len(missing)} tensors",
+                hint="rebuild them with: python training/verifier.py",
+            )
         net.load_state_dict(state, strict=False)
         torch.set_grad_enabled(False)
         return cls(tokenizer, net, config, **kw)
 
     def item(self, question: str, answer: str, context: str) -> Item:
         """An `Item` with the evidence window cut from `context` as in training."""
-        return Item(question, answer, evidence_window(context, answer, question, words=self.window_words))
+        return Item(
+            question, answer, evidence_window(context, answer, question, words=self.window_words)
+        )
 
     def probabilities(self, items: Sequence[Item]) -> list[float]:
         """P(the window answers the question with the answer) for each item, in order."""
         torch = _torch()
-        order = sorted(range(len(items)), key=lambda i: len(items[i].window) + len(items[i].question))
+        order = sorted(
+            range(len(items)), key=lambda i: len(items[i].window) + len(items[i].question)
+        )
         out = [0.0] * len(items)
         with torch.inference_mode():
             for at in range(0, len(order), self.batch_size):
-                idx = order[at:at + self.batch_size]
+                idx = order[at : at + self.batch_size]
                 b = encode(self.tokenizer, [items[i] for i in idx], max_length=self.max_length)
-                pools = pool_masks(b["input_ids"], b["token_type_ids"], b["attention_mask"], self.marks)
-                probs = torch.sigmoid(self.net(b["input_ids"], b["token_type_ids"], b["attention_mask"], pools))
+                pools = pool_masks(
+                    b["input_ids"], b["token_type_ids"], b["attention_mask"], self.marks
+                )
+                probs = torch.sigmoid(
+                    self.net(b["input_ids"], b["token_type_ids"], b["attention_mask"], pools)
+                )
                 for i, p in zip(idx, probs.tolist(), strict=True):
                     out[i] = float(p)
         return out

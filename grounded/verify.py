@@ -33,8 +33,12 @@ from grounded.prompting import format_passages
 from grounded.types import QAPair, Reason
 
 VERIFIERS = ("off", "roundtrip", "judge")
-DEFAULT_VERIFY = "off"  # reader calls cost money: the user opts in (README: "Round-trip verification")
-F1_MIN = 0.5  # SQuAD token F1 above which two answers agree ("Alan Stevenson"/"Robert Stevenson" is 0.5)
+DEFAULT_VERIFY = (
+    "off"  # reader calls cost money: the user opts in (README: "Round-trip verification")
+)
+F1_MIN = (
+    0.5  # SQuAD token F1 above which two answers agree ("Alan Stevenson"/"Robert Stevenson" is 0.5)
+)
 FUZZY_MIN = 85.0  # rapidfuzz ratio (0-100) on normalised answers: same words, other spelling
 CANNOT_ANSWER = "not in the passage"
 READER_TEMPERATURE = 0.0
@@ -99,7 +103,9 @@ class ReaderReply(BaseModel):
 # --- agreement -----------------------------------------------------------------------------------
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = str.maketrans("", "", string.punctuation + "‘’“”–—…")  # deleted, as SQuAD does: 12,000 -> 12000
+_PUNCT = str.maketrans(
+    "", "", string.punctuation + "‘’“”–—…"
+)  # deleted, as SQuAD does: 12,000 -> 12000
 
 
 def normalize_answer(text: str) -> str:
@@ -124,7 +130,11 @@ def cannot_answer(answer: str) -> bool:
     from grounded.checker import says_not_in_sources  # the checker's refusal rule: one definition
 
     norm = normalize_answer(answer)
-    return not norm or norm in {"not in passage", "none", "unknown", "n a", "no answer"} or says_not_in_sources(answer)
+    return (
+        not norm
+        or norm in {"not in passage", "none", "unknown", "n a", "no answer"}
+        or says_not_in_sources(answer)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,11 +151,17 @@ class ReaderCheck:
 
     def apply(self, pair: QAPair) -> QAPair:
         """The pair with the reader's answer in its metadata (and a non-blocking reason, if any)."""
-        meta = {**pair.metadata, "verify": "roundtrip", "reader_answer": self.reader_answer,
-                "reader_f1": round(self.f1, 3)}
+        meta = {
+            **pair.metadata,
+            "verify": "roundtrip",
+            "reader_answer": self.reader_answer,
+            "reader_f1": round(self.f1, 3),
+        }
         pair = replace(pair, metadata=meta)
         if self.reason is not None and not self.rejects and pair.verdict is not None:
-            pair = replace(pair, verdict=replace(pair.verdict, reasons=(*pair.verdict.reasons, self.reason)))
+            pair = replace(
+                pair, verdict=replace(pair.verdict, reasons=(*pair.verdict.reasons, self.reason))
+            )
         return pair
 
 
@@ -155,13 +171,29 @@ def agreement(proposed: str, reader: str, *, refusal: bool = False) -> ReaderChe
     if refusal:
         if unable:
             return ReaderCheck(reader, 1.0)
-        return ReaderCheck(reader, 0.0, Reason("reader_answered", f"the reader answered the unanswerable question: {_short(reader)!r}"))
+        return ReaderCheck(
+            reader,
+            0.0,
+            Reason(
+                "reader_answered",
+                f"the reader answered the unanswerable question: {_short(reader)!r}",
+            ),
+        )
     if unable:
-        return ReaderCheck(reader, 0.0, Reason("reader_cannot_answer", f"the reader found no answer in the passages (said {_short(reader)!r})"))
+        return ReaderCheck(
+            reader,
+            0.0,
+            Reason(
+                "reader_cannot_answer",
+                f"the reader found no answer in the passages (said {_short(reader)!r})",
+            ),
+        )
     f1 = token_f1(proposed, reader)
     numbers, said = _numbers(proposed), _numbers(reader)
     same_numbers = not (numbers and said) or numbers == said
-    if same_numbers and (f1 > F1_MIN or _contains(proposed, reader) or _fuzzy(proposed, reader) >= FUZZY_MIN):
+    if same_numbers and (
+        f1 > F1_MIN or _contains(proposed, reader) or _fuzzy(proposed, reader) >= FUZZY_MIN
+    ):
         return ReaderCheck(reader, f1)
     why = f"the reader answered {_short(reader)!r}, not {_short(proposed)!r} (token F1 {f1:.2f})"
     return ReaderCheck(reader, f1, Reason("reader_disagrees", why))
@@ -200,7 +232,10 @@ def reader_format(style: str) -> dict[str, Any] | None:
         return None
     if style == "json_object":
         return {"type": "json_object", "schema": READER_SCHEMA}
-    return {"type": "json_schema", "json_schema": {"name": "reader_answers", "schema": READER_SCHEMA, "strict": False}}
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "reader_answers", "schema": READER_SCHEMA, "strict": False},
+    }
 
 
 @dataclass(slots=True)
@@ -212,8 +247,14 @@ class ReadBack:
     error: str = ""
 
 
-async def read_back(llm: Any, passages: Sequence[str], pairs: Sequence[QAPair], *,
-                    style: str = "json_schema", refusal: bool = False) -> ReadBack:
+async def read_back(
+    llm: Any,
+    passages: Sequence[str],
+    pairs: Sequence[QAPair],
+    *,
+    style: str = "json_schema",
+    refusal: bool = False,
+) -> ReadBack:
     """Ask the reader all `pairs`' questions in one request; one check per pair, in order.
 
     refusal: the pairs are unanswerable ones (their answer says the passages do not tell).
@@ -224,20 +265,38 @@ async def read_back(llm: Any, passages: Sequence[str], pairs: Sequence[QAPair], 
 
     messages = reader_messages(passages, [p.question for p in pairs])
     result = await acomplete_structured(
-        llm, messages, ReaderReply, response_format=reader_format(style),
-        temperature=READER_TEMPERATURE, max_tokens=READER_TOKENS_PER_QUESTION * len(pairs) + 40,
+        llm,
+        messages,
+        ReaderReply,
+        response_format=reader_format(style),
+        temperature=READER_TEMPERATURE,
+        max_tokens=READER_TOKENS_PER_QUESTION * len(pairs) + 40,
     )
     calls = len(result.completions)
     if result.value is None:
-        why = Reason("reader_unavailable", f"kept unverified: the reader's reply could not be read ({_short(result.error)})")
+        why = Reason(
+            "reader_unavailable",
+            f"kept unverified: the reader's reply could not be read ({_short(result.error)})",
+        )
         return ReadBack([ReaderCheck(None, 0.0, why) for _ in pairs], calls, result.error)
     answers = result.value.by_number()
     checks = []
     for i, pair in enumerate(pairs, 1):
         if i not in answers:
-            checks.append(ReaderCheck(None, 0.0, Reason("reader_unavailable", f"kept unverified: the reader did not answer question {i}")))
+            checks.append(
+                ReaderCheck(
+                    None,
+                    0.0,
+                    Reason(
+                        "reader_unavailable",
+                        f"kept unverified: the reader did not answer question {i}",
+                    ),
+                )
+            )
             continue
-        checks.append(agreement(pair.answer, answers[i], refusal=refusal or says_not_in_sources(pair.answer)))
+        checks.append(
+            agreement(pair.answer, answers[i], refusal=refusal or says_not_in_sources(pair.answer))
+        )
     return ReadBack(checks, calls)
 
 

@@ -142,10 +142,16 @@ def _folder_id(folder: Path) -> tuple[int, int]:
 
 
 def _walk_dir(
-    folder: Path, root: Path, patterns: list[str], above: list[tuple[int, int]], walked: set[tuple[int, int]]
+    folder: Path,
+    root: Path,
+    patterns: list[str],
+    above: list[tuple[int, int]],
+    walked: set[tuple[int, int]],
 ) -> Iterator[SourceFile]:
     """`above`: the real folders from the root down to this one; `walked`: every one so far."""
-    patterns = patterns + [(folder.relative_to(root) / p).as_posix() for p in _ignore_patterns(folder)]
+    patterns = patterns + [
+        (folder.relative_to(root) / p).as_posix() for p in _ignore_patterns(folder)
+    ]
     try:
         entries = sorted(folder.iterdir(), key=lambda p: p.name)
     except OSError as exc:
@@ -169,7 +175,9 @@ def _walk_dir(
         if ident in above:
             # Following it would walk the same folders again and again (two links to "."
             # give 2^depth paths), so it is reported, not entered.
-            yield SourceFile(entry, root, skipped=f"folder loop: leads back to {entry.resolve()}, not followed")
+            yield SourceFile(
+                entry, root, skipped=f"folder loop: leads back to {entry.resolve()}, not followed"
+            )
         elif ident in walked:
             log.debug("%s: folder already walked under another name", entry)
         else:
@@ -194,7 +202,9 @@ def load_file(path: str | Path) -> list[Document]:
     except OSError as exc:
         raise LoaderError(f"cannot read file: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - third-party parsers raise anything on junk input
-        raise LoaderError(f"cannot parse {path.suffix or 'file'}: {type(exc).__name__}: {exc}") from exc
+        raise LoaderError(
+            f"cannot parse {path.suffix or 'file'}: {type(exc).__name__}: {exc}"
+        ) from exc
     if not docs:
         raise LoaderError("no text extracted")
     return docs
@@ -275,7 +285,9 @@ def langchain_loader(loader_cls: Callable[..., Any], **kwargs: Any) -> Loader:
 
     def load_with_langchain(path: Path) -> Iterator[Document]:
         lc = loader_cls(str(path), **kwargs)
-        it: Sequence[Any] | Iterator[Any] = lc.lazy_load() if hasattr(lc, "lazy_load") else lc.load()
+        it: Sequence[Any] | Iterator[Any] = (
+            lc.lazy_load() if hasattr(lc, "lazy_load") else lc.load()
+        )
         yield from from_langchain(it, source=str(path))
 
     return load_with_langchain

@@ -28,7 +28,11 @@ def decode_text(data: bytes) -> tuple[str, str]:
     """
     if not data.strip():
         raise LoaderError("empty file")
-    for bom, enc in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+    for bom, enc in (
+        (b"\xef\xbb\xbf", "utf-8-sig"),
+        (b"\xff\xfe", "utf-16"),
+        (b"\xfe\xff", "utf-16"),
+    ):
         if data.startswith(bom):
             try:
                 return data.decode(enc), enc
@@ -133,7 +137,9 @@ def load_text(path: Path) -> Iterator[Document]:
     from unstructured.partition.text import partition_text
 
     elements = partition_text(text=text, languages=[""])
-    yield elements_to_document(elements, source=str(path), metadata={"filetype": "text", "encoding": enc})
+    yield elements_to_document(
+        elements, source=str(path), metadata={"filetype": "text", "encoding": enc}
+    )
 
 
 @register_loader([".md", ".markdown"])
@@ -144,7 +150,9 @@ def load_markdown(path: Path) -> Iterator[Document]:
     from unstructured.partition.md import partition_md
 
     elements = partition_md(text=text, languages=[""])
-    yield elements_to_document(elements, source=str(path), metadata={"filetype": "markdown", "encoding": enc})
+    yield elements_to_document(
+        elements, source=str(path), metadata={"filetype": "markdown", "encoding": enc}
+    )
 
 
 @register_loader([".html", ".htm", ".xhtml"])
@@ -156,7 +164,10 @@ def load_html(path: Path) -> Iterator[Document]:
 
     elements = partition_html(text=text, languages=[""])
     yield elements_to_document(
-        elements, source=str(path), title=_html_title(text), metadata={"filetype": "html", "encoding": enc}
+        elements,
+        source=str(path),
+        title=_html_title(text),
+        metadata={"filetype": "html", "encoding": enc},
     )
 
 
@@ -183,7 +194,9 @@ def load_docx(path: Path) -> Iterator[Document]:
         title = docx.Document(str(path)).core_properties.title or ""
     except Exception:  # noqa: BLE001 - the title is a nicety
         title = ""
-    yield elements_to_document(elements, source=str(path), title=title, metadata={"filetype": "docx"})
+    yield elements_to_document(
+        elements, source=str(path), title=title, metadata={"filetype": "docx"}
+    )
 
 
 @register_loader([".pdf"])
@@ -229,7 +242,9 @@ def _pdf_elements(paras: list[tuple[int, str, float]]) -> Iterator[Any]:
         if acc * 2 >= total:
             body = h
             break
-    sizes = sorted({round(h * 2) / 2 for _, t, h in paras if _is_pdf_heading(t, h, body)}, reverse=True)
+    sizes = sorted(
+        {round(h * 2) / 2 for _, t, h in paras if _is_pdf_heading(t, h, body)}, reverse=True
+    )
     for page, text, h in paras:
         heading = _is_pdf_heading(text, h, body)
         depth = sizes.index(round(h * 2) / 2) if heading else None

@@ -27,8 +27,13 @@ def quoting_responder(messages: list[dict]) -> str:
     pairs = []
     for s in [s for s in sentences if len(s.split()) >= 3][:n]:
         words = s.rstrip(".!?").split()
-        pairs.append({"quote": s, "answer": " ".join(words[-2:]),
-                      "question": f"What completes the statement '{' '.join(words[:-2])}'?"})
+        pairs.append(
+            {
+                "quote": s,
+                "answer": " ".join(words[-2:]),
+                "question": f"What completes the statement '{' '.join(words[:-2])}'?",
+            }
+        )
     return json.dumps({"pairs": pairs})
 
 
@@ -52,11 +57,21 @@ def main() -> None:
             os.kill(os.getpid(), signal.SIGSEGV)
         text = quoting_responder(request["messages"])
         answered += 1
-        send({"ok": True, "result": {
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": text}}],
-            "usage": {"prompt_tokens": 100, "completion_tokens": 40, "total_tokens": 140},
-        }})
+        send(
+            {
+                "ok": True,
+                "result": {
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": text},
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 100, "completion_tokens": 40, "total_tokens": 140},
+                },
+            }
+        )
 
 
 if __name__ == "__main__":

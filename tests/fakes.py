@@ -189,8 +189,15 @@ class FakeIndex:
             pos = 0
             for t in texts:
                 chunks.append(
-                    Chunk(id=Chunk.make_id(doc_id, pos, pos + len(t)), doc_id=doc_id, text=t,
-                          start=pos, end=pos + len(t), source=f"{doc_id}.txt", title=doc_id)
+                    Chunk(
+                        id=Chunk.make_id(doc_id, pos, pos + len(t)),
+                        doc_id=doc_id,
+                        text=t,
+                        start=pos,
+                        end=pos + len(t),
+                        source=f"{doc_id}.txt",
+                        title=doc_id,
+                    )
                 )
                 pos += len(t) + 2
         return cls(chunks)
@@ -204,7 +211,9 @@ class FakeIndex:
     def documents(self) -> list[dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for c in self._chunks:
-            d = out.setdefault(c.doc_id, {"doc_id": c.doc_id, "sources": [c.source], "title": c.title, "chunks": 0})
+            d = out.setdefault(
+                c.doc_id, {"doc_id": c.doc_id, "sources": [c.source], "title": c.title, "chunks": 0}
+            )
             d["chunks"] += 1
         return list(out.values())
 

@@ -65,7 +65,9 @@ def ok(content: str, *, delay: float = 0.0) -> Reply:
 
 def chatty(payload: Body) -> Reply:
     """Valid JSON wrapped in a preamble and a code fence, as small models reply."""
-    return ok("Sure! Here is the JSON you asked for:\n```json\n" + json.dumps(payload) + "\n```\nEnjoy!")
+    return ok(
+        "Sure! Here is the JSON you asked for:\n```json\n" + json.dumps(payload) + "\n```\nEnjoy!"
+    )
 
 
 def truncated(payload: Body) -> Reply:
@@ -84,13 +86,21 @@ def server_error(status: int = 500) -> Reply:
 
 
 def unauthorized() -> Reply:
-    return _error(401, "Incorrect API key provided: sk-bad", kind="invalid_request_error",
-                  code="invalid_api_key")
+    return _error(
+        401,
+        "Incorrect API key provided: sk-bad",
+        kind="invalid_request_error",
+        code="invalid_api_key",
+    )
 
 
 def unknown_model(name: str = "fake") -> Reply:
-    return _error(404, f"The model `{name}` does not exist or you do not have access to it.",
-                  kind="invalid_request_error", code="model_not_found")
+    return _error(
+        404,
+        f"The model `{name}` does not exist or you do not have access to it.",
+        kind="invalid_request_error",
+        code="model_not_found",
+    )
 
 
 def bad_request(message: str = "Invalid value for 'response_format'") -> Reply:
@@ -113,8 +123,12 @@ def empty_choices() -> Reply:
 class FaultServer:
     """A threaded HTTP server on an ephemeral loopback port; `url` is its OpenAI base URL."""
 
-    def __init__(self, script: Iterable[Reply] = (), *,
-                 default: Reply | Callable[[Body], Reply] | None = None) -> None:
+    def __init__(
+        self,
+        script: Iterable[Reply] = (),
+        *,
+        default: Reply | Callable[[Body], Reply] | None = None,
+    ) -> None:
         self.script: deque[Reply] = deque(script)
         self.default = default
         self.requests: list[dict[str, Any]] = []
@@ -168,7 +182,9 @@ class FaultServer:
                 pass  # keep test output clean
 
             def do_GET(self) -> None:  # /v1/models, health probes
-                self._send(Reply(200, {"object": "list", "data": [{"id": "fake", "object": "model"}]}))
+                self._send(
+                    Reply(200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
+                )
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -179,8 +195,12 @@ class FaultServer:
                     body = {"_raw": raw.decode("utf-8", "replace")}
                 with server._lock:
                     server.requests.append(
-                        {"path": self.path, "headers": dict(self.headers), "body": body,
-                         "time": time.monotonic()}
+                        {
+                            "path": self.path,
+                            "headers": dict(self.headers),
+                            "body": body,
+                            "time": time.monotonic(),
+                        }
                     )
                 self._send(server._next(body))
 

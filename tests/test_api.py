@@ -22,11 +22,39 @@ def test_all_public_names_are_exported():
 def test_exported_members():
     exported = set(grounded.__all__)
     expected = {
-        "Block", "CheckError", "Chunk", "ClaimVerdict", "ConfigError", "Document", "Evidence", "GroundedError",
-        "Hit", "IndexStoreError", "LLMError", "LoaderError", "MissingDependencyError",
-        "PromptError", "Provenance", "QAPair", "Reason", "Rejection", "Verdict", "__version__",
-        "check", "check_long", "chunk_document", "default_checker", "from_langchain", "generate", "ingest", "load",
-        "open_index", "register_loader", "run", "search", "to_langchain",
+        "Block",
+        "CheckError",
+        "Chunk",
+        "ClaimVerdict",
+        "ConfigError",
+        "Document",
+        "Evidence",
+        "GroundedError",
+        "Hit",
+        "IndexStoreError",
+        "LLMError",
+        "LoaderError",
+        "MissingDependencyError",
+        "PromptError",
+        "Provenance",
+        "QAPair",
+        "Reason",
+        "Rejection",
+        "Verdict",
+        "__version__",
+        "check",
+        "check_long",
+        "chunk_document",
+        "default_checker",
+        "from_langchain",
+        "generate",
+        "ingest",
+        "load",
+        "open_index",
+        "register_loader",
+        "run",
+        "search",
+        "to_langchain",
     }
     assert exported == expected
 
@@ -47,8 +75,14 @@ def test_qapair_round_trips_through_dict():
     ev = grounded.Evidence(doc_id="d", chunk_id="d:0-5", start=0, end=5, text="Hello", score=1.0)
     verdict = grounded.Verdict(supported=True, score=0.9, reasons=(grounded.Reason("ok", "fine"),))
     pair = grounded.QAPair(
-        id="x", question="Who?", answer="Hello", evidence=(ev,), doc_ids=("d",),
-        chunk_ids=("d:0-5",), provenance=grounded.Provenance(model="m", prompt="p"), verdict=verdict,
+        id="x",
+        question="Who?",
+        answer="Hello",
+        evidence=(ev,),
+        doc_ids=("d",),
+        chunk_ids=("d:0-5",),
+        provenance=grounded.Provenance(model="m", prompt="p"),
+        verdict=verdict,
     )
     assert grounded.QAPair.from_dict(pair.to_dict()) == pair
 
@@ -65,5 +99,11 @@ def test_no_module_shares_a_public_function_name():
 
     assert grounded.ingest is ingest and grounded.generate is generate and grounded.check is check
     modules = {m.name for m in pkgutil.iter_modules(grounded.__path__)}
-    functions = {n for n in grounded.__all__ if callable(getattr(grounded, n)) and not isinstance(getattr(grounded, n), type)}
-    assert not modules & functions, f"modules named like public functions: {sorted(modules & functions)}"
+    functions = {
+        n
+        for n in grounded.__all__
+        if callable(getattr(grounded, n)) and not isinstance(getattr(grounded, n), type)
+    }
+    assert not modules & functions, (
+        f"modules named like public functions: {sorted(modules & functions)}"
+    )

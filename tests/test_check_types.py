@@ -17,27 +17,48 @@ from grounded.types import Provenance, QAPair
 
 pytestmark = pytest.mark.skipif(spacy_pipeline() is None, reason="en_core_web_sm is not installed")
 
-ELECTION = ("The 2014 election to the Victorian Legislative Council used the Single Transferable Vote. "
-            "There are 40 seats in the council.")
+ELECTION = (
+    "The 2014 election to the Victorian Legislative Council used the Single Transferable Vote. "
+    "There are 40 seats in the council."
+)
 LABOR = "The centre-left Australian Labor Party is one of Victoria's two major parties."
 
 
 def _check_cli(tmp_path: Path, rows: list[dict]) -> tuple[list[dict], list[dict]]:
     path = tmp_path / "qa.jsonl"
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["check", str(path), "--out", str(out), "--semantic", "off", "--json"])
+    result = CliRunner().invoke(
+        main, ["check", str(path), "--out", str(out), "--semantic", "off", "--json"]
+    )
     assert result.exit_code == 0, result.output
     read = lambda name: [json.loads(x) for x in (out / name).read_text().splitlines() if x.strip()]  # noqa: E731
     return read("qa.jsonl"), read("rejected.jsonl")
 
 
 def test_an_answer_of_the_wrong_type_is_rejected_with_its_reason(tmp_path):
-    kept, rejected = _check_cli(tmp_path, [
-        {"question": "How many seats are there in the 2014 election?", "answer": "Single Transferable Vote", "context": ELECTION},
-        {"question": "What is the centre-left Australian Labor Party?", "answer": "Victoria's", "context": LABOR},
-        {"question": "How many seats are there in the council?", "answer": "40", "context": ELECTION},
-    ])
+    kept, rejected = _check_cli(
+        tmp_path,
+        [
+            {
+                "question": "How many seats are there in the 2014 election?",
+                "answer": "Single Transferable Vote",
+                "context": ELECTION,
+            },
+            {
+                "question": "What is the centre-left Australian Labor Party?",
+                "answer": "Victoria's",
+                "context": LABOR,
+            },
+            {
+                "question": "How many seats are there in the council?",
+                "answer": "40",
+                "context": ELECTION,
+            },
+        ],
+    )
     assert [r["answer"] for r in kept] == ["40"]
     by_answer = {r["pair"]["answer"]: {x["code"] for x in r["reasons"]} for r in rejected}
     assert "answer_type_mismatch" in by_answer["Single Transferable Vote"]
@@ -46,17 +67,20 @@ def test_an_answer_of_the_wrong_type_is_rejected_with_its_reason(tmp_path):
     assert "focus_not_near_answer" in by_answer["Single Transferable Vote"]
 
 
-@pytest.mark.parametrize("question,expected,focus", [
-    ("How many seats are there in the 2014 election?", "quantity", "seat"),
-    ("In what year did the Normans conquer England?", "date", ""),
-    ("Which city is the capital of France?", "place", ""),
-    ("Who is the inventor of the Tesla Coil?", "agent", "inventor"),
-    ("When John Fox left as head coach, who replaced him?", "agent", ""),
-    ("What is the centre-left Australian Labor Party?", "description", ""),
-    ("What was the last Super Bowl in California?", "", ""),
-    ("Where does Warsaw rank in the EU?", "", ""),
-    ("What did Tesla invent?", "", ""),
-])
+@pytest.mark.parametrize(
+    "question,expected,focus",
+    [
+        ("How many seats are there in the 2014 election?", "quantity", "seat"),
+        ("In what year did the Normans conquer England?", "date", ""),
+        ("Which city is the capital of France?", "place", ""),
+        ("Who is the inventor of the Tesla Coil?", "agent", "inventor"),
+        ("When John Fox left as head coach, who replaced him?", "agent", ""),
+        ("What is the centre-left Australian Labor Party?", "description", ""),
+        ("What was the last Super Bowl in California?", "", ""),
+        ("Where does Warsaw rank in the EU?", "", ""),
+        ("What did Tesla invent?", "", ""),
+    ],
+)
 def test_question_types_come_from_the_parse(question, expected, focus):
     qt = question_type(spacy_pipeline()(question))
     assert (qt.expected, qt.focus) == (expected, focus)
@@ -65,7 +89,12 @@ def test_question_types_come_from_the_parse(question, expected, focus):
 @pytest.mark.parametrize("signal", sorted(TYPE_NEUTRAL))
 def test_a_worse_type_signal_never_raises_a_pairs_score(signal):
     # the signals of a real kept pair, then only this one made worse
-    pair = QAPair(id="p", question="How many seats are there in the council?", answer="40", contexts=(ELECTION,))
+    pair = QAPair(
+        id="p",
+        question="How many seats are there in the council?",
+        answer="40",
+        contexts=(ELECTION,),
+    )
     verdict = default_checker(semantic="off").check(pair, inline_sources(pair))
     assert verdict.supported and signal in CALIBRATION["qa"].features
     sign = SIGNS[signal]
@@ -73,7 +102,9 @@ def test_a_worse_type_signal_never_raises_a_pairs_score(signal):
     worse = {**signals, signal: 0.0 if sign > 0 else 1.0}
     cal = calibration_for("qa", signals)
     assert cal.score(worse) <= cal.score(signals)
-    assert TYPE_NEUTRAL[signal] == (1.0 if sign > 0 else 0.0)  # neutral = best case: skipping bounds
+    assert TYPE_NEUTRAL[signal] == (
+        1.0 if sign > 0 else 0.0
+    )  # neutral = best case: skipping bounds
 
 
 def test_skipping_undecided_pairs_changes_no_verdict():
@@ -87,7 +118,9 @@ def test_skipping_undecided_pairs_changes_no_verdict():
         ("When did the election take place?", "2014", ELECTION),
         ("Who wrote Hamlet?", "Shakespeare", LABOR),
     ]
-    pairs = [QAPair(id=str(i), question=q, answer=a, contexts=(c,)) for i, (q, a, c) in enumerate(rows)]
+    pairs = [
+        QAPair(id=str(i), question=q, answer=a, contexts=(c,)) for i, (q, a, c) in enumerate(rows)
+    ]
     items = [(p, inline_sources(p)) for p in pairs]
     lazy = default_checker(semantic="off").check_many(items)
     full = default_checker(semantic="off", answer_types="all").check_many(items)
@@ -95,9 +128,13 @@ def test_skipping_undecided_pairs_changes_no_verdict():
 
 
 def test_other_languages_abstain():
-    pair = QAPair(id="de", question="Wie viele Sitze gibt es im Rat?", answer="Einfache übertragbare Stimme",
-                  contexts=("Im Rat gibt es 40 Sitze. Gewählt wird mit der einfachen übertragbaren Stimme.",),
-                  provenance=Provenance(language="de"))
+    pair = QAPair(
+        id="de",
+        question="Wie viele Sitze gibt es im Rat?",
+        answer="Einfache übertragbare Stimme",
+        contexts=("Im Rat gibt es 40 Sitze. Gewählt wird mit der einfachen übertragbaren Stimme.",),
+        provenance=Provenance(language="de"),
+    )
     verdict = default_checker(semantic="off", answer_types="all").check(pair, inline_sources(pair))
     codes = {r.code for r in verdict.reasons}
     assert "checks_skipped_language" in codes and "answer_type_mismatch" not in codes

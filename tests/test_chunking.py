@@ -14,7 +14,21 @@ from grounded.errors import ConfigError
 from grounded.types import Block, Document
 
 WORDS = st.sampled_from(
-    ["the", "river", "1863", "Lincoln", "café", "naïve", "—", "3.5%", "e.g.", "東京", "🙂", "x" * 40, "end."]
+    [
+        "the",
+        "river",
+        "1863",
+        "Lincoln",
+        "café",
+        "naïve",
+        "—",
+        "3.5%",
+        "e.g.",
+        "東京",
+        "🙂",
+        "x" * 40,
+        "end.",
+    ]
 )
 SEPARATORS = st.sampled_from([" ", " ", " ", "\n", "\n\n", ". ", "! ", "\t", "  \n \n"])
 
@@ -86,7 +100,9 @@ def test_overlap_repeats_text_but_never_crosses_sections() -> None:
     beta = [c for c in chunks if c.section == ("Beta",)]
     assert alpha and beta and len(alpha) + len(beta) == len(chunks)
     assert all(c.end <= b_start for c in alpha), "a chunk spans two sections"
-    assert any(b.start < a.end for a, b in zip(alpha, alpha[1:], strict=False)), "no overlap within a section"
+    assert any(b.start < a.end for a, b in zip(alpha, alpha[1:], strict=False)), (
+        "no overlap within a section"
+    )
     assert beta[0].start == b_start, "overlap crossed into the next section"
 
 
@@ -117,10 +133,16 @@ def test_empty_document_has_no_chunks() -> None:
 @pytest.mark.parametrize(("size", "overlap"), [(0, 0), (10, 10), (10, -1)])
 def test_bad_sizes_are_config_errors(size: int, overlap: int) -> None:
     with pytest.raises(ConfigError):
-        list(chunk_document(Document.from_text("x", source="s"), chunk_tokens=size, overlap_tokens=overlap))
+        list(
+            chunk_document(
+                Document.from_text("x", source="s"), chunk_tokens=size, overlap_tokens=overlap
+            )
+        )
 
 
-PIECES = st.sampled_from(list("ab .\n\t") + ["é", "€", "東", "🙂", "\u0301", "<|endoftext|>", "  word"])
+PIECES = st.sampled_from(
+    list("ab .\n\t") + ["é", "€", "東", "🙂", "\u0301", "<|endoftext|>", "  word"]
+)
 
 
 @settings(max_examples=80, deadline=None)
@@ -135,7 +157,20 @@ def test_vectorised_token_offsets_match_tiktoken(text: str) -> None:
 
 # --- linear in the document's length, same chunks as before ----------------------------
 
-_LONG_WORDS = ["the", "river", "1863", "Lincoln", "café", "naïve", "—", "3.5%", "e.g.", "東京", "🙂", "end."]
+_LONG_WORDS = [
+    "the",
+    "river",
+    "1863",
+    "Lincoln",
+    "café",
+    "naïve",
+    "—",
+    "3.5%",
+    "e.g.",
+    "東京",
+    "🙂",
+    "end.",
+]
 _LONG_SEPS = [" "] * 12 + ["\n", "\n\n", ". ", "! ", "\t", "  \n \n", ".\u201d ", "\u00a0", "\x1c"]
 
 
@@ -167,7 +202,9 @@ def _boundaries_digest(doc: Document, size: int, overlap: int) -> tuple[int, str
 # Boundaries of the chunker before it was made linear (commit 2340296), recorded on these texts;
 # the long ones re-recorded when sentence breaks came from grounded.text (a break needs a capital
 # or digit next and skips abbreviations, as the checker's always did).
-SHORT_TEXT = "Alpha one. Beta two!\n\nGamma three, \u201cquoted.\u201d Delta  four\n  five six seven. " * 3
+SHORT_TEXT = (
+    "Alpha one. Beta two!\n\nGamma three, \u201cquoted.\u201d Delta  four\n  five six seven. " * 3
+)
 SHORT_BOUNDARIES = [(0, 44), (35, 85), (75, 119), (110, 160), (150, 194), (185, 224)]
 LONG_EXPECTED = {  # (with_blocks, chunk_tokens, overlap_tokens): (chunks, digest of their boundaries)
     (False, 256, 32): (663, "d0e5d0d0cef0c5a0"),
@@ -184,7 +221,9 @@ def test_short_text_chunk_boundaries_are_unchanged() -> None:
 
 
 @pytest.mark.parametrize(("with_blocks", "size", "overlap"), sorted(LONG_EXPECTED))
-def test_long_text_chunk_boundaries_are_unchanged(with_blocks: bool, size: int, overlap: int) -> None:
+def test_long_text_chunk_boundaries_are_unchanged(
+    with_blocks: bool, size: int, overlap: int
+) -> None:
     doc = _long_document(60_000, with_blocks=with_blocks)
     assert _boundaries_digest(doc, size, overlap) == LONG_EXPECTED[(with_blocks, size, overlap)]
 

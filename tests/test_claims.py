@@ -27,40 +27,63 @@ def _texts(answer: str, question: str = "") -> list[str]:
 
 
 def test_spans_slice_the_answer_exactly():
-    answer = ("The bridge was opened in 1862, closed in 1901 and rebuilt in 1910; it carries a road.\n"
-              "- Its arches are stone.\n"
-              "2. The mill burned down in 1936 and the town bought the site.")
+    answer = (
+        "The bridge was opened in 1862, closed in 1901 and rebuilt in 1910; it carries a road.\n"
+        "- Its arches are stone.\n"
+        "2. The mill burned down in 1936 and the town bought the site."
+    )
     assert _texts(answer) == [
-        "The bridge was opened in 1862", "closed in 1901", "rebuilt in 1910", "it carries a road",
-        "Its arches are stone", "The mill burned down in 1936", "the town bought the site",
+        "The bridge was opened in 1862",
+        "closed in 1901",
+        "rebuilt in 1910",
+        "it carries a road",
+        "Its arches are stone",
+        "The mill burned down in 1936",
+        "the town bought the site",
     ]
 
 
 def test_coordinated_verbs_sharing_an_object_stay_one_claim():
-    assert _texts("The company designs and builds bridges.") == ["The company designs and builds bridges"]
+    assert _texts("The company designs and builds bridges.") == [
+        "The company designs and builds bridges"
+    ]
 
 
 def test_meta_prefix_is_stripped_and_non_claims_dropped():
-    answer = ("Based on the passage, the bridge opened in 1852. According to the text, it has three arches. "
-              "The passage says that the mill burned down in 1936. The passage does not mention the architect. "
-              "Sure! I hope this helps. Is there anything else? Here are the main points:")
-    assert _texts(answer) == ["the bridge opened in 1852", "it has three arches", "the mill burned down in 1936"]
+    answer = (
+        "Based on the passage, the bridge opened in 1852. According to the text, it has three arches. "
+        "The passage says that the mill burned down in 1936. The passage does not mention the architect. "
+        "Sure! I hope this helps. Is there anything else? Here are the main points:"
+    )
+    assert _texts(answer) == [
+        "the bridge opened in 1852",
+        "it has three arches",
+        "the mill burned down in 1936",
+    ]
 
 
 def test_framing_is_stripped_hedges_dropped_and_titles_kept():
-    answer = ("Sure! Here is the answer to your question: The bridge opened in 1852. It is worth noting that "
-              "the mill burned down in 1936. It is possible that the mill was rebuilt. Please note that tolls "
-              "were charged.\n**Arches**: The bridge has three arches.\n"
-              'He recorded "Metallica: A Tribute to Iron Maiden" that year.')
+    answer = (
+        "Sure! Here is the answer to your question: The bridge opened in 1852. It is worth noting that "
+        "the mill burned down in 1936. It is possible that the mill was rebuilt. Please note that tolls "
+        "were charged.\n**Arches**: The bridge has three arches.\n"
+        'He recorded "Metallica: A Tribute to Iron Maiden" that year.'
+    )
     assert _texts(answer) == [
-        "The bridge opened in 1852", "the mill burned down in 1936", "tolls were charged",
-        "The bridge has three arches", 'He recorded "Metallica: A Tribute to Iron Maiden" that year',
+        "The bridge opened in 1852",
+        "the mill burned down in 1936",
+        "tolls were charged",
+        "The bridge has three arches",
+        'He recorded "Metallica: A Tribute to Iron Maiden" that year',
     ]
 
 
 def test_shared_subject_and_auxiliary_are_filled_in_for_checking():
     claims = split_claims("The bridge was opened in 1862 and rebuilt in 1910.")
-    assert [c.checked for c in claims] == ["The bridge was opened in 1862", "The bridge was rebuilt in 1910"]
+    assert [c.checked for c in claims] == [
+        "The bridge was opened in 1862",
+        "The bridge was rebuilt in 1910",
+    ]
 
 
 def test_a_pronoun_claim_is_checked_with_the_previous_subject():
@@ -74,11 +97,15 @@ def test_a_pronoun_claim_is_checked_with_the_previous_subject():
     (bad,) = [c for c in verdict.claims if not c.supported]
     assert answer[bad.start : bad.end] == "It was completed in 1851"
     # the same pronoun after the other subject is supported: the antecedent decides
-    assert grounded.check_long("The Crystal Palace stood in London. It was completed in 1851.", [source]).supported
+    assert grounded.check_long(
+        "The Crystal Palace stood in London. It was completed in 1851.", [source]
+    ).supported
 
 
 def test_a_leading_pronoun_takes_the_questions_subject():
-    (claim,) = split_claims("It was completed in 1889.", question="When was the Eiffel Tower completed?")
+    (claim,) = split_claims(
+        "It was completed in 1889.", question="When was the Eiffel Tower completed?"
+    )
     assert claim.checked == "the Eiffel Tower was completed in 1889"
 
 
@@ -90,14 +117,20 @@ def test_a_faithful_answer_passes():
     assert not any(r.code == "unsupported_claim" for r in verdict.reasons)
 
 
-@pytest.mark.parametrize(("fault", "wrong"), [
-    ("opened to traffic in 1857", "1857"),                     # a year changed
-    ("Heavy lorries are allowed on it", "are allowed"),       # the negation dropped
-    ("by Thomas Nash", "Nash"),                               # a name the source does not give
-])
+@pytest.mark.parametrize(
+    ("fault", "wrong"),
+    [
+        ("opened to traffic in 1857", "1857"),  # a year changed
+        ("Heavy lorries are allowed on it", "are allowed"),  # the negation dropped
+        ("by Thomas Nash", "Nash"),  # a name the source does not give
+    ],
+)
 def test_one_fault_fails_with_its_span(fault, wrong):
-    original = {"1857": "opened to traffic in 1852", "are allowed": "Heavy lorries are not allowed on it",
-                "Nash": "by Thomas Clarke"}[wrong]
+    original = {
+        "1857": "opened to traffic in 1852",
+        "are allowed": "Heavy lorries are not allowed on it",
+        "Nash": "by Thomas Clarke",
+    }[wrong]
     answer = FAITHFUL.replace(original, fault)
     verdict = grounded.check_long(answer, [SOURCE])
     assert not verdict.supported
@@ -109,9 +142,13 @@ def test_one_fault_fails_with_its_span(fault, wrong):
 
 
 def test_a_swapped_name_from_the_same_source_is_caught():
-    source = ("Denver linebacker Von Miller was named Super Bowl MVP after recording five solo tackles. "
-              "Carolina quarterback Cam Newton was sacked six times.")
-    faithful = "Denver linebacker Von Miller was named Super Bowl MVP after recording five solo tackles."
+    source = (
+        "Denver linebacker Von Miller was named Super Bowl MVP after recording five solo tackles. "
+        "Carolina quarterback Cam Newton was sacked six times."
+    )
+    faithful = (
+        "Denver linebacker Von Miller was named Super Bowl MVP after recording five solo tackles."
+    )
     swapped = faithful.replace("Von Miller", "Cam Newton")  # every word of it is in the source
     assert grounded.check_long(faithful, [source]).supported
     verdict = grounded.check_long(swapped, [source])
@@ -128,7 +165,9 @@ def test_long_verdict_round_trips_through_json():
 
 
 def test_cli_long_answers_writes_claims_and_spans(tmp_path):
-    result = CliRunner().invoke(main, ["check", str(FIXTURE), "--out", str(tmp_path), "--long-answers", "--json"])
+    result = CliRunner().invoke(
+        main, ["check", str(FIXTURE), "--out", str(tmp_path), "--long-answers", "--json"]
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert (summary["kept"], summary["rejected"]) == (1, 2)

@@ -67,7 +67,18 @@ def test_debug_shows_traceback(failing):
 def test_help_lists_every_command():
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0, result.output
-    for name in ("ingest", "search", "generate", "check", "eval", "mix", "export", "dedup", "report", "run"):
+    for name in (
+        "ingest",
+        "search",
+        "generate",
+        "check",
+        "eval",
+        "mix",
+        "export",
+        "dedup",
+        "report",
+        "run",
+    ):
         assert name in result.output
 
 
@@ -80,14 +91,23 @@ QA = Path(__file__).parent / "data" / "health" / "run" / "qa.jsonl"
 
 def readme_exit_codes() -> dict[int, str]:
     """code -> meaning, from the table under "## Errors and exit codes"."""
-    section = README.read_text(encoding="utf-8").split("## Errors and exit codes", 1)[1].split("\n## ", 1)[0]
-    return {int(code): meaning.strip() for code, meaning in re.findall(r"^\| (\d+) \| (.+?) \|$", section, re.M)}
+    section = (
+        README.read_text(encoding="utf-8")
+        .split("## Errors and exit codes", 1)[1]
+        .split("\n## ", 1)[0]
+    )
+    return {
+        int(code): meaning.strip()
+        for code, meaning in re.findall(r"^\| (\d+) \| (.+?) \|$", section, re.M)
+    }
 
 
 @pytest.fixture(scope="module")
 def index_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("codes") / "index"
-    result = CliRunner().invoke(main, ["ingest", str(DOCS), "--index", str(path), "--chunk-tokens", "64"])
+    result = CliRunner().invoke(
+        main, ["ingest", str(DOCS), "--index", str(path), "--chunk-tokens", "64"]
+    )
     assert result.exit_code == 0, result.output
     return path
 
@@ -97,10 +117,28 @@ def _answer(body):
 
 
 def _generate(index_dir, tmp_path, server, *extra):
-    return CliRunner().invoke(main, [
-        "generate", "--index", str(index_dir), "--out", str(tmp_path / "gen"), "-n", "3",
-        "--model", "openai/fake", "--api-base", server.url, "--no-check", *extra,
-    ]).exit_code
+    return (
+        CliRunner()
+        .invoke(
+            main,
+            [
+                "generate",
+                "--index",
+                str(index_dir),
+                "--out",
+                str(tmp_path / "gen"),
+                "-n",
+                "3",
+                "--model",
+                "openai/fake",
+                "--api-base",
+                server.url,
+                "--no-check",
+                *extra,
+            ],
+        )
+        .exit_code
+    )
 
 
 def _success(index_dir, tmp_path, server, monkeypatch):
@@ -110,17 +148,31 @@ def _success(index_dir, tmp_path, server, monkeypatch):
 def _bad_input_file(index_dir, tmp_path, server, monkeypatch):
     bad = tmp_path / "bad.jsonl"
     bad.write_text("this is not JSON\n")
-    return CliRunner().invoke(main, ["export", str(bad), "--format", "csv", "--out", str(tmp_path / "x.csv")]).exit_code
+    return (
+        CliRunner()
+        .invoke(main, ["export", str(bad), "--format", "csv", "--out", str(tmp_path / "x.csv")])
+        .exit_code
+    )
 
 
 def _bad_option(index_dir, tmp_path, server, monkeypatch):
-    return CliRunner().invoke(main, ["run", str(DOCS), "--out", str(tmp_path / "o"), "--no-such-option"]).exit_code
+    return (
+        CliRunner()
+        .invoke(main, ["run", str(DOCS), "--out", str(tmp_path / "o"), "--no-such-option"])
+        .exit_code
+    )
 
 
 def _missing_dependency(index_dir, tmp_path, server, monkeypatch):
     for name in ("pyarrow", "pyarrow.parquet"):
         monkeypatch.setitem(sys.modules, name, None)  # as if `grounded[export]` were not installed
-    return CliRunner().invoke(main, ["export", str(QA), "--format", "parquet", "--out", str(tmp_path / "x.parquet")]).exit_code
+    return (
+        CliRunner()
+        .invoke(
+            main, ["export", str(QA), "--format", "parquet", "--out", str(tmp_path / "x.parquet")]
+        )
+        .exit_code
+    )
 
 
 def _unusable_index(index_dir, tmp_path, server, monkeypatch):
@@ -141,9 +193,24 @@ def _interrupted(index_dir, tmp_path, server, monkeypatch):
     server.default = slow("{}", 60)
     grounded = Path(sys.executable).with_name("grounded")
     proc = subprocess.Popen(
-        [str(grounded), "generate", "--index", str(index_dir), "--out", str(tmp_path / "gen"), "-n", "3",
-         "--model", "openai/fake", "--api-base", server.url, "--no-check"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            str(grounded),
+            "generate",
+            "--index",
+            str(index_dir),
+            "--out",
+            str(tmp_path / "gen"),
+            "-n",
+            "3",
+            "--model",
+            "openai/fake",
+            "--api-base",
+            server.url,
+            "--no-check",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 240

@@ -18,7 +18,10 @@ def test_top_level_and_section_keys_map_to_commands(tmp_path):
     cfg = tmp_path / "grounded.toml"
     cfg.write_text('model = "openai/gpt-4o-mini"\nchunk_tokens = 128\n[generate]\nn = 7\n')
     dm = load_settings(cfg)
-    assert dm["generate"] == {"model": "openai/gpt-4o-mini", "n": 7}  # generate has no --chunk-tokens
+    assert dm["generate"] == {
+        "model": "openai/gpt-4o-mini",
+        "n": 7,
+    }  # generate has no --chunk-tokens
     assert dm["run"]["n"] == 7 and dm["run"]["chunk_tokens"] == 128
     assert dm["ingest"] == {"chunk_tokens": 128}
 
@@ -87,18 +90,27 @@ def test_keys_are_the_option_names_of_every_command(tmp_path):
             node = load_settings(cfg)
             for name in path:
                 node = node[name]
-            assert node[param.name] == param.type_cast_value(click.Context(cmd), value), (section, key)
+            assert node[param.name] == param.type_cast_value(click.Context(cmd), value), (
+                section,
+                key,
+            )
             checked += 1
     assert checked >= 30
 
 
 def test_generate_settings_the_readme_names(tmp_path):
     cfg = tmp_path / "grounded.toml"
-    cfg.write_text('api_base = "http://127.0.0.1:8080/v1"\n[generate]\ntemperature = 0.2\n'
-                   'response_format = "json_object"\nno_check = true\n[eval.dataset]\nembedder = "none"\n')
+    cfg.write_text(
+        'api_base = "http://127.0.0.1:8080/v1"\n[generate]\ntemperature = 0.2\n'
+        'response_format = "json_object"\nno_check = true\n[eval.dataset]\nembedder = "none"\n'
+    )
     dm = load_settings(cfg)
-    assert dm["generate"] == {"api_base": "http://127.0.0.1:8080/v1", "temperature": 0.2,
-                              "response_format": "json_object", "no_check": True}
+    assert dm["generate"] == {
+        "api_base": "http://127.0.0.1:8080/v1",
+        "temperature": 0.2,
+        "response_format": "json_object",
+        "no_check": True,
+    }
     assert dm["run"]["api_base"] == "http://127.0.0.1:8080/v1"
     assert dm["eval"]["dataset"] == {"embedder": "none"}
 
@@ -111,15 +123,21 @@ def test_cli_accepts_api_base_temperature_and_response_format(tmp_path, monkeypa
     res = CliRunner().invoke(main, ["generate", "--help"])
     assert res.exit_code == 0, res.output
     assert "default: json_object" in " ".join(res.output.split())
-    res = CliRunner().invoke(main, ["generate", "--index", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
+    res = CliRunner().invoke(
+        main, ["generate", "--index", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]
+    )
     assert "grounded.toml" not in res.output and res.exit_code != 2, res.output
 
 
 def test_cli_settings_reach_eval_subcommands(tmp_path, monkeypatch):
     data = Path(__file__).parent / "data" / "check" / "plain.jsonl"
-    (tmp_path / "grounded.toml").write_text("[eval.faithfulness]\nquestion_checks = false\nsemantic = 'off'\n")
+    (tmp_path / "grounded.toml").write_text(
+        "[eval.faithfulness]\nquestion_checks = false\nsemantic = 'off'\n"
+    )
     monkeypatch.chdir(tmp_path)
-    res = CliRunner().invoke(main, ["eval", "faithfulness", str(data), "--format", "jsonl", "--json"])
+    res = CliRunner().invoke(
+        main, ["eval", "faithfulness", str(data), "--format", "jsonl", "--json"]
+    )
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["question_checks"] is False
 

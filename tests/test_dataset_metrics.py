@@ -91,7 +91,11 @@ def test_entropy_and_lengths_by_hand():
     assert stats["median"] == 3.0
     assert (stats["min"], stats["max"]) == (1, 5)
     assert sum(stats["histogram"].values()) == 3
-    assert stats["histogram"]["1"] == 1 and stats["histogram"]["3"] == 1 and stats["histogram"]["4-5"] == 1
+    assert (
+        stats["histogram"]["1"] == 1
+        and stats["histogram"]["3"] == 1
+        and stats["histogram"]["4-5"] == 1
+    )
 
 
 def test_mean_pairwise_similarity_by_hand():
@@ -116,7 +120,11 @@ def test_coverage_shares_and_unused_documents():
         {"doc_id": "d2", "title": "Two", "chunks": 1},
         {"doc_id": "d3", "title": "Three", "chunks": 1},
     )
-    pairs = (pair("q1", doc="d1", chunk="d1#0"), pair("q2", doc="d1", chunk="d1#1"), pair("q3", doc="d2", chunk="d2#0"))
+    pairs = (
+        pair("q1", doc="d1", chunk="d1#0"),
+        pair("q2", doc="d1", chunk="d1#1"),
+        pair("q3", doc="d2", chunk="d2#0"),
+    )
     cov = coverage(QASet(pairs, documents=universe, chunks_total=4))
     assert cov["documents_cited"] == 2 and cov["documents_total"] == 3
     assert cov["documents_share"] == pytest.approx(2 / 3, abs=1e-4)
@@ -139,12 +147,17 @@ def test_read_squad_fixture():
     assert len(qaset) == 24 and qaset.chunks_total == 2
     assert [d["doc_id"] for d in qaset.documents] == ["Lighthouses", "Sourdough"]
     first = qaset.pairs[0]
-    assert first.origin == "real" and first.contexts[0][first.evidence[0].start : first.evidence[0].end] == first.answer
+    assert (
+        first.origin == "real"
+        and first.contexts[0][first.evidence[0].start : first.evidence[0].end] == first.answer
+    )
 
 
 def test_read_plain_jsonl_rows(tmp_path):
     path = tmp_path / "plain.jsonl"
-    path.write_text('{"question": "Who?", "answer": "Me", "context": "Me and you"}\n', encoding="utf-8")
+    path.write_text(
+        '{"question": "Who?", "answer": "Me", "context": "Me and you"}\n', encoding="utf-8"
+    )
     (only,) = read_qa_set(path).pairs
     assert (only.question, only.answer, only.contexts) == ("Who?", "Me", ("Me and you",))
     path.write_text('{"answer": "Me"}\n', encoding="utf-8")
@@ -153,21 +166,35 @@ def test_read_plain_jsonl_rows(tmp_path):
 
 
 def test_run_dir_summary_supplies_document_totals(tmp_path):
-    (tmp_path / "qa.jsonl").write_text(json.dumps(pair("Who?", doc="d1", chunk="c1").to_dict()) + "\n", encoding="utf-8")
-    (tmp_path / "summary.json").write_text(json.dumps({"ingest": {"documents": 4, "chunks": 10}}), encoding="utf-8")
+    (tmp_path / "qa.jsonl").write_text(
+        json.dumps(pair("Who?", doc="d1", chunk="c1").to_dict()) + "\n", encoding="utf-8"
+    )
+    (tmp_path / "summary.json").write_text(
+        json.dumps({"ingest": {"documents": 4, "chunks": 10}}), encoding="utf-8"
+    )
     cov = dataset_health(tmp_path / "qa.jsonl", embedder=None)["coverage"]
     assert cov["documents_share"] == 0.25 and cov["chunks_share"] == 0.1
 
 
 def test_narrowing_quiet_on_human_halves():
-    health = dataset_health(DATA / "human-a.json", reference=DATA / "human-b.json", embedder=FakeEmbedder())
+    health = dataset_health(
+        DATA / "human-a.json", reference=DATA / "human-b.json", embedder=FakeEmbedder()
+    )
     assert health["narrowing"]["warning"] is False, health["narrowing"]
     assert health["matched"]["size"] == 24
-    assert set(health["narrowing"]["checks"]) >= {"distinct_2", "wh_entropy", "similarity", "top_prefix", "document_spread"}
+    assert set(health["narrowing"]["checks"]) >= {
+        "distinct_2",
+        "wh_entropy",
+        "similarity",
+        "top_prefix",
+        "document_spread",
+    }
 
 
 def test_narrowing_fires_on_collapsed_templates():
-    health = dataset_health(DATA / "collapsed.jsonl", reference=DATA / "human-b.json", embedder=FakeEmbedder())
+    health = dataset_health(
+        DATA / "collapsed.jsonl", reference=DATA / "human-b.json", embedder=FakeEmbedder()
+    )
     narrowing = health["narrowing"]
     assert narrowing["warning"] is True
     fired = {k for k, v in narrowing["checks"].items() if v["fired"]}
@@ -182,7 +209,9 @@ def test_narrowing_needs_enough_questions():
 
 
 def test_distinct_n_compared_on_equal_sizes():
-    health = dataset_health(DATA / "collapsed.jsonl", reference=DATA / "human-b.json", embedder=None)
+    health = dataset_health(
+        DATA / "collapsed.jsonl", reference=DATA / "human-b.json", embedder=None
+    )
     assert health["n"] == 32 and health["reference"]["n"] == 24
     assert health["matched"]["size"] == 24
     # The 32-question set is subsampled to 24 in each draw, so its matched figure differs from the full one.
@@ -192,7 +221,14 @@ def test_distinct_n_compared_on_equal_sizes():
 def test_cli_json_summary():
     result = CliRunner().invoke(
         eval_dataset,
-        [str(DATA / "collapsed.jsonl"), "--reference", str(DATA / "human-a.json"), "--embedder", "none", "--json"],
+        [
+            str(DATA / "collapsed.jsonl"),
+            "--reference",
+            str(DATA / "human-a.json"),
+            "--embedder",
+            "none",
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
@@ -202,7 +238,11 @@ def test_cli_json_summary():
 
 def test_cli_text_output_and_bad_file(tmp_path):
     result = CliRunner().invoke(eval_dataset, [str(DATA / "human-a.json"), "--embedder", "none"])
-    assert result.exit_code == 0 and "distinct_2" in result.output and "no narrowing warning" in result.output
+    assert (
+        result.exit_code == 0
+        and "distinct_2" in result.output
+        and "no narrowing warning" in result.output
+    )
     bad = tmp_path / "bad.json"
     bad.write_text('{"data": 3}', encoding="utf-8")
     result = CliRunner().invoke(eval_dataset, [str(bad), "--format", "squad", "--embedder", "none"])
@@ -212,4 +252,6 @@ def test_cli_text_output_and_bad_file(tmp_path):
 def test_entropy_matches_definition():
     health = dataset_health(DATA / "human-a.json", embedder=None)
     shares = health["wh"]["shares"]
-    assert health["wh"]["entropy_bits"] == pytest.approx(-sum(s * math.log2(s) for s in shares.values()), abs=1e-3)
+    assert health["wh"]["entropy_bits"] == pytest.approx(
+        -sum(s * math.log2(s) for s in shares.values()), abs=1e-3
+    )

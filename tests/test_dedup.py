@@ -33,8 +33,13 @@ class TableEmbedder:
         return out
 
 
-def qa(pid: str, question: str, answer: str = "Paris", score: float | None = None, evidence: int = 0) -> QAPair:
-    ev = tuple(Evidence(doc_id="d", chunk_id="c", start=k, end=k + 1, text="x", score=1.0) for k in range(evidence))
+def qa(
+    pid: str, question: str, answer: str = "Paris", score: float | None = None, evidence: int = 0
+) -> QAPair:
+    ev = tuple(
+        Evidence(doc_id="d", chunk_id="c", start=k, end=k + 1, text="x", score=1.0)
+        for k in range(evidence)
+    )
     verdict = Verdict(supported=True, score=score) if score is not None else None
     return QAPair(id=pid, question=question, answer=answer, evidence=ev, verdict=verdict)
 
@@ -44,7 +49,11 @@ def test_normalise():
 
 
 def test_exact_duplicates_keep_best_supported():
-    pairs = [qa("a", "What is the capital of France?", score=0.5), qa("b", "what is the capital of france", score=0.9), qa("c", "Who wrote Hamlet?", "Shakespeare")]
+    pairs = [
+        qa("a", "What is the capital of France?", score=0.5),
+        qa("b", "what is the capital of france", score=0.9),
+        qa("c", "Who wrote Hamlet?", "Shakespeare"),
+    ]
     kept, removed = dedup(pairs, embedder=None)
     assert [p.id for p in kept] == ["b", "c"]
     (rej,) = removed
@@ -53,7 +62,10 @@ def test_exact_duplicates_keep_best_supported():
 
 
 def test_ties_on_score_go_to_more_evidence_then_input_order():
-    pairs = [qa("a", "Who wrote Hamlet?", "Shakespeare", score=0.8, evidence=1), qa("b", "Who wrote Hamlet?", "Shakespeare", score=0.8, evidence=2)]
+    pairs = [
+        qa("a", "Who wrote Hamlet?", "Shakespeare", score=0.8, evidence=1),
+        qa("b", "Who wrote Hamlet?", "Shakespeare", score=0.8, evidence=2),
+    ]
     kept, removed = dedup(pairs, embedder=None)
     assert [p.id for p in kept] == ["b"] and removed[0].duplicate_of == "b"
     kept, _ = dedup([qa("x", "Who wrote Hamlet?"), qa("y", "Who wrote Hamlet?")], embedder=None)
@@ -74,15 +86,26 @@ def test_near_duplicates_by_characters():
 
 
 def test_near_questions_with_different_answers_are_kept():
-    pairs = [qa("a", "When was Marie Curie born?", "1867"), qa("b", "When was Pierre Curie born?", "1859")]
+    pairs = [
+        qa("a", "When was Marie Curie born?", "1867"),
+        qa("b", "When was Pierre Curie born?", "1859"),
+    ]
     kept, removed = dedup(pairs, embedder=None, near=0.85)
     assert len(kept) == 2 and not removed
 
 
 def test_paraphrases_by_embedding():
-    q1, q2, q3 = "Who painted the Mona Lisa?", "The Mona Lisa is a work by which artist?", "Where is the Louvre?"
+    q1, q2, q3 = (
+        "Who painted the Mona Lisa?",
+        "The Mona Lisa is a work by which artist?",
+        "Where is the Louvre?",
+    )
     emb = TableEmbedder({q1: 0, q2: 0, q3: 1})
-    pairs = [qa("a", q1, "Leonardo da Vinci", score=0.6), qa("b", q2, "da Vinci", score=0.8), qa("c", q3, "Paris")]
+    pairs = [
+        qa("a", q1, "Leonardo da Vinci", score=0.6),
+        qa("b", q2, "da Vinci", score=0.8),
+        qa("c", q3, "Paris"),
+    ]
     kept, removed = dedup(pairs, embedder=emb, semantic=0.92)
     assert [p.id for p in kept] == ["b", "c"]
     (rej,) = removed
@@ -94,7 +117,10 @@ def test_paraphrases_by_embedding():
 
 def test_embedder_only_sees_questions_left_after_cheaper_tests():
     emb = TableEmbedder({})
-    dedup([qa("a", "Who wrote Hamlet?"), qa("b", "who wrote hamlet"), qa("c", "Where is Paris?")], embedder=emb)
+    dedup(
+        [qa("a", "Who wrote Hamlet?"), qa("b", "who wrote hamlet"), qa("c", "Where is Paris?")],
+        embedder=emb,
+    )
     assert emb.calls == [["Who wrote Hamlet?", "Where is Paris?"]]
 
 
@@ -107,10 +133,20 @@ def test_answers_compatible():
 def test_scales_in_blocks_beyond_one_block():
     # 1,300 distinct questions plus exact and near copies spread over several blocks.
     rng = random.Random(7)
-    vocab = [f"{a}{b}" for a in ("bra", "cle", "dru", "fis", "glo", "hum", "jin", "kor") for b in ("ma", "ne", "pi", "so", "tu", "vy", "wo", "xe")]
-    base = [qa(f"q{i}", "Why " + " ".join(rng.sample(vocab, 6)) + "?", " ".join(rng.sample(vocab, 3))) for i in range(1300)]
+    vocab = [
+        f"{a}{b}"
+        for a in ("bra", "cle", "dru", "fis", "glo", "hum", "jin", "kor")
+        for b in ("ma", "ne", "pi", "so", "tu", "vy", "wo", "xe")
+    ]
+    base = [
+        qa(f"q{i}", "Why " + " ".join(rng.sample(vocab, 6)) + "?", " ".join(rng.sample(vocab, 3)))
+        for i in range(1300)
+    ]
     copies = [qa(f"e{i}", base[i].question.upper(), base[i].answer) for i in range(0, 1300, 13)]
-    nears = [qa(f"n{i}", base[i].question.replace("Question", "Questions"), base[i].answer) for i in range(5, 1300, 13)]
+    nears = [
+        qa(f"n{i}", base[i].question.replace("Question", "Questions"), base[i].answer)
+        for i in range(5, 1300, 13)
+    ]
     kept, removed = dedup(base + copies + nears, embedder=None)
     assert {p.id for p in kept} == {p.id for p in base}
     assert len(removed) == len(copies) + len(nears)
@@ -119,7 +155,11 @@ def test_scales_in_blocks_beyond_one_block():
 @pytest.fixture
 def qa_file(tmp_path: Path) -> Path:
     path = tmp_path / "in.jsonl"
-    rows = [qa("a", "Who wrote Hamlet?", "Shakespeare", score=0.4), qa("b", "who wrote Hamlet", "Shakespeare", score=0.9), qa("c", "Where is Paris?", "France")]
+    rows = [
+        qa("a", "Who wrote Hamlet?", "Shakespeare", score=0.4),
+        qa("b", "who wrote Hamlet", "Shakespeare", score=0.9),
+        qa("c", "Where is Paris?", "France"),
+    ]
     path.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in rows), encoding="utf-8")
     return path
 
@@ -127,8 +167,13 @@ def qa_file(tmp_path: Path) -> Path:
 def test_cli_writes_kept_and_appends_rejections(qa_file, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    (out / "rejected.jsonl").write_text(json.dumps({"stage": "check", "reasons": [{"code": "low_support", "message": ""}]}) + "\n", encoding="utf-8")
-    result = CliRunner().invoke(dedup_command, [str(qa_file), "--out", str(out), "--embedder", "none", "--json"])
+    (out / "rejected.jsonl").write_text(
+        json.dumps({"stage": "check", "reasons": [{"code": "low_support", "message": ""}]}) + "\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(
+        dedup_command, [str(qa_file), "--out", str(out), "--embedder", "none", "--json"]
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["kept"] == 2 and summary["removed"] == 1
@@ -158,4 +203,8 @@ def test_paraphrases_with_minilm_at_the_default_threshold(minilm):
     ]
     kept, removed = dedup(pairs, embedder=minilm)
     assert [p.id for p in kept] == ["b", "c", "d", "e"]
-    assert removed[0].pair.id == "a" and removed[0].duplicate_of == "b" and "paraphrase" in removed[0].reasons[0].message
+    assert (
+        removed[0].pair.id == "a"
+        and removed[0].duplicate_of == "b"
+        and "paraphrase" in removed[0].reasons[0].message
+    )

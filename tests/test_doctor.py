@@ -15,17 +15,36 @@ WORKER = f"{sys.executable} {TESTS / 'fake_local_worker.py'}"
 def _doctor(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"fake")
-    full = {**os.environ, "GROUNDED_LOCAL_WORKER": WORKER, "GROUNDED_LOCAL_GGUF": str(gguf),
-            "PYTHONPATH": str(TESTS), "GROUNDED_CACHE_DIR": str(tmp_path / "cache"), **env}
-    return subprocess.run([sys.executable, "-m", "grounded", "doctor", *args], env=full,
-                          capture_output=True, text=True, timeout=300)
+    full = {
+        **os.environ,
+        "GROUNDED_LOCAL_WORKER": WORKER,
+        "GROUNDED_LOCAL_GGUF": str(gguf),
+        "PYTHONPATH": str(TESTS),
+        "GROUNDED_CACHE_DIR": str(tmp_path / "cache"),
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "grounded", "doctor", *args],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_doctor_json_lists_every_check(tmp_path):
     proc = _doctor(tmp_path, "--json")
     data = json.loads(proc.stdout)
     names = {f["name"] for f in data["findings"]}
-    assert {"python", "cpu", "local model runtime", "embeddings", "offline", "chroma", "disk"} <= names
+    assert {
+        "python",
+        "cpu",
+        "local model runtime",
+        "embeddings",
+        "offline",
+        "chroma",
+        "disk",
+    } <= names
     assert {"extra export", "extra server", "extra ray"} <= names
     runtime = next(f for f in data["findings"] if f["name"] == "local model runtime")
     assert runtime["status"] == "ok" and "worker process" in runtime["detail"], runtime

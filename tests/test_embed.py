@@ -12,8 +12,14 @@ from grounded.embed import FAST_DIMS, StaticEmbedder, cache_dir, fast_model_path
 from grounded.errors import ConfigError
 
 PAIRS = [
-    ("The lighthouse was moved inland because the shore eroded.", "Erosion forced the lighthouse to be relocated."),
-    ("Bake the bread at 230 degrees for 35 minutes.", "The loaf goes into a hot oven for about half an hour."),
+    (
+        "The lighthouse was moved inland because the shore eroded.",
+        "Erosion forced the lighthouse to be relocated.",
+    ),
+    (
+        "Bake the bread at 230 degrees for 35 minutes.",
+        "The loaf goes into a hot oven for about half an hour.",
+    ),
 ]
 UNRELATED = "Vesuvius erupted in 79 and buried Pompeii."
 
@@ -53,7 +59,11 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def connect(self: socket.socket, address: object) -> None:
         host = address[0] if isinstance(address, tuple) else address
-        if self.family == getattr(socket, "AF_UNIX", None) or str(host).startswith("127.") or host == "::1":
+        if (
+            self.family == getattr(socket, "AF_UNIX", None)
+            or str(host).startswith("127.")
+            or host == "::1"
+        ):
             return real(self, address)  # type: ignore[arg-type]
         raise OSError(f"network blocked by test: {address}")
 

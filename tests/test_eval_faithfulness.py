@@ -29,8 +29,12 @@ def test_read_halueval():
     exs = list(read_examples(DATA / "halueval.json", "halueval"))
     assert len(exs) == 6
     assert [e.label for e in exs[:2]] == [True, False]
-    assert exs[0].answer == "The Larkspur Gazette" and exs[1].answer.startswith("The Mill Street Review")
-    assert exs[0].contexts == exs[1].contexts and exs[0].question.startswith("Which was founded first")
+    assert exs[0].answer == "The Larkspur Gazette" and exs[1].answer.startswith(
+        "The Mill Street Review"
+    )
+    assert exs[0].contexts == exs[1].contexts and exs[0].question.startswith(
+        "Which was founded first"
+    )
 
 
 def test_read_wice_uses_all_evidence_and_sets_partial_aside():
@@ -45,7 +49,13 @@ def test_read_squad_with_swapped_negatives():
     exs = list(read_examples(DATA / "squad.json", "squad"))
     pos = [e for e in exs if e.label]
     neg = [e for e in exs if e.label is False]
-    assert [e.answer for e in pos] == ["Wexlow", "1204", "King John", "the county of Wexlow", "Thomas Ferrier"]
+    assert [e.answer for e in pos] == [
+        "Wexlow",
+        "1204",
+        "King John",
+        "the county of Wexlow",
+        "Thomas Ferrier",
+    ]
     assert len(neg) == 5
     for e in neg:
         assert e.answer not in e.contexts[0]  # a real answer to another question, absent here
@@ -60,7 +70,9 @@ def test_read_squad_same_paragraph_negatives():
     for q, a in neg.items():
         assert a in exs[0].contexts[0] and a != truth[q]
         assert a in {"Wexlow", "1204", "King John", "the county of Wexlow"}
-        assert all(e.metadata == {"negative": "same_paragraph_swap"} for e in exs if e.label is False)
+        assert all(
+            e.metadata == {"negative": "same_paragraph_swap"} for e in exs if e.label is False
+        )
     # never overlapping the true answer: Wexlow and "the county of Wexlow" are not swapped
     assert neg["In which county is Brenmoor?"] in {"1204", "King John"}
     assert neg["Where is the market town of Brenmoor?"] in {"1204", "King John"}
@@ -78,11 +90,26 @@ def test_read_squad_same_paragraph_negatives():
 
 
 def test_cli_eval_squad_same_paragraph():
-    res = CliRunner().invoke(main, ["eval", "faithfulness", str(DATA / "squad.json"), "--format", "squad",
-                                    "--negatives", "same-paragraph", "--semantic", "off", "--json"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "faithfulness",
+            str(DATA / "squad.json"),
+            "--format",
+            "squad",
+            "--negatives",
+            "same-paragraph",
+            "--semantic",
+            "off",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
-    assert out["negatives"] == "same-paragraph" and out["unsupported"] == 4 and out["supported"] == 5
+    assert (
+        out["negatives"] == "same-paragraph" and out["unsupported"] == 4 and out["supported"] == 5
+    )
     # "Who granted ...?" -> "1204" and "When was ...?" -> "King John" are caught by the answer type
     assert out["rejected_by_reason"].get("answer_type_mismatch", 0) >= 1
 
@@ -111,7 +138,11 @@ def test_metrics_on_hand_computed_cases():
     assert confusion(labels, kept) == {"tp": 1, "fp": 1, "tn": 2, "fn": 1}
     assert balanced_accuracy(labels, kept) == pytest.approx((2 / 3 + 1 / 2) / 2)
     p = prf(labels, kept)
-    assert p["precision"] == pytest.approx(0.5) and p["recall"] == pytest.approx(0.5) and p["f1"] == pytest.approx(0.5)
+    assert (
+        p["precision"] == pytest.approx(0.5)
+        and p["recall"] == pytest.approx(0.5)
+        and p["f1"] == pytest.approx(0.5)
+    )
     # AUROC: pairs (supported, unsupported): 0.9>0.2, 0.9>0.6, 0.6=0.6 (half), 0.6>0.2, 0.1<0.2, 0.1<0.6 -> 3.5/6
     scores = [0.9, 0.6, 0.1, 0.2, 0.6]
     assert auroc(labels, scores) == pytest.approx(3.5 / 6)
@@ -120,7 +151,9 @@ def test_metrics_on_hand_computed_cases():
     t, ba = best_threshold([True, False, True, False], [0.9, 0.3, 0.7, 0.5])
     assert ba == 1.0 and 0.5 < t <= 0.7
     rows = sweep(labels, scores, [0.5])
-    assert rows[0]["balanced_accuracy"] == pytest.approx(balanced_accuracy(labels, [s >= 0.5 for s in scores]))
+    assert rows[0]["balanced_accuracy"] == pytest.approx(
+        balanced_accuracy(labels, [s >= 0.5 for s in scores])
+    )
     m = metrics(labels, scores, kept)
     assert m["n"] == 5 and m["supported"] == 3 and m["unsupported"] == 2
 
@@ -133,12 +166,25 @@ def test_auroc_agrees_with_sklearn():
     assert auroc(labels, scores) == pytest.approx(roc_auc_score(labels, scores))
 
 
-@pytest.mark.parametrize("fmt,name", [("halueval", "halueval.json"), ("jsonl", "plain.jsonl"), ("squad", "squad.json"), ("wice", "wice.jsonl")])
+@pytest.mark.parametrize(
+    "fmt,name",
+    [
+        ("halueval", "halueval.json"),
+        ("jsonl", "plain.jsonl"),
+        ("squad", "squad.json"),
+        ("wice", "wice.jsonl"),
+    ],
+)
 def test_cli_eval_faithfulness_json(fmt, name):
-    res = CliRunner().invoke(main, ["eval", "faithfulness", str(DATA / name), "--format", fmt, "--semantic", "off", "--json"])
+    res = CliRunner().invoke(
+        main,
+        ["eval", "faithfulness", str(DATA / name), "--format", fmt, "--semantic", "off", "--json"],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
-    assert {"balanced_accuracy", "auroc", "n", "f1", "confusion", "sweep", "pairs_per_s"} <= set(out)
+    assert {"balanced_accuracy", "auroc", "n", "f1", "confusion", "sweep", "pairs_per_s"} <= set(
+        out
+    )
     assert out["n"] >= 2
     if fmt in ("halueval", "jsonl", "squad"):
         # these fixtures are clear-cut: every answer judged right
@@ -150,7 +196,21 @@ def test_cli_eval_faithfulness_json(fmt, name):
 def test_cli_eval_lists_dataset_and_limit():
     res = CliRunner().invoke(main, ["eval", "--help"])
     assert res.exit_code == 0 and "faithfulness" in res.output
-    res = CliRunner().invoke(main, ["eval", "faithfulness", str(DATA / "halueval.json"), "--format", "halueval", "--limit", "2", "--semantic", "off", "--json"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "faithfulness",
+            str(DATA / "halueval.json"),
+            "--format",
+            "halueval",
+            "--limit",
+            "2",
+            "--semantic",
+            "off",
+            "--json",
+        ],
+    )
     assert json.loads(res.output)["n"] == 2
 
 
@@ -165,7 +225,9 @@ PASSAGE = "The Corbin Bridge spans 412 metres across the Ashby estuary. It opene
 def test_cli_check_splits_kept_and_rejected(tmp_path):
     from grounded.types import QAPair
 
-    ours = QAPair(id="ours", question="When did the Corbin Bridge open?", answer="1967", contexts=(PASSAGE,)).to_dict()
+    ours = QAPair(
+        id="ours", question="When did the Corbin Bridge open?", answer="1967", contexts=(PASSAGE,)
+    ).to_dict()
     rows = [
         ours,
         {"question": "How long is the Corbin Bridge?", "answer": "412 metres", "context": PASSAGE},
@@ -174,12 +236,17 @@ def test_cli_check_splits_kept_and_rejected(tmp_path):
     ]
     qa = _write(tmp_path / "qa.jsonl", rows)
     out = tmp_path / "out"
-    res = CliRunner().invoke(main, ["check", str(qa), "--out", str(out), "--semantic", "off", "--json"])
+    res = CliRunner().invoke(
+        main, ["check", str(qa), "--out", str(out), "--semantic", "off", "--json"]
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)
     assert summary["n"] == 4 and summary["kept"] == 2 and summary["rejected"] == 2
     assert summary["rejected_by_reason"]["not_a_question"] == 1
-    assert "number_not_found" in summary["rejected_by_reason"] or "number_mismatch" in summary["rejected_by_reason"]
+    assert (
+        "number_not_found" in summary["rejected_by_reason"]
+        or "number_mismatch" in summary["rejected_by_reason"]
+    )
     kept = [json.loads(line) for line in (out / "qa.jsonl").read_text().splitlines()]
     assert {r["id"] for r in kept} >= {"ours"} and all(r["verdict"]["supported"] for r in kept)
     rejected = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()]
@@ -187,11 +254,21 @@ def test_cli_check_splits_kept_and_rejected(tmp_path):
 
 
 def test_cli_check_rejects_a_row_without_context_and_says_to_pass_index(tmp_path):
-    qa = _write(tmp_path / "qa.jsonl", [{"question": "Q?", "answer": "A"}, {"question": "Q?", "answer": "A", "evidence": ["a quote"]}])
-    res = CliRunner().invoke(main, ["check", str(qa), "--out", str(tmp_path / "o"), "--semantic", "off", "--json"])
+    qa = _write(
+        tmp_path / "qa.jsonl",
+        [
+            {"question": "Q?", "answer": "A"},
+            {"question": "Q?", "answer": "A", "evidence": ["a quote"]},
+        ],
+    )
+    res = CliRunner().invoke(
+        main, ["check", str(qa), "--out", str(tmp_path / "o"), "--semantic", "off", "--json"]
+    )
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["rejected_by_reason"] == {"no_sources": 2}
-    rejected = [json.loads(line) for line in (tmp_path / "o" / "rejected.jsonl").read_text().splitlines()]
+    rejected = [
+        json.loads(line) for line in (tmp_path / "o" / "rejected.jsonl").read_text().splitlines()
+    ]
     assert "--index" in rejected[1]["reasons"][0]["message"]
 
 
@@ -202,7 +279,11 @@ QUESTION_ROWS = [
     {"question": "Did the Corbin Bridge open in 1967?", "answer": "1967", "label": False},
     {"question": "Tell me the year the Corbin Bridge opened", "answer": "1967", "label": False},
     {"question": "What is the capital of Peru?", "answer": "412 metres", "label": False},
-    {"question": "How long is the Corbin Bridge, which spans 412 metres?", "answer": "412 metres", "label": False},
+    {
+        "question": "How long is the Corbin Bridge, which spans 412 metres?",
+        "answer": "412 metres",
+        "label": False,
+    },
     {"question": "Which estuary is 412 metres across.", "answer": "Ashby", "label": False},
     {"question": "When did the Corbin Bridge open?", "answer": "1971", "label": False},
     {"question": "When did the Corbin Bridge open?", "answer": "1967", "label": True},
@@ -213,24 +294,58 @@ QUESTION_ROWS = [
 def test_eval_faithfulness_jsonl_scores_like_check(tmp_path):
     rows = [{**r, "context": PASSAGE} for r in QUESTION_ROWS]
     qa = _write(tmp_path / "qa.jsonl", rows)
-    res = CliRunner().invoke(main, ["check", str(qa), "--out", str(tmp_path / "o"), "--semantic", "off", "--json"])
+    res = CliRunner().invoke(
+        main, ["check", str(qa), "--out", str(tmp_path / "o"), "--semantic", "off", "--json"]
+    )
     assert res.exit_code == 0, res.output
-    rejected = {json.loads(line)["pair"]["question"] + "|" + json.loads(line)["pair"]["answer"]
-                for line in (tmp_path / "o" / "rejected.jsonl").read_text().splitlines()}
+    rejected = {
+        json.loads(line)["pair"]["question"] + "|" + json.loads(line)["pair"]["answer"]
+        for line in (tmp_path / "o" / "rejected.jsonl").read_text().splitlines()
+    }
     caught = sum(f"{r['question']}|{r['answer']}" in rejected for r in rows if not r["label"])
     false_alarms = sum(f"{r['question']}|{r['answer']}" in rejected for r in rows if r["label"])
-    res = CliRunner().invoke(main, ["eval", "faithfulness", str(qa), "--format", "jsonl", "--semantic", "off", "--json"])
+    res = CliRunner().invoke(
+        main, ["eval", "faithfulness", str(qa), "--format", "jsonl", "--semantic", "off", "--json"]
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert (out["confusion"]["tp"], out["confusion"]["fp"]) == (caught, false_alarms)
     assert out["question_checks"] is True and caught >= 5
-    res = CliRunner().invoke(main, ["eval", "faithfulness", str(qa), "--format", "jsonl", "--semantic", "off",
-                                    "--no-question-checks", "--json"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "faithfulness",
+            str(qa),
+            "--format",
+            "jsonl",
+            "--semantic",
+            "off",
+            "--no-question-checks",
+            "--json",
+        ],
+    )
     assert json.loads(res.output)["confusion"]["tp"] < caught
 
 
 def test_cli_check_threshold_flag(tmp_path):
-    qa = _write(tmp_path / "qa.jsonl", [{"question": "When did the Corbin Bridge open?", "answer": "1967", "context": PASSAGE}])
-    res = CliRunner().invoke(main, ["check", str(qa), "--out", str(tmp_path / "o"), "--semantic", "off", "--threshold", "1.0", "--json"])
+    qa = _write(
+        tmp_path / "qa.jsonl",
+        [{"question": "When did the Corbin Bridge open?", "answer": "1967", "context": PASSAGE}],
+    )
+    res = CliRunner().invoke(
+        main,
+        [
+            "check",
+            str(qa),
+            "--out",
+            str(tmp_path / "o"),
+            "--semantic",
+            "off",
+            "--threshold",
+            "1.0",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["rejected"] == 1

@@ -39,7 +39,11 @@ from grounded.rundir import lock_output
 DOCS = Path(__file__).parent / "data" / "pipeline" / "docs"
 REPO = Path(__file__).resolve().parent.parent
 MODEL = "openai/fake"
-PAIR = {"quote": "Honey never spoils.", "answer": "never spoils", "question": "What does honey never do?"}
+PAIR = {
+    "quote": "Honey never spoils.",
+    "answer": "never spoils",
+    "question": "What does honey never do?",
+}
 
 
 def answer(body: dict) -> object:
@@ -58,8 +62,19 @@ def grounded(*args: str) -> object:
 
 
 def run(out: Path, url: str, *extra: str) -> object:
-    return grounded("run", str(DOCS), "--out", str(out), "--model", MODEL, "--api-base", url,
-                    "--chunk-tokens", "64", *extra)
+    return grounded(
+        "run",
+        str(DOCS),
+        "--out",
+        str(out),
+        "--model",
+        MODEL,
+        "--api-base",
+        url,
+        "--chunk-tokens",
+        "64",
+        *extra,
+    )
 
 
 def summary_of(out: Path) -> dict:
@@ -104,7 +119,9 @@ def test_each_distinct_failure_is_printed_once_with_its_count(tmp_path, server):
         (bad_request(), ["the request was refused", "400"]),
     ],
 )
-def test_refusals_no_retry_can_fix_stop_the_run_with_exit_5_and_one_line(tmp_path, server, reply, says):
+def test_refusals_no_retry_can_fix_stop_the_run_with_exit_5_and_one_line(
+    tmp_path, server, reply, says
+):
     server.default = reply
     result = run(tmp_path / "o", server.url, "-n", "9", "--concurrency", "1")
 
@@ -119,7 +136,14 @@ def test_refusals_no_retry_can_fix_stop_the_run_with_exit_5_and_one_line(tmp_pat
 
 @pytest.mark.parametrize(
     "fault",
-    [rate_limited(), server_error(500), server_error(502), server_error(503), empty_choices(), malformed()],
+    [
+        rate_limited(),
+        server_error(500),
+        server_error(502),
+        server_error(503),
+        empty_choices(),
+        malformed(),
+    ],
     ids=["429", "500", "502", "503", "empty-choices", "malformed-body"],
 )
 def test_transient_faults_are_retried_and_the_run_succeeds(tmp_path, server, fault):
@@ -194,8 +218,9 @@ with lock_output(sys.argv[1]):
 
 def test_the_lock_dies_with_its_process_even_on_kill_9(tmp_path):
     out = tmp_path / "o"
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], stdout=subprocess.PIPE,
-                              cwd=REPO, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(out)], stdout=subprocess.PIPE, cwd=REPO, text=True
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         with pytest.raises(OutputLockedError, match=f"in use by PID {holder.pid} "):
@@ -209,7 +234,9 @@ def test_the_lock_dies_with_its_process_even_on_kill_9(tmp_path):
         pass
 
 
-def test_a_full_disk_while_writing_outputs_is_one_line_and_a_rerun_resumes(tmp_path, server, monkeypatch):
+def test_a_full_disk_while_writing_outputs_is_one_line_and_a_rerun_resumes(
+    tmp_path, server, monkeypatch
+):
     out = tmp_path / "o"
     out.mkdir()
     # The disk fills up as summary.json is written (its temp file is synced before the rename).
@@ -242,8 +269,24 @@ def test_a_full_disk_while_writing_outputs_is_one_line_and_a_rerun_resumes(tmp_p
 
 def test_run_passes_the_generate_options_through(tmp_path, server):
     out = tmp_path / "o"
-    result = run(out, server.url, "-n", "9", "--temperature", "0.3", "--response-format", "none",
-                 "--max-calls", "1", "--rpm", "600", "--tpm", "100000", "--workers", "1")
+    result = run(
+        out,
+        server.url,
+        "-n",
+        "9",
+        "--temperature",
+        "0.3",
+        "--response-format",
+        "none",
+        "--max-calls",
+        "1",
+        "--rpm",
+        "600",
+        "--tpm",
+        "100000",
+        "--workers",
+        "1",
+    )
 
     assert result.exit_code in (0, 10), result.output
     requests = server.chat_requests()
@@ -264,14 +307,27 @@ def local_fake():
 
 def test_a_run_with_the_local_model_says_how_few_it_kept_and_what_to_use(tmp_path, local_fake):
     out = tmp_path / "o"
-    result = grounded("run", str(DOCS), "--out", str(out), "--model", local_fake, "-n", "3",
-                      "--chunk-tokens", "64")
+    result = grounded(
+        "run",
+        str(DOCS),
+        "--out",
+        str(out),
+        "--model",
+        local_fake,
+        "-n",
+        "3",
+        "--chunk-tokens",
+        "64",
+    )
 
     assert result.exit_code == 0, result.output
     data = summary_of(out)
     notice = data["notice"]
     assert notice.startswith(f"the local model {local_fake}: {data['kept']} of ")
-    assert "for a real dataset use a capable model: grounded run DOCS --out OUT --model openai/gpt-4o-mini" in notice
+    assert (
+        "for a real dataset use a capable model: grounded run DOCS --out OUT --model openai/gpt-4o-mini"
+        in notice
+    )
     assert notice in result.stdout
     assert "for a real dataset use a capable model" in (out / "report.html").read_text()
 
@@ -287,14 +343,21 @@ def tiny_disk(tmp_path):
     """A 1 MB tmpfs, mostly filled (needs root, as in the project's containers; else skipped)."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mount)],
-                                           capture_output=True).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("mounting a small tmpfs needs root")
     try:
         (mount / "filler").write_bytes(b"\0" * 700_000)
         yield mount
     finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)  # lazy: Chroma keeps its files open
+        subprocess.run(
+            ["umount", "-l", str(mount)], check=False
+        )  # lazy: Chroma keeps its files open
 
 
 def test_ingest_on_a_full_disk_names_the_disk(tiny_disk):

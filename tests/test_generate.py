@@ -54,7 +54,10 @@ def run(out, fake_model="fake/test-model", **kw):
 
 def _chunks(doc: str, count: int, section_of=lambda i: ()) -> list[Chunk]:
     text = "word " * 10
-    return [Chunk(f"{doc}:{i}", doc, text, i * 100, i * 100 + 50, section=section_of(i)) for i in range(count)]
+    return [
+        Chunk(f"{doc}:{i}", doc, text, i * 100, i * 100 + 50, section=section_of(i))
+        for i in range(count)
+    ]
 
 
 def test_seed_order_lets_small_documents_in_early_and_is_deterministic():
@@ -80,7 +83,13 @@ def test_partners_skip_self_overlap_and_near_duplicates():
         Chunk("a:0", "a", base, 0, len(base)),
         Chunk("a:1", "a", base + " It", 40, 40 + len(base) + 3),  # overlaps a:0
         Chunk("b:0", "b", base.replace("1911", "1912"), 0, len(base)),  # near duplicate
-        Chunk("c:0", "c", "Steamers from the north called at Veldmouth harbour every week in summer.", 0, 74),
+        Chunk(
+            "c:0",
+            "c",
+            "Steamers from the north called at Veldmouth harbour every week in summer.",
+            0,
+            74,
+        ),
     ]
     idx = FakeIndex(chunks)
     assert [c.id for c in partners(idx, chunks[0], 2)] == ["c:0"]
@@ -134,12 +143,33 @@ def test_rerun_makes_no_new_calls_and_writes_no_duplicates(fake, tmp_path):
 
 
 def test_bad_replies_become_rejections_never_rows(tmp_path):
-    good = json.dumps({"pairs": [{"quote": "Green tea is made from leaves that are steamed or pan-fired soon after picking, which stops oxidation.",
-                                  "answer": "steamed or pan-fired", "question": "How are green tea leaves treated after picking?"}]})
-    invented = json.dumps({"pairs": [{"quote": "Tea was invented on Mars in 1420 by robots.", "answer": "robots", "question": "Who invented tea?"}]})
+    good = json.dumps(
+        {
+            "pairs": [
+                {
+                    "quote": "Green tea is made from leaves that are steamed or pan-fired soon after picking, which stops oxidation.",
+                    "answer": "steamed or pan-fired",
+                    "question": "How are green tea leaves treated after picking?",
+                }
+            ]
+        }
+    )
+    invented = json.dumps(
+        {
+            "pairs": [
+                {
+                    "quote": "Tea was invented on Mars in 1420 by robots.",
+                    "answer": "robots",
+                    "question": "Who invented tea?",
+                }
+            ]
+        }
+    )
     fake = FakeLLM(
         [
-            "Sure! Here is some JSON for you:\n```json\n" + good + "\n```\nEnjoy!",  # preamble + fence: fine
+            "Sure! Here is some JSON for you:\n```json\n"
+            + good
+            + "\n```\nEnjoy!",  # preamble + fence: fine
             "Here are three great questions about tea.",  # chatty, no JSON
             "still not JSON",  # the repair fails too
             invented,
@@ -150,7 +180,9 @@ def test_bad_replies_become_rejections_never_rows(tmp_path):
     )
     model = register_fake(fake)
     idx = FakeIndex.from_texts({"tea": [(CORPUS / "tea.txt").read_text().split("\n\n")[1]]})
-    summaries = [run(tmp_path / str(i), fake_model=model, index=idx, n=1, pairs_per_call=1) for i in range(3)]
+    summaries = [
+        run(tmp_path / str(i), fake_model=model, index=idx, n=1, pairs_per_call=1) for i in range(3)
+    ]
     assert [s.kept for s in summaries] == [1, 0, 0]
     assert summaries[0].llm_calls == 1
     chatty = rows(tmp_path / "1" / "rejected.jsonl")
@@ -161,17 +193,29 @@ def test_bad_replies_become_rejections_never_rows(tmp_path):
     # the third run got the invented quote first, then the missing-fields reply, then empty
     third = rows(tmp_path / "2" / "rejected.jsonl")
     assert third[0]["reasons"][0]["code"] == "quote_not_found"
-    assert third[0]["pair"]["metadata"]["dropped_quotes"] == ["Tea was invented on Mars in 1420 by robots."]
+    assert third[0]["pair"]["metadata"]["dropped_quotes"] == [
+        "Tea was invented on Mars in 1420 by robots."
+    ]
     assert summaries[2].rejected_by_reason["quote_not_found"] == 1
 
 
 def test_checker_rejections_go_to_rejected_with_reasons(tmp_path):
-    reply = json.dumps({"pairs": [
-        {"quote": "Black tea leaves are fully oxidised before drying, giving a darker colour and a stronger taste.",
-         "answer": "fully oxidised", "question": "REJECTME what happens to black tea?"},
-        {"quote": "Black tea leaves are fully oxidised before drying", "answer": "before drying",
-         "question": "When are black tea leaves oxidised?"},
-    ]})
+    reply = json.dumps(
+        {
+            "pairs": [
+                {
+                    "quote": "Black tea leaves are fully oxidised before drying, giving a darker colour and a stronger taste.",
+                    "answer": "fully oxidised",
+                    "question": "REJECTME what happens to black tea?",
+                },
+                {
+                    "quote": "Black tea leaves are fully oxidised before drying",
+                    "answer": "before drying",
+                    "question": "When are black tea leaves oxidised?",
+                },
+            ]
+        }
+    )
     model = register_fake(FakeLLM([reply], responder=None))
     idx = FakeIndex.from_texts({"tea": [(CORPUS / "tea.txt").read_text().split("\n\n")[1]]})
     s = run(tmp_path, fake_model=model, index=idx, n=2, pairs_per_call=2)
@@ -222,9 +266,13 @@ def test_dry_run_estimates_without_calling(fake, tmp_path):
     s = run(tmp_path, n=9, pairs_per_call=3, dry_run=True)
     assert fake.calls == [] and s.planned_calls == 3 and s.estimated_prompt_tokens > 0
     assert s.estimated_cost is None  # the fake model has no price
-    priced = generate(index=corpus_index(), out=tmp_path, n=9, model="openai/gpt-4o-mini", dry_run=True)
+    priced = generate(
+        index=corpus_index(), out=tmp_path, n=9, model="openai/gpt-4o-mini", dry_run=True
+    )
     assert priced.estimated_cost and priced.estimated_cost > 0
-    local = generate(index=corpus_index(), out=tmp_path, n=9, model="grounded-local/smollm2", dry_run=True)
+    local = generate(
+        index=corpus_index(), out=tmp_path, n=9, model="grounded-local/smollm2", dry_run=True
+    )
     assert local.estimated_cost == 0.0
     assert not (tmp_path / "qa.jsonl").exists()
 
@@ -241,7 +289,9 @@ def test_kill_9_mid_run_then_rerun_loses_and_repeats_nothing(tmp_path):
         if qa.exists() and len(qa.read_text().splitlines()) >= 2:
             break
         time.sleep(0.05)
-    assert proc.poll() is None, "the run finished before it could be killed: " + proc.stderr.read().decode()[-500:]
+    assert proc.poll() is None, (
+        "the run finished before it could be killed: " + proc.stderr.read().decode()[-500:]
+    )
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     first_calls = len(log.read_text().splitlines())
@@ -250,7 +300,9 @@ def test_kill_9_mid_run_then_rerun_loses_and_repeats_nothing(tmp_path):
     written_before = len(rows(qa))
     assert 1 <= cached < 6 and written_before < 12
 
-    done = subprocess.run(args[:4] + ["0", "12", "2", "2"], capture_output=True, env=env, timeout=120)
+    done = subprocess.run(
+        args[:4] + ["0", "12", "2", "2"], capture_output=True, env=env, timeout=120
+    )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     summary = json.loads(done.stdout.decode().strip().splitlines()[-1])
     second_calls = len(log.read_text().splitlines()) - first_calls
@@ -260,8 +312,21 @@ def test_kill_9_mid_run_then_rerun_loses_and_repeats_nothing(tmp_path):
     ids = [p["id"] for p in rows(qa)]
     assert len(ids) == len(set(ids)) == 12
     # All planned pairs present: same ids as an uninterrupted run.
-    clean = subprocess.run([sys.executable, str(script), str(tmp_path / "clean"), str(tmp_path / "c.log"), "0", "12", "2", "2"],
-                           capture_output=True, env=env, timeout=120)
+    clean = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(tmp_path / "clean"),
+            str(tmp_path / "c.log"),
+            "0",
+            "12",
+            "2",
+            "2",
+        ],
+        capture_output=True,
+        env=env,
+        timeout=120,
+    )
     assert clean.returncode == 0, clean.stderr.decode()[-2000:]
     assert set(ids) == {p["id"] for p in rows(tmp_path / "clean" / "qa.jsonl")}
 
@@ -273,16 +338,38 @@ def test_kill_9_mid_run_then_rerun_loses_and_repeats_nothing(tmp_path):
 def test_cli_generate_json_on_an_ingested_index(fake, tmp_path, real_index):
     index_dir, docs = real_index
     out = tmp_path / "gen"
-    args = ["generate", "--index", str(index_dir), "--out", str(out), "-n", "4", "--model", "fake/test-model",
-            "--pairs-per-call", "2", "--json"]
+    args = [
+        "generate",
+        "--index",
+        str(index_dir),
+        "--out",
+        str(out),
+        "-n",
+        "4",
+        "--model",
+        "fake/test-model",
+        "--pairs-per-call",
+        "2",
+        "--json",
+    ]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)
-    assert {"kept", "rejected", "llm_calls", "cached_calls", "cost", "prompt_tokens", "completion_tokens",
-            "rejected_by_reason"} <= set(summary)
+    assert {
+        "kept",
+        "rejected",
+        "llm_calls",
+        "cached_calls",
+        "cost",
+        "prompt_tokens",
+        "completion_tokens",
+        "rejected_by_reason",
+    } <= set(summary)
     assert summary["checked"] is True and summary["llm_calls"] >= 2
     texts = {p.read_text(encoding="utf-8") for p in docs.glob("*.txt")}
-    for p in rows(out / "qa.jsonl") + [r["pair"] for r in rows(out / "rejected.jsonl") if r.get("pair")]:
+    for p in rows(out / "qa.jsonl") + [
+        r["pair"] for r in rows(out / "rejected.jsonl") if r.get("pair")
+    ]:
         for ev in p["evidence"]:
             # document offsets: the evidence text sits at [start:end] of one of the source files
             assert any(t[ev["start"] : ev["end"]] == ev["text"] for t in texts)
@@ -293,7 +380,10 @@ def test_cli_generate_json_on_an_ingested_index(fake, tmp_path, real_index):
 
 
 def test_cli_rejects_unknown_prompt(tmp_path):
-    res = CliRunner().invoke(main, ["generate", "--index", str(tmp_path), "--out", str(tmp_path / "o"), "--prompt", "nope"])
+    res = CliRunner().invoke(
+        main,
+        ["generate", "--index", str(tmp_path), "--out", str(tmp_path / "o"), "--prompt", "nope"],
+    )
     assert res.exit_code == 2 and "unknown prompt 'nope'" in res.output
 
 
@@ -318,10 +408,17 @@ def test_constrain_schema_limits_quotes_and_answers_to_passage_text(style):
     rf = constrain_schema(load_prompt("factoid").response_format(2, style), [chunk], answers=True)
     schema = rf["json_schema"]["schema"] if style == "json_schema" else rf["schema"]
     item = schema["properties"]["pairs"]["items"]["properties"]
-    assert item["quote"]["enum"] == ["The tower was built in 1843 by Alan Stevenson.", "It stands on Skerry Point today."]
+    assert item["quote"]["enum"] == [
+        "The tower was built in 1843 by Alan Stevenson.",
+        "It stands on Skerry Point today.",
+    ]
     assert set(item["answer"]["enum"]) >= {"1843", "Alan Stevenson", "Skerry Point"}
-    un = constrain_schema(load_prompt("unanswerable").response_format(1, style), [chunk], answers=False)
-    un_item = (un["json_schema"]["schema"] if style == "json_schema" else un["schema"])["properties"]["pairs"]["items"]["properties"]
+    un = constrain_schema(
+        load_prompt("unanswerable").response_format(1, style), [chunk], answers=False
+    )
+    un_item = (un["json_schema"]["schema"] if style == "json_schema" else un["schema"])[
+        "properties"
+    ]["pairs"]["items"]["properties"]
     assert "enum" in un_item["quote"] and "enum" not in un_item["answer"]
 
 
@@ -330,8 +427,20 @@ def test_cli_generate_refuses_an_output_folder_in_use(fake, tmp_path):
 
     out = tmp_path / "gen"
     with lock_output(out):
-        res = CliRunner().invoke(main, ["generate", "--index", str(tmp_path / "idx"), "--out", str(out),
-                                        "-n", "2", "--model", "fake/test-model"])
+        res = CliRunner().invoke(
+            main,
+            [
+                "generate",
+                "--index",
+                str(tmp_path / "idx"),
+                "--out",
+                str(out),
+                "-n",
+                "2",
+                "--model",
+                "fake/test-model",
+            ],
+        )
     assert res.exit_code == 1, res.output
     assert "in use by" in res.output and str(os.getpid()) in res.output
 

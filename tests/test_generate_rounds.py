@@ -122,12 +122,27 @@ def test_a_fatal_error_stops_at_once_and_keeps_what_was_written(tmp_path):
     def fatal(messages):
         raise litellm.AuthenticationError(message="401 bad key", llm_provider="fake", model="m")
 
-    fake = FakeLLM([json.dumps({"pairs": [pair_json(TEA.split(". ")[0] + ".", "green tea", "What is it about?")]})],
-                   responder=fatal)
+    fake = FakeLLM(
+        [
+            json.dumps(
+                {"pairs": [pair_json(TEA.split(". ")[0] + ".", "green tea", "What is it about?")]}
+            )
+        ],
+        responder=fatal,
+    )
     model = register_fake(fake)
     with pytest.raises(LLMFatalError):
-        run(tmp_path, model, n=6, pairs_per_call=1, concurrency=1, max_retries=3,
-            index=FakeIndex.from_texts({"tea": [TEA] * 1, "t2": [TEA + " More."], "t3": [TEA + " Again."]}))
+        run(
+            tmp_path,
+            model,
+            n=6,
+            pairs_per_call=1,
+            concurrency=1,
+            max_retries=3,
+            index=FakeIndex.from_texts(
+                {"tea": [TEA] * 1, "t2": [TEA + " More."], "t3": [TEA + " Again."]}
+            ),
+        )
     assert len(fake.calls) == 2  # no retry of a 401, no further calls
     assert len(rows(tmp_path / "qa.jsonl")) == 1
 
@@ -137,10 +152,18 @@ def test_a_fatal_error_stops_at_once_and_keeps_what_was_written(tmp_path):
 
 def test_a_truncated_reply_keeps_its_complete_pairs_and_asks_for_the_rest(tmp_path):
     text = "The roof of station 0-0 is made of green copper plates."
-    p1 = pair_json("Station 0-0 was opened in 1900 by the engineer Ada Marsh.", "1900", "When did station 0-0 open?")
+    p1 = pair_json(
+        "Station 0-0 was opened in 1900 by the engineer Ada Marsh.",
+        "1900",
+        "When did station 0-0 open?",
+    )
     p2 = pair_json(text, "green copper plates", "What is the roof of station 0-0 made of?")
     cut = json.dumps({"pairs": [p1, p2]})[:-2] + ', {"quote": "It carries 2 tracks across'
-    p3 = pair_json("It carries 2 tracks across the valley of the river Wend00.", "2", "How many tracks does it carry?")
+    p3 = pair_json(
+        "It carries 2 tracks across the valley of the river Wend00.",
+        "2",
+        "How many tracks does it carry?",
+    )
     fake = FakeLLM([cut, json.dumps({"pairs": [p3]})], responder=None)
     s = run(tmp_path, register_fake(fake), n=3, pairs_per_call=3, index=stations(1, 1))
     assert s.kept == 3 and len(fake.calls) == 2
@@ -152,9 +175,17 @@ def test_a_truncated_reply_keeps_its_complete_pairs_and_asks_for_the_rest(tmp_pa
 
 
 def test_one_pair_without_quote_does_not_cost_the_others(tmp_path):
-    p1 = pair_json("Station 0-0 was opened in 1900 by the engineer Ada Marsh.", "1900", "When did station 0-0 open?")
+    p1 = pair_json(
+        "Station 0-0 was opened in 1900 by the engineer Ada Marsh.",
+        "1900",
+        "When did station 0-0 open?",
+    )
     bad = {"answer": "copper", "question": "What is the roof made of?"}
-    p3 = pair_json("The roof of station 0-0 is made of green copper plates.", "green copper plates", "What is the roof of station 0-0 made of?")
+    p3 = pair_json(
+        "The roof of station 0-0 is made of green copper plates.",
+        "green copper plates",
+        "What is the roof of station 0-0 made of?",
+    )
     fake = FakeLLM([json.dumps({"pairs": [p1, bad, p3]}), "no idea"], responder=None)
     s = run(tmp_path, register_fake(fake), n=3, pairs_per_call=3, index=stations(1, 1))
     assert s.kept == 2 and s.rejected_by_reason == {"invalid_pair": 1}
@@ -181,13 +212,22 @@ def test_no_retry_invalid_replays_the_cached_failure(tmp_path):
     index = FakeIndex.from_texts({"tea": [TEA]})
     run(tmp_path, model, n=1, pairs_per_call=1, index=index)
     off = run(tmp_path, model, n=1, pairs_per_call=1, index=index, retry_invalid=False)
-    assert off.kept == 0 and len(fake.calls) == 2 and off.llm_calls == 0 and off.invalid_replies == 1
+    assert (
+        off.kept == 0 and len(fake.calls) == 2 and off.llm_calls == 0 and off.invalid_replies == 1
+    )
 
 
 def test_parse_reply_validates_each_pair():
     good = pair_json("A quote here.", "x", "What is x?")
-    parsed = parse_reply("Sure:\n```json\n" + json.dumps({"pairs": [good, {"question": "No quote?"}, "junk"]}) + "\n```")
-    assert len(parsed.pairs) == 1 and [d[0] for d in parsed.dropped] == ["invalid_pair", "invalid_pair"]
+    parsed = parse_reply(
+        "Sure:\n```json\n"
+        + json.dumps({"pairs": [good, {"question": "No quote?"}, "junk"]})
+        + "\n```"
+    )
+    assert len(parsed.pairs) == 1 and [d[0] for d in parsed.dropped] == [
+        "invalid_pair",
+        "invalid_pair",
+    ]
     assert not parse_reply(json.dumps(good)).dropped  # a bare pair is still fine
     assert parse_reply("no json").error and parse_reply('{"pairs": []}').error
     cut = parse_reply('{"pairs": [' + json.dumps(good) + ', {"quo')
@@ -199,18 +239,36 @@ def test_parse_reply_validates_each_pair():
 
 def test_unanswerable_keeps_the_models_answer_and_rejects_a_real_one(tmp_path):
     quote = TEA.split(". ")[0] + "."
-    reply = json.dumps({"pairs": [
-        pair_json(quote, "The documents do not say who first grew it.", "Who first grew green tea in Japan?"),
-        pair_json(quote, "steamed or pan-fired", "How are green tea leaves treated after picking?"),
-    ]})
+    reply = json.dumps(
+        {
+            "pairs": [
+                pair_json(
+                    quote,
+                    "The documents do not say who first grew it.",
+                    "Who first grew green tea in Japan?",
+                ),
+                pair_json(
+                    quote, "steamed or pan-fired", "How are green tea leaves treated after picking?"
+                ),
+            ]
+        }
+    )
     fake = FakeLLM([reply], responder=None)
-    s = run(tmp_path, register_fake(fake), n=2, pairs_per_call=2, prompt="unanswerable",
-            index=FakeIndex.from_texts({"tea": [TEA]}))
+    s = run(
+        tmp_path,
+        register_fake(fake),
+        n=2,
+        pairs_per_call=2,
+        prompt="unanswerable",
+        index=FakeIndex.from_texts({"tea": [TEA]}),
+    )
     kept = rows(tmp_path / "qa.jsonl")
     assert [p["answer"] for p in kept] == ["The documents do not say who first grew it."]
     rej = rows(tmp_path / "rejected.jsonl")
     assert s.rejected_by_reason == {"not_a_refusal": 1}
-    assert rej[0]["pair"]["answer"] == "steamed or pan-fired"  # was overwritten with a refusal and kept
+    assert (
+        rej[0]["pair"]["answer"] == "steamed or pan-fired"
+    )  # was overwritten with a refusal and kept
 
 
 # --- costs ---------------------------------------------------------------------------------------
@@ -218,8 +276,16 @@ def test_unanswerable_keeps_the_models_answer_and_rejects_a_real_one(tmp_path):
 
 @pytest.fixture
 def priced():
-    litellm.register_model({"fake/priced": {"input_cost_per_token": 1e-5, "output_cost_per_token": 3e-5,
-                                            "litellm_provider": "fake", "mode": "chat"}})
+    litellm.register_model(
+        {
+            "fake/priced": {
+                "input_cost_per_token": 1e-5,
+                "output_cost_per_token": 3e-5,
+                "litellm_provider": "fake",
+                "mode": "chat",
+            }
+        }
+    )
     fake = FakeLLM()
     register_fake(fake)
     return fake
@@ -228,7 +294,9 @@ def priced():
 def test_each_row_carries_its_share_of_the_call_cost(tmp_path, priced):
     s = run(tmp_path, "fake/priced", n=6, pairs_per_call=3)
     pairs = rows(tmp_path / "qa.jsonl")
-    assert s.cost > 0 and sum(p["provenance"]["cost"] for p in pairs) == pytest.approx(s.cost)  # was 3x
+    assert s.cost > 0 and sum(p["provenance"]["cost"] for p in pairs) == pytest.approx(
+        s.cost
+    )  # was 3x
     assert s.cost_total == pytest.approx(s.cost)
     for p in pairs:
         assert p["provenance"]["call_cost"] == pytest.approx(3 * p["provenance"]["cost"])
@@ -254,7 +322,16 @@ def index_dir(real_index):
 
 
 def cli(index_dir, out, *args):
-    base = ["generate", "--index", str(index_dir), "--out", str(out), "--model", "fake/test-model", "--no-check"]
+    base = [
+        "generate",
+        "--index",
+        str(index_dir),
+        "--out",
+        str(out),
+        "--model",
+        "fake/test-model",
+        "--no-check",
+    ]
     return CliRunner().invoke(main, base + list(args))
 
 
@@ -275,7 +352,17 @@ def test_cli_says_what_was_kept_of_what_was_asked_and_why_it_stopped(tmp_path, i
 @pytest.mark.slow
 def test_cli_rerun_after_a_failed_call_keeps_exactly_n(tmp_path, index_dir):
     register_fake(FakeLLM([server_error()]))
-    args = ["-n", "4", "--pairs-per-call", "2", "--max-retries", "0", "--concurrency", "1", "--json"]
+    args = [
+        "-n",
+        "4",
+        "--pairs-per-call",
+        "2",
+        "--max-retries",
+        "0",
+        "--concurrency",
+        "1",
+        "--json",
+    ]
     first = cli(index_dir, tmp_path, *args)
     assert first.exit_code == 10 and json.loads(first.output)["kept"] == 4
     again = cli(index_dir, tmp_path, *args)
@@ -288,7 +375,9 @@ def test_cli_tells_how_to_retry_unusable_replies(tmp_path, index_dir):
     register_fake(FakeLLM(["Some prose.", "More prose."]))
     res = cli(index_dir, tmp_path, "-n", "1", "--pairs-per-call", "1")
     assert res.exit_code == 0, res.output
-    assert "1 replies yielded no usable pair" in res.output and "rerun the same command" in res.output
+    assert (
+        "1 replies yielded no usable pair" in res.output and "rerun the same command" in res.output
+    )
 
 
 @pytest.mark.slow

@@ -197,7 +197,16 @@ def test_chroma_server_on_loopback(tmp_path: Path) -> None:
         pytest.skip("the `chroma` CLI is not installed")
     port = _free_port()
     proc = subprocess.Popen(
-        [chroma, "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)],
+        [
+            chroma,
+            "run",
+            "--path",
+            str(tmp_path / "server"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
@@ -213,7 +222,9 @@ def test_chroma_server_on_loopback(tmp_path: Path) -> None:
                 if time.time() > deadline or proc.poll() is not None:
                     pytest.fail("chroma server did not start")
                 time.sleep(0.3)
-        summary = ingest([GOOD / "notes.txt", GOOD / "page.html"], index=tmp_path / "idx", chroma_url=url)
+        summary = ingest(
+            [GOOD / "notes.txt", GOOD / "page.html"], index=tmp_path / "idx", chroma_url=url
+        )
         assert summary.documents == 2 and summary.skipped == ()
         assert not (tmp_path / "idx" / "chroma").exists()  # vectors live on the server
         index = open_index(tmp_path / "idx", chroma_url=url)
@@ -248,7 +259,10 @@ def test_ingest_langchain_documents(tmp_path: Path) -> None:
         "The Danube flows through ten countries, more than any other river in the world.",
         "Vienna, Budapest and Belgrade are capitals on the Danube.",
     ]
-    lc = [LCDocument(page_content=p, metadata={"source": "danube.pdf", "page": i}) for i, p in enumerate(pages)]
+    lc = [
+        LCDocument(page_content=p, metadata={"source": "danube.pdf", "page": i})
+        for i, p in enumerate(pages)
+    ]
     idx = tmp_path / "idx"
     first = ingest([], index=idx, documents=from_langchain(lc))
     assert (first.added, first.documents, first.skipped) == (1, 2, ())
@@ -262,7 +276,9 @@ def test_ingest_langchain_documents(tmp_path: Path) -> None:
 
     again = ingest([], index=idx, documents=from_langchain(lc))
     assert (again.unchanged, again.chunks_added) == (1, 0)
-    lc[1] = LCDocument(page_content="Vienna and Budapest are capitals on the Danube.", metadata=lc[1].metadata)
+    lc[1] = LCDocument(
+        page_content="Vienna and Budapest are capitals on the Danube.", metadata=lc[1].metadata
+    )
     changed = ingest([], index=idx, documents=from_langchain(lc))
     assert (changed.replaced, changed.documents, changed.documents_added) == (1, 2, 1)
     assert changed.chunks_removed == 1

@@ -59,7 +59,8 @@ def _big_text(n_paragraphs: int) -> str:
     rng = random.Random(5)
     words = "river harbour tide lighthouse keeper storm winter ledger cargo island".split()
     return "\n\n".join(
-        f"Entry {i}. " + " ".join(rng.choice(words) for _ in range(40)) + "." for i in range(n_paragraphs)
+        f"Entry {i}. " + " ".join(rng.choice(words) for _ in range(40)) + "."
+        for i in range(n_paragraphs)
     )
 
 

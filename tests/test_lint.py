@@ -25,6 +25,13 @@ def test_ruff():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_ruff_format():
+    proc = subprocess.run(
+        [_tool("ruff"), "format", "--check", "."], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, "run `ruff format .`:\n" + proc.stdout + proc.stderr
+
+
 # loaders/ and eval/ reach mypy as grounded.loaders and grounded.eval (see [tool.mypy]):
 # their functions must keep their real types there, not turn into Any.
 _PROBE = """

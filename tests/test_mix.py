@@ -19,7 +19,16 @@ DATA = Path(__file__).parent / "data" / "health"
 
 def side(prefix: str, k: int, origin: str) -> list[QAPair]:
     prov = Provenance(model="m-x", prompt="factoid") if origin == "synthetic" else Provenance()
-    return [QAPair(id=f"{prefix}{i}", question=f"{prefix} question {i}?", answer=str(i), origin=origin, provenance=prov) for i in range(k)]
+    return [
+        QAPair(
+            id=f"{prefix}{i}",
+            question=f"{prefix} question {i}?",
+            answer=str(i),
+            origin=origin,
+            provenance=prov,
+        )
+        for i in range(k)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -44,10 +53,17 @@ def test_ratio_out_of_range(ratio):
 
 
 def test_mix_ratio_origins_and_provenance():
-    real, syn = side("r", 50, "synthetic"), side("s", 90, "synthetic")  # real rows arrive mislabelled
+    real, syn = (
+        side("r", 50, "synthetic"),
+        side("s", 90, "synthetic"),
+    )  # real rows arrive mislabelled
     rows, rep = mix(real, syn, ratio=0.4, seed=3, real_source="squad.json")
     origins = Counter(p.origin for p in rows)
-    assert origins == {"real": 50, "synthetic": 75} and rep.total == 125 and rep.real_share == pytest.approx(0.4)
+    assert (
+        origins == {"real": 50, "synthetic": 75}
+        and rep.total == 125
+        and rep.real_share == pytest.approx(0.4)
+    )
     assert all(p.id.startswith("r") for p in rows if p.origin == "real")
     assert all(p.provenance.model == "m-x" for p in rows)  # provenance kept as it was
     assert all(p.metadata["mixed_from"] == "squad.json" for p in rows if p.origin == "real")
@@ -71,7 +87,19 @@ def test_mix_reports_a_short_side():
 
 def test_cli_mix_squad_and_jsonl(tmp_path):
     out = tmp_path / "mixed.jsonl"
-    args = ["--real", str(DATA / "human-a.json"), "--synthetic", str(DATA / "run" / "qa.jsonl"), "--ratio", "0.25", "--out", str(out), "--seed", "7", "--json"]
+    args = [
+        "--real",
+        str(DATA / "human-a.json"),
+        "--synthetic",
+        str(DATA / "run" / "qa.jsonl"),
+        "--ratio",
+        "0.25",
+        "--out",
+        str(out),
+        "--seed",
+        "7",
+        "--json",
+    ]
     result = CliRunner().invoke(mix_command, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
@@ -84,12 +112,24 @@ def test_cli_mix_squad_and_jsonl(tmp_path):
     syn_row = next(r for r in rows if r["origin"] == "synthetic")
     assert syn_row["provenance"]["model"] == "openai/gpt-4o-mini"
     again = CliRunner().invoke(mix_command, args)
-    assert again.exit_code == 0 and out.read_text(encoding="utf-8").splitlines() == [json.dumps(r, ensure_ascii=False) for r in rows]
+    assert again.exit_code == 0 and out.read_text(encoding="utf-8").splitlines() == [
+        json.dumps(r, ensure_ascii=False) for r in rows
+    ]
 
 
 def test_cli_mix_errors_and_shortfall(tmp_path):
-    base = ["--real", str(DATA / "human-a.json"), "--synthetic", str(DATA / "run" / "qa.jsonl"), "--out", str(tmp_path / "m.jsonl")]
+    base = [
+        "--real",
+        str(DATA / "human-a.json"),
+        "--synthetic",
+        str(DATA / "run" / "qa.jsonl"),
+        "--out",
+        str(tmp_path / "m.jsonl"),
+    ]
     result = CliRunner().invoke(mix_command, [*base, "--ratio", "1.2"])
     assert result.exit_code == 2 and "between 0 and 1" in result.output
     result = CliRunner().invoke(mix_command, [*base, "--ratio", "0.9", "-n", "100"])
-    assert result.exit_code == EXIT_PARTIAL and "short: real has 24 rows, 90 were asked for" in result.output
+    assert (
+        result.exit_code == EXIT_PARTIAL
+        and "short: real has 24 rows, 90 were asked for" in result.output
+    )

@@ -33,11 +33,18 @@ def _python(code: str, **env: str) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if k not in offline.defaults()}
     clean.update(env)
     script = (
-        "import json, os\nbefore = dict(os.environ)\n" + code
+        "import json, os\nbefore = dict(os.environ)\n"
+        + code
         + "\nprint(json.dumps({k: v for k, v in os.environ.items() if before.get(k) != v}))"
     )
-    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=clean, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     changed: dict[str, str] = json.loads(proc.stdout.strip().splitlines()[-1])
     return changed
@@ -71,7 +78,10 @@ def test_the_first_tokenizer_load_applies_them_for_library_users() -> None:
 @pytest.mark.slow
 def test_the_cli_ingests_and_searches_with_the_network_blocked(tmp_path: Path) -> None:
     index = tmp_path / "index"
-    commands = [["ingest", str(CORPUS), "--index", str(index)], ["search", "honey", "--index", str(index)]]
+    commands = [
+        ["ingest", str(CORPUS), "--index", str(index)],
+        ["search", "honey", "--index", str(index)],
+    ]
     code = _BLOCK_NETWORK + (
         "from grounded.cli import main\n"
         f"for args in {commands!r}:\n"

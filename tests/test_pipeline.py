@@ -16,7 +16,11 @@ from grounded.jsonl import read_jsonl
 DATA = Path(__file__).parent / "data" / "pipeline"
 DOCS = DATA / "docs"
 REPLIES = json.loads((DATA / "replies.json").read_text())
-BOGUS = {"quote": "The Eiffel Tower is in Paris.", "answer": "Paris", "question": "Where is the Eiffel Tower?"}
+BOGUS = {
+    "quote": "The Eiffel Tower is in Paris.",
+    "answer": "Paris",
+    "question": "Where is the Eiffel Tower?",
+}
 
 
 def responder(messages):
@@ -86,7 +90,19 @@ def test_cli_run_json_summary(tmp_path, fake):
     out = tmp_path / "cli"
     result = CliRunner().invoke(
         main,
-        ["run", str(DOCS), "--out", str(out), "--model", model, "-n", "4", "--chunk-tokens", "64", "--json"],
+        [
+            "run",
+            str(DOCS),
+            "--out",
+            str(out),
+            "--model",
+            model,
+            "-n",
+            "4",
+            "--chunk-tokens",
+            "64",
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
@@ -106,8 +122,20 @@ def test_cli_run_uses_settings_file(tmp_path, fake, monkeypatch):
 def test_cli_run_says_kept_of_requested_and_why_it_stopped(tmp_path, fake):
     _, model = fake
     out = tmp_path / "human"
-    args = ["run", str(DOCS), "--out", str(out), "--model", model, "-n", "50", "--chunk-tokens", "64",
-            "--max-calls", "2"]
+    args = [
+        "run",
+        str(DOCS),
+        "--out",
+        str(out),
+        "--model",
+        model,
+        "-n",
+        "50",
+        "--chunk-tokens",
+        "64",
+        "--max-calls",
+        "2",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     first = next(line for line in result.output.splitlines() if line.startswith("kept "))

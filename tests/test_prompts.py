@@ -69,14 +69,23 @@ def _write(tmp_path, **changes):
     [
         ({"temperature": 0.3}, "temperature: unknown key"),
         ({"user": "$passages and $topic"}, "user: variable $topic is not declared"),
-        ({"variables": ["passages", "n", "language", "topic"]}, "variables: unknown variable 'topic'"),
+        (
+            {"variables": ["passages", "n", "language", "topic"]},
+            "variables: unknown variable 'topic'",
+        ),
         ({"variables": ["passages", "language"]}, "user: variable $n is not declared"),
         ({"user": "Write $n questions"}, "the template must include $passages"),
         ({"user": None}, "user: Field required"),
         ({"kind": "essay"}, "kind:"),
         ({"output_schema": {"type": "object"}}, "output_schema: must describe"),
-        ({"examples": [{"passages": ["x"], "reply": {"pairs": [{"question": "Why?"}]}}]}, "examples.0.reply"),
-        ({"examples": [{"passages": ["x"], "reply": {}, "shots": 2}]}, "examples.0.shots: unknown key"),
+        (
+            {"examples": [{"passages": ["x"], "reply": {"pairs": [{"question": "Why?"}]}}]},
+            "examples.0.reply",
+        ),
+        (
+            {"examples": [{"passages": ["x"], "reply": {}, "shots": 2}]},
+            "examples.0.shots: unknown key",
+        ),
     ],
 )
 def test_invalid_templates_name_file_and_key(tmp_path, changes, message):

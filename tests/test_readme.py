@@ -53,4 +53,6 @@ def test_readme_command_uses_known_options(line):
     known = {opt for p in cmd.params for opt in (*p.opts, *p.secondary_opts)} | {"--help", "-h"}
     for token in rest:
         if token.startswith("-") and not re.match(r"^-\d", token):
-            assert token.split("=")[0] in known, f"{token} is not an option of `{cmd.name}` ({line})"
+            assert token.split("=")[0] in known, (
+                f"{token} is not an option of `{cmd.name}` ({line})"
+            )

@@ -27,18 +27,41 @@ DOC = (
     "Pell Island has a population of 340. Its only school closed in 2011."
 )
 SENTENCES = [s for para in DOC.split("\n\n") for s in para.replace(". ", ".\n").splitlines()]
-QUESTIONS = ["When did the Corbin Bridge open?", "How long is the Corbin Bridge?",
-             "When was the Norwell lighthouse built?", "How many people live on Pell Island?"]
+QUESTIONS = [
+    "When did the Corbin Bridge open?",
+    "How long is the Corbin Bridge?",
+    "When was the Norwell lighthouse built?",
+    "How many people live on Pell Island?",
+]
 SQUAD = Path(__file__).parent / "data" / "check" / "squad.json"
-EXPORT_FORMATS = ["jsonl", "csv", "openai", "ragas", "deepeval"] + (
-    ["parquet"] if importlib.util.find_spec("pyarrow") else []
-) + (["hf"] if importlib.util.find_spec("datasets") and importlib.util.find_spec("pyarrow") else [])
-SHAPES = ("canonical", "evidence_strings", "evidence_string", "evidence_objects", "evidence_object",
-          "context", "contexts", "context_list", "no_evidence", "squad_answers", "hf_answers")
+EXPORT_FORMATS = (
+    ["jsonl", "csv", "openai", "ragas", "deepeval"]
+    + (["parquet"] if importlib.util.find_spec("pyarrow") else [])
+    + (
+        ["hf"]
+        if importlib.util.find_spec("datasets") and importlib.util.find_spec("pyarrow")
+        else []
+    )
+)
+SHAPES = (
+    "canonical",
+    "evidence_strings",
+    "evidence_string",
+    "evidence_objects",
+    "evidence_object",
+    "context",
+    "contexts",
+    "context_list",
+    "no_evidence",
+    "squad_answers",
+    "hf_answers",
+)
 
 
 def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
     return path
 
 
@@ -58,16 +81,31 @@ def shaped_row(shape: str, question: str, answer: str, sentence: str) -> dict[st
     """One row of a documented shape, quoting `sentence` where the shape carries evidence."""
     start = DOC.find(sentence)
     if shape == "canonical":
-        ev = Evidence(doc_id="doc", chunk_id="doc:0-10", start=max(start, 0), end=max(start, 0) + len(sentence),
-                      text=sentence, score=1.0)
-        return QAPair(id=QAPair.make_id(question, answer), question=question, answer=answer, evidence=(ev,),
-                      doc_ids=("doc",), contexts=(DOC,), provenance=Provenance(model="m"),
-                      verdict=Verdict(True, 0.9)).to_dict()
+        ev = Evidence(
+            doc_id="doc",
+            chunk_id="doc:0-10",
+            start=max(start, 0),
+            end=max(start, 0) + len(sentence),
+            text=sentence,
+            score=1.0,
+        )
+        return QAPair(
+            id=QAPair.make_id(question, answer),
+            question=question,
+            answer=answer,
+            evidence=(ev,),
+            doc_ids=("doc",),
+            contexts=(DOC,),
+            provenance=Provenance(model="m"),
+            verdict=Verdict(True, 0.9),
+        ).to_dict()
     base: dict[str, Any] = {"question": question, "answer": answer}
     extra: dict[str, Any] = {
         "evidence_strings": {"evidence": [sentence]},
         "evidence_string": {"evidence": sentence},
-        "evidence_objects": {"evidence": [{"chunk_id": "", "text": sentence, "start": 0, "end": 0}]},
+        "evidence_objects": {
+            "evidence": [{"chunk_id": "", "text": sentence, "start": 0, "end": 0}]
+        },
         "evidence_object": {"evidence": {"quote": sentence}},
         "context": {"context": DOC},
         "contexts": {"contexts": [DOC, sentence]},
@@ -94,7 +132,9 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # ------------------------------------------------------------------ issue 8: the CLI failures
 
 
-@pytest.mark.parametrize("shape", ["evidence_strings", "evidence_string", "evidence_object", "hf_answers"])
+@pytest.mark.parametrize(
+    "shape", ["evidence_strings", "evidence_string", "evidence_object", "hf_answers"]
+)
 def test_export_dedup_mix_eval_accept_string_evidence(tmp_path, shape):
     rows = [shaped_row(shape, q, "1967", SENTENCES[1]) for q in QUESTIONS]
     qa = _write(tmp_path / "qa.jsonl", rows)
@@ -102,18 +142,40 @@ def test_export_dedup_mix_eval_accept_string_evidence(tmp_path, shape):
     assert res.exit_code == 0 and json.loads(res.output)["rows"] == 4
     res = _cli("dedup", qa, "--out", tmp_path / "d", "--embedder", "none", "--json")
     assert res.exit_code == 0 and json.loads(res.output)["input"] == 4
-    res = _cli("mix", "--real", SQUAD, "--synthetic", qa, "--ratio", "0.5", "--out", tmp_path / "m.jsonl", "--json")
+    res = _cli(
+        "mix",
+        "--real",
+        SQUAD,
+        "--synthetic",
+        qa,
+        "--ratio",
+        "0.5",
+        "--out",
+        tmp_path / "m.jsonl",
+        "--json",
+    )
     assert res.exit_code in (0, 10) and json.loads(res.output)["synthetic"]["available"] == 4
     res = _cli("eval", "dataset", qa, "--embedder", "none", "--json")
     assert res.exit_code == 0 and json.loads(res.output)["n"] == 4
 
 
 def test_check_finds_string_evidence_in_the_index(tmp_path, index_dir):
-    rows = [{"question": "When did the Corbin Bridge open?", "answer": "1967", "evidence": ["It opened in 1967."]},
-            {"question": "How many people live on Pell Island?", "answer": "340",
-             "evidence": "Pell Island has a population of 340."}]
+    rows = [
+        {
+            "question": "When did the Corbin Bridge open?",
+            "answer": "1967",
+            "evidence": ["It opened in 1967."],
+        },
+        {
+            "question": "How many people live on Pell Island?",
+            "answer": "340",
+            "evidence": "Pell Island has a population of 340.",
+        },
+    ]
     qa = _write(tmp_path / "qa.jsonl", rows)
-    res = _cli("check", qa, "--index", index_dir, "--out", tmp_path / "o", "--semantic", "off", "--json")
+    res = _cli(
+        "check", qa, "--index", index_dir, "--out", tmp_path / "o", "--semantic", "off", "--json"
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)
     assert summary["kept"] == 2 and "no_sources" not in summary["reasons"], summary
@@ -123,17 +185,27 @@ def test_check_finds_string_evidence_in_the_index(tmp_path, index_dir):
 
 
 def test_check_rejects_a_row_without_context_and_checks_the_rest(tmp_path):
-    rows = [{"question": "When did the Corbin Bridge open?", "answer": "1967", "context": DOC},
-            {"question": "When was the lighthouse built?", "answer": "1871"},
-            {"question": "How long is the bridge?", "answer": "412 metres", "evidence": ["spans 412 metres"]},
-            {"answer": "no question here"}]
+    rows = [
+        {"question": "When did the Corbin Bridge open?", "answer": "1967", "context": DOC},
+        {"question": "When was the lighthouse built?", "answer": "1871"},
+        {
+            "question": "How long is the bridge?",
+            "answer": "412 metres",
+            "evidence": ["spans 412 metres"],
+        },
+        {"answer": "no question here"},
+    ]
     qa = _write(tmp_path / "qa.jsonl", rows)
     res = _cli("check", qa, "--out", tmp_path / "o", "--semantic", "off")
     assert res.exit_code == 0, res.output
     assert "no_sources (2)" in res.output and "--index" in res.output
     assert len(_lines(tmp_path / "o" / "qa.jsonl")) == 1
     rejected = _lines(tmp_path / "o" / "rejected.jsonl")
-    assert [r["reasons"][0]["code"] for r in rejected] == ["no_sources", "no_sources", "unreadable_row"]
+    assert [r["reasons"][0]["code"] for r in rejected] == [
+        "no_sources",
+        "no_sources",
+        "unreadable_row",
+    ]
     assert "question" in rejected[2]["reasons"][0]["message"] and rejected[2]["raw"]
 
 
@@ -154,11 +226,16 @@ def test_squad_json_is_read_everywhere(tmp_path, command):
 
 def test_a_malformed_row_is_an_error_naming_the_row_not_a_crash(tmp_path):
     qa = _write(tmp_path / "qa.jsonl", [{"question": "Q?", "answer": "A", "evidence": [3]}])
-    for args in (["export", qa, "--format", "csv", "--out", tmp_path / "x.csv"],
-                 ["dedup", qa, "--out", tmp_path / "d", "--embedder", "none"],
-                 ["eval", "dataset", qa, "--embedder", "none"]):
+    for args in (
+        ["export", qa, "--format", "csv", "--out", tmp_path / "x.csv"],
+        ["dedup", qa, "--out", tmp_path / "d", "--embedder", "none"],
+        ["eval", "dataset", qa, "--embedder", "none"],
+    ):
         res = _cli(*args)
-        assert res.exit_code == 1 and f"{qa}:1: evidence items must be strings or objects" in res.output
+        assert (
+            res.exit_code == 1
+            and f"{qa}:1: evidence items must be strings or objects" in res.output
+        )
 
 
 # ------------------------------------------------------------------ the property: no shape crashes
@@ -173,9 +250,13 @@ _row = st.builds(
 )
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(rows=st.lists(_row, min_size=1, max_size=6))
-def test_every_documented_shape_is_processed_or_rejected_with_a_reason(tmp_path_factory, index_dir, rows):
+def test_every_documented_shape_is_processed_or_rejected_with_a_reason(
+    tmp_path_factory, index_dir, rows
+):
     tmp = tmp_path_factory.mktemp("prop")
     qa = _write(tmp / "qa.jsonl", rows)
     n = len(rows)
@@ -191,9 +272,27 @@ def test_every_documented_shape_is_processed_or_rejected_with_a_reason(tmp_path_
         res = _cli("export", qa, "--format", fmt, "--out", tmp / f"x-{fmt}", "--json")
         assert res.exit_code == 0 and json.loads(res.output)["rows"] == n, res.output
     res = _cli("dedup", qa, "--out", tmp / "d", "--embedder", "none", "--json")
-    assert res.exit_code == 0 and json.loads(res.output)["kept"] + json.loads(res.output)["removed"] == n
+    assert (
+        res.exit_code == 0
+        and json.loads(res.output)["kept"] + json.loads(res.output)["removed"] == n
+    )
     for real in (qa, SQUAD):
-        res = _cli("mix", "--real", real, "--synthetic", qa, "--ratio", "0.5", "--out", tmp / "m.jsonl", "-n", "2", "--json")
-        assert res.exit_code in (0, 10) and json.loads(res.output)["synthetic"]["available"] == n, res.output
+        res = _cli(
+            "mix",
+            "--real",
+            real,
+            "--synthetic",
+            qa,
+            "--ratio",
+            "0.5",
+            "--out",
+            tmp / "m.jsonl",
+            "-n",
+            "2",
+            "--json",
+        )
+        assert res.exit_code in (0, 10) and json.loads(res.output)["synthetic"]["available"] == n, (
+            res.output
+        )
     res = _cli("eval", "dataset", qa, "--embedder", "none", "--json")
     assert res.exit_code == 0 and json.loads(res.output)["n"] == n, res.output

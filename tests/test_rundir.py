@@ -22,7 +22,10 @@ from grounded.rundir import RunFolder, atomic_write, atomic_write_text
 def test_run_folder_knows_its_files(tmp_path: Path) -> None:
     run = RunFolder(tmp_path)
     assert (run.qa.name, run.rejected.name, run.summary.name, run.report.name) == (
-        "qa.jsonl", "rejected.jsonl", "summary.json", "report.html",
+        "qa.jsonl",
+        "rejected.jsonl",
+        "summary.json",
+        "report.html",
     )
     assert run.index == tmp_path / "index" and run.llm_cache == tmp_path / "cache" / "llm.sqlite"
     assert RunFolder.of(run.qa) == run
@@ -38,7 +41,9 @@ def test_index_path_is_the_recorded_one_else_the_default_folder(tmp_path: Path) 
     run.path.mkdir()
     run.summary.write_text(json.dumps({"files": {"index": str(elsewhere)}}), encoding="utf-8")
     assert run.index_path() == elsewhere
-    run.summary.write_text(json.dumps({"ingest": {"index": str(tmp_path / "gone")}}), encoding="utf-8")
+    run.summary.write_text(
+        json.dumps({"ingest": {"index": str(tmp_path / "gone")}}), encoding="utf-8"
+    )
     assert run.index_path() is None
     run.index.mkdir()
     assert run.index_path() == run.index  # a run killed before summary.json still has its index
@@ -64,12 +69,16 @@ def test_atomic_write_gives_the_usual_permissions(tmp_path: Path) -> None:
 def test_jsonl_reader_names_file_and_line_of_a_bad_row(tmp_path: Path) -> None:
     path = tmp_path / "qa.jsonl"
     path.write_bytes(b'{"question": "a?", "answer": "a"}\n\n{"question": "b?", "answer": "\xe9"}\n')
-    res = CliRunner().invoke(main, ["dedup", str(path), "--out", str(tmp_path / "o"), "--embedder", "none"])
+    res = CliRunner().invoke(
+        main, ["dedup", str(path), "--out", str(tmp_path / "o"), "--embedder", "none"]
+    )
     assert res.exit_code == 1
     assert f"{path}:3: not UTF-8 text" in res.output and "internal error" not in res.output
 
 
-def test_jsonl_reader_can_skip_bad_rows_saying_where(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_jsonl_reader_can_skip_bad_rows_saying_where(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "rows.jsonl"
     path.write_text('{"a": 1}\n[1, 2]\n{"a": 2}\n{"a": 3', encoding="utf-8")  # last: half-written
     with caplog.at_level(logging.WARNING, logger="grounded.jsonl"):
@@ -106,7 +115,17 @@ def test_generate_keeps_its_cache_in_the_one_place_and_still_uses_the_old_one(
     fake = FakeLLM()
     model = register_fake(fake)
     first = tmp_path / "first"
-    args = ["generate", "--index", str(real_index[0]), "-n", "2", "--model", model, "--no-check", "--json"]
+    args = [
+        "generate",
+        "--index",
+        str(real_index[0]),
+        "-n",
+        "2",
+        "--model",
+        model,
+        "--no-check",
+        "--json",
+    ]
     res = CliRunner().invoke(main, [*args, "--out", str(first)])
     assert res.exit_code == 0, res.output
     calls = len(fake.calls)

@@ -16,7 +16,11 @@ def test_store_is_wal_and_shared_by_threads(tmp_path: Path) -> None:
     db = SQLiteStore(tmp_path / "x.sqlite", schema="CREATE TABLE IF NOT EXISTS t (k INTEGER)")
     assert db.read_one("PRAGMA journal_mode") == ("wal",)
     threads = [
-        threading.Thread(target=lambda i=i: [db.write("INSERT INTO t VALUES (?)", (i * 100 + j,)) for j in range(50)])
+        threading.Thread(
+            target=lambda i=i: [
+                db.write("INSERT INTO t VALUES (?)", (i * 100 + j,)) for j in range(50)
+            ]
+        )
         for i in range(4)
     ]
     for t in threads:
@@ -28,7 +32,9 @@ def test_store_is_wal_and_shared_by_threads(tmp_path: Path) -> None:
 
 
 def test_a_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
-    db = SQLiteStore(tmp_path / "x.sqlite", schema="CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY)")
+    db = SQLiteStore(
+        tmp_path / "x.sqlite", schema="CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY)"
+    )
     with pytest.raises(sqlite3.IntegrityError), db.transaction() as conn:
         conn.execute("INSERT INTO t VALUES (1)")
         conn.execute("INSERT INTO t VALUES (1)")
@@ -60,7 +66,9 @@ def test_an_embedding_cache_written_before_the_helper_still_serves(tmp_path: Pat
 
     path = tmp_path / "embeddings.sqlite"
     old = sqlite3.connect(path)  # the layout the cache had before grounded.store
-    old.execute("CREATE TABLE vectors (embedder TEXT, key TEXT, vec BLOB, PRIMARY KEY (embedder, key))")
+    old.execute(
+        "CREATE TABLE vectors (embedder TEXT, key TEXT, vec BLOB, PRIMARY KEY (embedder, key))"
+    )
     vec = np.arange(4, dtype=np.float32)
     old.execute("INSERT INTO vectors VALUES (?, ?, ?)", ("minilm", "k", vec.tobytes()))
     old.commit()

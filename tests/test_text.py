@@ -15,7 +15,12 @@ def test_split_keeps_decimals_acronyms_abbreviations_and_initials() -> None:
         "Dr. Margit Holloway approved it.",
         "John F. Kennedy did not.",
     ]
-    assert split_sentences("One here.Two there. Three!\nFour") == ["One here.", "Two there.", "Three!", "Four"]
+    assert split_sentences("One here.Two there. Three!\nFour") == [
+        "One here.",
+        "Two there.",
+        "Three!",
+        "Four",
+    ]
     assert split_sentences('He said "Stop." Then he left.') == ['He said "Stop."', "Then he left."]
     assert split_sentences("東京は大きい。人口は多い。") == ["東京は大きい。", "人口は多い。"]
     assert split_sentences("A line\nthe next", newlines=False) == ["A line\nthe next"]
@@ -27,11 +32,28 @@ def test_spans_are_verbatim() -> None:
 
 
 def _quote_choices(text: str) -> list[str]:
-    chunk = Chunk(id=Chunk.make_id("d", 0, len(text)), doc_id="d", text=text, start=0, end=len(text))
-    rf = {"type": "json_schema", "json_schema": {"name": "qa", "schema": {"type": "object", "properties": {
-        "pairs": {"type": "array", "items": {"type": "object", "properties": {"quote": {"type": "string"}}}}}}}}
+    chunk = Chunk(
+        id=Chunk.make_id("d", 0, len(text)), doc_id="d", text=text, start=0, end=len(text)
+    )
+    rf = {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "qa",
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "pairs": {
+                        "type": "array",
+                        "items": {"type": "object", "properties": {"quote": {"type": "string"}}},
+                    }
+                },
+            },
+        },
+    }
     out = constrain_schema(rf, [chunk], answers=False)
-    return out["json_schema"]["schema"]["properties"]["pairs"]["items"]["properties"]["quote"]["enum"]
+    return out["json_schema"]["schema"]["properties"]["pairs"]["items"]["properties"]["quote"][
+        "enum"
+    ]
 
 
 def test_generation_quote_choices_keep_a_decimal_sentence_whole() -> None:

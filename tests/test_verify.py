@@ -29,10 +29,14 @@ from grounded.verify import READER_SYSTEM, agreement, normalize_answer, token_f1
 def three_sentence_index() -> FakeIndex:
     """Passages of three sentences each, so quoting_responder writes 3 pairs per call."""
     towns = ["Lydford", "Tavistock", "Okehampton", "Princetown"]
-    docs = {t.lower(): [f"The bridge at {t} was built in {1800 + i * 7} by the mason John Pike. "
-                         f"Its arches are made of grey local slate. "
-                         f"Carts crossed it for the first time in the spring of {1801 + i * 7}."]
-            for i, t in enumerate(towns)}
+    docs = {
+        t.lower(): [
+            f"The bridge at {t} was built in {1800 + i * 7} by the mason John Pike. "
+            f"Its arches are made of grey local slate. "
+            f"Carts crossed it for the first time in the spring of {1801 + i * 7}."
+        ]
+        for i, t in enumerate(towns)
+    }
     return FakeIndex.from_texts(docs)
 
 
@@ -54,19 +58,27 @@ def true_answer(question: str, passages: list[str]) -> str:
     for p in passages:
         at = p.find(prefix)
         if at >= 0:
-            rest = p[at + len(prefix):].split(".")[0]
+            rest = p[at + len(prefix) :].split(".")[0]
             return rest.strip()
     return "not in the passage"
 
 
 def reader(answer):
     """A responder: generation as quoting_responder, reader requests answered by `answer(q, passages)`."""
+
     def respond(messages):
         if not is_reader(messages):
             return quoting_responder(messages)
         passages = passages_of(messages)
-        return json.dumps({"answers": [{"n": i, "answer": answer(q, passages)}
-                                       for i, q in enumerate(questions_of(messages), 1)]})
+        return json.dumps(
+            {
+                "answers": [
+                    {"n": i, "answer": answer(q, passages)}
+                    for i, q in enumerate(questions_of(messages), 1)
+                ]
+            }
+        )
+
     return respond
 
 
@@ -97,19 +109,22 @@ def test_normalize_and_token_f1_follow_squad():
     assert token_f1("1843", "1844") == 0.0
 
 
-@pytest.mark.parametrize(("proposed", "said", "code"), [
-    ("local slate", "slate", None),  # F1 0.67
-    ("John Pike", "the mason John Pike", None),  # contained
-    ("12,000 people", "12000 people", None),  # fuzzy: number formatting
-    ("1843", "1848", "reader_disagrees"),
-    ("Alan Stevenson", "Robert Stevenson", "reader_disagrees"),  # F1 exactly 0.5: not above
-    ("12 June 1843", "12 June 1848", "reader_disagrees"),  # F1 0.67, but other numbers
-    ("in 1843", "18.43", "reader_disagrees"),
-    ("in 1843", "1,843", None),
-    ("12,000", "12000 people", None),
-    ("1843", "not in the passage", "reader_cannot_answer"),
-    ("1843", "", "reader_cannot_answer"),
-])
+@pytest.mark.parametrize(
+    ("proposed", "said", "code"),
+    [
+        ("local slate", "slate", None),  # F1 0.67
+        ("John Pike", "the mason John Pike", None),  # contained
+        ("12,000 people", "12000 people", None),  # fuzzy: number formatting
+        ("1843", "1848", "reader_disagrees"),
+        ("Alan Stevenson", "Robert Stevenson", "reader_disagrees"),  # F1 exactly 0.5: not above
+        ("12 June 1843", "12 June 1848", "reader_disagrees"),  # F1 0.67, but other numbers
+        ("in 1843", "18.43", "reader_disagrees"),
+        ("in 1843", "1,843", None),
+        ("12,000", "12000 people", None),
+        ("1843", "not in the passage", "reader_cannot_answer"),
+        ("1843", "", "reader_cannot_answer"),
+    ],
+)
 def test_agreement_decides_by_f1_containment_or_fuzzy_ratio(proposed, said, code):
     found = agreement(proposed, said)
     assert (found.reason.code if found.reason else None) == code, found
@@ -117,7 +132,10 @@ def test_agreement_decides_by_f1_containment_or_fuzzy_ratio(proposed, said, code
 
 def test_unanswerable_pairs_agree_when_the_reader_cannot_answer():
     assert agreement("The documents do not say.", "not in the passage", refusal=True).reason is None
-    assert agreement("The documents do not say.", "1843", refusal=True).reason.code == "reader_answered"
+    assert (
+        agreement("The documents do not say.", "1843", refusal=True).reason.code
+        == "reader_answered"
+    )
 
 
 # --- in generation -------------------------------------------------------------------------------
@@ -160,7 +178,12 @@ def test_reader_calls_are_cached(fake, tmp_path):
     first = run(tmp_path / "a", n=6, verify="roundtrip", cache=cache)
     again = run(tmp_path / "b", n=6, verify="roundtrip", cache=cache)  # new folder, same cache
     assert first.llm_calls == 4
-    assert again.llm_calls == 0 and again.cached_calls == 4 and again.reader_calls == 2 and again.kept == 6
+    assert (
+        again.llm_calls == 0
+        and again.cached_calls == 4
+        and again.reader_calls == 2
+        and again.kept == 6
+    )
 
 
 def test_a_rerun_of_written_pairs_makes_no_reader_call(fake, tmp_path):
@@ -199,7 +222,9 @@ def test_a_reader_that_skips_a_question_leaves_that_pair_unverified(fake, tmp_pa
         if not is_reader(messages):
             return quoting_responder(messages)
         qs = questions_of(messages)
-        return json.dumps({"answers": [{"n": 1, "answer": true_answer(qs[0], passages_of(messages))}]})
+        return json.dumps(
+            {"answers": [{"n": 1, "answer": true_answer(qs[0], passages_of(messages))}]}
+        )
 
     fake.responder = respond
     s = run(tmp_path / "g", n=3, verify="roundtrip", max_calls=1)
@@ -266,12 +291,17 @@ def test_verify_judge_uses_the_generation_model_when_the_checker_has_no_judge(fa
     from grounded.checker import default_checker
     from grounded.checker.judge import JUDGE_SYSTEM
 
-    fake.responder = lambda m: (json.dumps({"claims": [{"claim": "c", "verdict": "supported"}]})
-                                if m[0]["content"] == JUDGE_SYSTEM else quoting_responder(m))
+    fake.responder = lambda m: (
+        json.dumps({"claims": [{"claim": "c", "verdict": "supported"}]})
+        if m[0]["content"] == JUDGE_SYSTEM
+        else quoting_responder(m)
+    )
     checker = default_checker(judge_mode="all", semantic="off")
     s = run(tmp_path / "g", n=3, verify="judge", checker=checker, max_calls=1)
     judged = [c for c in fake.calls if c["messages"][0]["content"] == JUDGE_SYSTEM]
-    assert judged and s.llm_calls == 1 + len(judged) and checker.judge is None  # caller's checker untouched
+    assert (
+        judged and s.llm_calls == 1 + len(judged) and checker.judge is None
+    )  # caller's checker untouched
 
 
 # --- CLI -----------------------------------------------------------------------------------------
@@ -280,8 +310,21 @@ def test_verify_judge_uses_the_generation_model_when_the_checker_has_no_judge(fa
 @pytest.mark.slow
 def test_cli_generate_verify_roundtrip(fake, tmp_path, real_index):
     fake.responder = reader(lambda q, p: "Ernest Shackleton")
-    args = ["generate", "--index", str(real_index[0]), "--out", str(tmp_path / "g"), "-n", "3",
-            "--model", "fake/test-model", "--max-calls", "2", "--verify", "roundtrip"]
+    args = [
+        "generate",
+        "--index",
+        str(real_index[0]),
+        "--out",
+        str(tmp_path / "g"),
+        "-n",
+        "3",
+        "--model",
+        "fake/test-model",
+        "--max-calls",
+        "2",
+        "--verify",
+        "roundtrip",
+    ]
     res = CliRunner().invoke(main, [*args, "--json"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
@@ -295,7 +338,18 @@ def test_cli_generate_verify_roundtrip(fake, tmp_path, real_index):
 
 def test_cli_run_refuses_a_judge_with_another_verifier(tmp_path):
     (tmp_path / "a.txt").write_text("The bridge was built in 1843.", encoding="utf-8")
-    res = CliRunner().invoke(main, ["run", str(tmp_path / "a.txt"), "--out", str(tmp_path / "o"),
-                                    "--judge", "fake/test-model", "--verify", "roundtrip"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(tmp_path / "a.txt"),
+            "--out",
+            str(tmp_path / "o"),
+            "--judge",
+            "fake/test-model",
+            "--verify",
+            "roundtrip",
+        ],
+    )
     assert res.exit_code == 2 and "--judge goes with --verify judge" in res.output
     assert not (tmp_path / "o" / "index").exists()  # refused before any work

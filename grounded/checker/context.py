@@ -33,7 +33,10 @@ REFUSAL = re.compile(
     re.IGNORECASE,
 )
 YES_NO = frozenset({"yes", "no", "true", "false"})
-_ABOUT_SOURCES = re.compile(r"\b(documents?|texts?|sources?|context|passages?|articles?|information|provided|excerpts?)\b", re.IGNORECASE)
+_ABOUT_SOURCES = re.compile(
+    r"\b(documents?|texts?|sources?|context|passages?|articles?|information|provided|excerpts?)\b",
+    re.IGNORECASE,
+)
 
 
 def says_not_in_sources(answer: str) -> bool:
@@ -42,7 +45,10 @@ def says_not_in_sources(answer: str) -> bool:
     if not REFUSAL.search(answer):
         return False
     return len(answer.split()) <= 10 or _ABOUT_SOURCES.search(answer) is not None
+
+
 # Instructions addressed to an AI reading the text (prompt injection planted in a document):
+
 
 class Bag:
     """The stems and numbers of a text, for fast membership tests with prefix matching."""
@@ -53,11 +59,15 @@ class Bag:
         self.stems = {t.stem for t in tokens}
         # month names count as their number only for a month of the claim ("November" ~ "2018-11"),
         # so that a changed day ("November 8" -> "11") is not found in the month
-        self.numbers = {round(t.number, 6) for t in tokens if t.number is not None and not is_month(t)}
+        self.numbers = {
+            round(t.number, 6) for t in tokens if t.number is not None and not is_month(t)
+        }
         self.months = {round(t.number, 6) for t in tokens if t.number is not None and is_month(t)}
         self.raw_numbers = {t.text for t in tokens if t.number is None and t.text[:1].isdigit()}
         self.prefixes = {s[:5] for s in self.stems if len(s) >= 5}
-        self.dates = {round(t.number, 6) for t in tokens if t.number is not None and is_date_like(t)}
+        self.dates = {
+            round(t.number, 6) for t in tokens if t.number is not None and is_date_like(t)
+        }
 
     @classmethod
     def merge(cls, bags: Iterable[Bag]) -> Bag:
@@ -82,8 +92,14 @@ class Bag:
         if tok.stem in self.stems:
             return True
         # 'America' ~ 'American', 'Philadelphia' ~ "Philadelphia's"
-        return len(tok.stem) >= 5 and tok.stem[:5] in self.prefixes and any(
-            s.startswith(tok.stem) or tok.stem.startswith(s) for s in self.stems if s[:5] == tok.stem[:5]
+        return (
+            len(tok.stem) >= 5
+            and tok.stem[:5] in self.prefixes
+            and any(
+                s.startswith(tok.stem) or tok.stem.startswith(s)
+                for s in self.stems
+                if s[:5] == tok.stem[:5]
+            )
         )
 
 
@@ -136,7 +152,6 @@ def bigrams(tokens: Sequence[Token]) -> set[tuple[str, str]]:
     return set(zip(stems, stems[1:], strict=False))
 
 
-
 @runtime_checkable
 class Checker(Protocol):
     """Decides whether the sources support a pair."""
@@ -155,7 +170,9 @@ class CheckResult:
 class Context:
     """One pair with its sources, and the text analysis every check shares (computed lazily)."""
 
-    def __init__(self, pair: QAPair, sources: Sequence[Chunk], *, answer_only: bool = False) -> None:
+    def __init__(
+        self, pair: QAPair, sources: Sequence[Chunk], *, answer_only: bool = False
+    ) -> None:
         self.pair = pair
         self.sources = list(sources)
         self.answer_only = answer_only  # score answer support only (claims, external benchmarks)
@@ -245,7 +262,10 @@ class Context:
 
     @cached_property
     def offers_choice(self) -> bool:
-        return re.search(r"\b(or|whether|either|between)\b", self.pair.question, re.IGNORECASE) is not None
+        return (
+            re.search(r"\b(or|whether|either|between)\b", self.pair.question, re.IGNORECASE)
+            is not None
+        )
 
     @cached_property
     def statement(self) -> str:
@@ -327,5 +347,3 @@ class ModelCheck(Protocol):
 def short(text: str, n: int = 60) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1] + "…"
-
-

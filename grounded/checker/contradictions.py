@@ -26,12 +26,21 @@ from grounded.types import Reason
 # (reason `possible_mismatch`, not blocking). Names differ more often by paraphrase: a higher bar.
 ALIGN_MIN: dict[str, float] = {"qa": 0.0, "claim": 0.75}
 ENTITY_ALIGN_MIN: float = 0.9
-MISMATCH_CODES: tuple[str, ...] = ("negation_mismatch", "number_mismatch", "date_mismatch", "unit_mismatch", "entity_mismatch")
+MISMATCH_CODES: tuple[str, ...] = (
+    "negation_mismatch",
+    "number_mismatch",
+    "date_mismatch",
+    "unit_mismatch",
+    "entity_mismatch",
+)
 
 # Units whose swap for another of the same kind changes a quantity ("412 metres" / "412 feet").
 UNIT_KINDS: dict[str, str] = {
-    **dict.fromkeys("metre meter kilometre kilometer km centimetre centimeter cm millimetre mm mile "
-                    "foot feet inch yard".split(), "length"),
+    **dict.fromkeys(
+        "metre meter kilometre kilometer km centimetre centimeter cm millimetre mm mile "
+        "foot feet inch yard".split(),
+        "length",
+    ),
     **dict.fromkeys("kilogram kg gram pound lb ton tonne ounce".split(), "mass"),
     **dict.fromkeys("second minute hour day week month year decade century".split(), "time"),
     **dict.fromkeys("dollar euro pound yen franc rupee cent".split(), "money"),
@@ -39,7 +48,9 @@ UNIT_KINDS: dict[str, str] = {
 }
 # "not only ..." and "not until ..." do not negate what follows.
 _NOT_NEGATING: frozenset[str] = frozenset({"only", "just", "merely", "least", "until", "unlike"})
-_SCOPE_BREAK = re.compile(r"[,;:()]|\b(?:and|but|while|whereas|which|who|although|though|because)\b", re.IGNORECASE)
+_SCOPE_BREAK = re.compile(
+    r"[,;:()]|\b(?:and|but|while|whereas|which|who|although|though|because)\b", re.IGNORECASE
+)
 _NEG_HINT = re.compile("|".join(sorted(NEGATIONS - {"n't"})) + r"|n['’]t", re.IGNORECASE)
 # Content words after a negation cue that make up its scope.
 NEG_SCOPE = 2
@@ -55,7 +66,11 @@ def negation_scopes(text: str) -> list[tuple[str, ...]]:
     out: list[tuple[str, ...]] = []
     consumed: set[int] = set()
     for i, tok in enumerate(toks):
-        if i in consumed or not is_negation(tok) or (i + 1 < len(toks) and toks[i + 1].text.lower() in _NOT_NEGATING):
+        if (
+            i in consumed
+            or not is_negation(tok)
+            or (i + 1 < len(toks) and toks[i + 1].text.lower() in _NOT_NEGATING)
+        ):
             continue
         scope: list[str] = []
         cues = 1
@@ -113,13 +128,17 @@ def _number_units(tokens: Sequence[Token]) -> set[tuple[float, str]]:
     return out
 
 
-def contradictions(ctx: Context, absent_numbers: Sequence[Token], missing_ents: Sequence[Token]) -> tuple[list[Reason], dict[str, float]]:
+def contradictions(
+    ctx: Context, absent_numbers: Sequence[Token], missing_ents: Sequence[Token]
+) -> tuple[list[Reason], dict[str, float]]:
     """Negation, number, date, unit and name mismatches with the evidence window the claim aligns
     with (the one covering most of its other content words). A mismatch blocks when that window
     covers at least ALIGN_MIN of the claim (ENTITY_ALIGN_MIN for names), else it is reported as
     `possible_mismatch`; either way its signal (0.5 + 0.5 * alignment) lowers the score."""
     mode = "claim" if ctx.answer_only else "qa"
-    signals = dict.fromkeys(("negation", "number_mismatch", "date_mismatch", "unit_mismatch", "entity_mismatch"), 0.0)
+    signals = dict.fromkeys(
+        ("negation", "number_mismatch", "date_mismatch", "unit_mismatch", "entity_mismatch"), 0.0
+    )
     reasons: list[Reason] = []
     statement = content(tokens_of(ctx.statement))
     # what the claim says besides the facts compared (numbers and units): aligns it with a window
@@ -130,34 +149,60 @@ def contradictions(ctx: Context, absent_numbers: Sequence[Token], missing_ents: 
         if align >= min_align:
             reasons.append(Reason(code, message))
         else:
-            reasons.append(Reason("possible_mismatch", f"{code} in a passage matching {align:.0%} of the claim: {message}"))
+            reasons.append(
+                Reason(
+                    "possible_mismatch",
+                    f"{code} in a passage matching {align:.0%} of the claim: {message}",
+                )
+            )
 
     ranked = ctx.ranked_windows(anchor, k=len(ctx.windows))
     align, text = (ranked[0][0], ranked[0][1]) if ranked else (1.0, " ".join(ctx.support_texts))
     if absent_numbers:
         # among the best-aligned windows, the shortest that gives numbers to compare with
-        wbag = next((bag for c, _, bag in ranked if c >= align - 1e-9 and (bag.numbers or bag.months)),
-                    ranked[0][2] if ranked else ctx.support_bag)
+        wbag = next(
+            (bag for c, _, bag in ranked if c >= align - 1e-9 and (bag.numbers or bag.months)),
+            ranked[0][2] if ranked else ctx.support_bag,
+        )
     for tok in absent_numbers:
         date = is_date_like(tok)
         same = sorted(wbag.dates if date else wbag.numbers - wbag.dates)
         if same:
             code = "date_mismatch" if date else "number_mismatch"
-            report(code, code, align, ALIGN_MIN[mode],
-                   f"the answer says {tok.text} where the evidence says {', '.join(f'{v:g}' for v in same[:3])}")
+            report(
+                code,
+                code,
+                align,
+                ALIGN_MIN[mode],
+                f"the answer says {tok.text} where the evidence says {', '.join(f'{v:g}' for v in same[:3])}",
+            )
         elif wbag.numbers or wbag.months or wbag.raw_numbers:
-            report("number_mismatch", "number_mismatch", align, ALIGN_MIN[mode],
-                   f"answer number {tok.text} not in the evidence, which gives other numbers")
+            report(
+                "number_mismatch",
+                "number_mismatch",
+                align,
+                ALIGN_MIN[mode],
+                f"answer number {tok.text} not in the evidence, which gives other numbers",
+            )
         else:
-            reasons.append(Reason("number_not_found", f"answer number {tok.text} not in the evidence"))
+            reasons.append(
+                Reason("number_not_found", f"answer number {tok.text} not in the evidence")
+            )
     claim_units = _number_units(ctx.answer_tokens)
     if claim_units:
         support_units = set().union(*(_number_units(tokens_of(t)) for t in ctx.support_texts))
         for value, unit in sorted(claim_units - support_units):
-            other = [u for v, u in support_units if v == value and UNIT_KINDS[u] == UNIT_KINDS[unit]]
+            other = [
+                u for v, u in support_units if v == value and UNIT_KINDS[u] == UNIT_KINDS[unit]
+            ]
             if other:
-                report("unit_mismatch", "unit_mismatch", align, ALIGN_MIN[mode],
-                       f"the answer gives {value:g} {unit} where the evidence gives {value:g} {other[0]}")
+                report(
+                    "unit_mismatch",
+                    "unit_mismatch",
+                    align,
+                    ALIGN_MIN[mode],
+                    f"the answer gives {value:g} {unit} where the evidence gives {value:g} {other[0]}",
+                )
     if not ctx.english:
         return reasons, signals
     # negation only means something in a statement (not in 'no', or a short name)
@@ -174,12 +219,19 @@ def contradictions(ctx: Context, absent_numbers: Sequence[Token], missing_ents: 
         if ent_window:
             e_align, e_text = ent_window[0][0], ent_window[0][1]
             mine = Bag(statement)
-            others = [t for s in split_sentences(e_text) for t in content(tokens_of(s)[1:])
-                      if t.capital and not is_numeric(t) and not mine.has(t)]
+            others = [
+                t
+                for s in split_sentences(e_text)
+                for t in content(tokens_of(s)[1:])
+                if t.capital and not is_numeric(t) and not mine.has(t)
+            ]
             if others:
-                report("entity_mismatch", "entity_mismatch", e_align, ENTITY_ALIGN_MIN,
-                       f"the answer names {', '.join(t.text for t in missing_ents[:3])} where the evidence names "
-                       f"{', '.join(dict.fromkeys(t.text for t in others[:3]))}")
+                report(
+                    "entity_mismatch",
+                    "entity_mismatch",
+                    e_align,
+                    ENTITY_ALIGN_MIN,
+                    f"the answer names {', '.join(t.text for t in missing_ents[:3])} where the evidence names "
+                    f"{', '.join(dict.fromkeys(t.text for t in others[:3]))}",
+                )
     return reasons, signals
-
-

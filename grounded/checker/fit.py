@@ -24,15 +24,23 @@ GENERIC_WORDS: frozenset[str] = frozenset(
 )
 # Copula questions about a generic aspect ("What is the purpose of X?", "What was X's work?")
 # expect a descriptive phrase, not a bare name, date or number.
-_ASPECT = (r"purpose|meaning|goal|aim|role|function|significance|importance|work|job|message|"
-           r"theme|point|idea|mission|intent|intention|effect|impact|reason|nature|definition")
+_ASPECT = (
+    r"purpose|meaning|goal|aim|role|function|significance|importance|work|job|message|"
+    r"theme|point|idea|mission|intent|intention|effect|impact|reason|nature|definition"
+)
 _ASPECT_Q = re.compile(
     rf"^\s*what\s+(?:is|was|are|were)\s+(?:the\s+|a\s+|an\s+)?(?:main\s+|primary\s+|real\s+)?(?:{_ASPECT})s?\b"
     rf"|^\s*what\s+(?:is|was|are|were)\s+[^?]{{1,80}}?['’]s?\s+(?:main\s+|primary\s+)?(?:{_ASPECT})s?\s*\??\s*$",
     re.IGNORECASE,
 )
-_WHEN_Q = re.compile(r"^\s*(?:(?:since|until|till|from|and|but|so|then|by)\s+)?(?:when\b|^\s*(?:\w+\s+){0,3}?(?:in\s+|during\s+|on\s+)?(?:what|which)\s+(?:year|date|day|month|century|decade|time\s+period|era)s?\b)", re.IGNORECASE)
-_HOW_MANY_Q = re.compile(r"^\s*(?:\w+\s+){0,4}?(?:how\s+(?:many|much)|what\s+(?:percentage|percent|proportion|fraction|number|amount)|how\s+(?:long|old|tall|high|large|big|deep|wide|heavy))\b", re.IGNORECASE)
+_WHEN_Q = re.compile(
+    r"^\s*(?:(?:since|until|till|from|and|but|so|then|by)\s+)?(?:when\b|^\s*(?:\w+\s+){0,3}?(?:in\s+|during\s+|on\s+)?(?:what|which)\s+(?:year|date|day|month|century|decade|time\s+period|era)s?\b)",
+    re.IGNORECASE,
+)
+_HOW_MANY_Q = re.compile(
+    r"^\s*(?:\w+\s+){0,4}?(?:how\s+(?:many|much)|what\s+(?:percentage|percent|proportion|fraction|number|amount)|how\s+(?:long|old|tall|high|large|big|deep|wide|heavy))\b",
+    re.IGNORECASE,
+)
 _WHO_Q = re.compile(r"^\s*(?:\w+\s+){0,2}?(?:who|whom|whose)\b", re.IGNORECASE)
 _WHERE_Q = re.compile(r"^\s*(?:\w+\s+){0,2}?where\b", re.IGNORECASE)
 _WHY_Q = re.compile(r"^\s*(?:\w+\s+){0,2}?why\b", re.IGNORECASE)
@@ -68,11 +76,20 @@ def answer_form(tokens: Sequence[Token]) -> str:
         return "empty"
     low = [t.text.lower() for t in words]
     numeric = [t.number is not None or t.text[:1].isdigit() for t in words]
-    datey = [lw in DATE_WORDS or (lw in MONTHS and t.capital) for t, lw in zip(words, low, strict=True)]
+    datey = [
+        lw in DATE_WORDS or (lw in MONTHS and t.capital) for t, lw in zip(words, low, strict=True)
+    ]
     if all(n or d for n, d in zip(numeric, datey, strict=True)) or (
-        any(numeric) and all(n or lw in UNIT_WORDS or lw in SCALES for n, lw in zip(numeric, low, strict=True))
+        any(numeric)
+        and all(n or lw in UNIT_WORDS or lw in SCALES for n, lw in zip(numeric, low, strict=True))
     ):
-        years = any(t.number is not None and 1000 <= t.number <= 2100 and float(t.number).is_integer() and len(t.text) == 4 for t in words)
+        years = any(
+            t.number is not None
+            and 1000 <= t.number <= 2100
+            and float(t.number).is_integer()
+            and len(t.text) == 4
+            for t in words
+        )
         return "date" if any(datey) or years else "number"
     if len(tokens) <= 6 and all(t.capital and not n for t, n in zip(words, numeric, strict=True)):
         return "name"
@@ -80,7 +97,9 @@ def answer_form(tokens: Sequence[Token]) -> str:
 
 
 _OTHER_WH = re.compile(r"\b(?:who|whom|whose|what|which|where|how|why)\b", re.IGNORECASE)
-_RANKING = re.compile(r"\b(?:rank|ranks|ranked|ranking|position|place|placed|put|stand|stands)\b", re.IGNORECASE)
+_RANKING = re.compile(
+    r"\b(?:rank|ranks|ranked|ranking|position|place|placed|put|stand|stands)\b", re.IGNORECASE
+)
 _NAMING = re.compile(r"\b(?:title|titled|name|named|called)\b", re.IGNORECASE)
 
 
@@ -108,9 +127,15 @@ def expected_type(question: str) -> str:
 
 def type_match(expected: str, form: str) -> bool:
     """True when the answer has the form the question asks for (positive evidence)."""
-    return (expected, form) in {("person", "name"), ("place", "name"), ("date", "date"),
-                                ("quantity", "number"), ("quantity", "date"),
-                                ("description", "phrase"), ("reason", "phrase")}
+    return (expected, form) in {
+        ("person", "name"),
+        ("place", "name"),
+        ("date", "date"),
+        ("quantity", "number"),
+        ("quantity", "date"),
+        ("description", "phrase"),
+        ("reason", "phrase"),
+    }
 
 
 def type_mismatch(expected: str, form: str, tokens: Sequence[Token]) -> bool:
@@ -118,15 +143,30 @@ def type_mismatch(expected: str, form: str, tokens: Sequence[Token]) -> bool:
     if not expected or form == "empty":
         return False
     if expected == "quantity":
-        return not any(t.number is not None or t.text[:1].isdigit() or _ROMAN.match(t.text)
-                       or t.text.lower() in QUANTITY_WORDS or t.text.lower() in NUMBER_WORDS
-                       or t.text.lower() in UNIT_WORDS or t.text.lower() in SCALES or t.text.lower().endswith("fold")
-                       for t in tokens)
+        return not any(
+            t.number is not None
+            or t.text[:1].isdigit()
+            or _ROMAN.match(t.text)
+            or t.text.lower() in QUANTITY_WORDS
+            or t.text.lower() in NUMBER_WORDS
+            or t.text.lower() in UNIT_WORDS
+            or t.text.lower() in SCALES
+            or t.text.lower().endswith("fold")
+            for t in tokens
+        )
     if expected == "date":
-        return (form in ("name", "phrase") and tokens[0].text.lower() not in TEMPORAL_PREPS
-                and not any(t.text.lower() in DATE_WORDS or t.text.lower() in TEMPORAL_PREPS
-                            or t.number is not None or t.text[:1].isdigit() or _ROMAN.match(t.text)
-                            for t in tokens))
+        return (
+            form in ("name", "phrase")
+            and tokens[0].text.lower() not in TEMPORAL_PREPS
+            and not any(
+                t.text.lower() in DATE_WORDS
+                or t.text.lower() in TEMPORAL_PREPS
+                or t.number is not None
+                or t.text[:1].isdigit()
+                or _ROMAN.match(t.text)
+                for t in tokens
+            )
+        )
     if expected in ("person", "place"):
         return form in ("date", "number")
     if expected in ("reason", "description"):
@@ -167,7 +207,12 @@ class QAFitCheck:
 
     def run(self, ctx: Context) -> CheckResult:
         res = CheckResult()
-        if ctx.answer_only or not ctx.pair.question.strip() or ctx.is_refusal or not ctx.pair.answer.strip():
+        if (
+            ctx.answer_only
+            or not ctx.pair.question.strip()
+            or ctx.is_refusal
+            or not ctx.pair.answer.strip()
+        ):
             return res
         if ctx.offers_choice or ctx.is_yes_no or not ctx.english:
             # the answer is one of the question's own options (or yes/no), or the English
@@ -180,15 +225,21 @@ class QAFitCheck:
         form = answer_form(ctx.answer_tokens)
         mismatch = not ctx.is_yes_no and type_mismatch(expected, form, ctx.answer_tokens)
         if mismatch:
-            res.reasons.append(Reason(
-                "answer_type_mismatch",
-                f"the question asks for a {expected} but the answer is a {form}: {short(ctx.pair.answer, 40)}",
-            ))
+            res.reasons.append(
+                Reason(
+                    "answer_type_mismatch",
+                    f"the question asks for a {expected} but the answer is a {form}: {short(ctx.pair.answer, 40)}",
+                )
+            )
         qc = content(ctx.question_tokens)
-        specific = [t for t in qc if t.text.lower() not in GENERIC_WORDS and t.stem not in GENERIC_WORDS]
+        specific = [
+            t for t in qc if t.text.lower() not in GENERIC_WORDS and t.stem not in GENERIC_WORDS
+        ]
         vague = bool(qc) and not specific
         if vague:
-            res.reasons.append(Reason("vague_question", f"the question names nothing specific: {short(q)}"))
+            res.reasons.append(
+                Reason("vague_question", f"the question names nothing specific: {short(q)}")
+            )
         ans = content(ctx.answer_tokens)
         qbag = Bag(qc)
         ans_in_q = sum(qbag.has(t) for t in ans) / len(ans) if ans else 0.0
@@ -199,24 +250,44 @@ class QAFitCheck:
         if terms:
             tw = [token_weight(t) for t in terms]
             ttotal = sum(tw)
-            best = max((sum(w for t, w in zip(terms, tw, strict=True) if bag.has(t)) / ttotal
-                        for src in ctx.support for bag in src.bags), default=0.0)
+            best = max(
+                (
+                    sum(w for t, w in zip(terms, tw, strict=True) if bag.has(t)) / ttotal
+                    for src in ctx.support
+                    for bag in src.bags
+                ),
+                default=0.0,
+            )
             gap = min(0.0, near_sent - best)
         # only for short extractive answers (a name, number or date): a paraphrased answer
         # cannot be located reliably, its signal still feeds the score
-        if form in ("name", "number", "date") and len(terms) >= self.min_terms and near < self.min_near:
-            res.reasons.append(Reason(
-                "answer_not_near_question_terms",
-                f"only {near:.0%} of the question's terms occur around the answer in the evidence",
-            ))
-        res.signals.update(type_ok=0.0 if mismatch else 1.0,
-                           type_match=1.0 if type_match(expected, form) else 0.0,
-                           vague=1.0 if vague else 0.0, q_near=near, q_near_sent=near_sent,
-                           q_near_tok=near_tok, q_sent_gap=gap, ans_in_q=ans_in_q)
+        if (
+            form in ("name", "number", "date")
+            and len(terms) >= self.min_terms
+            and near < self.min_near
+        ):
+            res.reasons.append(
+                Reason(
+                    "answer_not_near_question_terms",
+                    f"only {near:.0%} of the question's terms occur around the answer in the evidence",
+                )
+            )
+        res.signals.update(
+            type_ok=0.0 if mismatch else 1.0,
+            type_match=1.0 if type_match(expected, form) else 0.0,
+            vague=1.0 if vague else 0.0,
+            q_near=near,
+            q_near_sent=near_sent,
+            q_near_tok=near_tok,
+            q_sent_gap=gap,
+            ans_in_q=ans_in_q,
+        )
         return res
 
     @staticmethod
-    def _near(ctx: Context, ans: Sequence[Token], terms: Sequence[Token]) -> tuple[float, float, float]:
+    def _near(
+        ctx: Context, ans: Sequence[Token], terms: Sequence[Token]
+    ) -> tuple[float, float, float]:
         """Best share of `terms` around the answer: (1-sentence window either side, same
         sentence, NEAR_TOKENS content words either side)."""
         if not terms:
@@ -244,7 +315,10 @@ class QAFitCheck:
             sent = src.bags[i]
             win = src.bags[max(0, i - 1) : i + 2]
             s = sum(w for t, w in zip(terms, tw, strict=True) if sent.has(t)) / ttotal
-            w_ = sum(w for t, w in zip(terms, tw, strict=True) if any(b.has(t) for b in win)) / ttotal
+            w_ = (
+                sum(w for t, w in zip(terms, tw, strict=True) if any(b.has(t) for b in win))
+                / ttotal
+            )
             best_s, best_w = max(best_s, s), max(best_w, w_)
             # the content words right around each occurrence of the answer in the sentence
             toks = content(tokenize(src.sentences[i]))
@@ -263,5 +337,3 @@ class QAFitCheck:
 
 # Content words either side of the answer that count as "right next to it" (q_near_tok).
 NEAR_TOKENS = 6
-
-

@@ -50,12 +50,14 @@ class JudgeCheck:
         user = f"Source text:\n{source}\n\n"
         if question and not ctx.answer_only:
             user += f"Question: {question}\n"
-        user += f"Answer: {ctx.pair.answer}\n\nReply as JSON: {{\"claims\": [{{\"claim\": ..., \"verdict\": ...}}]}}"
+        user += f'Answer: {ctx.pair.answer}\n\nReply as JSON: {{"claims": [{{"claim": ..., "verdict": ...}}]}}'
         return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
 
     def run(self, ctx: Context) -> CheckResult:
         try:
-            reply = _complete(self.llm, self.messages(ctx), response_format=JUDGE_SCHEMA, temperature=0.0)
+            reply = _complete(
+                self.llm, self.messages(ctx), response_format=JUDGE_SCHEMA, temperature=0.0
+            )
         except Exception as exc:  # noqa: BLE001 - a failed judge call must not drop the pair
             return _judge_failed(exc)
         return self.read(reply)
@@ -67,9 +69,13 @@ class JudgeCheck:
         messages = self.messages(ctx)
         try:
             if hasattr(self.llm, "acomplete"):
-                reply = await self.llm.acomplete(messages, response_format=JUDGE_SCHEMA, temperature=0.0)
+                reply = await self.llm.acomplete(
+                    messages, response_format=JUDGE_SCHEMA, temperature=0.0
+                )
             else:
-                reply = await asyncio.to_thread(self.llm.complete, messages, response_format=JUDGE_SCHEMA, temperature=0.0)
+                reply = await asyncio.to_thread(
+                    self.llm.complete, messages, response_format=JUDGE_SCHEMA, temperature=0.0
+                )
         except Exception as exc:  # noqa: BLE001 - a failed judge call must not drop the pair
             return _judge_failed(exc)
         return self.read(reply)
@@ -84,19 +90,32 @@ class JudgeCheck:
             data = json.loads(_json_part(str(text)))
             claims = [c for c in data.get("claims", []) if isinstance(c, Mapping)]
         except (ValueError, AttributeError):
-            res.reasons.append(Reason("judge_unparsable", f"judge reply is not JSON: {short(str(text))}"))
+            res.reasons.append(
+                Reason("judge_unparsable", f"judge reply is not JSON: {short(str(text))}")
+            )
             return res
         # only well-formed verdicts count: a small model's off-schema reply must not decide
         claims = [c for c in claims if str(c.get("verdict", "")).strip().lower() in JUDGE_VERDICTS]
         if not claims:
-            res.reasons.append(Reason("judge_unparsable", f"judge gave no valid verdict: {short(str(text))}"))
+            res.reasons.append(
+                Reason("judge_unparsable", f"judge gave no valid verdict: {short(str(text))}")
+            )
             return res
         verdicts = [str(c.get("verdict", "")).strip().lower() for c in claims]
         supported = sum(v == "supported" for v in verdicts) / len(verdicts)
         res.signals["judge"] = supported
-        bad = [str(c.get("claim", "")) for c, v in zip(claims, verdicts, strict=True) if v != "supported"]
+        bad = [
+            str(c.get("claim", ""))
+            for c, v in zip(claims, verdicts, strict=True)
+            if v != "supported"
+        ]
         if bad:
-            res.reasons.append(Reason("judge_unsupported", "judge found unsupported claim(s): " + "; ".join(short(b, 80) for b in bad[:3])))
+            res.reasons.append(
+                Reason(
+                    "judge_unsupported",
+                    "judge found unsupported claim(s): " + "; ".join(short(b, 80) for b in bad[:3]),
+                )
+            )
         return res
 
 
@@ -124,7 +143,6 @@ def _json_part(text: str) -> str:
     return text[start : end + 1] if start >= 0 and end > start else text
 
 
-
 def default_judge_cache() -> Path:
     """Where judge calls are cached when no cache is given: $XDG_CACHE_HOME/grounded/judge.sqlite."""
     import os
@@ -133,5 +151,3 @@ def default_judge_cache() -> Path:
     path = base / "grounded" / "judge.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
-
-

@@ -16,6 +16,7 @@ QUESTION_WORDS: frozenset[str] = frozenset(
 # Question marks of other scripts: full-width (CJK), Arabic, Greek (U+037E), reversed.
 QUESTION_MARKS = "?？؟;⸮"
 
+
 @dataclass
 class QuestionCheck:
     """A question, not a statement; does not give its own answer; is about the evidence."""
@@ -40,32 +41,44 @@ class QuestionCheck:
         a = ctx.pair.answer.strip().strip(".").lower()
         ans_content = content(ctx.answer_tokens)
         offered = ctx.offers_choice
-        ans_words = [t for t in ctx.answer_tokens if t.text.lower() not in STOPWORDS or len(t.text) == 1]
+        ans_words = [
+            t for t in ctx.answer_tokens if t.text.lower() not in STOPWORDS or len(t.text) == 1
+        ]
         if ans_content and not offered and a.lower() not in YES_NO and not ctx.is_refusal:
             qbag = Bag(ctx.question_tokens)
             if all(qbag.has(t) for t in ans_words):
-                res.reasons.append(Reason("answer_in_question", f"the question already contains the answer {a!r}"))
+                res.reasons.append(
+                    Reason("answer_in_question", f"the question already contains the answer {a!r}")
+                )
         # about the evidence: enough of the question's content words are in the sources
         qc = content(ctx.question_tokens)
         if qc and (ctx.sources or ctx.support_texts):
-            bag = Bag([t for c in ctx.sources for t in tokenize(c.text)]) if ctx.sources else ctx.support_bag
+            bag = (
+                Bag([t for c in ctx.sources for t in tokenize(c.text)])
+                if ctx.sources
+                else ctx.support_bag
+            )
             about = sum(bag.has(t) for t in qc) / len(qc)
             res.signals["question_about"] = about
             if about < self.min_about:
-                res.reasons.append(Reason(
-                    "question_not_about_evidence",
-                    f"only {about:.0%} of the question's content words are in the sources",
-                ))
+                res.reasons.append(
+                    Reason(
+                        "question_not_about_evidence",
+                        f"only {about:.0%} of the question's content words are in the sources",
+                    )
+                )
             elif ctx.is_refusal and ctx.english:
                 # "the documents do not say" is only right about what the documents are about:
                 # a question naming things none of the sources names is off their topic
-                names = [t for t in qc if t.capital and t.start > 0]  # not the sentence-initial word
+                names = [
+                    t for t in qc if t.capital and t.start > 0
+                ]  # not the sentence-initial word
                 if names and not any(bag.has(t) for t in names):
-                    res.reasons.append(Reason(
-                        "question_not_about_evidence",
-                        "an unanswerable question must be about the sources, which never name "
-                        + ", ".join(repr(t.text) for t in names[:3]),
-                    ))
+                    res.reasons.append(
+                        Reason(
+                            "question_not_about_evidence",
+                            "an unanswerable question must be about the sources, which never name "
+                            + ", ".join(repr(t.text) for t in names[:3]),
+                        )
+                    )
         return res
-
-

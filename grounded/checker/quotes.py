@@ -23,7 +23,9 @@ class QuoteCheck:
         if not ctx.pair.evidence:
             return res
         if not ctx.sources:
-            res.reasons.append(Reason("no_sources", "evidence cites no source that could be loaded"))
+            res.reasons.append(
+                Reason("no_sources", "evidence cites no source that could be loaded")
+            )
             return res
         scores = []
         for ev in ctx.pair.evidence:
@@ -34,10 +36,12 @@ class QuoteCheck:
                     scores.append(1.0)
                     continue
                 if verified is False:
-                    res.reasons.append(Reason(
-                        "offset_mismatch",
-                        f"the source text at {ev.doc_id}[{ev.start}:{ev.end}] is not the quoted text",
-                    ))
+                    res.reasons.append(
+                        Reason(
+                            "offset_mismatch",
+                            f"the source text at {ev.doc_id}[{ev.start}:{ev.end}] is not the quoted text",
+                        )
+                    )
                     scores.append(0.0)
                     continue
             best = 0.0
@@ -49,10 +53,12 @@ class QuoteCheck:
                         break
             scores.append(best)
             if best < self.min_score:
-                res.reasons.append(Reason(
-                    "quote_not_found",
-                    f"quote not in the sources (best match {best:.2f}): {short(quote)}",
-                ))
+                res.reasons.append(
+                    Reason(
+                        "quote_not_found",
+                        f"quote not in the sources (best match {best:.2f}): {short(quote)}",
+                    )
+                )
         res.signals["quote_score"] = min(scores) if scores else 1.0
         return res
 
@@ -68,5 +74,3 @@ class QuoteCheck:
                     return True
                 return False
         return None
-
-

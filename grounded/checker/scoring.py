@@ -60,7 +60,6 @@ BLOCKING: frozenset[str] = frozenset(
 )
 
 
-
 class PipelineChecker:
     """Runs the checks on each pair and turns their signals into a calibrated verdict.
 
@@ -98,7 +97,9 @@ class PipelineChecker:
             raise CheckError(f"semantic mode must be borderline, all or off, not {semantic_mode!r}")
         for model, policy in models:
             if policy not in MODEL_POLICIES:
-                raise CheckError(f"{model.name}: policy must be one of {', '.join(MODEL_POLICIES)}, not {policy!r}")
+                raise CheckError(
+                    f"{model.name}: policy must be one of {', '.join(MODEL_POLICIES)}, not {policy!r}"
+                )
         if judge_mode not in ("borderline", "all"):
             raise CheckError(f"judge mode must be borderline or all, not {judge_mode!r}")
         self.mode = "claim" if answer_only else "qa"
@@ -120,7 +121,9 @@ class PipelineChecker:
         self.instructions = instructions
         # the model-backed checks in the order they run, each with its policy
         self.models: list[tuple[ModelCheck, str]] = [
-            *([(self.semantic, semantic_mode)] if self.semantic is not None else []), *models]
+            *([(self.semantic, semantic_mode)] if self.semantic is not None else []),
+            *models,
+        ]
 
     def check(self, pair: QAPair, sources: Sequence[Chunk]) -> Verdict:
         return self.check_many([(pair, sources)])[0]
@@ -128,20 +131,27 @@ class PipelineChecker:
     async def acheck(self, pair: QAPair, sources: Sequence[Chunk]) -> Verdict:
         """`check` for an event loop: the judge's call (when it runs) is awaited, never blocked on."""
         ctx, partial = self._scored([(pair, sources)])[0]
-        judged = await self.judge.arun(ctx) if self._wants_judge(partial[2]) and self.judge else None
+        judged = (
+            await self.judge.arun(ctx) if self._wants_judge(partial[2]) and self.judge else None
+        )
         return self._finish(ctx, *partial, judged=judged)
 
     def check_many(self, items: Sequence[tuple[QAPair, Sequence[Chunk]]]) -> list[Verdict]:
         """Check a batch: the lexical parts per pair, each model-backed check's calls batched."""
         return [self._finish(ctx, *part) for ctx, part in self._scored(items)]
 
-    def _scored(self, items: Sequence[tuple[QAPair, Sequence[Chunk]]]) -> list[tuple[Context, tuple[list[Reason], dict[str, float], float]]]:
+    def _scored(
+        self, items: Sequence[tuple[QAPair, Sequence[Chunk]]]
+    ) -> list[tuple[Context, tuple[list[Reason], dict[str, float], float]]]:
         """Each pair's context with its reasons, signals and score before the judge."""
         ctxs = [Context(p, s, answer_only=self.answer_only) for p, s in items]
         partial = [self._lexical(c) for c in ctxs]
         for model, policy in self.models:
-            need = [i for i, (reasons, _, score) in enumerate(partial)
-                    if self._wants_model(model, policy, ctxs[i], reasons, score)]
+            need = [
+                i
+                for i, (reasons, _, score) in enumerate(partial)
+                if self._wants_model(model, policy, ctxs[i], reasons, score)
+            ]
             if not need:
                 continue
             model.prefetch([ctxs[i] for i in need])
@@ -151,10 +161,16 @@ class PipelineChecker:
                 reasons.extend(out.reasons)
                 signals.update(out.signals)
                 if model.signal in signals:
-                    partial[i] = (reasons, signals, calibration_for(self.mode, signals).score(signals))
+                    partial[i] = (
+                        reasons,
+                        signals,
+                        calibration_for(self.mode, signals).score(signals),
+                    )
         return list(zip(ctxs, partial, strict=True))
 
-    def _wants_model(self, model: ModelCheck, policy: str, ctx: Context, reasons: Sequence[Reason], score: float) -> bool:
+    def _wants_model(
+        self, model: ModelCheck, policy: str, ctx: Context, reasons: Sequence[Reason], score: float
+    ) -> bool:
         if ctx.is_refusal and not ctx.answer_only:
             return False
         if policy == "all":
@@ -164,7 +180,9 @@ class PipelineChecker:
         if policy == "keepable":
             # its signals start at their best case (`neutral`): a blocked pair, or one whose score
             # is below the threshold even so, is rejected whatever the check would find
-            return score >= self.threshold - model.band and not any(r.code in self.blocking for r in reasons)
+            return score >= self.threshold - model.band and not any(
+                r.code in self.blocking for r in reasons
+            )
         # borderline: only near the threshold, and only where the fit gave the signal a real weight
         cal = CALIBRATION.get(f"{self.mode}+{model.signal}")
         if cal is None or abs(cal.weights[cal.features.index(model.signal)]) < model.min_weight:
@@ -208,13 +226,25 @@ class PipelineChecker:
         reasons, _, score = self._lexical(sub)
         if score < self.threshold or any(r.code in self.blocking for r in reasons):
             return None
-        return Reason("answerable_in_sources", f"the sources support the model's own answer {short(proposed, 40)!r}")
+        return Reason(
+            "answerable_in_sources",
+            f"the sources support the model's own answer {short(proposed, 40)!r}",
+        )
 
     def _wants_judge(self, score: float) -> bool:
-        return self.judge is not None and (self.judge_mode == "all" or abs(score - self.threshold) <= self.judge_band)
+        return self.judge is not None and (
+            self.judge_mode == "all" or abs(score - self.threshold) <= self.judge_band
+        )
 
-    def _finish(self, ctx: Context, reasons: list[Reason], signals: dict[str, float], score: float,
-                *, judged: CheckResult | None = None) -> Verdict:
+    def _finish(
+        self,
+        ctx: Context,
+        reasons: list[Reason],
+        signals: dict[str, float],
+        score: float,
+        *,
+        judged: CheckResult | None = None,
+    ) -> Verdict:
         if judged is None and self.judge is not None and self._wants_judge(score):
             judged = self.judge.run(ctx)
         if judged is not None:
@@ -229,11 +259,17 @@ class PipelineChecker:
         refusal = ctx.is_refusal and not ctx.answer_only
         supported = (refusal or score >= self.threshold) and not blocked
         if score < self.threshold and not refusal:
-            reasons.append(Reason("low_support", f"support score {score:.2f} below threshold {self.threshold:.2f}"))
-        return Verdict(supported=supported, score=round(score, 4), reasons=tuple(reasons),
-                       signals={k: round(float(v), 4) for k, v in signals.items()})
-
-
+            reasons.append(
+                Reason(
+                    "low_support", f"support score {score:.2f} below threshold {self.threshold:.2f}"
+                )
+            )
+        return Verdict(
+            supported=supported,
+            score=round(score, 4),
+            reasons=tuple(reasons),
+            signals={k: round(float(v), 4) for k, v in signals.items()},
+        )
 
 
 def default_checker(
@@ -270,7 +306,9 @@ def default_checker(
         if isinstance(judge, str):
             from grounded.llm import LLM
 
-            llm = LLM(judge, cache=judge_cache if judge_cache is not None else default_judge_cache())
+            llm = LLM(
+                judge, cache=judge_cache if judge_cache is not None else default_judge_cache()
+            )
         else:
             llm = judge
     return PipelineChecker(
@@ -285,12 +323,18 @@ def default_checker(
         judge_mode=judge_mode,
         answer_only=answer_only,
         instructions=InstructionCheck(),
-        models=_model_checks(answer_only=answer_only, fit_checks=fit_checks, answer_types=answer_types,
-                             verifier=verifier),
+        models=_model_checks(
+            answer_only=answer_only,
+            fit_checks=fit_checks,
+            answer_types=answer_types,
+            verifier=verifier,
+        ),
     )
 
 
-def _model_checks(*, answer_only: bool, fit_checks: bool, answer_types: str, verifier: str) -> list[tuple[Any, str]]:
+def _model_checks(
+    *, answer_only: bool, fit_checks: bool, answer_types: str, verifier: str
+) -> list[tuple[Any, str]]:
     """The model-backed checks after MiniLM, each with its policy, in the order they run."""
     if answer_only:
         return []
@@ -303,6 +347,3 @@ def _model_checks(*, answer_only: bool, fit_checks: bool, answer_types: str, ver
         if Verifier.available():
             models.append((VerifierCheck(), verifier))
     return models
-
-
-

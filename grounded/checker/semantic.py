@@ -29,9 +29,16 @@ class SemanticCheck:
     signal = "sem"
     neutral: dict[str, float] = {}  # no `sem` until it ran: the lexical calibration scores the pair
 
-    def __init__(self, embedder: Any = None, *, k: int = 3, cache_size: int = 50_000,
-                 band: float = SEMANTIC_BAND, modes: frozenset[str] = SEMANTIC_MODES,
-                 min_weight: float = MIN_SEM_WEIGHT) -> None:
+    def __init__(
+        self,
+        embedder: Any = None,
+        *,
+        k: int = 3,
+        cache_size: int = 50_000,
+        band: float = SEMANTIC_BAND,
+        modes: frozenset[str] = SEMANTIC_MODES,
+        min_weight: float = MIN_SEM_WEIGHT,
+    ) -> None:
         self._embedder = embedder
         self.k = k
         self._cache: OrderedDict[str, Any] = OrderedDict()

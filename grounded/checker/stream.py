@@ -18,7 +18,15 @@ def inline_sources(pair: QAPair) -> list[Chunk]:
     out = []
     for i, text in enumerate(pair.contexts):
         doc_id = pair.doc_ids[i] if i < len(pair.doc_ids) else f"context-{i}"
-        out.append(Chunk(id=Chunk.make_id(doc_id, 0, len(text)), doc_id=doc_id, text=text, start=0, end=len(text)))
+        out.append(
+            Chunk(
+                id=Chunk.make_id(doc_id, 0, len(text)),
+                doc_id=doc_id,
+                text=text,
+                start=0,
+                end=len(text),
+            )
+        )
     return out
 
 
@@ -26,7 +34,9 @@ def sources_for(pair: QAPair, index: Any = None) -> list[Chunk]:
     """Evidence/cited chunks from the index when there is one, else the pair's inline contexts."""
     chunks: list[Chunk] = []
     if index is not None:
-        ids = list(dict.fromkeys([*pair.chunk_ids, *(e.chunk_id for e in pair.evidence if e.chunk_id)]))
+        ids = list(
+            dict.fromkeys([*pair.chunk_ids, *(e.chunk_id for e in pair.evidence if e.chunk_id)])
+        )
         if ids:
             chunks = list(index.get_chunks(ids))
     return chunks or inline_sources(pair)
@@ -43,8 +53,8 @@ def check(
 ) -> Iterator[tuple[QAPair, Verdict]]:
     """Check pairs against their sources; yields each pair with its verdict (set on the pair).
 
-        >>> for pair, verdict in grounded.check(pairs, index="out/index"):  # doctest: +SKIP
-        ...     print(verdict.supported, [r.code for r in verdict.reasons])
+    >>> for pair, verdict in grounded.check(pairs, index="out/index"):  # doctest: +SKIP
+    ...     print(verdict.supported, [r.code for r in verdict.reasons])
     """
     if checker is None:
         checker = default_checker(**checker_options)
@@ -64,11 +74,10 @@ def check(
         yield from _run_batch(checker, batch)
 
 
-def _run_batch(checker: Checker, batch: Sequence[tuple[QAPair, Sequence[Chunk]]]) -> Iterator[tuple[QAPair, Verdict]]:
+def _run_batch(
+    checker: Checker, batch: Sequence[tuple[QAPair, Sequence[Chunk]]]
+) -> Iterator[tuple[QAPair, Verdict]]:
     many = getattr(checker, "check_many", None)
     verdicts = many(batch) if many is not None else [checker.check(p, s) for p, s in batch]
     for (pair, _), verdict in zip(batch, verdicts, strict=True):
         yield replace(pair, verdict=verdict), verdict
-
-
-

@@ -28,9 +28,13 @@ class VerifierCheck:
     # policy "keepable": pairs within `band` of the threshold or above it, not blocked (a yes can
     # raise a pair by about this much)
     band = 0.15
-    neutral: dict[str, float] = {}  # the "qa" model has no `ver`: pairs it did not read keep that model
+    neutral: dict[
+        str, float
+    ] = {}  # the "qa" model has no `ver`: pairs it did not read keep that model
 
-    def __init__(self, verifier: Any = None, *, no_below: float = NO_BELOW, cache_size: int = 50_000) -> None:
+    def __init__(
+        self, verifier: Any = None, *, no_below: float = NO_BELOW, cache_size: int = 50_000
+    ) -> None:
         self._verifier = verifier
         self.no_below = no_below
         self.cache_size = cache_size
@@ -76,7 +80,11 @@ class VerifierCheck:
         p = self._cache[key]
         res.signals[self.signal] = p
         if p < self.no_below:
-            res.reasons.append(Reason("question_does_not_ask_for_answer",
-                                      f"the learned verifier reads the evidence as not answering the question "
-                                      f"with this answer (p={p:.2f})"))
+            res.reasons.append(
+                Reason(
+                    "question_does_not_ask_for_answer",
+                    f"the learned verifier reads the evidence as not answering the question "
+                    f"with this answer (p={p:.2f})",
+                )
+            )
         return res

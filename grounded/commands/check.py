@@ -14,17 +14,63 @@ from grounded.errors import EXIT_PARTIAL
 
 @click.command("check")
 @click.argument("qa", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--index", default=None, type=click.Path(file_okay=False), help="Index directory the evidence points into (optional when contexts are inline).")
-@click.option("--chroma-url", default=None, help="Use a Chroma server instead of an embedded index.")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Writes OUT/qa.jsonl (kept) and OUT/rejected.jsonl.")
-@click.option("--threshold", default=None, type=click.FloatRange(0, 1), help="Minimum support score (default: the documented dev-tuned value).")
-@click.option("--semantic", default="borderline", show_default=True, type=click.Choice(["borderline", "all", "off"]), help="When to compute MiniLM similarity.")
-@click.option("--learned-verifier", "verifier", default="keepable", show_default=True, type=click.Choice(["keepable", "all", "off"]), help="Which QA pairs the learned verifier reads (keepable: those the cheap checks have not rejected).")
+@click.option(
+    "--index",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Index directory the evidence points into (optional when contexts are inline).",
+)
+@click.option(
+    "--chroma-url", default=None, help="Use a Chroma server instead of an embedded index."
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Writes OUT/qa.jsonl (kept) and OUT/rejected.jsonl.",
+)
+@click.option(
+    "--threshold",
+    default=None,
+    type=click.FloatRange(0, 1),
+    help="Minimum support score (default: the documented dev-tuned value).",
+)
+@click.option(
+    "--semantic",
+    default="borderline",
+    show_default=True,
+    type=click.Choice(["borderline", "all", "off"]),
+    help="When to compute MiniLM similarity.",
+)
+@click.option(
+    "--learned-verifier",
+    "verifier",
+    default="keepable",
+    show_default=True,
+    type=click.Choice(["keepable", "all", "off"]),
+    help="Which QA pairs the learned verifier reads (keepable: those the cheap checks have not rejected).",
+)
 @click.option("--judge", default=None, help="litellm model string of an LLM judge (optional).")
-@click.option("--judge-mode", default="borderline", show_default=True, type=click.Choice(["borderline", "all"]))
-@click.option("--judge-cache", default=None, type=click.Path(dir_okay=False), help="SQLite cache of judge calls (default OUT/judge-cache.sqlite).")
-@click.option("--fail-on-reject", is_flag=True, help=f"Exit {EXIT_PARTIAL} when any pair is rejected.")
-@click.option("--long-answers", is_flag=True, help="Check every answer claim by claim (RAG answers, summaries); rows get per-claim verdicts and unsupported spans. Pairs of kind long/summary always are.")
+@click.option(
+    "--judge-mode",
+    default="borderline",
+    show_default=True,
+    type=click.Choice(["borderline", "all"]),
+)
+@click.option(
+    "--judge-cache",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="SQLite cache of judge calls (default OUT/judge-cache.sqlite).",
+)
+@click.option(
+    "--fail-on-reject", is_flag=True, help=f"Exit {EXIT_PARTIAL} when any pair is rejected."
+)
+@click.option(
+    "--long-answers",
+    is_flag=True,
+    help="Check every answer claim by claim (RAG answers, summaries); rows get per-claim verdicts and unsupported spans. Pairs of kind long/summary always are.",
+)
 @json_option
 @handle_errors
 def check(
@@ -58,7 +104,9 @@ def check(
     if as_json:
         emit_json(summary.to_dict())
     else:
-        click.echo(f"checked {summary.n} pairs: kept {summary.kept}, rejected {summary.rejected} ({summary.pairs_per_s} pairs/s)")
+        click.echo(
+            f"checked {summary.n} pairs: kept {summary.kept}, rejected {summary.rejected} ({summary.pairs_per_s} pairs/s)"
+        )
         top = list(summary.rejected_by_reason.items())[:6]
         if top:
             click.echo("rejection reasons: " + ", ".join(f"{k} ({v})" for k, v in top))
@@ -69,7 +117,10 @@ def check(
         click.echo(f"wrote {summary.files['qa']} and {summary.files['rejected']}")
         unchecked = summary.rejected_by_reason.get("no_sources", 0)
         if unchecked and index is None:
-            click.echo(f"{unchecked} row(s) had nothing to check against: give them context/contexts, "
-                       "or pass --index DIR when their evidence points into an index", err=True)
+            click.echo(
+                f"{unchecked} row(s) had nothing to check against: give them context/contexts, "
+                "or pass --index DIR when their evidence points into an index",
+                err=True,
+            )
     if fail_on_reject and summary.rejected:
         sys.exit(EXIT_PARTIAL)

@@ -23,12 +23,37 @@ def _num(value: Any, digits: int = 3) -> str:
 
 @click.command("dataset")
 @click.argument("qa", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--reference", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Human QA set to compare with (SQuAD JSON or JSONL).")
-@click.option("--format", "fmt", default=None, type=_FORMATS, help="Format of QA (default: guessed from the file).")
-@click.option("--reference-format", default=None, type=_FORMATS, help="Format of REF (default: guessed).")
-@click.option("--index", default=None, type=click.Path(exists=True, file_okay=False, path_type=Path), help="Index directory: total documents and chunks for coverage.")
-@click.option("--embedder", default="minilm", show_default=True, help="Embedder for question similarity, or 'none' to skip it.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the equal-size samples.")
+@click.option(
+    "--reference",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Human QA set to compare with (SQuAD JSON or JSONL).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    default=None,
+    type=_FORMATS,
+    help="Format of QA (default: guessed from the file).",
+)
+@click.option(
+    "--reference-format", default=None, type=_FORMATS, help="Format of REF (default: guessed)."
+)
+@click.option(
+    "--index",
+    default=None,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Index directory: total documents and chunks for coverage.",
+)
+@click.option(
+    "--embedder",
+    default="minilm",
+    show_default=True,
+    help="Embedder for question similarity, or 'none' to skip it.",
+)
+@click.option(
+    "--seed", default=0, show_default=True, type=int, help="Seed of the equal-size samples."
+)
 @json_option
 @handle_errors
 def eval_dataset(
@@ -62,20 +87,66 @@ def eval_dataset(
     for n in (1, 2, 3):
         key = f"distinct_{n}"
         if match:
-            rows.append((f"{key} (on {match['size']} each)", _num(match[key]["set"]), _num(match[key]["reference"])))
+            rows.append(
+                (
+                    f"{key} (on {match['size']} each)",
+                    _num(match[key]["set"]),
+                    _num(match[key]["reference"]),
+                )
+            )
         else:
             rows.append((key, _num(health[key]), ""))
-    rows.append(("wh-type entropy (bits)", _num(health["wh"]["entropy_bits"], 2), _num((ref.get("wh") or {}).get("entropy_bits"), 2) if ref else ""))
+    rows.append(
+        (
+            "wh-type entropy (bits)",
+            _num(health["wh"]["entropy_bits"], 2),
+            _num((ref.get("wh") or {}).get("entropy_bits"), 2) if ref else "",
+        )
+    )
     sim = (health.get("similarity") or {}).get("mean_cosine")
     if sim is not None:
-        rows.append(("mean pairwise cosine", _num(sim), _num((ref.get("similarity") or {}).get("mean_cosine")) if ref else ""))
-    rows.append(("top opening share", _pct(health["top_prefix"]["share"]), _pct(ref["top_prefix"]["share"]) if ref else ""))
-    rows.append(("answer length (mean words)", _num(health["answer_length"]["mean"], 1), _num(ref["answer_length"]["mean"], 1) if ref else ""))
+        rows.append(
+            (
+                "mean pairwise cosine",
+                _num(sim),
+                _num((ref.get("similarity") or {}).get("mean_cosine")) if ref else "",
+            )
+        )
+    rows.append(
+        (
+            "top opening share",
+            _pct(health["top_prefix"]["share"]),
+            _pct(ref["top_prefix"]["share"]) if ref else "",
+        )
+    )
+    rows.append(
+        (
+            "answer length (mean words)",
+            _num(health["answer_length"]["mean"], 1),
+            _num(ref["answer_length"]["mean"], 1) if ref else "",
+        )
+    )
     cov = health.get("coverage") or {}
     ref_cov = ref.get("coverage") or {}
     if cov:
-        rows.append(("documents cited", f"{cov['documents_cited']}/{cov.get('documents_total', '?')}", f"{ref_cov.get('documents_cited', '')}/{ref_cov.get('documents_total', '?')}" if ref_cov else ""))
-        rows.append(("chunks cited", f"{cov['chunks_cited']}/{cov.get('chunks_total', '?')}", f"{ref_cov.get('chunks_cited', '')}/{ref_cov.get('chunks_total', '?')}" if ref_cov else ""))
+        rows.append(
+            (
+                "documents cited",
+                f"{cov['documents_cited']}/{cov.get('documents_total', '?')}",
+                f"{ref_cov.get('documents_cited', '')}/{ref_cov.get('documents_total', '?')}"
+                if ref_cov
+                else "",
+            )
+        )
+        rows.append(
+            (
+                "chunks cited",
+                f"{cov['chunks_cited']}/{cov.get('chunks_total', '?')}",
+                f"{ref_cov.get('chunks_cited', '')}/{ref_cov.get('chunks_total', '?')}"
+                if ref_cov
+                else "",
+            )
+        )
     width = max(len(r[0]) for r in rows)
     click.echo(f"{'':{width}}  {'set':>10}  {'reference' if ref else '':>10}")
     for name, mine, theirs in rows:
@@ -97,10 +168,32 @@ def eval_dataset(
 
 @click.command()
 @click.argument("qa", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory for qa.jsonl (kept) and rejected.jsonl (removals appended).")
-@click.option("--near", default=0.9, show_default=True, type=click.FloatRange(0, 1), help="Character similarity for near duplicates.")
-@click.option("--semantic", default=0.92, show_default=True, type=click.FloatRange(-1, 1), help="Embedding cosine for paraphrases.")
-@click.option("--embedder", default="minilm", show_default=True, help="Embedder for paraphrases, or 'none' to skip that test.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for qa.jsonl (kept) and rejected.jsonl (removals appended).",
+)
+@click.option(
+    "--near",
+    default=0.9,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Character similarity for near duplicates.",
+)
+@click.option(
+    "--semantic",
+    default=0.92,
+    show_default=True,
+    type=click.FloatRange(-1, 1),
+    help="Embedding cosine for paraphrases.",
+)
+@click.option(
+    "--embedder",
+    default="minilm",
+    show_default=True,
+    help="Embedder for paraphrases, or 'none' to skip that test.",
+)
 @json_option
 @handle_errors
 def dedup(qa: Path, out: Path, near: float, semantic: float, embedder: str, as_json: bool) -> None:
@@ -130,14 +223,27 @@ def dedup(qa: Path, out: Path, near: float, semantic: float, embedder: str, as_j
         emit_json(summary)
     else:
         detail = ", ".join(f"{k} {v}" for k, v in kinds.items())
-        click.echo(f"kept {len(kept)} of {len(pairs)} pairs, removed {len(removed)} duplicates" + (f" ({detail})" if detail else ""))
+        click.echo(
+            f"kept {len(kept)} of {len(pairs)} pairs, removed {len(removed)} duplicates"
+            + (f" ({detail})" if detail else "")
+        )
         click.echo(f"files: {folder.qa}, {folder.rejected}")
 
 
 @click.command()
 @click.argument("out_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--reference", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Human QA set to compare with (SQuAD JSON or JSONL).")
-@click.option("--embedder", default="minilm", show_default=True, help="Embedder for question similarity, or 'none' to skip it.")
+@click.option(
+    "--reference",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Human QA set to compare with (SQuAD JSON or JSONL).",
+)
+@click.option(
+    "--embedder",
+    default="minilm",
+    show_default=True,
+    help="Embedder for question similarity, or 'none' to skip it.",
+)
 @json_option
 @handle_errors
 def report(out_dir: Path, reference: Path | None, embedder: str, as_json: bool) -> None:
@@ -148,7 +254,10 @@ def report(out_dir: Path, reference: Path | None, embedder: str, as_json: bool) 
 
     run = RunFolder(out_dir)
     if not any(p.is_file() for p in (run.qa, run.rejected, run.summary)):
-        raise CheckError(f"{out_dir} has no qa.jsonl, rejected.jsonl or summary.json", hint="point at a run directory")
+        raise CheckError(
+            f"{out_dir} has no qa.jsonl, rejected.jsonl or summary.json",
+            hint="point at a run directory",
+        )
     path = write_report(out_dir, reference=reference, embedder=embedder)
     if as_json:
         emit_json({"report": str(path)})
@@ -158,14 +267,43 @@ def report(out_dir: Path, reference: Path | None, embedder: str, as_json: bool) 
 
 @click.command()
 @click.argument("qa", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", required=True, type=click.Choice(["jsonl", "csv", "hf", "parquet", "openai", "ragas", "deepeval"]), help="Output layout.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output file (a directory for hf).")
-@click.option("--index", default=None, type=click.Path(exists=True, file_okay=False, path_type=Path), help="Index to read source texts from (default: the run directory's index, if any).")
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(["jsonl", "csv", "hf", "parquet", "openai", "ragas", "deepeval"]),
+    help="Output layout.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output file (a directory for hf).",
+)
+@click.option(
+    "--index",
+    default=None,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Index to read source texts from (default: the run directory's index, if any).",
+)
 @click.option("--system", default=None, help="System message for --format openai.")
-@click.option("--with-context/--no-context", default=False, show_default=True, help="openai: put the source text before the question.")
+@click.option(
+    "--with-context/--no-context",
+    default=False,
+    show_default=True,
+    help="openai: put the source text before the question.",
+)
 @json_option
 @handle_errors
-def export(qa: Path, fmt: str, out: Path, index: Path | None, system: str | None, with_context: bool, as_json: bool) -> None:
+def export(
+    qa: Path,
+    fmt: str,
+    out: Path,
+    index: Path | None,
+    system: str | None,
+    with_context: bool,
+    as_json: bool,
+) -> None:
     """Write QA (JSONL rows or SQuAD JSON) as CSV, Hugging Face datasets, Parquet, OpenAI, Ragas or DeepEval data."""
     from grounded.eval.dataset import read_pairs
     from grounded.export import DEFAULT_SYSTEM, chunks_from_index
@@ -175,7 +313,14 @@ def export(qa: Path, fmt: str, out: Path, index: Path | None, system: str | None
     pairs = read_pairs(qa)
     source = index or RunFolder.of(qa).index_path()
     chunks = chunks_from_index(pairs, source) if source is not None else {}
-    n = run_export(pairs, out, format=fmt, chunks=chunks, system=system or DEFAULT_SYSTEM, with_context=with_context)
+    n = run_export(
+        pairs,
+        out,
+        format=fmt,
+        chunks=chunks,
+        system=system or DEFAULT_SYSTEM,
+        with_context=with_context,
+    )
     summary = {"format": fmt, "rows": n, "out": str(out), "index": str(source) if source else None}
     if as_json:
         emit_json(summary)
@@ -184,16 +329,52 @@ def export(qa: Path, fmt: str, out: Path, index: Path | None, system: str | None
 
 
 @click.command()
-@click.option("--real", "real_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Human QA set (SQuAD JSON or JSONL).")
-@click.option("--synthetic", "synthetic_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Generated QA set (JSONL).")
-@click.option("--ratio", required=True, type=float, help="Share of real rows in the output, from 0 to 1 (0.25 = one real row in four).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output JSONL.")
-@click.option("-n", "n", default=None, type=click.IntRange(min=1), help="Rows wanted (default: as many as keep the ratio exact).")
+@click.option(
+    "--real",
+    "real_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Human QA set (SQuAD JSON or JSONL).",
+)
+@click.option(
+    "--synthetic",
+    "synthetic_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Generated QA set (JSONL).",
+)
+@click.option(
+    "--ratio",
+    required=True,
+    type=float,
+    help="Share of real rows in the output, from 0 to 1 (0.25 = one real row in four).",
+)
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output JSONL."
+)
+@click.option(
+    "-n",
+    "n",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Rows wanted (default: as many as keep the ratio exact).",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--real-format", default=None, type=_FORMATS, help="Format of --real (default: guessed).")
+@click.option(
+    "--real-format", default=None, type=_FORMATS, help="Format of --real (default: guessed)."
+)
 @json_option
 @handle_errors
-def mix(real_path: Path, synthetic_path: Path, ratio: float, out: Path, n: int | None, seed: int, real_format: str | None, as_json: bool) -> None:
+def mix(
+    real_path: Path,
+    synthetic_path: Path,
+    ratio: float,
+    out: Path,
+    n: int | None,
+    seed: int,
+    real_format: str | None,
+    as_json: bool,
+) -> None:
     """Mix real and synthetic QA pairs at RATIO real; every row keeps its origin and provenance."""
     from grounded.errors import EXIT_PARTIAL
     from grounded.jsonl import write_jsonl
@@ -203,13 +384,23 @@ def mix(real_path: Path, synthetic_path: Path, ratio: float, out: Path, n: int |
     check_ratio(ratio)  # fail before reading any file
     real = read_side(real_path, format=real_format)
     synthetic = read_side(synthetic_path, format="jsonl")
-    rows, rep = run_mix(real, synthetic, ratio=ratio, n=n, seed=seed, real_source=str(real_path), synthetic_source=str(synthetic_path))
+    rows, rep = run_mix(
+        real,
+        synthetic,
+        ratio=ratio,
+        n=n,
+        seed=seed,
+        real_source=str(real_path),
+        synthetic_source=str(synthetic_path),
+    )
     write_jsonl(out, (p.to_dict() for p in rows))
     summary = {**rep.to_dict(), "out": str(out), "seed": seed}
     if as_json:
         emit_json(summary)
     else:
-        click.echo(f"wrote {rep.total} rows to {out}: {rep.real_used} real + {rep.synthetic_used} synthetic (real share {rep.real_share:.1%})")
+        click.echo(
+            f"wrote {rep.total} rows to {out}: {rep.real_used} real + {rep.synthetic_used} synthetic (real share {rep.real_share:.1%})"
+        )
         for side in rep.short:
             have = rep.real_available if side == "real" else rep.synthetic_available
             want = rep.real_wanted if side == "real" else rep.synthetic_wanted

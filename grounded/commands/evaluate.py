@@ -40,15 +40,54 @@ def eval_group() -> None:
 
 @eval_group.command("faithfulness")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", required=True, type=click.Choice(["halueval", "wice", "squad", "jsonl"]), help="Format of FILE.")
-@click.option("--negatives", default=None, type=click.Choice(["other-paragraph", "same-paragraph", "none"]), help="SQuAD only: wrong answers from another paragraph (default) or from the same paragraph (in the context, answering another question).")
-@click.option("--threshold", default=None, type=click.FloatRange(0, 1), help="Minimum support score (default: the checker's).")
-@click.option("--semantic", default="borderline", show_default=True, type=click.Choice(["borderline", "all", "off"]), help="When to compute MiniLM similarity.")
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(["halueval", "wice", "squad", "jsonl"]),
+    help="Format of FILE.",
+)
+@click.option(
+    "--negatives",
+    default=None,
+    type=click.Choice(["other-paragraph", "same-paragraph", "none"]),
+    help="SQuAD only: wrong answers from another paragraph (default) or from the same paragraph (in the context, answering another question).",
+)
+@click.option(
+    "--threshold",
+    default=None,
+    type=click.FloatRange(0, 1),
+    help="Minimum support score (default: the checker's).",
+)
+@click.option(
+    "--semantic",
+    default="borderline",
+    show_default=True,
+    type=click.Choice(["borderline", "all", "off"]),
+    help="When to compute MiniLM similarity.",
+)
 @click.option("--judge", default=None, help="litellm model string of an LLM judge (optional).")
-@click.option("--judge-mode", default="borderline", show_default=True, type=click.Choice(["borderline", "all"]))
-@click.option("--judge-cache", default=None, type=click.Path(dir_okay=False), help="SQLite cache of judge calls (default: $XDG_CACHE_HOME/grounded/judge.sqlite).")
-@click.option("--limit", default=None, type=click.IntRange(min=1), help="Use only the first N examples.")
-@click.option("--question-checks/--no-question-checks", default=True, show_default=True, help="Check questions as `grounded check` does (off: answer support and fit only, as benchmarks/bench_faithfulness.py measures).")
+@click.option(
+    "--judge-mode",
+    default="borderline",
+    show_default=True,
+    type=click.Choice(["borderline", "all"]),
+)
+@click.option(
+    "--judge-cache",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="SQLite cache of judge calls (default: $XDG_CACHE_HOME/grounded/judge.sqlite).",
+)
+@click.option(
+    "--limit", default=None, type=click.IntRange(min=1), help="Use only the first N examples."
+)
+@click.option(
+    "--question-checks/--no-question-checks",
+    default=True,
+    show_default=True,
+    help="Check questions as `grounded check` does (off: answer support and fit only, as benchmarks/bench_faithfulness.py measures).",
+)
 @click.option("--sweep", "show_sweep", is_flag=True, help="Print the threshold sweep too.")
 @json_option
 @handle_errors
@@ -85,16 +124,24 @@ def faithfulness(
         emit_json(summary)
         return
     c = summary["confusion"]
-    click.echo(f"{fmt}: n={summary['n']} (supported {summary['supported']}, unsupported {summary['unsupported']})")
+    click.echo(
+        f"{fmt}: n={summary['n']} (supported {summary['supported']}, unsupported {summary['unsupported']})"
+    )
     click.echo(
         f"balanced accuracy {summary['balanced_accuracy']:.3f}  AUROC {summary['auroc']:.3f}  "
         f"unsupported P/R/F1 {summary['precision']:.3f}/{summary['recall']:.3f}/{summary['f1']:.3f}  "
         f"threshold {summary['threshold']:.3f}  {summary['pairs_per_s']} pairs/s"
     )
-    click.echo(f"confusion (positive = unsupported): tp {c['tp']} fp {c['fp']} tn {c['tn']} fn {c['fn']}")
+    click.echo(
+        f"confusion (positive = unsupported): tp {c['tp']} fp {c['fp']} tn {c['tn']} fn {c['fn']}"
+    )
     for name, sub in (summary.get("subsets") or {}).items():
-        click.echo(f"subset {name}: n={sub['n']} kept {sub['kept']} mean score {sub['mean_score']:.3f}")
+        click.echo(
+            f"subset {name}: n={sub['n']} kept {sub['kept']} mean score {sub['mean_score']:.3f}"
+        )
     if show_sweep:
         click.echo("threshold  bal.acc  F1(unsupported)")
         for row in summary["sweep"]:
-            click.echo(f"{row['threshold']:9.2f}  {row['balanced_accuracy']:.3f}    {row['f1']:.3f}")
+            click.echo(
+                f"{row['threshold']:9.2f}  {row['balanced_accuracy']:.3f}    {row['f1']:.3f}"
+            )

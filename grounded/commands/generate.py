@@ -20,31 +20,99 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # The generate stage's options, one definition for `grounded generate` and `grounded run`.
 GENERATION_OPTIONS: list[Callable[[F], F]] = [
-    click.option("-n", "n", default=20, show_default=True, type=click.IntRange(min=1), help="Pairs to keep (pairs already in OUT count)."),
-    click.option("--max-calls", default=None, type=click.IntRange(min=1), help="Generation calls allowed, cached ones included (default max(10, 4 x the calls n needs)); a rerun never goes past it."),
-    click.option("--retry-invalid/--no-retry-invalid", default=True, show_default=True, help="On a rerun, ask again for calls whose reply yielded no usable pair."),
-    click.option("--model", default=None, help="litellm model string (default: $GROUNDED_MODEL, a hosted model if its API key is set, else local SmolLM2)."),
-    click.option("--prompt", default="factoid", show_default=True, help="factoid | multi_hop | unanswerable, or a YAML template path."),
-    click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1), help="LLM calls in flight."),
+    click.option(
+        "-n",
+        "n",
+        default=20,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="Pairs to keep (pairs already in OUT count).",
+    ),
+    click.option(
+        "--max-calls",
+        default=None,
+        type=click.IntRange(min=1),
+        help="Generation calls allowed, cached ones included (default max(10, 4 x the calls n needs)); a rerun never goes past it.",
+    ),
+    click.option(
+        "--retry-invalid/--no-retry-invalid",
+        default=True,
+        show_default=True,
+        help="On a rerun, ask again for calls whose reply yielded no usable pair.",
+    ),
+    click.option(
+        "--model",
+        default=None,
+        help="litellm model string (default: $GROUNDED_MODEL, a hosted model if its API key is set, else local SmolLM2).",
+    ),
+    click.option(
+        "--prompt",
+        default="factoid",
+        show_default=True,
+        help="factoid | multi_hop | unanswerable, or a YAML template path.",
+    ),
+    click.option(
+        "--concurrency",
+        default=8,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="LLM calls in flight.",
+    ),
     click.option("--pairs-per-call", default=3, show_default=True, type=click.IntRange(min=1)),
-    click.option("--language", default="en", show_default=True, help="Language of questions and answers (code or name)."),
-    click.option("--seed", default=0, show_default=True, type=int, help="Seed for the choice of passages."),
-    click.option("--timeout", default=None, type=click.FloatRange(min=0.1), help="Seconds per LLM call (default 60; 600 for the in-process model)."),
+    click.option(
+        "--language",
+        default="en",
+        show_default=True,
+        help="Language of questions and answers (code or name).",
+    ),
+    click.option(
+        "--seed", default=0, show_default=True, type=int, help="Seed for the choice of passages."
+    ),
+    click.option(
+        "--timeout",
+        default=None,
+        type=click.FloatRange(min=0.1),
+        help="Seconds per LLM call (default 60; 600 for the in-process model).",
+    ),
     click.option("--max-retries", default=4, show_default=True, type=click.IntRange(min=0)),
-    click.option("--rpm", default=None, type=click.FloatRange(min=1), help="Requests per minute limit."),
-    click.option("--tpm", default=None, type=click.FloatRange(min=1), help="Tokens per minute limit."),
-    click.option("--temperature", default=None, type=click.FloatRange(0, 2), help="Sampling temperature."),
-    click.option("--api-base", default=None, help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8080/v1 with --model openai/<name>."),
-    click.option("--response-format", default="auto", show_default=True,
-                 type=click.Choice(["auto", "json_schema", "json_object", "none"]),
-                 help="How the reply schema is sent (auto: json_object with schema for --api-base servers)."),
-    click.option("--chroma-url", default=None, help="Chroma server holding the index, instead of an embedded one."),
-    click.option("--no-check", is_flag=True, help="Keep pairs without running the faithfulness checker."),
-    click.option("--verify", default=None, type=click.Choice(["off", "roundtrip", "judge"]),
-                 help="LLM verification after the checker (default off; judge with grounded run --judge). "
-                      "roundtrip: the model answers its own questions from the passage (one extra call per "
-                      "generation call) and disagreeing pairs are rejected; judge: the checker's LLM judge "
-                      "scores borderline pairs."),
+    click.option(
+        "--rpm", default=None, type=click.FloatRange(min=1), help="Requests per minute limit."
+    ),
+    click.option(
+        "--tpm", default=None, type=click.FloatRange(min=1), help="Tokens per minute limit."
+    ),
+    click.option(
+        "--temperature", default=None, type=click.FloatRange(0, 2), help="Sampling temperature."
+    ),
+    click.option(
+        "--api-base",
+        default=None,
+        help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8080/v1 with --model openai/<name>.",
+    ),
+    click.option(
+        "--response-format",
+        default="auto",
+        show_default=True,
+        type=click.Choice(["auto", "json_schema", "json_object", "none"]),
+        help="How the reply schema is sent (auto: json_object with schema for --api-base servers).",
+    ),
+    click.option(
+        "--chroma-url",
+        default=None,
+        help="Chroma server holding the index, instead of an embedded one.",
+    ),
+    click.option(
+        "--no-check", is_flag=True, help="Keep pairs without running the faithfulness checker."
+    ),
+    click.option(
+        "--verify",
+        default=None,
+        type=click.Choice(["off", "roundtrip", "judge"]),
+        help="LLM verification after the checker (default off; judge with grounded run --judge). "
+        "roundtrip: the model answers its own questions from the passage (one extra call per "
+        "generation call) and disagreeing pairs are rejected; judge: the checker's LLM judge "
+        "scores borderline pairs.",
+    ),
 ]
 
 
@@ -56,11 +124,28 @@ def generation_options(fn: F) -> F:
 
 
 @click.command()
-@click.option("--index", required=True, type=click.Path(file_okay=False), help="Index directory (from `grounded ingest`).")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output directory: qa.jsonl, rejected.jsonl.")
+@click.option(
+    "--index",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Index directory (from `grounded ingest`).",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output directory: qa.jsonl, rejected.jsonl.",
+)
 @generation_options
-@click.option("--cache", default=None, type=click.Path(dir_okay=False), help="LLM call cache (default OUT/cache/llm.sqlite).")
-@click.option("--dry-run", is_flag=True, help="Print planned calls and estimated cost; call nothing.")
+@click.option(
+    "--cache",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="LLM call cache (default OUT/cache/llm.sqlite).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print planned calls and estimated cost; call nothing."
+)
 @json_option
 @handle_errors
 def generate(out: Path, as_json: bool, no_check: bool, **options: object) -> None:
@@ -74,14 +159,20 @@ def generate(out: Path, as_json: bool, no_check: bool, **options: object) -> Non
     with folder.lock():  # two generates on one folder would pay every call twice
         if options.get("cache") is None and not options.get("dry_run"):
             options["cache"] = folder.llm_cache_path()
-        summary = run_generate(out=out, progress=not as_json and sys.stderr.isatty(), checker=checker, **options)  # type: ignore[arg-type]
+        summary = run_generate(
+            out=out, progress=not as_json and sys.stderr.isatty(), checker=checker, **options
+        )  # type: ignore[arg-type]
     data = summary.to_dict()
     if no_check:
         data["checked"] = False
     if as_json:
         emit_json(data)
     elif summary.dry_run:
-        cost = "unknown (no price for this model)" if summary.estimated_cost is None else f"${summary.estimated_cost:.4f}"
+        cost = (
+            "unknown (no price for this model)"
+            if summary.estimated_cost is None
+            else f"${summary.estimated_cost:.4f}"
+        )
         click.echo(
             f"{summary.planned_calls} LLM calls planned with {summary.model} ({summary.prompt}); "
             f"~{summary.estimated_prompt_tokens} prompt + ~{summary.estimated_completion_tokens} completion tokens; "
@@ -109,9 +200,14 @@ def _report(summary: GenerateSummary, *, retry_invalid: bool) -> None:
     if summary.invalid_replies:
         from grounded.generation import MAX_INVALID_RETRIES
 
-        again = (f"rerun the same command to ask again ({MAX_INVALID_RETRIES} times at most)" if retry_invalid
-                 else "rerun with --retry-invalid to ask again")
-        click.echo(f"{summary.invalid_replies} replies yielded no usable pair (see rejected.jsonl); {again}")
+        again = (
+            f"rerun the same command to ask again ({MAX_INVALID_RETRIES} times at most)"
+            if retry_invalid
+            else "rerun with --retry-invalid to ask again"
+        )
+        click.echo(
+            f"{summary.invalid_replies} replies yielded no usable pair (see rejected.jsonl); {again}"
+        )
     click.echo(
         f"LLM calls: {summary.llm_calls} new, {summary.cached_calls} cached, {summary.failed_calls} failed; "
         f"{summary.prompt_tokens}+{summary.completion_tokens} tokens; cost ${summary.cost:.4f} "
@@ -137,8 +233,10 @@ def _report_verify(summary: GenerateSummary) -> None:
             line += f"; {summary.unverified} pairs kept unverified (reader_unavailable)"
         click.echo(line + f"; {summary.calls_per_kept_pair} LLM calls per kept pair")
     elif summary.verify == "off" and summary.checked and not is_local(summary.model):
-        click.echo("verify: off (--verify roundtrip has the model answer its own questions from the passage, "
-                   "one extra call per generation call, and rejects pairs whose answers disagree)")
+        click.echo(
+            "verify: off (--verify roundtrip has the model answer its own questions from the passage, "
+            "one extra call per generation call, and rejects pairs whose answers disagree)"
+        )
 
 
 _STOP_HINTS = {

@@ -18,7 +18,10 @@ index_option = click.option(
     help="Index folder (manifest, embedding cache, and the Chroma store unless --chroma-url).",
 )
 chroma_option = click.option(
-    "--chroma-url", default=None, metavar="URL", help="Use a Chroma server, e.g. http://127.0.0.1:8000."
+    "--chroma-url",
+    default=None,
+    metavar="URL",
+    help="Use a Chroma server, e.g. http://127.0.0.1:8000.",
 )
 
 
@@ -26,16 +29,40 @@ chroma_option = click.option(
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @index_option
 @chroma_option
-@click.option("--chunk-tokens", default=256, show_default=True, type=click.IntRange(16), help="Chunk size in tokens (cl100k_base).")
-@click.option("--overlap-tokens", default=32, show_default=True, type=click.IntRange(0), help="Overlap between chunks in tokens.")
+@click.option(
+    "--chunk-tokens",
+    default=256,
+    show_default=True,
+    type=click.IntRange(16),
+    help="Chunk size in tokens (cl100k_base).",
+)
+@click.option(
+    "--overlap-tokens",
+    default=32,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Overlap between chunks in tokens.",
+)
 @click.option(
     "--embedder",
     default="minilm",
     show_default=True,
     help="minilm (bundled, best quality), fast (static, >100x faster), a sentence-transformers folder, or litellm:<model>.",
 )
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="Processes that load and chunk files.")
-@click.option("--max-mb", default=50.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Skip files larger than this.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Processes that load and chunk files.",
+)
+@click.option(
+    "--max-mb",
+    default=50.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Skip files larger than this.",
+)
 @json_option
 @handle_errors
 def ingest(
@@ -86,7 +113,9 @@ def ingest(
 @click.argument("query")
 @index_option
 @chroma_option
-@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1), help="Number of hits.")
+@click.option(
+    "-k", "k", default=5, show_default=True, type=click.IntRange(1), help="Number of hits."
+)
 @json_option
 @handle_errors
 def search(query: str, index: Path, chroma_url: str | None, k: int, as_json: bool) -> None:

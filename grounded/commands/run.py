@@ -18,22 +18,58 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
-@click.option("--index", default=None, type=click.Path(file_okay=False), help="Index directory (default OUT/index).")
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory."
+)
+@click.option(
+    "--index",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Index directory (default OUT/index).",
+)
 @click.option("--chunk-tokens", default=256, show_default=True, type=click.IntRange(min=16))
 @click.option("--overlap-tokens", default=32, show_default=True, type=click.IntRange(min=0))
-@click.option("--embedder", default="minilm", show_default=True, help="minilm | fast | litellm:<model>; also used by dedup and the health figures.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Processes that load and chunk files (with --ray and no address: the local Ray's CPUs).")
+@click.option(
+    "--embedder",
+    default="minilm",
+    show_default=True,
+    help="minilm | fast | litellm:<model>; also used by dedup and the health figures.",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Processes that load and chunk files (with --ray and no address: the local Ray's CPUs).",
+)
 @generation_options
 @click.option("--threshold", default=None, type=click.FloatRange(0, 1), help="Checker threshold.")
-@click.option("--judge", default=None, help="litellm model of an LLM judge for borderline pairs (cached; implies --verify judge).")
-@click.option("--reference", default=None, type=click.Path(exists=True), help="Human QA set (SQuAD JSON or JSONL) to compare diversity with.")
-@click.option("--ray", "ray", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
-              help="Fan parsing, chunking, embedding and checking out over Ray: a local Ray (no ADDRESS), "
-                   "or the cluster at ADDRESS (auto, ray://HOST:10001; needs --chroma-url). Needs grounded[ray].")
+@click.option(
+    "--judge",
+    default=None,
+    help="litellm model of an LLM judge for borderline pairs (cached; implies --verify judge).",
+)
+@click.option(
+    "--reference",
+    default=None,
+    type=click.Path(exists=True),
+    help="Human QA set (SQuAD JSON or JSONL) to compare diversity with.",
+)
+@click.option(
+    "--ray",
+    "ray",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Fan parsing, chunking, embedding and checking out over Ray: a local Ray (no ADDRESS), "
+    "or the cluster at ADDRESS (auto, ray://HOST:10001; needs --chroma-url). Needs grounded[ray].",
+)
 @json_option
 @handle_errors
-def run(paths: tuple[Path, ...], out: Path, as_json: bool, ray: str | None, **options: object) -> None:
+def run(
+    paths: tuple[Path, ...], out: Path, as_json: bool, ray: str | None, **options: object
+) -> None:
     """Ingest PATHS, generate QA pairs, check, deduplicate and report into OUT."""
     from grounded.pipeline import run as run_pipeline
 
@@ -72,7 +108,9 @@ def _print_summary(summary: RunSummary) -> None:
                 line += f" ({gen.get('calls')} calls; raise --max-calls to go on)"
     click.echo(line)
     if summary.failed_calls:
-        click.echo(f"FAILED LLM CALLS: {summary.failed_calls} (not written; rerun the same command to retry them)")
+        click.echo(
+            f"FAILED LLM CALLS: {summary.failed_calls} (not written; rerun the same command to retry them)"
+        )
     if summary.notice:
         click.echo(summary.notice)
     top = list(summary.rejected_by_reason.items())[:5]
@@ -85,7 +123,9 @@ def _print_summary(summary: RunSummary) -> None:
             line += f", {cov.get('chunks_cited', 0)}/{cov['chunks_total']} chunks"
         unused = cov.get("unused_documents") or []
         if unused:
-            names = [u.get("title") or u.get("doc_id") if isinstance(u, dict) else str(u) for u in unused]
+            names = [
+                u.get("title") or u.get("doc_id") if isinstance(u, dict) else str(u) for u in unused
+            ]
             line += "; never cited: " + ", ".join(str(x) for x in names[:5])
         click.echo(line)
     if summary.narrowing.get("warning"):
@@ -94,7 +134,9 @@ def _print_summary(summary: RunSummary) -> None:
         f"LLM calls: {summary.llm_calls} new, {summary.cached_calls} cached, {summary.failed_calls} failed; "
         f"cost ${summary.cost:.4f} this run, ${summary.cost_total:.4f} in total"
     )
-    click.echo(f"files: {summary.files['qa']}, {summary.files['rejected']}, report {summary.report}")
+    click.echo(
+        f"files: {summary.files['qa']}, {summary.files['rejected']}, report {summary.report}"
+    )
 
 
 def _print_failures(summary: RunSummary) -> None:
@@ -106,5 +148,9 @@ def _print_failures(summary: RunSummary) -> None:
         click.echo(f"failed call{times}: {err['message']}", err=True)
     hidden = len(summary.errors) - MAX_ERROR_LINES
     if hidden > 0:
-        click.echo(f"... and {hidden} other failures (see {summary.files.get('summary')})", err=True)
-    click.echo(f"{summary.failed_calls} LLM calls failed; rerun the same command to retry them", err=True)
+        click.echo(
+            f"... and {hidden} other failures (see {summary.files.get('summary')})", err=True
+        )
+    click.echo(
+        f"{summary.failed_calls} LLM calls failed; rerun the same command to retry them", err=True
+    )

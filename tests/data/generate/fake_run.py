@@ -28,8 +28,13 @@ def main() -> None:
     out, log, delay, n, k, conc = sys.argv[1:7]
     model = register_fake(FakeLLM(delay=float(delay), log=log))
     summary = generate(
-        index=corpus_index(), out=out, n=int(n), pairs_per_call=int(k), concurrency=int(conc),
-        model=model, checker=FakeChecker(),
+        index=corpus_index(),
+        out=out,
+        n=int(n),
+        pairs_per_call=int(k),
+        concurrency=int(conc),
+        model=model,
+        checker=FakeChecker(),
     )
     print(json.dumps(summary.to_dict()))
 
