@@ -245,7 +245,9 @@ def _fetch_chunks(data: Mapping[str, Any], pairs: Sequence[QAPair]) -> dict[str,
     )
     if not wanted:
         return {}
-    index = _index(data)
+    # the run's open index when the caller passes it (data["index"]), else opened and closed here
+    owned = data.get("index") is None
+    index = _index(data) if owned else data["index"]
     if index is None:
         return {}
     try:
@@ -253,7 +255,8 @@ def _fetch_chunks(data: Mapping[str, Any], pairs: Sequence[QAPair]) -> dict[str,
     except Exception:  # noqa: BLE001 - missing chunks only cost the highlighting
         return {}
     finally:
-        index.close()
+        if owned:
+            index.close()
 
 
 def _pair_card(

@@ -232,7 +232,7 @@ def run(
         }
         summary.seconds = round(time.monotonic() - started, 2)
         summary.stages = stats.to_dict()
-        ReportStage(folder.path).write(
+        ReportStage(folder.path, index=res.index).write(
             kept, rejected_rows, summary.to_dict(), summary.health, stats
         )
         summary.stages = stats.to_dict()

@@ -440,8 +440,9 @@ class ReportStage:
 
     name = "report"
 
-    def __init__(self, out_dir: str | Path) -> None:
+    def __init__(self, out_dir: str | Path, *, index: Any = None) -> None:
         self.out_dir = Path(out_dir)
+        self.index = index  # the run's open index (the report reads source passages from it)
 
     def write(
         self,
@@ -462,6 +463,8 @@ class ReportStage:
             "rejected": list(rejected),
             "summary": dict(summary),
         }
+        if self.index is not None:
+            data["index"] = self.index
         html = render(data, health, title=f"grounded report: {self.out_dir.resolve().name}")
         path = self.out_dir / "report.html"
         atomic_write_text(path, html)

@@ -176,7 +176,6 @@ def test_a_run_opens_the_index_once_for_its_stages_and_closes_it(tmp_path, model
     monkeypatch.setattr(index_module.Index, "close", close)
     grounded.run([DOCS], out=tmp_path / "o", model=model, n=4, chunk_tokens=64)
 
-    # ingest, generate and health share the run's index; the report still opens its own to show
-    # source passages (eval/report.py takes no index yet).
-    assert len(opened) <= 2, opened
+    # ingest, generate, health and the report (its source passages) share the run's index
+    assert len(opened) == 1, opened
     assert opened[0] in closed
