@@ -246,3 +246,29 @@ def test_readme_exit_code_is_what_the_cli_returns(code, index_dir, tmp_path, mon
     assert code in readme_exit_codes()
     with FaultServer(default=_answer) as server:
         assert PRODUCERS[code](index_dir, tmp_path, server, monkeypatch) == code
+
+
+def test_run_takes_the_ingest_and_generate_options_as_defined_once():
+    from grounded.commands.generate import generate as generate_cmd
+    from grounded.commands.ingest import ingest as ingest_cmd
+    from grounded.commands.run import run as run_cmd
+
+    def options(cmd):
+        return {p.name: (p.default, p.help) for p in cmd.params if isinstance(p, click.Option)}
+
+    run_opts = options(run_cmd)
+    own = {"index", "out", "chroma_url"}  # where each command reads or writes differs by design
+    for stage in (ingest_cmd, generate_cmd):
+        shared = {k: v for k, v in options(stage).items() if k in run_opts and k not in own}
+        assert shared, stage.name
+        assert all(run_opts[k] == v for k, v in shared.items()), stage.name
+    for name in (
+        "chunk_tokens",
+        "overlap_tokens",
+        "embedder",
+        "workers",
+        "rpm",
+        "tpm",
+        "temperature",
+    ):
+        assert name in run_opts

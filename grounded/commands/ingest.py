@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from grounded.cli import emit_json, handle_errors, json_option
 from grounded.errors import EXIT_PARTIAL
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 index_option = click.option(
     "--index",
@@ -25,37 +29,51 @@ chroma_option = click.option(
 )
 
 
+# The options of the ingest stage, defined once: `grounded ingest` and `grounded run` apply them.
+INGEST_OPTIONS: list[Callable[[F], F]] = [
+    click.option(
+        "--chunk-tokens",
+        default=256,
+        show_default=True,
+        type=click.IntRange(16),
+        help="Chunk size in tokens (cl100k_base).",
+    ),
+    click.option(
+        "--overlap-tokens",
+        default=32,
+        show_default=True,
+        type=click.IntRange(0),
+        help="Overlap between chunks in tokens.",
+    ),
+    click.option(
+        "--embedder",
+        default="minilm",
+        show_default=True,
+        help="minilm (bundled, best quality), fast (static, >100x faster), a sentence-transformers "
+        "folder, or litellm:<model>; in `run` also used by dedup and the health figures.",
+    ),
+    click.option(
+        "--workers",
+        default=1,
+        show_default=True,
+        type=click.IntRange(1),
+        help="Processes that load and chunk files (with --ray and no address: the local Ray's CPUs).",
+    ),
+]
+
+
+def ingest_options(fn: F) -> F:
+    """Apply INGEST_OPTIONS to a command (in --help order)."""
+    for option in reversed(INGEST_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @index_option
 @chroma_option
-@click.option(
-    "--chunk-tokens",
-    default=256,
-    show_default=True,
-    type=click.IntRange(16),
-    help="Chunk size in tokens (cl100k_base).",
-)
-@click.option(
-    "--overlap-tokens",
-    default=32,
-    show_default=True,
-    type=click.IntRange(0),
-    help="Overlap between chunks in tokens.",
-)
-@click.option(
-    "--embedder",
-    default="minilm",
-    show_default=True,
-    help="minilm (bundled, best quality), fast (static, >100x faster), a sentence-transformers folder, or litellm:<model>.",
-)
-@click.option(
-    "--workers",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Processes that load and chunk files.",
-)
+@ingest_options
 @click.option(
     "--max-mb",
     default=50.0,

@@ -10,6 +10,7 @@ import click
 
 from grounded.cli import emit_json, handle_errors, json_option
 from grounded.commands.generate import generation_options
+from grounded.commands.ingest import ingest_options
 from grounded.errors import EXIT_PARTIAL
 
 if TYPE_CHECKING:
@@ -27,21 +28,7 @@ if TYPE_CHECKING:
     type=click.Path(file_okay=False),
     help="Index directory (default OUT/index).",
 )
-@click.option("--chunk-tokens", default=256, show_default=True, type=click.IntRange(min=16))
-@click.option("--overlap-tokens", default=32, show_default=True, type=click.IntRange(min=0))
-@click.option(
-    "--embedder",
-    default="minilm",
-    show_default=True,
-    help="minilm | fast | litellm:<model>; also used by dedup and the health figures.",
-)
-@click.option(
-    "--workers",
-    default=1,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Processes that load and chunk files (with --ray and no address: the local Ray's CPUs).",
-)
+@ingest_options
 @generation_options
 @click.option("--threshold", default=None, type=click.FloatRange(0, 1), help="Checker threshold.")
 @click.option(
