@@ -148,7 +148,7 @@ def generation_options(fn: F) -> F:
 )
 @json_option
 @handle_errors
-def generate(out: Path, as_json: bool, no_check: bool, **options: object) -> None:
+def generate(out: Path, as_json: bool, no_check: bool, **options: Any) -> None:
     """Generate grounded QA pairs from an index into OUT (rerun to resume; nothing is paid twice)."""
     from grounded.generation import generate as run_generate
     from grounded.rundir import RunFolder
@@ -161,7 +161,7 @@ def generate(out: Path, as_json: bool, no_check: bool, **options: object) -> Non
             options["cache"] = folder.llm_cache_path()
         summary = run_generate(
             out=out, progress=not as_json and sys.stderr.isatty(), checker=checker, **options
-        )  # type: ignore[arg-type]
+        )
     data = summary.to_dict()
     if no_check:
         data["checked"] = False
