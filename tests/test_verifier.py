@@ -123,3 +123,35 @@ def test_shipped_verifier_says_no_when_the_question_asks_for_another_span(
     p_right, p_wrong, p_swap = verifier.probabilities([right, wrong, swap])
     assert p_wrong < 0.5 < p_right
     assert p_swap < 0.5
+
+
+def test_check_summary_says_which_model_backed_signals_read_pairs(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from grounded.cli import main
+
+    fixture = ROOT / "tests" / "data" / "check" / "plain.jsonl"
+    res = CliRunner().invoke(
+        main, ["check", str(fixture), "--out", str(tmp_path), "--semantic", "all", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output[res.output.index("{") :])
+    assert summary["model_signals"]["sem"] == summary["n"]  # MiniLM read every pair
+    if not Verifier.available():
+        assert summary["model_signals"]["ver"] == 0
+    off = CliRunner().invoke(
+        main,
+        [
+            "check",
+            str(fixture),
+            "--out",
+            str(tmp_path / "off"),
+            "--learned-verifier",
+            "off",
+            "--json",
+        ],
+    )
+    assert off.exit_code == 0, off.output
+    assert json.loads(off.output[off.output.index("{") :])["model_signals"]["ver"] == 0
