@@ -5,7 +5,7 @@
     (benchmarks/fit_checker.py calls `stacked_model` and writes it with the others)
 
 The "qa+ver" model is the fitted "qa" model plus one sign-constrained term: logit = qa logit +
-w * ver + b, w >= 0 (a yes from the verifier can only raise the score, a no only lower it). It is
+w * (ver - 0.5), w >= 0 (a yes from the verifier can only raise the score, a no only lower it). It is
 fitted on SQuAD part a questions of the calibration's fitting half that the verifier was NOT
 trained on (training/verifier.py fits on --squad-questions of that half, spread evenly; the rest
 are these), with their same-paragraph answer swaps: a stacked model must be fitted on data its
@@ -82,28 +82,27 @@ def stacked_model(
     y = np.array([lab for _, lab in rows], dtype=float)
     cw = np.where(y == 1, len(y) / (2 * y.sum()), len(y) / (2 * (len(y) - y.sum())))
 
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        logit = z + theta[0] * ver + theta[1]
-        p = 1 / (1 + np.exp(-logit))
-        eps = 1e-9
-        value = -np.sum(cw * (y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps))) / len(
-            y
-        ) + 0.5 * theta[0] ** 2 / len(y)
-        g = cw * (p - y) / len(y)
-        return value, np.array([np.sum(g * ver) + theta[0] / len(y), np.sum(g)])
+    centred = ver - 0.5  # a yes (> 0.5) can only raise the qa score, a no only lower it
 
-    res = minimize(
-        loss, np.zeros(2), jac=True, method="L-BFGS-B", bounds=[(0.0, None), (None, None)]
-    )
-    w, b = float(res.x[0]), float(res.x[1])
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        p = 1 / (1 + np.exp(-(z + theta[0] * centred)))
+        eps = 1e-9
+        value = -np.sum(cw * (y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps))) / len(y)
+        value += 0.5 * theta[0] ** 2 / len(y)
+        grad = np.sum(cw * (p - y) * centred) / len(y) + theta[0] / len(y)
+        return float(value), np.array([grad])
+
+    res = minimize(loss, np.zeros(1), jac=True, method="L-BFGS-B", bounds=[(0.0, None)])
+    w = float(res.x[0])
     if verbose:
-        p = 1 / (1 + np.exp(-(z + w * ver + b)))
+        p = 1 / (1 + np.exp(-(z + w * centred)))
         print(
-            f"qa+ver: stacked on {len(y)} unseen SQuAD pairs: w_ver {w:.3f}, bias shift {b:.3f}; "
+            f"qa+ver: stacked on {len(y)} unseen SQuAD pairs: w_ver {w:.3f}; "
             f"AUROC qa {auroc(list(y), list(z)):.3f} -> qa+ver {auroc(list(y), list(p)):.3f}",
             file=sys.stderr,
         )
-    return (*feats, "ver"), [*weights, round(w, 3)], round(bias + b, 3)
+    # logit = qa logit + w * (ver - 0.5), written as a weight on `ver` and a bias shift
+    return (*feats, "ver"), [*weights, round(w, 3)], round(bias - 0.5 * w, 3)
 
 
 def main() -> int:

@@ -3,12 +3,16 @@
 A cross-encoder over ``question [SEP] answer`` and an evidence window (the words around the
 answer in its source, the answer marked « »). It is all-MiniLM-L6-v2 (the embedder grounded
 already ships) whose lower layers are used as they are and whose top layers and a one-logit head
-were fine-tuned by ``training/verifier.py``. Only those top layers ship, as fp16 safetensors in
-``grounded/models/verifier/`` (a few MB) with a model card; the lower layers load from the
-bundled MiniLM package, so nothing downloads.
+were fine-tuned by ``training/verifier.py``. Only those top layers go in the package, as fp16
+safetensors in ``grounded/models/verifier/`` (about 9 MB) with a model card, and only when a
+retrain beats the hand signals on held-out data (none ship today: `Verifier.available()` is False
+and the checker runs without it); the lower layers load from the bundled MiniLM package, so
+nothing downloads.
 
     >>> v = Verifier.load()  # doctest: +SKIP
-    >>> v.probabilities([("How many seats?", "Single Transferable Vote", window)])  # doctest: +SKIP
+    >>> v.probabilities(
+    ...     [v.item("How many seats?", "40", "The council has 40 seats.")]
+    ... )  # doctest: +SKIP
 """
 
 from __future__ import annotations
