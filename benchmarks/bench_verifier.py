@@ -58,11 +58,7 @@ def squad(path: Path, limit: int) -> list[Example]:
 
     from grounded.eval.readers import read_examples
 
-    questions = T.squad_questions(path)
-    held = [str(qa.get("id")) for _, _, qa in questions[len(questions) // 2 :]]
-    if limit and limit < len(held):
-        held = [held[i * len(held) // limit] for i in range(limit)]
-    keep = set(held)
+    keep = {str(qa.get("id")) for _, _, qa in T.squad_half(path, part="held-out", limit=limit)}
     return [
         e
         for e in read_examples(path, "squad", negatives="same-paragraph")

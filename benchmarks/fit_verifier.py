@@ -36,14 +36,8 @@ def unseen_squad(path: Path) -> list:
 
     config = json.loads((MODEL_DIR / CONFIG).read_text(encoding="utf-8"))
     limit = int(config.get("squad_questions") or 0)
-    questions = T.squad_questions(path)
-    first = [str(qa.get("id")) for _, _, qa in questions[: len(questions) // 2]]
-    seen = set(
-        first
-        if not limit or limit >= len(first)
-        else [first[i * len(first) // limit] for i in range(limit)]
-    )
-    unseen = set(first) - seen
+    ids = lambda chosen: {str(qa.get("id")) for _, _, qa in chosen}  # noqa: E731
+    unseen = ids(T.squad_half(path, part="fit")) - ids(T.squad_half(path, part="fit", limit=limit))
     return [
         e
         for e in read_examples(path, "squad", negatives="same-paragraph")

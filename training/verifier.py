@@ -35,7 +35,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_generated import half  # noqa: E402 - the generated pairs' fixed halves
+
 from grounded import verifier as V  # noqa: E402
+from grounded.eval.faithfulness import auroc, balanced_accuracy  # noqa: E402
 
 BENCH = ROOT.parent / "shared" / "bench"
 GENERATED = ROOT / "benchmarks" / "data" / "generated_pairs.jsonl"
@@ -73,6 +78,18 @@ def squad_questions(path: Path) -> list[tuple[str, dict, dict]]:
         for qa in p["qas"]
         if qa.get("answers")
     ]
+
+
+def squad_half(path: Path, *, part: str, limit: int = 0) -> list[tuple[str, dict, dict]]:
+    """The questions of one half of SQuAD ("fit": the first half in file order, else the second),
+    `limit` of them spread evenly over the half (0: all). Training, benchmarks/fit_verifier.py and
+    benchmarks/bench_verifier.py select with this one function."""
+    rows = squad_questions(path)
+    half = len(rows) // 2
+    chosen = rows[:half] if part == "fit" else rows[half:]
+    if limit and limit < len(chosen):
+        chosen = [chosen[i * len(chosen) // limit] for i in range(limit)]
+    return chosen
 
 
 def _span_negative(
@@ -113,13 +130,8 @@ def build_squad(
     questions of it (0: all), spread evenly over the half."""
     from grounded.eval.readers import _same_paragraph_answer
 
-    rows = squad_questions(path)
-    half = len(rows) // 2
-    chosen = rows[:half] if part == "fit" else rows[half:]
-    if limit and limit < len(chosen):
-        chosen = [chosen[i * len(chosen) // limit] for i in range(limit)]
     out: list[Example] = []
-    for context, para, qa in chosen:
+    for context, para, qa in squad_half(path, part=part, limit=limit):
         q = str(qa["question"])
         gold = qa["answers"][0]
         start = int(gold["answer_start"])
@@ -252,11 +264,6 @@ def build_halueval(path: Path, *, part: str, words: int) -> list[Example]:
     return out
 
 
-def half(title: str) -> str:
-    """The fixed half of a generated pair's document, as benchmarks/bench_generated.py splits it."""
-    return "held-out" if hashlib.sha1(title.encode("utf-8")).digest()[0] % 2 else "tune"
-
-
 def build_generated(path: Path, *, part: str, words: int) -> list[Example]:
     """The labelled generated pairs: the bundled model's rows of the tune half to fit; every row
     of the held-out half to report on."""
@@ -322,29 +329,6 @@ def manifest(sets: dict[str, list[Example]]) -> dict:
         "examples": sum(len(v) for v in sets.values()),
         "sha256": h.hexdigest(),
     }
-
-
-def auroc(labels: list[int], scores: list[float]) -> float:
-    """Probability that a positive scores above a negative (ties count half)."""
-    from scipy.stats import rankdata
-
-    pos = sum(labels)
-    neg = len(labels) - pos
-    if not pos or not neg:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float(
-        (sum(r for r, y in zip(ranks, labels, strict=True) if y) - pos * (pos + 1) / 2)
-        / (pos * neg)
-    )
-
-
-def balanced_accuracy(labels: list[int], scores: list[float], threshold: float = 0.5) -> float:
-    tp = sum(1 for y, s in zip(labels, scores, strict=True) if y and s >= threshold)
-    tn = sum(1 for y, s in zip(labels, scores, strict=True) if not y and s < threshold)
-    pos = sum(labels)
-    neg = len(labels) - pos
-    return 0.5 * ((tp / pos if pos else 0.0) + (tn / neg if neg else 0.0))
 
 
 def train(args: argparse.Namespace) -> int:
@@ -560,7 +544,7 @@ def evaluate(net, tokenizer, held: dict[str, list[Example]], *, max_length: int)
         figures[name] = {
             "n": len(rows),
             "auroc": round(auroc(labels, probs), 4),
-            "balanced_accuracy": round(balanced_accuracy(labels, probs), 4),
+            "balanced_accuracy": round(balanced_accuracy(labels, [p >= 0.5 for p in probs]), 4),
         }
     return figures
 

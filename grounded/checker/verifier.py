@@ -38,7 +38,8 @@ class VerifierCheck:
         self._verifier = verifier
         self.no_below = no_below
         self.cache_size = cache_size
-        self._cache: dict[tuple[str, str, str], float] = {}
+        self._cache: dict[Any, float] = {}  # Item -> probability
+        self._pending: dict[int, Any] = {}  # id(ctx) -> Item, for the batch being prefetched
 
     @property
     def verifier(self) -> Any:
@@ -48,36 +49,42 @@ class VerifierCheck:
             self._verifier = Verifier.load()
         return self._verifier
 
-    def key(self, ctx: Context) -> tuple[str, str, str]:
-        """The (question, answer, evidence window) the verifier reads for one pair."""
-        texts = [c.text for c in ctx.sources if c.text.strip()] or ctx.support_texts
-        from grounded.verifier import locate
+    def item(self, ctx: Context) -> Any:
+        """What the verifier reads for one pair: the question, the answer and the window around
+        the answer in the first source that holds it (else the sources' best region)."""
+        from grounded.verifier import Item, evidence_window, locate, window_at
 
-        answer = ctx.pair.answer
-        context = next((t for t in texts if locate(t, answer) is not None), " ".join(texts))
-        item = self.verifier.item(ctx.pair.question, answer, context)
-        return item.question, item.answer, item.window
+        texts = [c.text for c in ctx.sources if c.text.strip()] or ctx.support_texts
+        question, answer = ctx.pair.question, ctx.pair.answer
+        words = self.verifier.window_words
+        for text in texts:
+            span = locate(text, answer)
+            if span is not None:
+                return Item(question, answer, window_at(text, *span, words=words))
+        return Item(
+            question, answer, evidence_window(" ".join(texts), answer, question, words=words)
+        )
 
     def prefetch(self, ctxs: Sequence[Context]) -> None:
         """Score every pair not yet cached in one batched call."""
-        from grounded.verifier import Item
-
-        todo = list(dict.fromkeys(k for k in (self.key(c) for c in ctxs) if k not in self._cache))
+        # the batch's items, kept for `run` (its contexts are alive until then: ids are unique)
+        self._pending = {id(c): self.item(c) for c in ctxs}
+        todo = list(dict.fromkeys(i for i in self._pending.values() if i not in self._cache))
         if not todo:
             return
         if len(self._cache) + len(todo) > self.cache_size:
             self._cache.clear()
-        probs = self.verifier.probabilities([Item(*k) for k in todo])
+        probs = self.verifier.probabilities(todo)
         self._cache.update(zip(todo, probs, strict=True))
 
     def run(self, ctx: Context) -> CheckResult:
         res = CheckResult()
         if not ctx.pair.question.strip() or not ctx.pair.answer.strip():
             return res
-        key = self.key(ctx)
-        if key not in self._cache:
+        item = self._pending.pop(id(ctx), None) or self.item(ctx)
+        if item not in self._cache:
             self.prefetch([ctx])
-        p = self._cache[key]
+        p = self._cache[item]
         res.signals[self.signal] = p
         if p < self.no_below:
             res.reasons.append(
