@@ -242,3 +242,22 @@ class FakeChecker:
         if self.reject_word in pair.question:
             return Verdict(False, 0.0, (Reason("low_support", "fake checker said no"),))
         return Verdict(True, 1.0)
+
+
+# The small pipeline corpus (tests/data/pipeline) and a careful model for it: the pairs of
+# replies.json whose sentences the prompt shows (at most 3), plus one invented quote per call.
+PIPELINE_DATA = Path(__file__).parent / "data" / "pipeline"
+PIPELINE_DOCS = PIPELINE_DATA / "docs"
+PIPELINE_REPLIES: dict[str, Any] = json.loads((PIPELINE_DATA / "replies.json").read_text())
+INVENTED_PAIR = {
+    "quote": "The Eiffel Tower is in Paris.",
+    "answer": "Paris",
+    "question": "Where is the Eiffel Tower?",
+}
+
+
+def pipeline_responder(messages: Sequence[dict[str, Any]]) -> str:
+    """Pairs for the pipeline corpus's sentences shown in `messages`, plus INVENTED_PAIR."""
+    text = "\n".join(passages_of(messages))
+    pairs = [pair for key, pair in PIPELINE_REPLIES.items() if key in text]
+    return json.dumps({"pairs": pairs[:3] + [INVENTED_PAIR]})

@@ -7,27 +7,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from fakes import FakeLLM, passages_of, register_fake
+from fakes import PIPELINE_DOCS, FakeLLM, pipeline_responder, register_fake
 
 import grounded
 from grounded.cli import main
 from grounded.jsonl import read_jsonl
 
-DATA = Path(__file__).parent / "data" / "pipeline"
-DOCS = DATA / "docs"
-REPLIES = json.loads((DATA / "replies.json").read_text())
-BOGUS = {
-    "quote": "The Eiffel Tower is in Paris.",
-    "answer": "Paris",
-    "question": "Where is the Eiffel Tower?",
-}
-
-
-def responder(messages):
-    """A careful model: pairs for the sentences shown, plus one invented quote per call."""
-    text = "\n".join(passages_of(messages))
-    pairs = [pair for key, pair in REPLIES.items() if key in text]
-    return json.dumps({"pairs": pairs[:3] + [BOGUS]})
+DOCS = PIPELINE_DOCS
+responder = pipeline_responder
 
 
 @pytest.fixture

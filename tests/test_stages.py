@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from fakes import FakeChecker, FakeLLM, passages_of, register_fake
+from fakes import (
+    PIPELINE_DOCS,
+    FakeChecker,
+    FakeLLM,
+    pipeline_responder,
+    register_fake,
+)
 
 import grounded
 from grounded.cli import main
@@ -15,20 +20,8 @@ from grounded.jsonl import read_jsonl
 from grounded.stages import Candidate, CheckStage, DedupStage, Stats, collect
 from grounded.types import Chunk, QAPair, Reason, Rejection, Verdict
 
-DATA = Path(__file__).parent / "data" / "pipeline"
-DOCS = DATA / "docs"
-REPLIES = json.loads((DATA / "replies.json").read_text())
-BOGUS = {
-    "quote": "The Eiffel Tower is in Paris.",
-    "answer": "Paris",
-    "question": "Where is the Eiffel Tower?",
-}
-
-
-def responder(messages):
-    text = "\n".join(passages_of(messages))
-    pairs = [pair for key, pair in REPLIES.items() if key in text]
-    return json.dumps({"pairs": pairs[:3] + [BOGUS]})
+DOCS = PIPELINE_DOCS
+responder = pipeline_responder
 
 
 @pytest.fixture
