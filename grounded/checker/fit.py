@@ -33,6 +33,18 @@ _ASPECT_Q = re.compile(
     rf"|^\s*what\s+(?:is|was|are|were)\s+[^?]{{1,80}}?['’]s?\s+(?:main\s+|primary\s+)?(?:{_ASPECT})s?\s*\??\s*$",
     re.IGNORECASE,
 )
+# "What is X?" about a thing it names ("What is a dendritic cell?", "What is the Logan Center?")
+# asks for a definition, not a name; not "What is the capital of X?", "What is X called?",
+# "What is the largest X?" or "What is X short for?", which ask for a value.
+_DEFINE_Q = re.compile(
+    r"^\s*what\s+(?:is|are|was|were)\s+(?:an?\s+|the\s+)?(?P<np>[\w'’\-]+(?:\s+[\w'’\-]+){0,3})\s*\?\s*$",
+    re.IGNORECASE,
+)
+_VALUE_NP = re.compile(
+    r"\b(?:of|for|in|on|at|by|from|called|named|name|short|abbreviation|acronym|stand|number|"
+    r"amount|capital|first|last|next|main|\w+est)\b",
+    re.IGNORECASE,
+)
 _WHEN_Q = re.compile(
     r"^\s*(?:(?:since|until|till|from|and|but|so|then|by)\s+)?(?:when\b|^\s*(?:\w+\s+){0,3}?(?:in\s+|during\s+|on\s+)?(?:what|which)\s+(?:year|date|day|month|century|decade|time\s+period|era)s?\b)",
     re.IGNORECASE,
@@ -115,6 +127,9 @@ def expected_type(question: str) -> str:
     if when and not _OTHER_WH.search(question, when.end()):
         return "date"
     if _ASPECT_Q.search(question) and not _NAMING.search(question):
+        return "description"
+    define = _DEFINE_Q.match(question)
+    if define and not _VALUE_NP.search(define.group("np")):
         return "description"
     if _WHO_Q.search(question):
         return "person"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from grounded.checker.context import YES_NO, Bag, CheckResult, Context, short
-from grounded.text import STOPWORDS, content, tokenize
+from grounded.text import MONTHS, NUMBER_WORDS, STOPWORDS, Token, content, tokenize
 from grounded.types import Reason
 
 QUESTION_WORDS: frozenset[str] = frozenset(
@@ -15,6 +17,21 @@ QUESTION_WORDS: frozenset[str] = frozenset(
 
 # Question marks of other scripts: full-width (CJK), Arabic, Greek (U+037E), reversed.
 QUESTION_MARKS = "?？؟;⸮"
+# A question that leans on a conversation or a page it is not part of: it addresses the reader
+# ("What university did you attend?", "the road you are referring to"), points at something
+# it never names ("What is this?", "Which process is this?"), or starts on a pronoun
+# ("Who did he do this task for?"). A QA set's question must stand on its own.
+_NEEDS_CONTEXT = re.compile(
+    r"\b(?:did|have|had|were)\s+you\b|\byour\b"
+    r"|\b(?:you\s+are\s+|you're\s+)?referring\s+to\b|\b(?:mentioned|described|discussed)\s+above\b"
+    r"|\b(?:this|these|those)\s*[?？]?\s*$"
+    r"|^\s*(?:\w+\s+){0,2}?(?:did|does|do|was|is|were|are|had|has|have|will|would|could|can)\s+"
+    r"(?:he|she|they)\b|^\s*(?:he|she|they)\s+\w+",
+    re.IGNORECASE,
+)
+# Words that make an answer without content words still an answer ("L", "many", "US").
+_ROMAN = re.compile(r"^[MDCLXVI]+$")
+_AMOUNT_WORDS = frozenset("one many much most few several none half not".split())
 
 
 @dataclass
@@ -37,6 +54,26 @@ class QuestionCheck:
         # without a question mark only English question words tell; other languages abstain
         if not marked and ctx.english and not (words and words[0] in QUESTION_WORDS):
             res.reasons.append(Reason("not_a_question", f"a statement, not a question: {short(q)}"))
+        extra = _after_question_mark(q)
+        if extra:
+            # a second question, an instruction or passage text pasted after the question
+            res.reasons.append(
+                Reason("question_has_extra_text", f"text after the question: {short(extra, 40)}")
+            )
+        if ctx.english and _NEEDS_CONTEXT.search(q):
+            res.reasons.append(
+                Reason(
+                    "question_needs_context",
+                    f"the question does not stand on its own (it refers to a reader or to something it never names): {short(q)}",
+                )
+            )
+        if ctx.english and not ctx.is_refusal and names_nothing(ctx.answer_tokens):
+            res.reasons.append(
+                Reason(
+                    "answer_names_nothing",
+                    f"the answer has no content word, name or number: {short(ctx.pair.answer, 30)!r}",
+                )
+            )
         # answer in question: the whole answer appears, and it is not one of offered choices
         a = ctx.pair.answer.strip().strip(".").lower()
         ans_content = content(ctx.answer_tokens)
@@ -82,3 +119,35 @@ class QuestionCheck:
                         )
                     )
         return res
+
+
+def _after_question_mark(question: str) -> str:
+    """The text after the first question mark when it is two words or more, else ""."""
+    cut = min(
+        (i for i in (question.find(m) for m in QUESTION_MARKS if m != ";") if i >= 0), default=-1
+    )
+    if cut < 0:
+        return ""
+    rest = question[cut + 1 :].strip()
+    return rest if len(rest.split()) >= 2 else ""
+
+
+def names_nothing(tokens: Sequence[Token]) -> bool:
+    """An answer of only stopwords and single letters ("All", "Such", "O"): not yes/no, not a
+    number word, Roman numeral, month ("May"), amount word ("many") or acronym ("US", "U.S.")."""
+    if not tokens or content(tokens):
+        return False
+    if len(tokens) >= 2 and all(len(t.text) == 1 and t.text.isupper() for t in tokens):
+        return False  # a dotted acronym ("U.S.")
+    for t in tokens:
+        low = t.text.lower()
+        if (
+            low in YES_NO
+            or low in NUMBER_WORDS
+            or low in _AMOUNT_WORDS
+            or _ROMAN.match(t.text)
+            or (t.capital and low in MONTHS)
+            or (len(t.text) >= 2 and t.text.isupper())
+        ):
+            return False
+    return True
