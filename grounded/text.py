@@ -182,6 +182,10 @@ def stem(word: str) -> str:
     return w
 
 
+_ORDINAL_SUFFIX = re.compile(r"(st|nd|rd|th|s)$")
+_DIGIT_GROUPS = re.compile(r"\d{1,3}(,\d{3})+(\.\d+)?")
+
+
 def number_value(token: str) -> float | None:
     """The numeric value of a token: '1,200' -> 1200, '3.5' -> 3.5, '1990s' -> 1990, 'twelve' -> 12."""
     t = token.lower()
@@ -189,12 +193,14 @@ def number_value(token: str) -> float | None:
         return float(NUMBER_WORDS[t])
     if t in MONTHS and token[:1].isupper() and t != "may":
         return float(MONTHS[t])  # dates: 'November 2018' matches '2018-11-10'
-    t = re.sub(r"(st|nd|rd|th|s)$", "", t)
+    if not t[:1].isdigit():
+        return None  # stripping a suffix below never makes a word start with a digit
+    t = _ORDINAL_SUFFIX.sub("", t)
     if not t or not t[0].isdigit():
         return None
     if ":" in t or "/" in t:
         return None  # times and dates are compared as strings
-    t = t.replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?", t) else t.replace(",", ".")
+    t = t.replace(",", "") if _DIGIT_GROUPS.fullmatch(t) else t.replace(",", ".")
     try:
         return float(t)
     except ValueError:
@@ -211,6 +217,13 @@ class Token:
 
 
 def tokenize(text: str) -> list[Token]:
+    """The tokens of `text` (a fresh list; the work is cached by text, see `tokens_of`)."""
+    return list(tokens_of(text))
+
+
+@functools.lru_cache(maxsize=65_536)
+def tokens_of(text: str) -> tuple[Token, ...]:
+    """`tokenize`, cached: evidence sentences and windows are compared with many pairs."""
     out: list[Token] = []
     folded = fold(text)
     for m in _TOKEN.finditer(folded):
@@ -221,17 +234,11 @@ def tokenize(text: str) -> list[Token]:
         value = out[i].number
         if value is not None and out[i + 1].text.lower() in SCALES:
             out[i] = replace(out[i], number=value * SCALES[out[i + 1].text.lower()])
-    return out
+    return tuple(out)
 
 
 def is_month(tok: Token) -> bool:
     return tok.capital and tok.text.lower() in MONTHS
-
-
-@functools.lru_cache(maxsize=65_536)
-def tokens_of(text: str) -> tuple[Token, ...]:
-    """`tokenize`, cached: evidence sentences and windows are compared with many pairs."""
-    return tuple(tokenize(text))
 
 
 def content(tokens: Iterable[Token]) -> list[Token]:

@@ -127,18 +127,28 @@ class QuestionType:
 
 @functools.lru_cache(maxsize=1)
 def spacy_pipeline() -> Any:
-    """en_core_web_sm with the parser and NER only (loaded once; None when not installed)."""
+    """en_core_web_sm, loaded once per process for every user (this check's parser and NER, the
+    claim splitter's tagger and parser); each runs only its components (`only`). None when not
+    installed."""
     try:
         import spacy
 
         from grounded.loaders.nlp import SPACY_MODEL, alias_spacy_model
 
         alias_spacy_model()
-        return spacy.load(
-            SPACY_MODEL, exclude=["tagger", "attribute_ruler", "lemmatizer", "senter"]
-        )
+        return spacy.load(SPACY_MODEL, exclude=["lemmatizer", "senter"])
     except (ImportError, OSError):
         return None
+
+
+def only(nlp: Any, *names: str) -> list[str]:
+    """The components to disable so that just `names` run, with the embedding layers they listen to
+    (en_core_web_sm's NER has its own tok2vec: the shared one need not run for it)."""
+    keep = set(names)
+    for name, pipe in nlp.pipeline:
+        if keep & set(getattr(pipe, "listening_components", ())):
+            keep.add(name)
+    return [name for name in nlp.pipe_names if name not in keep]
 
 
 def question_type(doc: Any) -> QuestionType:
@@ -292,11 +302,11 @@ class AnswerTypeCheck:
             else:
                 self._questions[q] = cheap
         if questions:
-            with self.nlp.select_pipes(disable=["ner"]):
-                for text, doc in zip(
-                    questions, self.nlp.pipe(questions, batch_size=self.batch_size), strict=True
-                ):
-                    self._questions[text] = question_type(doc)
+            docs = self.nlp.pipe(
+                questions, batch_size=self.batch_size, disable=only(self.nlp, "parser")
+            )
+            for text, doc in zip(questions, docs, strict=True):
+                self._questions[text] = question_type(doc)
         windows = list(
             dict.fromkeys(
                 w
@@ -307,13 +317,9 @@ class AnswerTypeCheck:
             )
         )
         if windows:
-            with self.nlp.select_pipes(disable=["parser"]):
-                for text, doc in zip(
-                    windows, self.nlp.pipe(windows, batch_size=self.batch_size), strict=True
-                ):
-                    self._windows[text] = tuple(
-                        (e.start_char, e.end_char, e.label_) for e in doc.ents
-                    )
+            docs = self.nlp.pipe(windows, batch_size=self.batch_size, disable=only(self.nlp, "ner"))
+            for text, doc in zip(windows, docs, strict=True):
+                self._windows[text] = tuple((e.start_char, e.end_char, e.label_) for e in doc.ents)
         for cache in (self._questions, self._windows):
             while len(cache) > self.cache_size:
                 cache.popitem(last=False)

@@ -193,7 +193,9 @@ def contradictions(
         support_units = set().union(*(_number_units(tokens_of(t)) for t in ctx.support_texts))
         for value, unit in sorted(claim_units - support_units):
             other = [
-                u for v, u in support_units if v == value and UNIT_KINDS[u] == UNIT_KINDS[unit]
+                u
+                for v, u in sorted(support_units)
+                if v == value and UNIT_KINDS[u] == UNIT_KINDS[unit]
             ]
             if other:
                 report(
