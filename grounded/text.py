@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import re
+import string
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -150,7 +151,15 @@ def fold(text: str) -> str:
     if text.isascii():
         return text  # nothing to strip (the common case: skips the normalisation's copy)
     decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    # ASCII has no combining marks: only the non-ASCII runs are filtered, char by char
+    return _NON_ASCII.sub(_drop_combining, decomposed)
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+def _drop_combining(m: re.Match[str]) -> str:
+    return "".join(c for c in m.group() if not unicodedata.combining(c))
 
 
 @functools.lru_cache(maxsize=262_144)
@@ -271,8 +280,12 @@ def looks_english(text: str) -> bool:
     """A cheap script and stopword test: mostly Latin letters and enough common English words."""
     sample = text[:3000]
     if not sample.isascii():
-        letters = [c for c in sample if c.isalpha()]
-        if letters and sum(c < "\u0250" for c in letters) / len(letters) < 0.5:
+        # ASCII letters counted in C, the few other characters one by one
+        ascii_letters = sum(map(sample.count, string.ascii_letters))
+        others = [c for c in "".join(_NON_ASCII.findall(sample)) if c.isalpha()]
+        letters = ascii_letters + len(others)
+        latin = ascii_letters + sum(c < "\u0250" for c in others)
+        if letters and latin / letters < 0.5:
             return False  # another script (CJK, Cyrillic, Arabic, Greek, ...)
         sample = fold(sample)
     words = _EN_WORD.findall(sample.lower())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -55,19 +57,32 @@ class Bag:
 
     __slots__ = ("stems", "numbers", "raw_numbers", "prefixes", "months", "dates")
 
-    def __init__(self, tokens: Sequence[Token]) -> None:
-        self.stems = {t.stem for t in tokens}
-        # month names count as their number only for a month of the claim ("November" ~ "2018-11"),
-        # so that a changed day ("November 8" -> "11") is not found in the month
-        self.numbers = {
-            round(t.number, 6) for t in tokens if t.number is not None and not is_month(t)
-        }
-        self.months = {round(t.number, 6) for t in tokens if t.number is not None and is_month(t)}
-        self.raw_numbers = {t.text for t in tokens if t.number is None and t.text[:1].isdigit()}
-        self.prefixes = {s[:5] for s in self.stems if len(s) >= 5}
-        self.dates = {
-            round(t.number, 6) for t in tokens if t.number is not None and is_date_like(t)
-        }
+    def __init__(self, tokens: Iterable[Token]) -> None:
+        stems: set[str] = set()
+        numbers: set[float] = set()
+        months: set[float] = set()
+        dates: set[float] = set()
+        raw: set[str] = set()
+        for t in tokens:  # one pass: bags are built for every sentence, window and pair
+            stems.add(t.stem)
+            if t.number is None:
+                if t.text[:1].isdigit():
+                    raw.add(t.text)
+                continue
+            value = round(t.number, 6)
+            # month names count as their number only for a month of the claim ("November" ~
+            # "2018-11"), so that a changed day ("November 8" -> "11") is not found in the month
+            (months if is_month(t) else numbers).add(value)
+            if is_date_like(t):
+                dates.add(value)
+        self.stems, self.numbers, self.months, self.dates, self.raw_numbers = (
+            stems,
+            numbers,
+            months,
+            dates,
+            raw,
+        )
+        self.prefixes = {s[:5] for s in stems if len(s) >= 5}
 
     @classmethod
     def merge(cls, bags: Iterable[Bag]) -> Bag:
@@ -82,31 +97,27 @@ class Bag:
         return out
 
     def has(self, tok: Token) -> bool:
+        stem = tok.stem
         if tok.number is not None:
             value = round(tok.number, 6)
             if value in self.numbers or (is_month(tok) and value in self.months):
                 return True
-            return tok.stem in self.stems
-        if tok.text[:1].isdigit():
-            return tok.text in self.raw_numbers or tok.stem in self.stems
-        if tok.stem in self.stems:
+            return stem in self.stems
+        if stem in self.stems:
             return True
+        if tok.text[:1].isdigit():
+            return tok.text in self.raw_numbers
         # 'America' ~ 'American', 'Philadelphia' ~ "Philadelphia's"
-        return (
-            len(tok.stem) >= 5
-            and tok.stem[:5] in self.prefixes
-            and any(
-                s.startswith(tok.stem) or tok.stem.startswith(s)
-                for s in self.stems
-                if s[:5] == tok.stem[:5]
-            )
-        )
+        if len(stem) < 5 or stem[:5] not in self.prefixes:
+            return False
+        head = stem[:5]
+        return any(s.startswith(stem) or stem.startswith(s) for s in self.stems if s[:5] == head)
 
 
 class Source:
     """A source text split into sentences, each with its bag of stems (computed once)."""
 
-    __slots__ = ("text", "sentences", "bags", "bag", "bigrams", "_windows")
+    __slots__ = ("text", "sentences", "bags", "bag", "bigrams", "_windows", "_spans", "_masks")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -116,6 +127,8 @@ class Source:
         self.bag = Bag.merge(self.bags)
         self.bigrams = {b for ts in toks for b in bigrams(ts)}
         self._windows: list[tuple[str, Bag]] | None = None
+        self._spans: list[tuple[int, int]] = []
+        self._masks: dict[tuple[str, str, bool, float | None], int] = {}
 
     @property
     def windows(self) -> list[tuple[str, Bag]]:
@@ -127,8 +140,43 @@ class Source:
                 for w in range(1, min(WINDOW, n - i) + 1):
                     bag = self.bags[i] if w == 1 else Bag.merge(self.bags[i : i + w])
                     out.append((" ".join(self.sentences[i : i + w]), bag))
+                    self._spans.append((i, w))
             self._windows = out
         return self._windows
+
+    @property
+    def spans(self) -> list[tuple[int, int]]:
+        """(first sentence, number of sentences) of each window, in the order of `windows`."""
+        _ = self.windows
+        return self._spans
+
+    def sentence_hits(self, tokens: Sequence[Token]) -> list[int]:
+        """For each sentence, the tokens its bag has, as bits (bit b: tokens[b]).
+
+        A window's bag merges its sentences' bags, and `Bag.has` on a merge is true exactly when
+        it is on one of them: a window's hits are the OR of its sentences' hits.
+        """
+        out = [0] * len(self.bags)
+        for b, tok in enumerate(tokens):
+            where = self._sentences_having(tok)
+            j = 0
+            while where:
+                if where & 1:
+                    out[j] |= 1 << b
+                where >>= 1
+                j += 1
+        return out
+
+    def _sentences_having(self, tok: Token) -> int:
+        """The sentences whose bag has `tok`, as bits; cached by what `Bag.has` reads of it."""
+        key = (tok.text, tok.stem, tok.capital, tok.number)
+        where = self._masks.get(key)
+        if where is None:
+            where = sum(1 << j for j, bag in enumerate(self.bags) if bag.has(tok))
+            if len(self._masks) >= 50_000:
+                self._masks.clear()
+            self._masks[key] = where
+        return where
 
     @classmethod
     def of(cls, text: str) -> Source:
@@ -285,9 +333,17 @@ class Context:
         weights = [token_weight(t) for t in tokens]
         total = sum(weights) or 1.0
         scored = []
-        for text, bag in self.windows:
-            cov = sum(w for t, w in zip(tokens, weights, strict=True) if bag.has(t)) / total
-            scored.append((cov, -len(text), text, bag))
+        covered: dict[int, float] = {}  # the coverage of each set of hits, summed in token order
+        for src in self.support:
+            hits = src.sentence_hits(tokens)
+            for (text, bag), (i, w) in zip(src.windows, src.spans, strict=True):
+                mask = hits[i] if w == 1 else functools.reduce(operator.or_, hits[i : i + w])
+                cov = covered.get(mask)
+                if cov is None:
+                    cov = covered[mask] = (
+                        sum(wt for b, wt in enumerate(weights) if mask >> b & 1) / total
+                    )
+                scored.append((cov, -len(text), text, bag))
         scored.sort(key=lambda x: (x[0], x[1]), reverse=True)
         return [(c, text, bag) for c, _, text, bag in scored[:k]]
 
