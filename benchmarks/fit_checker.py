@@ -15,7 +15,8 @@ sign-constrained (grounded.checker.SIGNS: a support signal's weight >= 0, a mism
 L-BFGS-B with bounds), so a worse signal can never raise the score;
 in "qa" HaluEval carries 3x the total weight of SQuAD (SET_WEIGHTS). The threshold is the one with the highest
 balanced accuracy on the fitting half (in "qa": the best mean over its data sets among the
-thresholds that keep HaluEval within 0.01 of its own best, PROTECTED). Each mode gets a
+thresholds that keep HaluEval within 0.01 of its own best, PROTECTED, and reject at most 3% of
+SQuAD's human answers, MAX_GOOD_REJECTED). Each mode gets a
 lexical model and a lexical+MiniLM model (`sem`), used when the semantic check ran. The lexical
 signals are recomputed on every run (seconds); only `sem` (MiniLM, minutes) is cached with --cache-dir.
 """
@@ -40,6 +41,9 @@ BENCH = ROOT.parent / "shared" / "bench"
 SET_WEIGHTS: dict[str, float] = {"halueval": 3.0}
 # The threshold may cost these data sets at most 0.01 of their best balanced accuracy.
 PROTECTED: frozenset[str] = frozenset({"halueval"})
+# ... and may reject at most this share of these sets' right pairs (SQuAD's human answers: a
+# checker that drops good pairs people wrote narrows the kept set).
+MAX_GOOD_REJECTED: dict[str, float] = {"squad-same-paragraph": 0.03}
 # mode -> data sets (name, reader format, SQuAD negatives or None, path under --bench)
 SETS: dict[str, list[tuple[str, str, str | None, str]]] = {
     "qa": [
@@ -238,7 +242,8 @@ def pick_threshold(
     y: np.ndarray, p: np.ndarray, fit_mask: np.ndarray, groups: np.ndarray, slack: float = 0.01
 ) -> float:
     """The threshold with the highest mean (over data sets) balanced accuracy on the fitting half,
-    among those that keep each PROTECTED data set within `slack` of its own best."""
+    among those that keep each PROTECTED data set within `slack` of its own best and reject at
+    most MAX_GOOD_REJECTED of a set's right pairs."""
     from grounded.eval.faithfulness import balanced_accuracy
 
     names = sorted(set(groups.tolist()))
@@ -256,6 +261,10 @@ def pick_threshold(
     )
     guard = [i for i, g in enumerate(names) if g in PROTECTED]
     ok = (table[:, guard] >= table[:, guard].max(axis=0) - slack).all(axis=1)
+    for g, cap in MAX_GOOD_REJECTED.items():
+        good = fit_mask & (groups == g) & y.astype(bool)
+        if good.any():
+            ok &= np.array([float(np.mean(p[good] < t)) <= cap for t in cands])
     if not ok.any():
         ok[:] = True
     means = np.where(ok, table.mean(axis=1), -1.0)

@@ -90,6 +90,21 @@ def test_a_definition_question_wants_a_description_not_a_name():
 @pytest.mark.parametrize(
     "question",
     [
+        "How does the Holloway Trust maintain the bridge?",
+        "What does the Holloway Trust do?",
+    ],
+)
+def test_process_questions_want_a_description_not_a_name(question):
+    assert expected_type(question) == "description"
+    v = verdict(question, "Margit Holloway")
+    assert not v.supported and "answer_type_mismatch" in codes(v)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How is the Corbin Bridge spelled in Welsh?",
+        "How many lorries cross the bridge?",
         "What is the capital of France?",
         "What is the largest bridge?",
         "What is the AFC short for?",

@@ -57,6 +57,8 @@ QA_FEATURES: tuple[str, ...] = (
     "type_agree",
     "type_conflict",
     "focus_near",
+    "rd_score",
+    "rd_margin",
 )
 # Their values when the fit check did not run (no question, or it was switched off).
 FIT_NEUTRAL: dict[str, float] = {
@@ -68,6 +70,8 @@ FIT_NEUTRAL: dict[str, float] = {
     "q_near_tok": 1.0,
     "q_sent_gap": 0.0,
     "ans_in_q": 0.0,
+    "rd_score": 0.5,
+    "rd_margin": 0.0,
 }
 # The sign each fitted weight is constrained to: support signals (+1) can only raise the score,
 # mismatch signals (-1) can only lower it (benchmarks/fit_checker.py fits with these bounds).
@@ -89,6 +93,8 @@ SIGNS: dict[str, int] = {
             "q_sent_gap",
             "type_agree",
             "focus_near",
+            "rd_score",
+            "rd_margin",
         ),
         1,
     ),

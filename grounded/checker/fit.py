@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from grounded.checker.calibration import FIT_NEUTRAL
 from grounded.checker.context import Bag, CheckResult, Context, Source, short, token_weight
+from grounded.checker.reader import NEUTRAL as READER_NEUTRAL
+from grounded.checker.reader import load_reader, read
 from grounded.text import MONTHS, NUMBER_WORDS, SCALES, STOPWORDS, Token, content, tokenize
 from grounded.types import Reason
 
@@ -43,6 +45,19 @@ _DEFINE_Q = re.compile(
 _VALUE_NP = re.compile(
     r"\b(?:of|for|in|on|at|by|from|called|named|name|short|abbreviation|acronym|stand|number|"
     r"amount|capital|first|last|next|main|\w+est)\b",
+    re.IGNORECASE,
+)
+# "How does X work?", "What does X do?", "What does it mean to ...?" ask for a description or a
+# process, not a bare name, date or number; not "How is X spelled / written / called?", which ask
+# for a name (how many / much / long are quantities).
+_PROCESS_Q = re.compile(
+    r"^\s*(?:\w+\s+){0,2}?how\s+(?:does|do|did|is|are|was|were|can|could|would|should|has|have)\b"
+    r"|^\s*what\s+(?:does|did|do)\s+[^?]{1,60}\s+do\s*\??\s*$|^\s*what\s+does\s+it\s+mean\b",
+    re.IGNORECASE,
+)
+_NAMED_AS = re.compile(
+    r"\b(?:spell|spelled|spelt|written|write|called|call|named|pronounced|known|ranked|rank|"
+    r"translated|abbreviated|referred)\b",
     re.IGNORECASE,
 )
 _WHEN_Q = re.compile(
@@ -131,6 +146,8 @@ def expected_type(question: str) -> str:
     define = _DEFINE_Q.match(question)
     if define and not _VALUE_NP.search(define.group("np")):
         return "description"
+    if _PROCESS_Q.search(question) and not _NAMED_AS.search(question):
+        return "description"
     if _WHO_Q.search(question):
         return "person"
     if _WHERE_Q.search(question) and not _RANKING.search(question):
@@ -187,6 +204,17 @@ def type_mismatch(expected: str, form: str, tokens: Sequence[Token]) -> bool:
     if expected in ("reason", "description"):
         return form in ("date", "number", "name")
     return False
+
+
+def specific_terms(question: Sequence[Token]) -> list[Token]:
+    """The question's content words that name something (GENERIC_WORDS left out)."""
+    return [
+        t for t in question if t.text.lower() not in GENERIC_WORDS and t.stem not in GENERIC_WORDS
+    ]
+
+
+# The span reader (grounded/checker/reader.py) when its fitted weights ship.
+READER = load_reader()
 
 
 @dataclass
@@ -247,9 +275,7 @@ class QAFitCheck:
                 )
             )
         qc = content(ctx.question_tokens)
-        specific = [
-            t for t in qc if t.text.lower() not in GENERIC_WORDS and t.stem not in GENERIC_WORDS
-        ]
+        specific = specific_terms(qc)
         vague = bool(qc) and not specific
         if vague:
             res.reasons.append(
@@ -261,6 +287,9 @@ class QAFitCheck:
         abag = Bag(ans)
         terms = [t for t in specific if not abag.has(t)]
         near, near_sent, near_tok = self._near(ctx, ans, terms)
+        res.signals.update(
+            read(READER, ctx, qc, ans, terms, expected) if READER is not None else READER_NEUTRAL
+        )
         gap = 0.0
         if terms:
             tw = [token_weight(t) for t in terms]

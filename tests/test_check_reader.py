@@ -1,0 +1,110 @@
+"""The span reader: the answer where the question points outranks another answer of the passage."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from grounded.checker import default_checker, inline_sources
+from grounded.checker.context import Bag, Context
+from grounded.checker.fit import READER, expected_type, specific_terms
+from grounded.checker.reader import FEATURE_NAMES, NEUTRAL, load_reader, read, spans
+from grounded.cli import main
+from grounded.text import content
+from grounded.types import QAPair
+
+PASSAGE = (
+    "The Corbin Bridge crosses the Ashby estuary. It was designed by the engineer Margit "
+    "Holloway and opened to traffic in 1967. After a storm damaged its deck in 1989, the bridge "
+    "was closed for repairs and reopened in 1994. Heavy lorries are not allowed on the bridge."
+)
+
+
+def analysed(question: str, answer: str, passage: str = PASSAGE):
+    pair = QAPair(id="q", question=question, answer=answer, contexts=(passage,))
+    ctx = Context(pair, inline_sources(pair))
+    qc, ans = content(ctx.question_tokens), content(ctx.answer_tokens)
+    terms = [t for t in specific_terms(qc) if not Bag(ans).has(t)]
+    return ctx, qc, ans, terms, expected_type(question)
+
+
+def test_the_fitted_reader_ships_and_matches_its_features():
+    assert READER is not None and len(READER.weights) == len(FEATURE_NAMES)
+
+
+def test_a_reader_fitted_for_other_features_is_not_used():
+    assert load_reader({"features": ["other"], "weights": [1.0], "bias": 0.0}) is None
+
+
+@pytest.mark.parametrize(
+    ("question", "right", "wrong"),
+    [
+        ("When was the Corbin Bridge reopened after the repairs?", "1994", "1967"),
+        ("When did a storm damage the deck of the bridge?", "1989", "1994"),
+        ("Which engineer designed the bridge?", "Margit Holloway", "Ashby"),
+    ],
+)
+def test_the_answer_where_the_question_points_scores_higher(question, right, wrong):
+    good = read(READER, *analysed(question, right))
+    bad = read(READER, *analysed(question, wrong))
+    assert good["rd_margin"] > bad["rd_margin"]
+    assert good["rd_score"] > bad["rd_score"]
+    checker = default_checker(semantic="off")
+    scores = []
+    for answer in (right, wrong):
+        pair = QAPair(id="q", question=question, answer=answer, contexts=(PASSAGE,))
+        scores.append(checker.check(pair, inline_sources(pair)).score)
+    assert scores[0] > scores[1]
+
+
+def test_rival_spans_never_hold_the_question_or_the_answer():
+    ctx, qc, ans, terms, expected = analysed("When was the Corbin Bridge reopened?", "1994")
+    mine, rivals = spans(ctx, qc, ans, terms, expected)
+    assert len(mine) == 1 and rivals
+    # the rival spans carry no question words (feature "question_words" is 0 for all of them)
+    qi = FEATURE_NAMES.index("question_words")
+    assert all(f[qi] == 0.0 for f in rivals)
+    assert mine[0][qi] == 0.0  # "1994" is not a question word either
+
+
+def test_an_answer_not_in_the_passage_or_a_question_without_terms_is_neutral():
+    assert read(READER, *analysed("When was the Corbin Bridge reopened?", "2003")) == NEUTRAL
+    assert read(READER, *analysed("What is it?", "1994")) == NEUTRAL
+
+
+def test_cli_keeps_the_pointed_answer_and_scores_the_swap_lower(tmp_path):
+    rows = [
+        {"question": "When was the Corbin Bridge reopened after the repairs?", "answer": a}
+        for a in ("1994", "1967")
+    ]
+    src = tmp_path / "pairs.jsonl"
+    src.write_text("".join(json.dumps({**r, "context": PASSAGE}) + "\n" for r in rows))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["check", str(src), "--out", str(out), "--semantic", "off"])
+    assert result.exit_code == 0, result.output
+    kept = [json.loads(x) for x in (out / "qa.jsonl").read_text().splitlines()]
+    rejected = [json.loads(x) for x in (out / "rejected.jsonl").read_text().splitlines()]
+    by_answer = {r["answer"]: r["verdict"] for r in kept}
+    by_answer.update({r["pair"]["answer"]: r["pair"]["verdict"] for r in rejected})
+    assert "1994" in {r["answer"] for r in kept}
+    assert by_answer["1994"]["signals"]["rd_margin"] > by_answer["1967"]["signals"]["rd_margin"]
+    assert by_answer["1994"]["score"] > by_answer["1967"]["score"]
+
+
+def test_the_checkers_fast_path_equals_the_fitted_features():
+    from grounded.checker.reader import candidates, span_features
+
+    for question, answer in [
+        ("When was the Corbin Bridge reopened after the repairs?", "1994"),
+        ("Which engineer designed the Ashby bridge?", "the engineer Margit Holloway"),
+    ]:
+        ctx, qc, ans, terms, expected = analysed(question, answer)
+        best, mine, rivals = candidates(ctx, qc, ans, terms)
+        qbag = Bag(qc)
+        assert mine and rivals
+        for spans_, bag in ((mine, qbag), (rivals, None)):
+            for s, j, k in spans_:
+                slow = READER.logit(span_features(s, j, k, best, expected, bag))
+                assert READER.span_logit(s, j, k, best, expected, bag) == pytest.approx(slow)
