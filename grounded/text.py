@@ -252,13 +252,34 @@ def is_month(tok: Token) -> bool:
 
 def content(tokens: Iterable[Token]) -> list[Token]:
     """The tokens that carry meaning: no stopwords, negations or single letters (Han/katakana kept)."""
-    return [
-        t
-        for t in tokens
-        if t.text.lower() not in STOPWORDS
-        and not is_negation(t)
-        and (len(t.text) > 1 or t.number is not None or _HAN_KATAKANA.match(t.text) is not None)
-    ]
+    out = []
+    for t in tokens:
+        kind = _CONTENT.get(t.text)
+        if kind is None:
+            kind = _content_kind(t.text)
+        if kind == _WORD_CONTENT or (kind == _NUMBER_CONTENT and t.number is not None):
+            out.append(t)
+    return out
+
+
+# What `content` decides from a token's text alone (memoised: the vocabulary is small):
+# content, content only when it is a number (a single character), or never.
+_WORD_CONTENT, _NUMBER_CONTENT, _NOT_CONTENT = 1, 2, 0
+_CONTENT: dict[str, int] = {}
+
+
+def _content_kind(text: str) -> int:
+    low = text.lower()
+    if low in STOPWORDS or low in NEGATIONS or low.endswith(("n't", "n’t")):
+        kind = _NOT_CONTENT
+    elif len(text) > 1 or _HAN_KATAKANA.match(text) is not None:
+        kind = _WORD_CONTENT
+    else:
+        kind = _NUMBER_CONTENT
+    if len(_CONTENT) >= 200_000:
+        _CONTENT.clear()
+    _CONTENT[text] = kind
+    return kind
 
 
 def is_negation(tok: Token) -> bool:

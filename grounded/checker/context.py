@@ -55,7 +55,7 @@ def says_not_in_sources(answer: str) -> bool:
 class Bag:
     """The stems and numbers of a text, for fast membership tests with prefix matching."""
 
-    __slots__ = ("stems", "numbers", "raw_numbers", "prefixes", "months", "dates")
+    __slots__ = ("stems", "numbers", "raw_numbers", "_prefixes", "months", "dates")
 
     def __init__(self, tokens: Iterable[Token]) -> None:
         stems: set[str] = set()
@@ -82,7 +82,14 @@ class Bag:
             dates,
             raw,
         )
-        self.prefixes = {s[:5] for s in stems if len(s) >= 5}
+        self._prefixes: set[str] | None = None
+
+    @property
+    def prefixes(self) -> set[str]:
+        """The 5-letter heads of the longer stems (made on the first prefix test: most bags never need them)."""
+        if self._prefixes is None:
+            self._prefixes = {s[:5] for s in self.stems if len(s) >= 5}
+        return self._prefixes
 
     @classmethod
     def merge(cls, bags: Iterable[Bag]) -> Bag:
@@ -93,13 +100,13 @@ class Bag:
             out.months |= b.months
             out.dates |= b.dates
             out.raw_numbers |= b.raw_numbers
-            out.prefixes |= b.prefixes
         return out
 
     def has(self, tok: Token) -> bool:
         stem = tok.stem
-        if tok.number is not None:
-            value = round(tok.number, 6)
+        number = tok.number
+        if number is not None:
+            value = round(number, 6)
             if value in self.numbers or (is_month(tok) and value in self.months):
                 return True
             return stem in self.stems

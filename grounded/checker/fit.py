@@ -344,8 +344,9 @@ class QAFitCheck:
         ttotal = sum(tw)
         found: list[tuple[float, Source, int]] = []
         for src in ctx.support:
-            for i, bag in enumerate(src.bags):
-                cov = sum(w for t, w in zip(ans, aw, strict=True) if bag.has(t)) / atotal
+            # bit b of hit: the sentence's bag has ans[b] (cached per source and token)
+            for i, hit in enumerate(src.sentence_hits(ans)):
+                cov = sum(w for b, w in enumerate(aw) if hit >> b & 1) / atotal
                 if cov >= 0.5:
                     found.append((cov, src, i))
         if not found:
