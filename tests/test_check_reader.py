@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -108,3 +109,30 @@ def test_the_checkers_fast_path_equals_the_fitted_features():
             for s, j, k in spans_:
                 slow = READER.logit(span_features(s, j, k, best, expected, bag))
                 assert READER.span_logit(s, j, k, best, expected, bag) == pytest.approx(slow)
+
+
+def test_the_question_is_read_against_the_whole_chunk_not_only_the_cited_evidence():
+    from grounded.types import Evidence
+
+    question = "When was the Corbin Bridge reopened after the repairs?"
+    cited = "It was designed by the engineer Margit Holloway and opened to traffic in 1967."
+    start = PASSAGE.index(cited)
+    pair = QAPair(
+        id="q",
+        question=question,
+        answer="1967",
+        contexts=(PASSAGE,),
+        evidence=(Evidence("context-0", "", start, start + len(cited), cited, 1.0, cited),),
+    )
+    sources = inline_sources(pair)
+    v = default_checker(semantic="off").check(pair, sources)
+    # the cited sentence holds the answer; the chunk's other sentence is the one the question means
+    assert v.signals["q_sent_gap"] < 0 and v.signals["rd_margin"] < 0
+    # the right answer, citing its own sentence, is kept and scores higher
+    cited = "the bridge was closed for repairs and reopened in 1994."
+    start = PASSAGE.index(cited)
+    ev = Evidence("context-0", "", start, start + len(cited), cited, 1.0, cited)
+    right = dataclasses.replace(pair, answer="1994", evidence=(ev,))
+    good = default_checker(semantic="off").check(right, sources)
+    assert good.supported and good.score > v.score
+    assert good.signals["q_sent_gap"] == 0 and good.signals["rd_margin"] > 0

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from grounded.checker.calibration import FIT_NEUTRAL
 from grounded.checker.context import Bag, CheckResult, Context, Source, short, token_weight
 from grounded.checker.reader import NEUTRAL as READER_NEUTRAL
-from grounded.checker.reader import load_reader, read
+from grounded.checker.reader import load_reader, read, reading
 from grounded.text import MONTHS, NUMBER_WORDS, SCALES, STOPWORDS, Token, content, tokenize
 from grounded.types import Reason
 
@@ -297,7 +297,7 @@ class QAFitCheck:
             best = max(
                 (
                     sum(w for t, w in zip(terms, tw, strict=True) if bag.has(t)) / ttotal
-                    for src in ctx.support
+                    for src in reading(ctx)
                     for bag in src.bags
                 ),
                 default=0.0,
@@ -343,7 +343,7 @@ class QAFitCheck:
         tw = [token_weight(t) for t in terms]
         ttotal = sum(tw)
         found: list[tuple[float, Source, int]] = []
-        for src in ctx.support:
+        for src in reading(ctx):
             # bit b of hit: the sentence's bag has ans[b] (cached per source and token)
             for i, hit in enumerate(src.sentence_hits(ans)):
                 cov = sum(w for b, w in enumerate(aw) if hit >> b & 1) / atotal

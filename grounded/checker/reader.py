@@ -24,7 +24,7 @@ from functools import lru_cache
 from importlib.resources import files
 from typing import Any
 
-from grounded.checker.context import Bag, Context, token_weight
+from grounded.checker.context import Bag, Context, Source, token_weight
 from grounded.text import Token, content, tokenize
 
 # Longest competing span, in content words.
@@ -200,6 +200,13 @@ def span_features(
 Span = tuple[_Sentence, int, int]
 
 
+def reading(ctx: Context) -> list[Source]:
+    """What a question is read against: the whole source chunks, not only the cited evidence
+    (the question may point at a sentence the generator did not cite); the support without them."""
+    texts = [c.text for c in ctx.sources if c.text.strip()]
+    return [Source.of(t) for t in texts] if texts else ctx.support
+
+
 def candidates(
     ctx: Context,
     question: Sequence[Token],
@@ -218,7 +225,7 @@ def candidates(
     weights = [token_weight(t) for t in terms]
     total = sum(weights)
     sentences = []
-    for src in ctx.support:
+    for src in reading(ctx):
         for text in src.sentences:
             toks = _sentence_tokens(text)
             hits = []
