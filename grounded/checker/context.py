@@ -252,7 +252,9 @@ class Context:
     @cached_property
     def source_sentences(self) -> list[str]:
         texts = [c.text for c in self.sources if c.text.strip()] or self.support_texts
-        return [s for t in texts for s in split_sentences(t)]
+        # Source.of splits each text once for every pair that reads it (a non-blank text always
+        # has a sentence, so its `or [text]` never applies here)
+        return [s for t in texts for s in Source.of(t).sentences]
 
     @cached_property
     def question_tokens(self) -> list[Token]:
