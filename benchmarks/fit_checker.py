@@ -15,7 +15,7 @@ sign-constrained (grounded.checker.SIGNS: a support signal's weight >= 0, a mism
 L-BFGS-B with bounds), so a worse signal can never raise the score;
 in "qa" HaluEval carries 3x the total weight of SQuAD (SET_WEIGHTS). The threshold is the one with the highest
 balanced accuracy on the fitting half (in "qa": the best mean over its data sets among the
-thresholds that keep HaluEval within 0.01 of its own best, PROTECTED, and reject at most 2.5% of
+thresholds that keep HaluEval within 0.01 of its own best, PROTECTED, and reject at most 2% of
 SQuAD's human answers, MAX_GOOD_REJECTED). Each mode gets a
 lexical model and a lexical+MiniLM model (`sem`), used when the semantic check ran. The lexical
 signals are recomputed on every run (seconds); only `sem` (MiniLM, minutes) is cached with --cache-dir.
@@ -44,7 +44,7 @@ PROTECTED: frozenset[str] = frozenset({"halueval"})
 # ... and may reject at most this share of these sets' right pairs on the fitting half (SQuAD's
 # human answers: a checker that drops good pairs people wrote narrows the kept set; the issue's
 # bound is 3%, the fit reads no MiniLM for SQuAD, so it keeps a margin).
-MAX_GOOD_REJECTED: dict[str, float] = {"squad-same-paragraph": 0.025}
+MAX_GOOD_REJECTED: dict[str, float] = {"squad-same-paragraph": 0.02}
 # mode -> data sets (name, reader format, SQuAD negatives or None, path under --bench)
 SETS: dict[str, list[tuple[str, str, str | None, str]]] = {
     "qa": [

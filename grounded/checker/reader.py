@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,6 +36,17 @@ NEAR = 8
 MIN_SENTENCE_SHARE = 0.5
 EXPECTED = ("person", "place", "date", "quantity", "description", "reason", "")
 FORMS = ("name", "number", "date", "phrase")
+# The word just before a span, as a cue to what it answers ("in 1994", "by Holloway", "at Ashby"):
+# each expected type learns its own weight per cue.
+CUES = ("in", "on", "at", "by", "from", "of", "to", "for", "with", "time", "article", "other")
+_CUE_OF = {
+    **{c: c for c in CUES[:9]},
+    **dict.fromkeys(
+        ("since", "until", "till", "during", "before", "after", "around", "circa"), "time"
+    ),
+    **dict.fromkeys(("the", "a", "an"), "article"),
+}
+_LAST_WORD = re.compile(r"(\w+)\W*$")
 FEATURE_NAMES: tuple[str, ...] = (
     "left3",
     "right3",
@@ -52,10 +64,12 @@ FEATURE_NAMES: tuple[str, ...] = (
     "at_start",
     "question_words",
     *(f"{e or 'other'}:{f}" for e in EXPECTED for f in FORMS),
+    *(f"{e or 'other'}:after_{c}" for e in EXPECTED for c in CUES),
 )
 READER_FILE = "reader.json"
-# Index of the first expected:form one-hot feature.
+# Index of the first expected:form and of the first expected:cue one-hot feature.
 _TYPE0 = FEATURE_NAMES.index("person:name")
+_CUE0 = FEATURE_NAMES.index("person:after_in")
 NEUTRAL: dict[str, float] = {"rd_score": 0.5, "rd_margin": 0.0}
 
 
@@ -74,8 +88,8 @@ class ReaderModel:
     ) -> float:
         """logit(span_features(...)) without building the feature list (the checker's path)."""
         w = self.weights
-        slot, match, mismatch, capital, number = _typed(expected, s.text, j, k)
-        z = self.bias + w[_TYPE0 + slot] + w[8] * match + w[9] * mismatch
+        slot, cue, match, mismatch, capital, number = _typed(expected, s.text, j, k)
+        z = self.bias + w[_TYPE0 + slot] + w[_CUE0 + cue] + w[8] * match + w[9] * mismatch
         z += (
             w[10] * math.log1p(k - j)
             + w[11] * capital
@@ -132,9 +146,11 @@ class _Sentence:
 
 
 @lru_cache(maxsize=262144)
-def _typed(expected: str, sentence: str, j: int, k: int) -> tuple[int, float, float, float, float]:
-    """(one-hot slot, type match, type mismatch, has capital, has number) of content words
-    j..k of `sentence`: the same spans recur across the questions of one passage."""
+def _typed(
+    expected: str, sentence: str, j: int, k: int
+) -> tuple[int, int, float, float, float, float]:
+    """(form slot, cue slot, type match, type mismatch, has capital, has number) of content
+    words j..k of `sentence`: the same spans recur across the questions of one passage."""
     from grounded.checker.fit import answer_form, type_match, type_mismatch
 
     span = _sentence_tokens(sentence)[j : k + 1]
@@ -142,8 +158,11 @@ def _typed(expected: str, sentence: str, j: int, k: int) -> tuple[int, float, fl
     slot = EXPECTED.index(expected if expected in EXPECTED else "") * len(FORMS) + FORMS.index(
         form if form in FORMS else "phrase"
     )
+    before = _LAST_WORD.search(sentence[: span[0].start])
+    cue = _CUE_OF.get(before.group(1).lower(), "other") if before else "other"
     return (
         slot,
+        EXPECTED.index(expected if expected in EXPECTED else "") * len(CUES) + CUES.index(cue),
         1.0 if type_match(expected, form) else 0.0,
         1.0 if type_mismatch(expected, form, span) else 0.0,
         1.0 if any(t.capital for t in span) else 0.0,
@@ -157,7 +176,7 @@ def span_features(
     """The features of span tokens[j..k] of sentence `s` (FEATURE_NAMES order); `qbag` None:
     the span has none of the question's words (a rival span)."""
     span = s.tokens[j : k + 1]
-    slot, match, mismatch, capital, number = _typed(expected, s.text, j, k)
+    slot, cue, match, mismatch, capital, number = _typed(expected, s.text, j, k)
     l3 = r3 = l8 = r8 = 0.0
     nearest = 99
     for h, w in s.hits:
@@ -177,6 +196,8 @@ def span_features(
         nearest = min(nearest, d)
     onehot = [0.0] * (len(EXPECTED) * len(FORMS))
     onehot[slot] = 1.0
+    cues = [0.0] * (len(EXPECTED) * len(CUES))
+    cues[cue] = 1.0
     return [
         l3,
         r3,
@@ -194,6 +215,7 @@ def span_features(
         1.0 if j == 0 else 0.0,
         sum(qbag.has(t) for t in span) / len(span) if qbag is not None else 0.0,
         *onehot,
+        *cues,
     ]
 
 
