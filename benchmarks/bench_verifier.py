@@ -143,6 +143,8 @@ def main() -> int:
                 rejected = sum(1 for _, v in human if not v.supported) / len(human)
                 print(f"{'  squad human rejected':22} {label:8} {len(human):5} {rejected:.3f}")
     sample = (sets["squad_same_paragraph"] + sets["quiz_design"])[: args.speed]
+    if not sample:  # --speed 0: no throughput ratio
+        return 0
     rates = {}
     for label, checker in (
         ("without", default_checker(verifier="off")),

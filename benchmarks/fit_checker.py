@@ -70,9 +70,13 @@ def signals_for(
         json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
     )
     mode = "off" if not semantic or all(e.id in sems for e in examples) else "all"
-    # the spaCy answer-type check on every pair, so its signals are fitted on the whole set
+    # the spaCy answer-type check and the reader on every pair, so their signals are fitted on the whole set
     checker = default_checker(
-        semantic=mode, answer_only=fmt == "wice", question_checks=False, answer_types="all"
+        semantic=mode,
+        answer_only=fmt == "wice",
+        question_checks=False,
+        answer_types="all",
+        reader="all",
     )
     started = time.perf_counter()
     verdicts, _ = run_checker(examples, checker)

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from grounded.checker import default_checker, inline_sources
 from grounded.checker.context import Bag, Context
-from grounded.checker.fit import READER, expected_type, specific_terms
-from grounded.checker.reader import FEATURE_NAMES, NEUTRAL, load_reader, read, spans
+from grounded.checker.fit import expected_type, specific_terms
+from grounded.checker.reader import FEATURE_NAMES, NEUTRAL, READER, load_reader, read, spans
 from grounded.cli import main
 from grounded.text import content
 from grounded.types import QAPair
@@ -136,3 +136,29 @@ def test_the_question_is_read_against_the_whole_chunk_not_only_the_cited_evidenc
     good = default_checker(semantic="off").check(right, sources)
     assert good.supported and good.score > v.score
     assert good.signals["q_sent_gap"] == 0 and good.signals["rd_margin"] > 0
+
+
+def test_keepable_reader_gives_the_verdicts_of_reading_every_pair():
+    questions = [
+        ("When was the Corbin Bridge reopened after the repairs?", "1994"),
+        ("When was the Corbin Bridge reopened after the repairs?", "1967"),
+        ("Which engineer designed the bridge?", "Margit Holloway"),
+        ("Which engineer designed the bridge?", "Ashby"),
+        ("What crosses the Ashby estuary?", "The Corbin Bridge"),
+        ("When did a storm damage the deck of the bridge?", "lorries"),
+        ("Who designed the bridge?", "It"),
+    ]
+    items = []
+    for i, (q, a) in enumerate(questions):
+        pair = QAPair(id=f"q{i}", question=q, answer=a, contexts=(PASSAGE,))
+        items.append((pair, inline_sources(pair)))
+    every = default_checker(semantic="off", reader="all").check_many(items)
+    keepable = default_checker(semantic="off", reader="keepable").check_many(items)
+    assert [v.supported for v in every] == [v.supported for v in keepable]
+    assert any(v.supported for v in every) and not all(v.supported for v in every)
+    for a, b in zip(every, keepable, strict=True):
+        assert b.score >= a.score - 1e-9  # a skipped pair's score is its best case
+        if a.supported:
+            assert a.score == b.score
+    off = default_checker(semantic="off", reader="off").check_many(items)
+    assert all("rd_score" in v.signals and v.signals["rd_margin"] == 0.0 for v in off)

@@ -70,6 +70,7 @@ FIT_NEUTRAL: dict[str, float] = {
     "q_near_tok": 1.0,
     "q_sent_gap": 0.0,
     "ans_in_q": 0.0,
+    # the span reader's "no information" values (off, or the pair has nothing for it to read)
     "rd_score": 0.5,
     "rd_margin": 0.0,
 }

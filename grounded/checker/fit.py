@@ -8,8 +8,7 @@ from dataclasses import dataclass
 
 from grounded.checker.calibration import FIT_NEUTRAL
 from grounded.checker.context import Bag, CheckResult, Context, Source, short, token_weight
-from grounded.checker.reader import NEUTRAL as READER_NEUTRAL
-from grounded.checker.reader import load_reader, read, reading
+from grounded.checker.reader import reading
 from grounded.text import MONTHS, NUMBER_WORDS, SCALES, STOPWORDS, Token, content, tokenize
 from grounded.types import Reason
 
@@ -213,10 +212,6 @@ def specific_terms(question: Sequence[Token]) -> list[Token]:
     ]
 
 
-# The span reader (grounded/checker/reader.py) when its fitted weights ship.
-READER = load_reader()
-
-
 @dataclass
 class QAFitCheck:
     """Does the answer answer the question? Signals and reasons (mode "qa" only):
@@ -287,9 +282,6 @@ class QAFitCheck:
         abag = Bag(ans)
         terms = [t for t in specific if not abag.has(t)]
         near, near_sent, near_tok = self._near(ctx, ans, terms)
-        res.signals.update(
-            read(READER, ctx, qc, ans, terms, expected) if READER is not None else READER_NEUTRAL
-        )
         gap = 0.0
         if terms:
             tw = [token_weight(t) for t in terms]

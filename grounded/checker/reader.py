@@ -25,7 +25,7 @@ from functools import lru_cache
 from importlib.resources import files
 from typing import Any
 
-from grounded.checker.context import Bag, Context, Source, token_weight
+from grounded.checker.context import Bag, CheckResult, Context, Source, token_weight
 from grounded.text import Token, content, tokenize
 
 # Longest competing span, in content words.
@@ -247,15 +247,22 @@ def candidates(
     weights = [token_weight(t) for t in terms]
     total = sum(weights)
     sentences = []
+    share_of: dict[str, float] = {}
     for src in reading(ctx):
         for text in src.sentences:
             toks = _sentence_tokens(text)
             hits = []
             for i, tok in enumerate(toks):
-                if tbag.has(tok):
-                    one = Bag([tok])
-                    w = sum(tw for t, tw in zip(terms, weights, strict=True) if one.has(t))
-                    hits.append((i, w / total))
+                w = share_of.get(tok.text)
+                if w is None:  # the terms' weight this token matches, -1 for none (once per text)
+                    one = Bag([tok]) if tbag.has(tok) else None
+                    w = share_of[tok.text] = (
+                        sum(tw for t, tw in zip(terms, weights, strict=True) if one.has(t)) / total
+                        if one is not None
+                        else -1.0
+                    )
+                if w >= 0.0:
+                    hits.append((i, w))
             share = min(1.0, sum(w for _, w in _first_hits(hits, toks)))
             sentences.append(_Sentence(text, toks, share, tuple(hits)))
     if not sentences:
@@ -355,3 +362,51 @@ def _runs(mask: Sequence[bool]) -> list[tuple[int, int]]:
 
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x))))
+
+
+# The reader's fitted weights, when they ship (grounded/checker/reader.json).
+READER = load_reader()
+
+
+class ReaderCheck:
+    """The span reader as a model-backed check (signals `rd_score`, `rd_margin`; qa mode).
+
+    By default the pipeline runs it only on pairs the cheap checks have not rejected ("keepable"):
+    its `neutral` values are the best case, so a pair it skips is rejected whatever it finds.
+    """
+
+    name = "reader"
+    signal = "rd_score"
+    band = 0.0
+    modes: frozenset[str] = frozenset({"qa"})
+    min_weight = 0.0
+    neutral: Mapping[str, float] = {"rd_score": 1.0, "rd_margin": 1.0}
+
+    def __init__(self, model: ReaderModel | None = None) -> None:
+        self.model = model if model is not None else READER
+
+    def prefetch(self, ctxs: Sequence[Context]) -> None:
+        """Nothing to batch: the reader reads each pair on its own."""
+
+    def run(self, ctx: Context) -> CheckResult:
+        from grounded.checker.fit import expected_type, specific_terms
+
+        res = CheckResult()
+        if (
+            self.model is None
+            or ctx.answer_only
+            or not ctx.pair.question.strip()
+            or not ctx.pair.answer.strip()
+            or ctx.is_refusal
+            or ctx.offers_choice
+            or ctx.is_yes_no
+            or not ctx.english
+        ):
+            res.signals.update(NEUTRAL)
+            return res
+        qc = content(ctx.question_tokens)
+        ans = content(ctx.answer_tokens)
+        abag = Bag(ans)
+        terms = [t for t in specific_terms(qc) if not abag.has(t)]
+        res.signals.update(read(self.model, ctx, qc, ans, terms, expected_type(ctx.pair.question)))
+        return res

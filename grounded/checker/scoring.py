@@ -20,6 +20,7 @@ from grounded.checker.instructions import InstructionCheck
 from grounded.checker.judge import JudgeCheck, default_judge_cache
 from grounded.checker.question import QuestionCheck
 from grounded.checker.quotes import QuoteCheck
+from grounded.checker.reader import READER, ReaderCheck
 from grounded.checker.semantic import SemanticCheck
 from grounded.checker.support import SupportCheck
 from grounded.checker.verifier import VerifierCheck
@@ -208,13 +209,14 @@ class PipelineChecker:
             if answered is not None and not any(r.code == "answerable_in_sources" for r in reasons):
                 reasons.append(answered)
             return reasons, signals, 1.0 - signals.get("question_coverage", 0.0)
-        if self.mode == "qa":
-            for k, v in FIT_NEUTRAL.items():
-                signals.setdefault(k, v)
+        # a model check's best case first (it may still run), then the fit checks' neutral values
         for model, _ in self.models:
             if self.mode in model.modes:
                 for k, v in model.neutral.items():
                     signals.setdefault(k, v)
+        if self.mode == "qa":
+            for k, v in FIT_NEUTRAL.items():
+                signals.setdefault(k, v)
         return reasons, signals, CALIBRATION[self.mode].score(signals)
 
     def _answered_by_model(self, ctx: Context) -> Reason | None:
@@ -287,6 +289,7 @@ def default_checker(
     question_checks: bool = True,
     fit_checks: bool = True,
     answer_types: str = "keepable",
+    reader: str = "keepable",
     verifier: str = "keepable",
     min_quote_score: float = 0.9,
 ) -> PipelineChecker:
@@ -301,6 +304,8 @@ def default_checker(
     question, question terms around the answer); they never run on claims (answer_only).
     answer_types: how the spaCy answer-type check (AnswerTypeCheck) picks pairs: "keepable"
     (default: those the cheap checks have not rejected), "all", or "off"; with the fit checks only.
+    reader: the same policies for the span reader (ReaderCheck: signals rd_score, rd_margin),
+    with the fit checks only.
     verifier: the same policies for the learned verifier (VerifierCheck, signal `ver`), in qa mode,
     when its weights ship (grounded.verifier.Verifier.available()).
     """
@@ -330,18 +335,22 @@ def default_checker(
             answer_only=answer_only,
             fit_checks=fit_checks,
             answer_types=answer_types,
+            reader=reader,
             verifier=verifier,
         ),
     )
 
 
 def _model_checks(
-    *, answer_only: bool, fit_checks: bool, answer_types: str, verifier: str
+    *, answer_only: bool, fit_checks: bool, answer_types: str, reader: str, verifier: str
 ) -> list[tuple[Any, str]]:
-    """The model-backed checks after MiniLM, each with its policy, in the order they run."""
+    """The model-backed checks after MiniLM, each with its policy, in the order they run (the
+    cheap reader first: a pair it rejects needs no spaCy parse)."""
     if answer_only:
         return []
     models: list[tuple[Any, str]] = []
+    if fit_checks and reader != "off" and READER is not None:
+        models.append((ReaderCheck(), reader))
     if fit_checks and answer_types != "off":
         models.append((AnswerTypeCheck(), answer_types))
     if verifier != "off":
