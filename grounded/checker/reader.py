@@ -1,11 +1,12 @@
 """A feature-based span reader: is the proposed answer the span of the evidence the question points at?
 
 The answer of a swapped pair is often in the passage, next to words of the passage, but not where
-the question points: "When was the Riemann hypothesis proposed?" -> "s = -2, -4" from the sentence
-that also holds "1859". The reader scores every short span of the sentences the question is about
+the question points: "When was the bridge reopened?" -> "1967", the year it first opened, from
+another sentence than the one about the reopening. The reader scores every short span of the sentences the question is about
 (runs of up to MAX_SPAN content words that are not the question's words) with a logistic model over
 cheap features: the question's terms either side of it, its distance to the nearest one, how much
-of the question its sentence holds, and its form against what the question asks for. Signals:
+of the question its sentence holds, its form against what the question asks for, and the word
+before it ("in", "by", ...) as a cue per expected type. Signals:
 `rd_score` (the proposed answer's reader score, as a probability) and `rd_margin` (that score
 minus the best competing span's, in [-1, 1]; 0 when there is no competitor).
 
