@@ -31,20 +31,15 @@ SQUAD = "squad/dev-v1.1-part-a.json"
 def analysed(examples):
     """Per example: the (context, question words, answer words, terms, expected type) the checker reads."""
     from grounded.checker import inline_sources
-    from grounded.checker.context import Bag, Context
-    from grounded.checker.fit import expected_type, specific_terms
-    from grounded.text import content
+    from grounded.checker.context import Context
+    from grounded.checker.reader import inputs
     from grounded.types import QAPair
 
     out = []
     for e in examples:
         pair = QAPair(id=e.id, question=e.question, answer=e.answer, contexts=tuple(e.contexts))
         ctx = Context(pair, inline_sources(pair))
-        qc = content(ctx.question_tokens)
-        ans = content(ctx.answer_tokens)
-        abag = Bag(ans)
-        terms = [t for t in specific_terms(qc) if not abag.has(t)]
-        out.append((ctx, qc, ans, terms, expected_type(e.question)))
+        out.append((ctx, *inputs(ctx)))
     return out
 
 

@@ -10,10 +10,16 @@ from click.testing import CliRunner
 
 from grounded.checker import default_checker, inline_sources
 from grounded.checker.context import Bag, Context
-from grounded.checker.fit import expected_type, specific_terms
-from grounded.checker.reader import FEATURE_NAMES, NEUTRAL, READER, load_reader, read, spans
+from grounded.checker.reader import (
+    FEATURE_NAMES,
+    NEUTRAL,
+    READER,
+    inputs,
+    load_reader,
+    read,
+    spans,
+)
 from grounded.cli import main
-from grounded.text import content
 from grounded.types import QAPair
 
 PASSAGE = (
@@ -26,9 +32,7 @@ PASSAGE = (
 def analysed(question: str, answer: str, passage: str = PASSAGE):
     pair = QAPair(id="q", question=question, answer=answer, contexts=(passage,))
     ctx = Context(pair, inline_sources(pair))
-    qc, ans = content(ctx.question_tokens), content(ctx.answer_tokens)
-    terms = [t for t in specific_terms(qc) if not Bag(ans).has(t)]
-    return ctx, qc, ans, terms, expected_type(question)
+    return (ctx, *inputs(ctx))
 
 
 def test_the_fitted_reader_ships_and_matches_its_features():

@@ -279,6 +279,14 @@ class Context:
         return [Source.of(t) for t in self.support_texts]
 
     @cached_property
+    def reading(self) -> list[Source]:
+        """What the question is read against: the whole source chunks, not only the cited
+        evidence (the question may point at a sentence the generator did not cite); the support
+        when there are no chunks."""
+        texts = [c.text for c in self.sources if c.text.strip()]
+        return [Source.of(t) for t in texts] if texts else self.support
+
+    @cached_property
     def support_bigrams(self) -> set[tuple[str, str]]:
         return set().union(*(s.bigrams for s in self.support)) if self.support else set()
 

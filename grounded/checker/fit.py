@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from grounded.checker.calibration import FIT_NEUTRAL
 from grounded.checker.context import Bag, CheckResult, Context, Source, short, token_weight
-from grounded.checker.reader import reading
 from grounded.text import MONTHS, NUMBER_WORDS, SCALES, STOPWORDS, Token, content, tokenize
 from grounded.types import Reason
 
@@ -212,6 +211,13 @@ def specific_terms(question: Sequence[Token]) -> list[Token]:
     ]
 
 
+def pointing_terms(ctx: Context) -> list[Token]:
+    """The question's specific terms the answer does not hold: the words that point at where in
+    the evidence the answer should be (QAFitCheck's nearness signals, the span reader)."""
+    abag = Bag(content(ctx.answer_tokens))
+    return [t for t in specific_terms(content(ctx.question_tokens)) if not abag.has(t)]
+
+
 @dataclass
 class QAFitCheck:
     """Does the answer answer the question? Signals and reasons (mode "qa" only):
@@ -279,8 +285,7 @@ class QAFitCheck:
         ans = content(ctx.answer_tokens)
         qbag = Bag(qc)
         ans_in_q = sum(qbag.has(t) for t in ans) / len(ans) if ans else 0.0
-        abag = Bag(ans)
-        terms = [t for t in specific if not abag.has(t)]
+        terms = pointing_terms(ctx)
         near, near_sent, near_tok = self._near(ctx, ans, terms)
         gap = 0.0
         if terms:
@@ -289,7 +294,7 @@ class QAFitCheck:
             best = max(
                 (
                     sum(w for t, w in zip(terms, tw, strict=True) if bag.has(t)) / ttotal
-                    for src in reading(ctx)
+                    for src in ctx.reading
                     for bag in src.bags
                 ),
                 default=0.0,
@@ -335,7 +340,7 @@ class QAFitCheck:
         tw = [token_weight(t) for t in terms]
         ttotal = sum(tw)
         found: list[tuple[float, Source, int]] = []
-        for src in reading(ctx):
+        for src in ctx.reading:
             # bit b of hit: the sentence's bag has ans[b] (cached per source and token)
             for i, hit in enumerate(src.sentence_hits(ans)):
                 cov = sum(w for b, w in enumerate(aw) if hit >> b & 1) / atotal

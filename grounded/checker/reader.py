@@ -26,7 +26,7 @@ from functools import lru_cache
 from importlib.resources import files
 from typing import Any
 
-from grounded.checker.context import Bag, CheckResult, Context, Source, token_weight
+from grounded.checker.context import Bag, CheckResult, Context, token_weight
 from grounded.text import Token, content, tokenize
 
 # Longest competing span, in content words.
@@ -223,11 +223,17 @@ def span_features(
 Span = tuple[_Sentence, int, int]
 
 
-def reading(ctx: Context) -> list[Source]:
-    """What a question is read against: the whole source chunks, not only the cited evidence
-    (the question may point at a sentence the generator did not cite); the support without them."""
-    texts = [c.text for c in ctx.sources if c.text.strip()]
-    return [Source.of(t) for t in texts] if texts else ctx.support
+def inputs(ctx: Context) -> tuple[list[Token], list[Token], list[Token], str]:
+    """What the reader reads of a pair: the question's and the answer's content words, the
+    question's terms the answer does not hold, and the type the question asks for."""
+    from grounded.checker.fit import expected_type, pointing_terms
+
+    return (
+        content(ctx.question_tokens),
+        content(ctx.answer_tokens),
+        pointing_terms(ctx),
+        expected_type(ctx.pair.question),
+    )
 
 
 def candidates(
@@ -249,7 +255,7 @@ def candidates(
     total = sum(weights)
     sentences = []
     share_of: dict[str, float] = {}
-    for src in reading(ctx):
+    for src in ctx.reading:
         for text in src.sentences:
             toks = _sentence_tokens(text)
             hits = []
@@ -390,8 +396,6 @@ class ReaderCheck:
         """Nothing to batch: the reader reads each pair on its own."""
 
     def run(self, ctx: Context) -> CheckResult:
-        from grounded.checker.fit import expected_type, specific_terms
-
         res = CheckResult()
         if (
             self.model is None
@@ -405,9 +409,5 @@ class ReaderCheck:
         ):
             res.signals.update(NEUTRAL)
             return res
-        qc = content(ctx.question_tokens)
-        ans = content(ctx.answer_tokens)
-        abag = Bag(ans)
-        terms = [t for t in specific_terms(qc) if not abag.has(t)]
-        res.signals.update(read(self.model, ctx, qc, ans, terms, expected_type(ctx.pair.question)))
+        res.signals.update(read(self.model, ctx, *inputs(ctx)))
         return res
