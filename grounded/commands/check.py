@@ -11,6 +11,24 @@ import click
 from grounded.cli import emit_json, handle_errors, json_option
 from grounded.errors import EXIT_PARTIAL
 
+# Checker options `grounded check` and `grounded eval faithfulness` share, defined once.
+SEMANTIC_OPTION = click.option(
+    "--semantic",
+    default="borderline",
+    show_default=True,
+    type=click.Choice(["borderline", "all", "off"]),
+    help="When to compute MiniLM similarity.",
+)
+JUDGE_OPTION = click.option(
+    "--judge", default=None, help="litellm model string of an LLM judge (optional)."
+)
+JUDGE_MODE_OPTION = click.option(
+    "--judge-mode",
+    default="borderline",
+    show_default=True,
+    type=click.Choice(["borderline", "all"]),
+)
+
 
 @click.command("check")
 @click.argument("qa", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -35,13 +53,7 @@ from grounded.errors import EXIT_PARTIAL
     type=click.FloatRange(0, 1),
     help="Minimum support score (default: the documented dev-tuned value).",
 )
-@click.option(
-    "--semantic",
-    default="borderline",
-    show_default=True,
-    type=click.Choice(["borderline", "all", "off"]),
-    help="When to compute MiniLM similarity.",
-)
+@SEMANTIC_OPTION
 @click.option(
     "--learned-verifier",
     "verifier",
@@ -50,13 +62,8 @@ from grounded.errors import EXIT_PARTIAL
     type=click.Choice(["keepable", "all", "off"]),
     help="Which QA pairs the learned verifier reads (keepable: those the cheap checks have not rejected).",
 )
-@click.option("--judge", default=None, help="litellm model string of an LLM judge (optional).")
-@click.option(
-    "--judge-mode",
-    default="borderline",
-    show_default=True,
-    type=click.Choice(["borderline", "all"]),
-)
+@JUDGE_OPTION
+@JUDGE_MODE_OPTION
 @click.option(
     "--judge-cache",
     default=None,

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from grounded.cli import emit_json, handle_errors, json_option
+from grounded.commands.check import JUDGE_MODE_OPTION, JUDGE_OPTION, SEMANTIC_OPTION
 
 # Subcommands defined elsewhere, imported only when used: name -> "module:attribute".
 SUBCOMMANDS: dict[str, str] = {"dataset": "grounded.commands.dataset:eval_dataset"}
@@ -59,20 +60,9 @@ def eval_group() -> None:
     type=click.FloatRange(0, 1),
     help="Minimum support score (default: the checker's).",
 )
-@click.option(
-    "--semantic",
-    default="borderline",
-    show_default=True,
-    type=click.Choice(["borderline", "all", "off"]),
-    help="When to compute MiniLM similarity.",
-)
-@click.option("--judge", default=None, help="litellm model string of an LLM judge (optional).")
-@click.option(
-    "--judge-mode",
-    default="borderline",
-    show_default=True,
-    type=click.Choice(["borderline", "all"]),
-)
+@SEMANTIC_OPTION
+@JUDGE_OPTION
+@JUDGE_MODE_OPTION
 @click.option(
     "--judge-cache",
     default=None,
