@@ -256,54 +256,29 @@ class _Resources:
         judge: str | None,
         no_check: bool,
     ) -> None:
-        self.index_dir = index
-        self._stack = ExitStack()
-        try:
-            self._open(
-                chroma_url=chroma_url,
-                embedder=embedder,
-                executor=executor,
-                ray_address=ray_address,
-                workers=workers,
-                threshold=threshold,
-                judge=judge,
-                no_check=no_check,
-            )
-        except BaseException:
-            self._stack.close()
-            raise
-
-    def _open(
-        self,
-        *,
-        chroma_url: str | None,
-        embedder: str,
-        executor: str,
-        ray_address: str | None,
-        workers: int,
-        threshold: float | None,
-        judge: str | None,
-        no_check: bool,
-    ) -> None:
         from grounded.executors import FanOutEmbedder, open_executor
         from grounded.index import Index
 
-        # Local: `workers` parse processes are the ingest stage's own; Ray: `workers` CPUs locally.
-        self.executor = open_executor(
-            executor, address=ray_address, num_cpus=workers if workers > 1 else None
-        )
-        self._stack.callback(self.executor.close)
-        index_embedder: Any = embedder
-        if self.executor.remote:
-            index_embedder = FanOutEmbedder(embedder, self.executor)
-        self.index = Index(
-            self.index_dir, chroma_url=chroma_url, embedder=index_embedder, create=True
-        )
-        self._stack.callback(self.index.close)
-        self.embedder = self.index.embedder  # the ingest embedder measures dedup and health too
-        self.checker: Any = (
-            NoCheck() if no_check else _default_checker(threshold=threshold, judge=judge)
-        )
+        self.index_dir = index
+        # what opened is closed again if a later step fails; kept for __exit__ once all opened
+        with ExitStack() as stack:
+            # Local: `workers` parse processes are the ingest stage's own; Ray: `workers` CPUs locally.
+            self.executor = open_executor(
+                executor, address=ray_address, num_cpus=workers if workers > 1 else None
+            )
+            stack.callback(self.executor.close)
+            index_embedder: Any = embedder
+            if self.executor.remote:
+                index_embedder = FanOutEmbedder(embedder, self.executor)
+            self.index = Index(
+                self.index_dir, chroma_url=chroma_url, embedder=index_embedder, create=True
+            )
+            stack.callback(self.index.close)
+            self.embedder = self.index.embedder  # the ingest embedder measures dedup and health too
+            self.checker: Any = (
+                NoCheck() if no_check else _default_checker(threshold=threshold, judge=judge)
+            )
+            self._stack = stack.pop_all()
 
     def __enter__(self) -> _Resources:
         return self
