@@ -17,18 +17,28 @@ def _pct(value: Any) -> str:
     return f"{value:.0%}" if isinstance(value, (int, float)) else "-"
 
 
+# Options `grounded eval dataset` and `grounded report` share, defined once.
+REFERENCE_OPTION = click.option(
+    "--reference",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Human QA set to compare with (SQuAD JSON or JSONL).",
+)
+QUESTION_EMBEDDER_OPTION = click.option(
+    "--embedder",
+    default="minilm",
+    show_default=True,
+    help="Embedder for question similarity, or 'none' to skip it.",
+)
+
+
 def _num(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "-"
 
 
 @click.command("dataset")
 @click.argument("qa", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--reference",
-    default=None,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Human QA set to compare with (SQuAD JSON or JSONL).",
-)
+@REFERENCE_OPTION
 @click.option(
     "--format",
     "fmt",
@@ -45,12 +55,7 @@ def _num(value: Any, digits: int = 3) -> str:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Index directory: total documents and chunks for coverage.",
 )
-@click.option(
-    "--embedder",
-    default="minilm",
-    show_default=True,
-    help="Embedder for question similarity, or 'none' to skip it.",
-)
+@QUESTION_EMBEDDER_OPTION
 @click.option(
     "--seed", default=0, show_default=True, type=int, help="Seed of the equal-size samples."
 )
@@ -232,18 +237,8 @@ def dedup(qa: Path, out: Path, near: float, semantic: float, embedder: str, as_j
 
 @click.command()
 @click.argument("out_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--reference",
-    default=None,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Human QA set to compare with (SQuAD JSON or JSONL).",
-)
-@click.option(
-    "--embedder",
-    default="minilm",
-    show_default=True,
-    help="Embedder for question similarity, or 'none' to skip it.",
-)
+@REFERENCE_OPTION
+@QUESTION_EMBEDDER_OPTION
 @json_option
 @handle_errors
 def report(out_dir: Path, reference: Path | None, embedder: str, as_json: bool) -> None:
