@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -47,7 +48,7 @@ _CUE_OF = {
     ),
     **dict.fromkeys(("the", "a", "an"), "article"),
 }
-_LAST_WORD = re.compile(r"(\w+)\W*$")
+_WORD = re.compile(r"\w+")
 FEATURE_NAMES: tuple[str, ...] = (
     "left3",
     "right3",
@@ -146,28 +147,54 @@ class _Sentence:
     hits: tuple[tuple[int, float], ...]  # (token index, weight share) of each term occurrence
 
 
+@lru_cache(maxsize=65536)
+def _cues(sentence: str) -> tuple[int, ...]:
+    """The cue slot (CUES index) of each content word of `sentence`: the word just before it."""
+    words = [(m.start(), m.end()) for m in _WORD.finditer(sentence)]
+    starts = [a for a, _ in words]
+    out = []
+    for tok in _sentence_tokens(sentence):
+        i = bisect_left(starts, tok.start) - 1  # the last word that starts before the token
+        if i < 0:
+            out.append(CUES.index("other"))
+            continue
+        word = sentence[words[i][0] : min(words[i][1], tok.start)].lower()
+        out.append(CUES.index(_CUE_OF.get(word, "other")))
+    return tuple(out)
+
+
+@lru_cache(maxsize=262144)
+def _span_form(sentence: str, j: int, k: int) -> tuple[str, int, float, float]:
+    """(form, cue slot, has capital, has number) of content words j..k of `sentence`, whatever
+    the question asks: the same spans recur across the questions of one passage."""
+    from grounded.checker.fit import answer_form
+
+    span = _sentence_tokens(sentence)[j : k + 1]
+    return (
+        answer_form(span),
+        _cues(sentence)[j],
+        1.0 if any(t.capital for t in span) else 0.0,
+        1.0 if any(t.number is not None for t in span) else 0.0,
+    )
+
+
 @lru_cache(maxsize=262144)
 def _typed(
     expected: str, sentence: str, j: int, k: int
 ) -> tuple[int, int, float, float, float, float]:
     """(form slot, cue slot, type match, type mismatch, has capital, has number) of content
-    words j..k of `sentence`: the same spans recur across the questions of one passage."""
-    from grounded.checker.fit import answer_form, type_match, type_mismatch
+    words j..k of `sentence` for a question that asks for `expected`."""
+    from grounded.checker.fit import type_match, type_mismatch
 
-    span = _sentence_tokens(sentence)[j : k + 1]
-    form = answer_form(span)
-    slot = EXPECTED.index(expected if expected in EXPECTED else "") * len(FORMS) + FORMS.index(
-        form if form in FORMS else "phrase"
-    )
-    before = _LAST_WORD.search(sentence[: span[0].start])
-    cue = _CUE_OF.get(before.group(1).lower(), "other") if before else "other"
+    form, cue, capital, number = _span_form(sentence, j, k)
+    row = EXPECTED.index(expected if expected in EXPECTED else "")
     return (
-        slot,
-        EXPECTED.index(expected if expected in EXPECTED else "") * len(CUES) + CUES.index(cue),
+        row * len(FORMS) + FORMS.index(form if form in FORMS else "phrase"),
+        row * len(CUES) + cue,
         1.0 if type_match(expected, form) else 0.0,
-        1.0 if type_mismatch(expected, form, span) else 0.0,
-        1.0 if any(t.capital for t in span) else 0.0,
-        1.0 if any(t.number is not None for t in span) else 0.0,
+        1.0 if type_mismatch(expected, form, _sentence_tokens(sentence)[j : k + 1]) else 0.0,
+        capital,
+        number,
     )
 
 
