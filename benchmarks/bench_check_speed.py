@@ -13,7 +13,8 @@ pairs/s (wall) and pairs per CPU-second (this process; the machine may be shared
 `uptime` load printed), the ratio against the lexical checks alone, then a breakdown of the
 default checker's time by check (the shared text analysis a pair needs is counted in the check
 that first asks for it), and long-answer claims/s (splitting and checking) with the split alone.
-Target (issue 9): >= 500 QA pairs/s and >= 50 claims/s on 2 cores, without an LLM.
+Then the default checker in --workers (2) processes, as `grounded check --workers 2` runs it: from
+a cold start, and once warm (every process has checked --warm other pairs). Target (issue 9): >= 500 QA pairs/s and >= 50 claims/s on 2 cores, without an LLM.
 """
 
 from __future__ import annotations
@@ -126,6 +127,32 @@ def breakdown(checker: Any, items: Sequence[Any]) -> dict[str, float]:
     return dict(spent)
 
 
+def in_workers(items: Sequence[Any], warm: Sequence[Any], workers: int) -> dict[str, float]:
+    """The default checker in `workers` processes (`grounded check --workers`): pairs/s from a
+    cold start (processes spawned, models loaded in each) and, in the same pool once `warm` (other
+    pairs) went through, pairs/s of the checking alone, the ratio against one process."""
+    from grounded.checker import default_checker
+    from grounded.checker.stream import batched, check_in_worker, check_items, checker_pool
+    from grounded.executors import ordered
+
+    started = time.perf_counter()
+    list(check_items(default_checker(), items, workers=workers))
+    cold = time.perf_counter() - started
+    with checker_pool(default_checker(), workers) as pool:
+        # several small batches, so that every process gets one and loads its models
+        for _ in ordered(pool, check_in_worker, batched(warm, 8)):
+            pass
+        started = time.perf_counter()
+        for _ in ordered(pool, check_in_worker, batched(items, 64)):
+            pass
+        steady = time.perf_counter() - started
+    return {
+        "workers": workers,
+        "cold_pairs_per_s": len(items) / cold,
+        "pairs_per_s": len(items) / steady,
+    }
+
+
 def long_answers(bench: Path, paragraphs: int) -> dict[str, float]:
     """Claims/s of check_long's checker on bench_long_answers' answers, and of the split alone."""
     import bench_long_answers as bl
@@ -163,11 +190,18 @@ def main() -> int:
     ap.add_argument(
         "--wice-limit", type=int, default=120, help="WiCE claims (MiniLM reads their long pages)."
     )
+    ap.add_argument(
+        "--workers", type=int, default=2, help="Processes of the --workers run (1: no such run)."
+    )
+    ap.add_argument(
+        "--warm", type=int, default=200, help="Other SQuAD pairs that warm the worker processes."
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     report: dict[str, Any] = {"load_before": os.getloadavg()[0], "cores": os.cpu_count()}
     report["model_load_s (not timed)"] = load_models()
-    squad, wice = pairs_sample(args.bench, args.squad_limit, args.wice_limit)
+    squad, wice = pairs_sample(args.bench, args.squad_limit + args.warm, args.wice_limit)
+    squad, warm = squad[: args.squad_limit], squad[args.squad_limit :]
     configs: list[tuple[str, Any, Sequence[Any]]] = [
         ("qa lexical only (answer_types=off)", default_checker(answer_types="off"), squad),
         ("qa default (grounded check)", default_checker(), squad),
@@ -191,6 +225,8 @@ def main() -> int:
         row["vs_lexical"] = row["pairs_per_s"] / lexical
     report["runs"] = runs
     report["breakdown_default_s"] = breakdown(default_checker(), squad)
+    if args.workers > 1:
+        report["workers"] = in_workers(squad, warm, args.workers)
     report["long_answers"] = long_answers(args.bench, args.paragraphs)
     report["load_after"] = os.getloadavg()[0]
     if args.json:
@@ -205,6 +241,13 @@ def main() -> int:
         print(
             f"{name:46s} n={row['n']:5d}  {row['pairs_per_s']:6.0f} pairs/s  "
             f"{row['pairs_per_cpu_s']:6.0f} pairs per CPU-second  {row['vs_lexical']:.2f}x lexical"
+        )
+    if "workers" in report:
+        w, one = report["workers"], runs[configs[1][0]]["pairs_per_s"]
+        print(
+            f"qa default in {w['workers']} processes (--workers) n={len(squad):5d}  "
+            f"{w['pairs_per_s']:6.0f} pairs/s  {w['pairs_per_s'] / one:.2f}x one process; "
+            f"from a cold start (spawn, models loaded) {w['cold_pairs_per_s']:.0f} pairs/s"
         )
     total = sum(report["breakdown_default_s"].values())
     print(f"time by check, qa default on {len(squad)} pairs ({total:.2f} s):")

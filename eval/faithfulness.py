@@ -145,26 +145,28 @@ class FaithfulnessResult:
 
 
 def run_checker(
-    examples: Sequence[Example], checker: Any, *, batch_size: int = 64
+    examples: Sequence[Example], checker: Any, *, batch_size: int = 64, workers: int = 1
 ) -> tuple[list[Verdict], float]:
-    """Verdicts for examples (answer support only), and the seconds it took."""
+    """Verdicts for examples (answer support only), and the seconds it took (with `workers`
+    processes: their start included)."""
+    from grounded.checker.stream import check_items
+
     started = time.perf_counter()
-    verdicts: list[Verdict] = []
-    many = getattr(checker, "check_many", None)
-    for i in range(0, len(examples), batch_size):
-        batch = [example_pair(ex) for ex in examples[i : i + batch_size]]
-        if many is not None:
-            verdicts.extend(many(batch))
-        else:
-            verdicts.extend(checker.check(p, s) for p, s in batch)
+    items = (example_pair(ex) for ex in examples)
+    verdicts = [v for _, v in check_items(checker, items, batch_size=batch_size, workers=workers)]
     return verdicts, time.perf_counter() - started
 
 
 def evaluate(
-    examples: Sequence[Example], checker: Any, *, threshold: float | None = None
+    examples: Sequence[Example],
+    checker: Any,
+    *,
+    threshold: float | None = None,
+    workers: int = 1,
 ) -> FaithfulnessResult:
-    """Run `checker` on `examples` and compute metrics on the labelled (non-None) ones."""
-    verdicts, seconds = run_checker(examples, checker)
+    """Run `checker` on `examples` (in `workers` processes) and compute metrics on the labelled
+    (non-None) ones."""
+    verdicts, seconds = run_checker(examples, checker, workers=workers)
     thr = threshold if threshold is not None else float(getattr(checker, "threshold", 0.5))
     res = FaithfulnessResult(list(examples), verdicts, seconds, thr)
     res.summary = summarise(examples, verdicts, seconds=seconds, threshold=thr)
@@ -211,8 +213,9 @@ def evaluate_file(
     checker: Any = None,
     negatives: str | None = None,
     question_checks: bool = True,
+    workers: int = 1,
 ) -> dict[str, Any]:
-    """Read a benchmark file and evaluate the (default) checker.
+    """Read a benchmark file and evaluate the (default) checker (in `workers` processes).
 
     Examples with questions are checked as `grounded check` checks QA pairs (question checks and
     question-answer fit checks on); a file without questions (WiCE claims) as standalone claims.
@@ -238,7 +241,7 @@ def evaluate_file(
             answer_only=fmt == "wice" or not any(ex.question.strip() for ex in examples),
             question_checks=question_checks,
         )
-    result = evaluate(examples, checker, threshold=threshold)
+    result = evaluate(examples, checker, threshold=threshold, workers=workers)
     out = {"file": str(path), "format": fmt, **result.summary}
     out["question_checks"] = question_checks
     if negatives is not None:

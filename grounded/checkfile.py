@@ -64,9 +64,11 @@ def check_qa_file(
     index: Any = None,
     chroma_url: str | None = None,
     checker: Checker | None = None,
+    workers: int = 1,
     **options: Any,
 ) -> CheckSummary:
-    """Check every row of QA; a row that cannot be read or has nothing to check against is rejected with its reason."""
+    """Check every row of QA (in `workers` processes); a row that cannot be read or has nothing
+    to check against is rejected with its reason."""
     from grounded.checker import check, default_checker
     from grounded.jsonl import write_jsonl
     from grounded.types import Rejection
@@ -102,7 +104,9 @@ def check_qa_file(
         if checker is None:
             checker = default_checker(**options)
         for (pos, _), (pair, verdict) in zip(
-            todo, check([p for _, p in todo], index=idx, checker=checker), strict=True
+            todo,
+            check([p for _, p in todo], index=idx, checker=checker, workers=workers),
+            strict=True,
         ):
             codes = [r.code for r in verdict.reasons]
             row = (

@@ -1,7 +1,10 @@
-"""The library function: check a stream of pairs against their sources, in batches."""
+"""The library function: check a stream of pairs against their sources, in batches, in this
+process or in `workers` processes."""
 
 from __future__ import annotations
 
+import itertools
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +14,10 @@ from grounded.checker.context import Checker
 from grounded.checker.scoring import default_checker
 from grounded.errors import CheckError
 from grounded.types import Chunk, QAPair, Verdict
+
+log = logging.getLogger(__name__)
+
+Item = tuple[QAPair, Sequence[Chunk]]
 
 
 def inline_sources(pair: QAPair) -> list[Chunk]:
@@ -49,9 +56,12 @@ def check(
     checker: Checker | None = None,
     chroma_url: str | None = None,
     batch_size: int = 64,
+    workers: int = 1,
     **checker_options: Any,
 ) -> Iterator[tuple[QAPair, Verdict]]:
-    """Check pairs against their sources; yields each pair with its verdict (set on the pair).
+    """Check pairs against their sources; yields each pair with its verdict (set on the pair),
+    in input order. `workers` > 1: the batches are checked in that many processes (see
+    `check_items`).
 
     >>> for pair, verdict in grounded.check(pairs, index="out/index"):  # doctest: +SKIP
     ...     print(verdict.supported, [r.code for r in verdict.reasons])
@@ -64,20 +74,73 @@ def check(
         from grounded.index import open_index
 
         index = open_index(index, chroma_url=chroma_url)
-    batch: list[tuple[QAPair, Sequence[Chunk]]] = []
-    for pair in pairs:
-        batch.append((pair, sources_for(pair, index)))
-        if len(batch) >= batch_size:
-            yield from _run_batch(checker, batch)
-            batch = []
-    if batch:
-        yield from _run_batch(checker, batch)
-
-
-def _run_batch(
-    checker: Checker, batch: Sequence[tuple[QAPair, Sequence[Chunk]]]
-) -> Iterator[tuple[QAPair, Verdict]]:
-    many = getattr(checker, "check_many", None)
-    verdicts = many(batch) if many is not None else [checker.check(p, s) for p, s in batch]
-    for (pair, _), verdict in zip(batch, verdicts, strict=True):
+    items = ((pair, sources_for(pair, index)) for pair in pairs)
+    for (pair, _), verdict in check_items(checker, items, batch_size=batch_size, workers=workers):
         yield replace(pair, verdict=verdict), verdict
+
+
+def check_items(
+    checker: Checker, items: Iterable[Item], *, batch_size: int = 64, workers: int = 1
+) -> Iterator[tuple[Item, Verdict]]:
+    """Each (pair, sources) item with its verdict, in input order, `batch_size` items per
+    `check_many` call.
+
+    `workers` > 1 checks the batches in that many processes (a spawn-context pool that gets the
+    checker once, when it starts; each process loads its own models, a few seconds, then checks
+    as fast as this one: on N cores about N times the pairs per second of a long file). A checker
+    with an LLM judge stays in this process, where its calls keep their one cache and rate limit.
+    """
+    batches = batched(items, batch_size)
+    if workers > 1 and not _calls_llm(checker):
+        from grounded.executors import ordered
+
+        with checker_pool(checker, workers) as pool:
+            for batch, verdicts in ordered(pool, check_in_worker, batches):
+                yield from zip(batch, verdicts, strict=True)
+        return
+    if workers > 1:
+        log.info("an LLM judge checks in this process: --workers is ignored")
+    for batch in batches:
+        yield from zip(batch, _check_batch(checker, batch), strict=True)
+
+
+def batched(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    it = iter(items)
+    while batch := list(itertools.islice(it, max(1, size))):
+        yield batch
+
+
+def _check_batch(checker: Checker, batch: Sequence[Item]) -> list[Verdict]:
+    many = getattr(checker, "check_many", None)
+    return list(many(batch)) if many is not None else [checker.check(p, s) for p, s in batch]
+
+
+def _calls_llm(checker: Any) -> bool:
+    """True when the checker (or the pair or claim checker it wraps) has an LLM judge."""
+    parts = (
+        checker,
+        getattr(checker, "pair_checker", None),
+        getattr(checker, "claim_checker", None),
+    )
+    return any(getattr(part, "judge", None) is not None for part in parts if part is not None)
+
+
+def checker_pool(checker: Checker, workers: int) -> Any:
+    """A `workers`-process executor (grounded.executors.LocalExecutor) whose processes get
+    `checker` once, when they start; `check_in_worker` checks a batch there."""
+    from grounded.executors import LocalExecutor
+
+    return LocalExecutor(workers=workers, initializer=_install, initargs=(checker,))
+
+
+# The checker of a worker process (set once when the process starts).
+_INSTALLED: list[Checker] = []
+
+
+def _install(checker: Checker) -> None:
+    _INSTALLED[:] = [checker]
+
+
+def check_in_worker(batch: Sequence[Item]) -> list[Verdict]:
+    """The verdicts of a batch, in a `checker_pool` process."""
+    return _check_batch(_INSTALLED[0], batch)

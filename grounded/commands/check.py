@@ -28,6 +28,13 @@ JUDGE_MODE_OPTION = click.option(
     show_default=True,
     type=click.Choice(["borderline", "all"]),
 )
+WORKERS_OPTION = click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Check in this many processes (each loads its own models, a few seconds; on N cores a long file checks about N times as fast). An LLM judge stays in this process.",
+)
 
 
 @click.command("check")
@@ -70,6 +77,7 @@ JUDGE_MODE_OPTION = click.option(
     type=click.Path(dir_okay=False),
     help="SQLite cache of judge calls (default OUT/judge-cache.sqlite).",
 )
+@WORKERS_OPTION
 @click.option(
     "--fail-on-reject", is_flag=True, help=f"Exit {EXIT_PARTIAL} when any pair is rejected."
 )
@@ -91,6 +99,7 @@ def check(
     judge: str | None,
     judge_mode: str,
     judge_cache: str | None,
+    workers: int,
     fail_on_reject: bool,
     long_answers: bool,
     as_json: bool,
@@ -107,7 +116,9 @@ def check(
 
     # with --long-answers, --threshold is the per-claim threshold
     checker = long_answer_checker(every_pair=long_answers, **options)
-    summary = check_qa_file(qa, out=out, index=index, chroma_url=chroma_url, checker=checker)
+    summary = check_qa_file(
+        qa, out=out, index=index, chroma_url=chroma_url, checker=checker, workers=workers
+    )
     if as_json:
         emit_json(summary.to_dict())
     else:

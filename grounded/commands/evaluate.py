@@ -8,7 +8,12 @@ from pathlib import Path
 import click
 
 from grounded.cli import emit_json, handle_errors, json_option
-from grounded.commands.check import JUDGE_MODE_OPTION, JUDGE_OPTION, SEMANTIC_OPTION
+from grounded.commands.check import (
+    JUDGE_MODE_OPTION,
+    JUDGE_OPTION,
+    SEMANTIC_OPTION,
+    WORKERS_OPTION,
+)
 
 # Subcommands defined elsewhere, imported only when used: name -> "module:attribute".
 SUBCOMMANDS: dict[str, str] = {"dataset": "grounded.commands.dataset:eval_dataset"}
@@ -69,6 +74,7 @@ def eval_group() -> None:
     type=click.Path(dir_okay=False),
     help="SQLite cache of judge calls (default: $XDG_CACHE_HOME/grounded/judge.sqlite).",
 )
+@WORKERS_OPTION
 @click.option(
     "--limit", default=None, type=click.IntRange(min=1), help="Use only the first N examples."
 )
@@ -90,6 +96,7 @@ def faithfulness(
     judge: str | None,
     judge_mode: str,
     judge_cache: str | None,
+    workers: int,
     limit: int | None,
     question_checks: bool,
     show_sweep: bool,
@@ -109,6 +116,7 @@ def faithfulness(
         limit=limit,
         negatives=negatives,
         question_checks=question_checks,
+        workers=workers,
     )
     if as_json:
         emit_json(summary)
