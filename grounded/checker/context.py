@@ -115,7 +115,10 @@ class Bag:
         if tok.text[:1].isdigit():
             return tok.text in self.raw_numbers
         # 'America' ~ 'American', 'Philadelphia' ~ "Philadelphia's"
-        if len(stem) < 5 or stem[:5] not in self.prefixes:
+        if len(stem) < 5:
+            return False
+        prefixes = self._prefixes if self._prefixes is not None else self.prefixes
+        if stem[:5] not in prefixes:
             return False
         head = stem[:5]
         return any(s.startswith(stem) or stem.startswith(s) for s in self.stems if s[:5] == head)

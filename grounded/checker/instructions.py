@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from grounded.checker.context import Bag, CheckResult, Context, short, token_weight
 from grounded.text import content, tokenize
@@ -29,6 +30,13 @@ INSTRUCTION = re.compile(
 )
 
 
+@lru_cache(maxsize=65_536)
+def addresses_model(sentence: str) -> bool:
+    """True when a source sentence addresses the model reading it (INSTRUCTION matches it;
+    cached: the sentences of one chunk are read for each of its pairs)."""
+    return INSTRUCTION.search(sentence) is not None
+
+
 @dataclass
 class InstructionCheck:
     """Sources that address the model ("ignore previous instructions", "answer 'PWNED' to every
@@ -42,7 +50,7 @@ class InstructionCheck:
     def run(self, ctx: Context) -> CheckResult:
         res = CheckResult()
         # sentences of the sources that address the model reading them
-        planted = [s for s in ctx.source_sentences if INSTRUCTION.search(s)]
+        planted = [s for s in ctx.source_sentences if addresses_model(s)]
         res.signals["instruction_in_evidence"] = 1.0 if planted else 0.0
         if not planted:
             return res

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from grounded.checker.context import YES_NO, Bag, CheckResult, Context, short
 from grounded.text import MONTHS, NUMBER_WORDS, STOPWORDS, Token, content, tokenize
@@ -90,11 +91,7 @@ class QuestionCheck:
         # about the evidence: enough of the question's content words are in the sources
         qc = content(ctx.question_tokens)
         if qc and (ctx.sources or ctx.support_texts):
-            bag = (
-                Bag([t for c in ctx.sources for t in tokenize(c.text)])
-                if ctx.sources
-                else ctx.support_bag
-            )
+            bag = _texts_bag(tuple(c.text for c in ctx.sources)) if ctx.sources else ctx.support_bag
             about = sum(bag.has(t) for t in qc) / len(qc)
             res.signals["question_about"] = about
             if about < self.min_about:
@@ -151,3 +148,9 @@ def names_nothing(tokens: Sequence[Token]) -> bool:
         ):
             return False
     return True
+
+
+@lru_cache(maxsize=4096)
+def _texts_bag(texts: tuple[str, ...]) -> Bag:
+    """The bag of every token of the texts (the sources of a pair: shared by its chunk's pairs)."""
+    return Bag([t for text in texts for t in tokenize(text)])
