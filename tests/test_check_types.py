@@ -67,6 +67,37 @@ def test_an_answer_of_the_wrong_type_is_rejected_with_its_reason(tmp_path):
     assert "focus_not_near_answer" in by_answer["Single Transferable Vote"]
 
 
+BRIDGE = (
+    "The Corbin Bridge opened in March 1967 with four lanes and carried about 4,000 vehicles a "
+    "day. Repairs in 1993 took less than a year. The engineers inspected the Corbin Bridge in "
+    "week 7 of the works. A pope visited the Corbin Bridge less than a year after it opened: Pope "
+    "Adrian, in 1968."
+)
+
+
+def test_a_point_in_time_for_an_amount_a_count_for_a_date_or_a_length_for_a_name(tmp_path):
+    cases = [
+        ("How many vehicles did the Corbin Bridge carry a day?", "March 1967", True),
+        ("How many vehicles did the Corbin Bridge carry a day?", "about 4,000 vehicles", False),
+        ("How long did the repairs take?", "less than a year", False),
+        ("In what year did the Corbin Bridge open?", "four", True),
+        ("When did the engineers inspect the Corbin Bridge?", "week 7", False),
+        ("In what year did the Corbin Bridge open?", "March 1967", False),
+        ("What pope visited the Corbin Bridge?", "less than a year", True),
+        ("What pope visited the Corbin Bridge?", "Pope Adrian", False),
+    ]
+    rows = [
+        {"id": str(i), "question": q, "answer": a, "context": BRIDGE}
+        for i, (q, a, _) in enumerate(cases)
+    ]
+    kept, rejected = _check_cli(tmp_path, rows)
+    reasons = {r["pair"]["id"]: {x["code"] for x in r["reasons"]} for r in rejected}
+    assert {i for i, codes in reasons.items() if "answer_type_mismatch" in codes} == {
+        str(i) for i, (_, _, wrong) in enumerate(cases) if wrong
+    }
+    assert {r["id"] for r in kept} >= {"1", "5", "7"}
+
+
 @pytest.mark.parametrize(
     "question,expected,focus",
     [

@@ -6,7 +6,6 @@ import dataclasses
 import json
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from grounded.checker import default_checker, stream

@@ -18,8 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from grounded.checker.context import CheckResult, Context, Source, short
-from grounded.checker.fit import expected_type
-from grounded.text import NUMBER_WORDS, fold, stem, tokens_of
+from grounded.checker.fit import (
+    DATE_WORDS,
+    QUANTITY_WORDS,
+    TEMPORAL_PREPS,
+    UNIT_WORDS,
+    answer_form,
+    expected_type,
+)
+from grounded.text import NUMBER_WORDS, SCALES, fold, is_month, stem, tokens_of
 from grounded.types import Reason
 
 # Nouns a "What/Which X" question may ask about, by the kind of answer they want.
@@ -335,8 +342,13 @@ class AnswerTypeCheck:
         if _needs_ner(qt, ctx.pair.answer):
             window, wspan = _window(sentence, span)
             label, cover = _answer_label(ctx.pair.answer, wspan, self._windows[window])
+        elif not label and qt.expected in _NAME_KINDS:
+            # no name for NER to type ("less than a year" for "What pope ..."): its form tells
+            label = _FORM_LABEL.get(answer_form(list(tokens_of(ctx.pair.answer))), "")
         agree = 1.0 if qt.expected and label in ALLOWED.get(qt.expected, frozenset()) else 0.0
-        hard = label in HARD_CONFLICT.get(qt.expected, frozenset())
+        hard = label in HARD_CONFLICT.get(qt.expected, frozenset()) or _wrong_time(
+            qt.expected, ctx.pair.question, ctx.pair.answer
+        )
         conflict = 1.0 if hard and cover >= HARD_COVER else 0.0
         if (
             (hard and cover < HARD_COVER)
@@ -374,6 +386,91 @@ def _needs_ner(qt: QuestionType, answer: str) -> bool:
         and any(w[:1].isupper() for w in answer.split())
         and not (qt.expected in ("quantity", "date") and _numeric_like(answer))
     )
+
+
+# Kinds a name answers, and the label an unnamed answer's form gives (grounded.checker.fit.answer_form).
+_NAME_KINDS = frozenset({"agent", "person", "place", "org", "language"})
+_FORM_LABEL = {"date": "DATE", "number": "CARDINAL"}
+
+
+def _wrong_time(expected: str, question: str, answer: str) -> bool:
+    """A point in time as the short answer to "how many/much" (a month or a decade, or a year
+    with a word that makes it one: "September 1939" for "How much of the population ..."; a bare
+    "1998" may be a count, and "how long/old" may be answered by a period, "1961 to 1972"), or
+    a bare count answering "when" or "what year" ("four" for "In what year ..."): the answer's
+    words, whatever NER makes of them."""
+    toks = tokens_of(answer)
+    if len(toks) > MAX_TIME_WORDS:
+        return False
+    if expected == "quantity":
+        return (
+            _HOW_MANY.search(question) is not None
+            and _calendar(toks, bare_years=False)
+            and not any(_counts(t.text.lower()) for t in toks)
+        )
+    if expected == "date" and _ASKS_WHEN.search(question):
+        small = [t for t in toks if t.number is not None and not is_month(t)]
+        return (
+            bool(small)
+            and all(t.number is not None and t.number < 100 for t in small)
+            and not _calendar(toks)
+            and not any(
+                t.text.lower() in DATE_WORDS
+                or t.text.lower() in TEMPORAL_PREPS
+                or t.text.lower() in _TIME_UNITS
+                or _ORDINAL.search(t.text)
+                for t in toks
+            )
+        )
+    return False
+
+
+_ORDINAL = re.compile(
+    r"^\d+(?:st|nd|rd|th)$|^(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth)$",
+    re.IGNORECASE,
+)
+_HOW_MANY = re.compile(r"\bhow\s+(?:many|much)\b", re.IGNORECASE)
+_ASKS_WHEN = re.compile(
+    r"\bwhen\b|\b(?:what|which)\s+(?:year|date|day|month|decade|century)\b", re.IGNORECASE
+)
+# The longest answer (in tokens) the time rules read: a longer one may state what is asked in words.
+MAX_TIME_WORDS = 6
+# Units a count of which can say when ("week 7", "the third quarter").
+_TIME_UNITS = frozenset(
+    """week weeks month months hour hours minute minutes second seconds season seasons quarter
+    quarters round rounds game games inning innings half stage phase""".split()
+)
+_DECADE = re.compile(r"^\d{3}0s$")
+
+
+def _calendar(toks: Sequence[Any], *, bare_years: bool = True) -> bool:
+    """A month name, a decade ("1980s") or a year (four digits, 1000-2100) among the tokens;
+    bare_years=False: a year counts only with a date word or preposition beside it ("in 1939",
+    "late 1990", "1350 AD"), since "2000" alone may as well be a count."""
+    words = {t.text.lower() for t in toks}
+    dated = bare_years or bool(words & (DATE_WORDS | TEMPORAL_PREPS))
+    return any(
+        is_month(t)
+        or _DECADE.match(t.text)
+        or (dated and t.text.isdigit() and len(t.text) == 4 and 1000 <= int(t.text) <= 2100)
+        for t in toks
+    )
+
+
+def _counts(word: str) -> bool:
+    """A word that makes a number an amount ("years", "percent", "million", "half")."""
+    return (
+        word in UNIT_WORDS
+        or word in SCALES
+        or word in QUANTITY_WORDS
+        or word in DATE_WORDS - _POINT_WORDS
+    )
+
+
+# Date words that name a point in time, not a length of it ("early 1990s", "late 1980s").
+_POINT_WORDS = frozenset(
+    {"early", "late", "mid", "eve", "bc", "bce", "ad", "ce", "today", "yesterday"}
+)
 
 
 def _cheap_label(answer: str) -> str:
