@@ -6,11 +6,13 @@ import dataclasses
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from grounded.checker import default_checker, stream
 from grounded.checker.stream import check_items
 from grounded.cli import main
+from grounded.errors import CheckError
 from grounded.eval.faithfulness import example_pair
 from grounded.eval.readers import read_examples
 from grounded.types import Verdict
@@ -91,3 +93,18 @@ def test_eval_faithfulness_with_workers_scores_as_one_process():
         summaries.append(json.loads(res.output))
     for key in ("n", "confusion", "balanced_accuracy", "auroc", "rejected_by_reason"):
         assert summaries[0][key] == summaries[1][key]
+
+
+class _DyingChecker:
+    """A checker whose worker process dies on its first batch (as one killed for memory)."""
+
+    def check(self, pair, sources):
+        import os
+
+        os._exit(1)
+
+
+def test_a_worker_that_dies_is_a_clear_error_not_a_hang():
+    items = _items()[:4]
+    with pytest.raises(CheckError, match="fewer --workers"):
+        list(check_items(_DyingChecker(), items, batch_size=1, workers=2))

@@ -92,11 +92,19 @@ def check_items(
     """
     batches = batched(items, batch_size)
     if workers > 1 and not _calls_llm(checker):
+        from concurrent.futures.process import BrokenProcessPool
+
         from grounded.executors import ordered
 
         with checker_pool(checker, workers) as pool:
-            for batch, verdicts in ordered(pool, check_in_worker, batches):
-                yield from zip(batch, verdicts, strict=True)
+            try:
+                for batch, verdicts in ordered(pool, check_in_worker, batches):
+                    yield from zip(batch, verdicts, strict=True)
+            except BrokenProcessPool as exc:
+                raise CheckError(
+                    f"a checking process stopped ({exc}); out of memory? "
+                    f"rerun with fewer --workers than {workers}"
+                ) from exc
         return
     if workers > 1:
         log.info("an LLM judge checks in this process: --workers is ignored")
