@@ -26,6 +26,9 @@ _NEEDS_CONTEXT = re.compile(
     r"\b(?:did|have|had|were)\s+you\b|\byour\b"
     r"|\b(?:you\s+are\s+|you're\s+)?referring\s+to\b|\b(?:mentioned|described|discussed)\s+above\b"
     r"|\b(?:this|these|those)\s*[?？]?\s*$"
+    # its subject is "this/these X" with nothing naming X: "Who are these affiliates?"
+    r"|^\s*(?:who|what|which|where|when|how|why)\s+(?:is|are|was|were|did|does|do|had|has|have)\s+"
+    r"(?:this|these)\s+(?!(?:year|years|time|week|month|season|day|century|decade|era)\b)\w"
     r"|^\s*(?:\w+\s+){0,2}?(?:did|does|do|was|is|were|are|had|has|have|will|would|could|can)\s+"
     r"(?:he|she|they)\b|^\s*(?:he|she|they)\s+\w+",
     re.IGNORECASE,
