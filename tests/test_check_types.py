@@ -110,6 +110,8 @@ def test_a_point_in_time_for_an_amount_a_count_for_a_date_or_a_length_for_a_name
         ("What was the last Super Bowl in California?", "", ""),
         ("Where does Warsaw rank in the EU?", "", ""),
         ("What did Tesla invent?", "", ""),
+        ("What is the name of the city that hosted the final?", "place", ""),
+        ("What was the name of the rebuilt pier?", "", "pier"),
     ],
 )
 def test_question_types_come_from_the_parse(question, expected, focus):

@@ -197,11 +197,16 @@ def question_type(doc: Any) -> QuestionType:
         return QuestionType("" if ranking else "place", "", "")
     # what / which
     if wh.dep_ == "det" and wh.head.is_alpha:
-        focus = wh.head
+        focus = _named(wh.head)
         return _with_focus(
             FOCUS_KINDS.get(stem(focus.lower_), FOCUS_KINDS.get(focus.lower_, "")), focus
         )
     subj = _copula_subject(wh)
+    if subj is not None and subj.lower_ in _NAME_NOUNS:
+        subj = _named(subj)
+        return _with_focus(
+            FOCUS_KINDS.get(stem(subj.lower_), FOCUS_KINDS.get(subj.lower_, "")), subj
+        )
     if subj is not None:
         if subj.text[:1].isupper() and subj.i > 0:
             # a name: "What is the Australian Labor Party?" asks for a description; in "What was
@@ -211,6 +216,21 @@ def question_type(doc: Any) -> QuestionType:
             FOCUS_KINDS.get(stem(subj.lower_), FOCUS_KINDS.get(subj.lower_, "")), subj
         )
     return QuestionType("", "", "")
+
+
+_NAME_NOUNS = frozenset({"name", "names", "title"})
+
+
+def _named(noun: Any) -> Any:
+    """In "the name of the band", the band: what a name or title is asked of (else `noun`)."""
+    if noun.lower_ not in _NAME_NOUNS:
+        return noun
+    for prep in noun.children:
+        if prep.dep_ == "prep" and prep.lower_ == "of":
+            obj = next((c for c in prep.children if c.dep_ == "pobj" and c.is_alpha), None)
+            if obj is not None:
+                return obj
+    return noun
 
 
 def _ends_question(subj: Any) -> bool:
