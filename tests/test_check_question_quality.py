@@ -73,6 +73,20 @@ def test_a_named_subject_is_not_needing_context(baseline):
         assert "question_needs_context" not in codes(verdict(q, "Margit Holloway"))
 
 
+@pytest.mark.parametrize(
+    ("question", "statement"),
+    [
+        ("The Corbin Bridge was designed by whom", False),
+        ("Strictly speaking who was the designer of the Corbin Bridge", False),
+        ("The Corbin Bridge was designed by which engineer", False),
+        ("The Corbin Bridge was designed by Margit Holloway.", True),
+        ("The Corbin Bridge was designed by what the engineer drew.", True),
+    ],
+)
+def test_a_question_asked_in_place_needs_no_question_mark(baseline, question, statement):
+    assert ("not_a_question" in codes(verdict(question, "Margit Holloway"))) is statement
+
+
 @pytest.mark.parametrize("answer", ["It", "Such", "All", "O"])
 def test_answers_without_content_are_rejected(answer):
     v = verdict("What maintains the Corbin Bridge?", answer)

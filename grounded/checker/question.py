@@ -33,6 +33,14 @@ _NEEDS_CONTEXT = re.compile(
     r"(?:he|she|they)\b|^\s*(?:he|she|they)\s+\w+",
     re.IGNORECASE,
 )
+# A question asked in place, without a question mark: "X.25 uses what type of network", "the
+# business allowed companies to do what", "Strictly speaking who was included in X".
+_IN_PLACE = re.compile(
+    r"\b(?:what|which|whom|who|how\s+many|how\s+much)\b(?:\s+\S+){0,3}\s*$"
+    r"|^(?:\S+\s+){1,8}?(?:what|which|who|whom|how\s+many|how\s+much|where|when)\s+(?:\w+\s+)?"
+    r"(?:is|are|was|were|did|does|do|type|kind|other|percentage|year|number)\b",
+    re.IGNORECASE,
+)
 # Words that make an answer without content words still an answer ("L", "many", "US").
 _ROMAN = re.compile(r"^[MDCLXVI]+$")
 _AMOUNT_WORDS = frozenset("one many much most few several none half not".split())
@@ -55,8 +63,12 @@ class QuestionCheck:
             res.reasons.append(Reason("not_a_question", "the question is empty"))
             return res
         marked = q.rstrip("\"'”’)」』 ").endswith(tuple(QUESTION_MARKS)) or q.startswith("¿")
-        # without a question mark only English question words tell; other languages abstain
-        if not marked and ctx.english and not (words and words[0] in QUESTION_WORDS):
+        # without a question mark only English question words tell (first, or asked in place
+        # and not closed by a full stop: "Telnet used what interface"); other languages abstain
+        asks = bool(words and words[0] in QUESTION_WORDS) or (
+            not q.endswith(".") and _IN_PLACE.search(q) is not None
+        )
+        if not marked and ctx.english and not asks:
             res.reasons.append(Reason("not_a_question", f"a statement, not a question: {short(q)}"))
         extra = _after_question_mark(q)
         if extra:
