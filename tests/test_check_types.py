@@ -98,6 +98,28 @@ def test_a_point_in_time_for_an_amount_a_count_for_a_date_or_a_length_for_a_name
     assert {r["id"] for r in kept} >= {"1", "5", "7"}
 
 
+def test_an_acronym_spelled_out_and_the_x_of_y_are_not_descriptions(tmp_path):
+    context = (
+        "PPP, or Public-Private Partnering, paid for the Corbin Bridge. Margit Holloway's charity, "
+        "the Holloway Trust, maintains it."
+    )
+    cases = [
+        ("What is PPP?", "Public-Private Partnering", False),
+        ("What is PPP?", "Margit Holloway", True),
+        ("What is Margit Holloway's charity?", "the Holloway Trust", False),
+    ]
+    rows = [
+        {"id": str(i), "question": q, "answer": a, "context": context}
+        for i, (q, a, _) in enumerate(cases)
+    ]
+    kept, rejected = _check_cli(tmp_path, rows)
+    reasons = {r["pair"]["id"]: {x["code"] for x in r["reasons"]} for r in rejected}
+    assert {i for i, codes in reasons.items() if "answer_type_mismatch" in codes} == {
+        str(i) for i, (_, _, wrong) in enumerate(cases) if wrong
+    }
+    assert {r["id"] for r in kept} == {"0", "2"}
+
+
 @pytest.mark.parametrize(
     "question,expected,focus",
     [

@@ -24,6 +24,7 @@ from grounded.checker.fit import (
     TEMPORAL_PREPS,
     UNIT_WORDS,
     answer_form,
+    expands_acronym,
     expected_type,
 )
 from grounded.text import NUMBER_WORDS, SCALES, fold, is_month, stem, tokens_of
@@ -369,6 +370,8 @@ class AnswerTypeCheck:
         hard = label in HARD_CONFLICT.get(qt.expected, frozenset()) or _wrong_time(
             qt.expected, ctx.pair.question, ctx.pair.answer
         )
+        if qt.expected == "description" and expands_acronym(ctx.pair.question, ctx.pair.answer):
+            hard = False  # "What is PPP?" -> "Public-Private Partnering": the name is the answer
         conflict = 1.0 if hard and cover >= HARD_COVER else 0.0
         if (
             (hard and cover < HARD_COVER)

@@ -42,7 +42,7 @@ _DEFINE_Q = re.compile(
 )
 _VALUE_NP = re.compile(
     r"\b(?:of|for|in|on|at|by|from|called|named|name|short|abbreviation|acronym|stand|number|"
-    r"amount|capital|first|last|next|main|\w+est)\b",
+    r"amount|capital|first|last|next|main|\w+est|\w+['’]s)\b",
     re.IGNORECASE,
 )
 # "How does X work?", "What does X do?", "What does it mean to ...?" ask for a description or a
@@ -153,6 +153,27 @@ def expected_type(question: str) -> str:
     if _WHY_Q.search(question):
         return "reason"
     return ""
+
+
+_ACRONYM = re.compile(r"\b[A-Z][A-Z0-9]{1,9}\b")
+_INITIAL_SKIP = frozenset("of the and for in on at to a an".split())
+
+
+def expands_acronym(question: str, answer: str) -> bool:
+    """The answer spells out an acronym of the question ("What is PPP?" -> "Public-Private
+    Partnering", "What is CSNET" -> "The Computer Science Network"): its words' initials begin
+    the acronym (two at least), so the name is what the question asks for."""
+    words = [
+        w for w in re.split(r"[\s\-]+", answer.strip()) if w and w.lower() not in _INITIAL_SKIP
+    ]
+    initials = "".join(w[0] for w in words if w[0].isalpha()).upper()
+    if len(initials) < 2:
+        return False
+    return any(
+        acronym.startswith(initials) or initials.startswith(acronym)
+        for acronym in _ACRONYM.findall(question)
+        if len(acronym) >= 2
+    )
 
 
 def type_match(expected: str, form: str) -> bool:
@@ -267,7 +288,11 @@ class QAFitCheck:
         q = ctx.pair.question
         expected = expected_type(q)
         form = answer_form(ctx.answer_tokens)
-        mismatch = not ctx.is_yes_no and type_mismatch(expected, form, ctx.answer_tokens)
+        mismatch = (
+            not ctx.is_yes_no
+            and type_mismatch(expected, form, ctx.answer_tokens)
+            and not (expected == "description" and expands_acronym(q, ctx.pair.answer))
+        )
         if mismatch:
             res.reasons.append(
                 Reason(
