@@ -33,7 +33,7 @@ WORKERS_OPTION = click.option(
     default=1,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Check in this many processes (each loads its own models, a few seconds; on N cores a long file checks about N times as fast). An LLM judge stays in this process.",
+    help="Check in this many processes (each loads its own models, a few seconds; on N cores a long file checks up to N times as fast). An LLM judge stays in this process.",
 )
 
 
