@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from grounded.checker.answer_type import only, spacy_pipeline
+from grounded.checker.stream import check_batch
 from grounded.types import Chunk, ClaimVerdict, QAPair, Reason, Verdict
 
 __all__ = [
@@ -471,7 +472,7 @@ class LongAnswerChecker:
         other = [i for i in range(len(items)) if i not in taken]
         if other:
             for i, v in zip(
-                other, _check_batch(self.pair_checker, [items[i] for i in other]), strict=True
+                other, check_batch(self.pair_checker, [items[i] for i in other]), strict=True
             ):
                 out[i] = v
         splits = split_many([(items[i][0].answer, items[i][0].question) for i in long_ix])
@@ -483,7 +484,7 @@ class LongAnswerChecker:
             for i, claims in zip(long_ix, splits, strict=True)
             for c in claims
         ]
-        verdicts = iter(_check_batch(self.claim_checker, batch) if batch else [])
+        verdicts = iter(check_batch(self.claim_checker, batch) if batch else [])
         for i, claims in zip(long_ix, splits, strict=True):
             judged = [(c, _with_substitution(next(verdicts), c, items[i][1])) for c in claims]
             out[i] = self._overall(items[i], judged)
@@ -497,7 +498,7 @@ class LongAnswerChecker:
     ) -> Verdict:
         """The answer's verdict: supported when every claim is; an unsupported_claim reason per failure."""
         if not judged:  # nothing checkable (a refusal, a remark): judge the answer as it stands
-            return _check_batch(self.pair_checker or self.claim_checker, [item])[0]
+            return check_batch(self.pair_checker or self.claim_checker, [item])[0]
         claims = tuple(_claim_verdict(c, v) for c, v in judged)
         bad = [c for c in claims if not c.supported]
         reasons = tuple(
@@ -724,11 +725,6 @@ def _sentences(text: str) -> tuple[tuple[int, int, frozenset[str]], ...]:
         at = start + len(sent)
         out.append((start, at, frozenset(t.stem for t in content(tokens_of(sent)))))
     return tuple(out)
-
-
-def _check_batch(checker: Any, batch: Sequence[tuple[QAPair, Sequence[Chunk]]]) -> list[Verdict]:
-    many = getattr(checker, "check_many", None)
-    return list(many(batch)) if many is not None else [checker.check(p, s) for p, s in batch]
 
 
 def source_chunks(sources: Sequence[str | Chunk]) -> list[Chunk]:

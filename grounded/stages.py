@@ -245,12 +245,11 @@ class Candidate:
 
 
 def check_batch(checker: Any, batch: Sequence[tuple[QAPair, Sequence[Chunk]]]) -> list[Verdict]:
-    """Verdicts for a batch (the checker's `check_many` when it has one); runs in any worker."""
-    checker = _resolve(checker)
-    many = getattr(checker, "check_many", None)
-    if many is not None:
-        return list(many(batch))
-    return [checker.check(p, s) for p, s in batch]
+    """Verdicts for a batch (the checker's `check_many` when it has one); runs in any worker,
+    the checker given or sent by reference to Ray."""
+    from grounded.checker.stream import check_batch as verdicts_of
+
+    return verdicts_of(_resolve(checker), batch)
 
 
 _RESOLVED: dict[str, Any] = {}
@@ -298,9 +297,10 @@ class CheckStage:
 
     def run(self, records: Iterable[Candidate], stats: Stats) -> Iterator[QAPair | Rejection]:
         """Verdicts in input order, `batch_size` candidates per batch (several batches in flight)."""
+        from grounded.checker.stream import batched
         from grounded.executors import ordered
 
-        batches = _batched(records, self.batch_size)
+        batches = batched(records, self.batch_size)
         if self.remote:
             results: Iterator[tuple[list[Candidate], list[Verdict]]] = ordered(
                 self.executor, check_batch, batches, args=lambda b: (self._target(), _items(b))
@@ -347,17 +347,6 @@ class CheckStage:
 
 def _items(batch: Sequence[Candidate]) -> list[tuple[QAPair, Sequence[Chunk]]]:
     return [(c.pair, c.sources) for c in batch]
-
-
-def _batched(records: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for rec in records:
-        batch.append(rec)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 # ---------------------------------------------------------------- dedup

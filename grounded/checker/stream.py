@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from grounded.checker.context import Checker
 from grounded.checker.scoring import default_checker
@@ -87,7 +87,7 @@ def check_items(
 
     `workers` > 1 checks the batches in that many processes (a spawn-context pool that gets the
     checker once, when it starts; each process loads its own models, a few seconds, then checks
-    as fast as this one: on N cores about N times the pairs per second of a long file). A checker
+    as fast as this one: on N cores up to N times the pairs per second of a long file). A checker
     with an LLM judge stays in this process, where its calls keep their one cache and rate limit.
     """
     batches = batched(items, batch_size)
@@ -109,16 +109,21 @@ def check_items(
     if workers > 1:
         log.info("an LLM judge checks in this process: --workers is ignored")
     for batch in batches:
-        yield from zip(batch, _check_batch(checker, batch), strict=True)
+        yield from zip(batch, check_batch(checker, batch), strict=True)
 
 
-def batched(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+T = TypeVar("T")
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of `size` items (the last may be shorter), read lazily."""
     it = iter(items)
     while batch := list(itertools.islice(it, max(1, size))):
         yield batch
 
 
-def _check_batch(checker: Checker, batch: Sequence[Item]) -> list[Verdict]:
+def check_batch(checker: Any, batch: Sequence[Item]) -> list[Verdict]:
+    """The verdicts of a batch: the checker's `check_many` when it has one, else one by one."""
     many = getattr(checker, "check_many", None)
     return list(many(batch)) if many is not None else [checker.check(p, s) for p, s in batch]
 
@@ -151,4 +156,4 @@ def _install(checker: Checker) -> None:
 
 def check_in_worker(batch: Sequence[Item]) -> list[Verdict]:
     """The verdicts of a batch, in a `checker_pool` process."""
-    return _check_batch(_INSTALLED[0], batch)
+    return check_batch(_INSTALLED[0], batch)
