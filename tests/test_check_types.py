@@ -75,6 +75,23 @@ BRIDGE = (
 )
 
 
+def _mismatched(tmp_path: Path, context: str, cases: list) -> tuple[set[str], set[str]]:
+    """(ids kept, ids rejected as answer_type_mismatch) of (question, answer, wrong) cases,
+    checked at the CLI against `context`; asserts the mismatched ones are exactly the wrong ones."""
+    rows = [
+        {"id": str(i), "question": q, "answer": a, "context": context}
+        for i, (q, a, _) in enumerate(cases)
+    ]
+    kept, rejected = _check_cli(tmp_path, rows)
+    mismatched = {
+        r["pair"]["id"]
+        for r in rejected
+        if "answer_type_mismatch" in {x["code"] for x in r["reasons"]}
+    }
+    assert mismatched == {str(i) for i, (_, _, wrong) in enumerate(cases) if wrong}
+    return {r["id"] for r in kept}, mismatched
+
+
 def test_a_point_in_time_for_an_amount_a_count_for_a_date_or_a_length_for_a_name(tmp_path):
     cases = [
         ("How many vehicles did the Corbin Bridge carry a day?", "March 1967", True),
@@ -86,16 +103,8 @@ def test_a_point_in_time_for_an_amount_a_count_for_a_date_or_a_length_for_a_name
         ("What pope visited the Corbin Bridge?", "less than a year", True),
         ("What pope visited the Corbin Bridge?", "Pope Adrian", False),
     ]
-    rows = [
-        {"id": str(i), "question": q, "answer": a, "context": BRIDGE}
-        for i, (q, a, _) in enumerate(cases)
-    ]
-    kept, rejected = _check_cli(tmp_path, rows)
-    reasons = {r["pair"]["id"]: {x["code"] for x in r["reasons"]} for r in rejected}
-    assert {i for i, codes in reasons.items() if "answer_type_mismatch" in codes} == {
-        str(i) for i, (_, _, wrong) in enumerate(cases) if wrong
-    }
-    assert {r["id"] for r in kept} >= {"1", "5", "7"}
+    kept, _ = _mismatched(tmp_path, BRIDGE, cases)
+    assert kept >= {"1", "5", "7"}
 
 
 def test_an_acronym_spelled_out_and_the_x_of_y_are_not_descriptions(tmp_path):
@@ -108,16 +117,8 @@ def test_an_acronym_spelled_out_and_the_x_of_y_are_not_descriptions(tmp_path):
         ("What is PPP?", "Margit Holloway", True),
         ("What is Margit Holloway's charity?", "the Holloway Trust", False),
     ]
-    rows = [
-        {"id": str(i), "question": q, "answer": a, "context": context}
-        for i, (q, a, _) in enumerate(cases)
-    ]
-    kept, rejected = _check_cli(tmp_path, rows)
-    reasons = {r["pair"]["id"]: {x["code"] for x in r["reasons"]} for r in rejected}
-    assert {i for i, codes in reasons.items() if "answer_type_mismatch" in codes} == {
-        str(i) for i, (_, _, wrong) in enumerate(cases) if wrong
-    }
-    assert {r["id"] for r in kept} == {"0", "2"}
+    kept, _ = _mismatched(tmp_path, context, cases)
+    assert kept == {"0", "2"}
 
 
 @pytest.mark.parametrize(
