@@ -480,20 +480,17 @@ def _calendar(toks: Sequence[Any], *, bare_years: bool = True) -> bool:
     )
 
 
-def _counts(word: str) -> bool:
-    """A word that makes a number an amount ("years", "percent", "million", "half")."""
-    return (
-        word in UNIT_WORDS
-        or word in SCALES
-        or word in QUANTITY_WORDS
-        or word in DATE_WORDS - _POINT_WORDS
-    )
-
-
 # Date words that name a point in time, not a length of it ("early 1990s", "late 1980s").
 _POINT_WORDS = frozenset(
     {"early", "late", "mid", "eve", "bc", "bce", "ad", "ce", "today", "yesterday"}
 )
+# Words that make a number an amount ("years", "percent", "million", "half").
+_AMOUNT_WORDS = (UNIT_WORDS | QUANTITY_WORDS | frozenset(SCALES) | DATE_WORDS) - _POINT_WORDS
+
+
+def _counts(word: str) -> bool:
+    """A word that makes a number an amount ("years", "percent", "million", "half")."""
+    return word in _AMOUNT_WORDS
 
 
 def _cheap_label(answer: str) -> str:
