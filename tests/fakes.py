@@ -261,3 +261,27 @@ def pipeline_responder(messages: Sequence[dict[str, Any]]) -> str:
     text = "\n".join(passages_of(messages))
     pairs = [pair for key, pair in PIPELINE_REPLIES.items() if key in text]
     return json.dumps({"pairs": pairs[:3] + [INVENTED_PAIR]})
+
+
+def check_rows(
+    tmp_path: Path, rows: Sequence[dict[str, Any]]
+) -> tuple[dict, list[dict], list[dict]]:
+    """`grounded check` (MiniLM off, --json) on JSONL rows: (summary, kept rows, rejected rows)."""
+    from click.testing import CliRunner
+
+    from grounded.cli import main
+
+    path = tmp_path / "qa.jsonl"
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main, ["check", str(path), "--out", str(out), "--semantic", "off", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+
+    def read(name: str) -> list[dict]:
+        return [json.loads(x) for x in (out / name).read_text().splitlines() if x.strip()]
+
+    return json.loads(result.output), read("qa.jsonl"), read("rejected.jsonl")

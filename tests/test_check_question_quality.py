@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from click.testing import CliRunner
+from fakes import check_rows
 
 from grounded.checker import default_checker, inline_sources
 from grounded.checker.fit import expected_type
-from grounded.cli import main
 from grounded.types import QAPair
 
 PASSAGE = (
@@ -142,13 +139,7 @@ def test_cli_reports_the_reasons(tmp_path):
         {"question": "Who designed the Corbin Bridge? It opened in 1967.", "answer": "Holloway"},
         {"question": "What maintains the Corbin Bridge?", "answer": "Such"},
     ]
-    src = tmp_path / "pairs.jsonl"
-    src.write_text("".join(json.dumps({**r, "context": PASSAGE}) + "\n" for r in rows))
-    out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["check", str(src), "--out", str(out), "--semantic", "off"])
-    assert result.exit_code == 0, result.output
-    kept = [json.loads(x) for x in (out / "qa.jsonl").read_text().splitlines()]
-    rejected = [json.loads(x) for x in (out / "rejected.jsonl").read_text().splitlines()]
+    _, kept, rejected = check_rows(tmp_path, [{**r, "context": PASSAGE} for r in rows])
     assert [k["question"] for k in kept] == ["Who designed the Corbin Bridge?"]
     found = {c for r in rejected for c in (x["code"] for x in r["reasons"])}
     assert {"question_needs_context", "question_has_extra_text", "answer_names_nothing"} <= found

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import pytest
-from click.testing import CliRunner
+from fakes import check_rows
 
 from grounded.checker import default_checker, inline_sources
 from grounded.checker.context import Bag, Context
@@ -19,7 +18,6 @@ from grounded.checker.reader import (
     read,
     spans,
 )
-from grounded.cli import main
 from grounded.types import QAPair
 
 PASSAGE = (
@@ -84,13 +82,7 @@ def test_cli_keeps_the_pointed_answer_and_scores_the_swap_lower(tmp_path):
         {"question": "When was the Corbin Bridge reopened after the repairs?", "answer": a}
         for a in ("1994", "1967")
     ]
-    src = tmp_path / "pairs.jsonl"
-    src.write_text("".join(json.dumps({**r, "context": PASSAGE}) + "\n" for r in rows))
-    out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["check", str(src), "--out", str(out), "--semantic", "off"])
-    assert result.exit_code == 0, result.output
-    kept = [json.loads(x) for x in (out / "qa.jsonl").read_text().splitlines()]
-    rejected = [json.loads(x) for x in (out / "rejected.jsonl").read_text().splitlines()]
+    _, kept, rejected = check_rows(tmp_path, [{**r, "context": PASSAGE} for r in rows])
     by_answer = {r["answer"]: r["verdict"] for r in kept}
     by_answer.update({r["pair"]["answer"]: r["pair"]["verdict"] for r in rejected})
     assert "1994" in {r["answer"] for r in kept}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fakes import check_rows
 
 from grounded.checker import (
     CALIBRATION,
@@ -110,18 +111,6 @@ def test_each_mismatch_blocks_and_lowers_the_score(code, flipped, original):
     assert vb.score <= vg.score  # a mismatch never raises the score
 
 
-def _check_cli(tmp_path: Path, rows: list[dict]) -> tuple[dict, list[dict], list[dict]]:
-    path = tmp_path / "qa.jsonl"
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    out = tmp_path / "out"
-    result = CliRunner().invoke(
-        main, ["check", str(path), "--out", str(out), "--semantic", "off", "--json"]
-    )
-    assert result.exit_code == 0, result.output
-    read = lambda name: [json.loads(x) for x in (out / name).read_text().splitlines() if x.strip()]  # noqa: E731
-    return json.loads(result.output), read("qa.jsonl"), read("rejected.jsonl")
-
-
 def _codes(rejection: dict) -> set[str]:
     return {r["code"] for r in rejection["reasons"]}
 
@@ -140,7 +129,7 @@ def test_qa_mode_rejects_contradicting_answers_at_the_cli(tmp_path):
         },
         {"question": "When did the old bridge open?", "answer": "1851", "context": BRIDGE},
     ]
-    _, kept, rejected = _check_cli(tmp_path, rows)
+    _, kept, rejected = check_rows(tmp_path, rows)
     assert [k["answer"] for k in kept] == ["1851"]
     assert {r["pair"]["answer"]: _codes(r) for r in rejected}.keys() == {
         rows[0]["answer"],
@@ -179,7 +168,7 @@ def test_an_answer_echoing_a_planted_instruction_is_rejected_at_the_cli(tmp_path
             "context": PLANTED,
         },
     ]
-    summary, kept, rejected = _check_cli(tmp_path, rows)
+    summary, kept, rejected = check_rows(tmp_path, rows)
     assert [r["pair"]["answer"] for r in rejected] == ["PWNED"]
     assert "answer_echoes_instruction" in _codes(rejected[0])
     # the legitimate answer is kept, flagged with the (non-blocking) signal
@@ -219,7 +208,7 @@ def test_a_japanese_question_is_a_question_and_english_checks_abstain_at_the_cli
             "context": JA_CONTEXT,
         }
     ]
-    summary, kept, rejected = _check_cli(tmp_path, rows)
+    summary, kept, rejected = check_rows(tmp_path, rows)
     assert rejected == [], rejected
     assert len(kept) == 1
     codes = {r["code"] for r in kept[0]["verdict"]["reasons"]}
@@ -275,7 +264,7 @@ def test_one_word_question_defined_in_the_sources_is_answerable_at_the_cli(tmp_p
             "context": PETROLOGY,
         },
     ]
-    _, kept, rejected = _check_cli(tmp_path, rows)
+    _, kept, rejected = check_rows(tmp_path, rows)
     assert [r["pair"]["question"] for r in rejected] == ["What is petrology?"]
     assert "answerable_in_sources" in _codes(rejected[0])
     assert [k["question"] for k in kept] == ["Which rock is the hardest?"]

@@ -3,16 +3,14 @@ in its evidence (grounded.checker.answer_type), at the CLI where a user meets it
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from fakes import check_rows
 
 from grounded.checker import CALIBRATION, SIGNS, default_checker, inline_sources
 from grounded.checker.answer_type import TYPE_NEUTRAL, question_type, spacy_pipeline
 from grounded.checker.calibration import calibration_for
-from grounded.cli import main
 from grounded.types import Provenance, QAPair
 
 pytestmark = pytest.mark.skipif(spacy_pipeline() is None, reason="en_core_web_sm is not installed")
@@ -24,22 +22,8 @@ ELECTION = (
 LABOR = "The centre-left Australian Labor Party is one of Victoria's two major parties."
 
 
-def _check_cli(tmp_path: Path, rows: list[dict]) -> tuple[list[dict], list[dict]]:
-    path = tmp_path / "qa.jsonl"
-    path.write_text(
-        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
-    )
-    out = tmp_path / "out"
-    result = CliRunner().invoke(
-        main, ["check", str(path), "--out", str(out), "--semantic", "off", "--json"]
-    )
-    assert result.exit_code == 0, result.output
-    read = lambda name: [json.loads(x) for x in (out / name).read_text().splitlines() if x.strip()]  # noqa: E731
-    return read("qa.jsonl"), read("rejected.jsonl")
-
-
 def test_an_answer_of_the_wrong_type_is_rejected_with_its_reason(tmp_path):
-    kept, rejected = _check_cli(
+    _, kept, rejected = check_rows(
         tmp_path,
         [
             {
@@ -82,7 +66,7 @@ def _mismatched(tmp_path: Path, context: str, cases: list) -> tuple[set[str], se
         {"id": str(i), "question": q, "answer": a, "context": context}
         for i, (q, a, _) in enumerate(cases)
     ]
-    kept, rejected = _check_cli(tmp_path, rows)
+    _, kept, rejected = check_rows(tmp_path, rows)
     mismatched = {
         r["pair"]["id"]
         for r in rejected
