@@ -199,24 +199,23 @@ def question_type(doc: Any) -> QuestionType:
     # what / which
     if wh.dep_ == "det" and wh.head.is_alpha:
         focus = _named(wh.head)
-        return _with_focus(
-            FOCUS_KINDS.get(stem(focus.lower_), FOCUS_KINDS.get(focus.lower_, "")), focus
-        )
+        return _with_focus(_kind_of(focus), focus)
     subj = _copula_subject(wh)
     if subj is not None and subj.lower_ in _NAME_NOUNS:
         subj = _named(subj)
-        return _with_focus(
-            FOCUS_KINDS.get(stem(subj.lower_), FOCUS_KINDS.get(subj.lower_, "")), subj
-        )
+        return _with_focus(_kind_of(subj), subj)
     if subj is not None:
         if subj.text[:1].isupper() and subj.i > 0:
             # a name: "What is the Australian Labor Party?" asks for a description; in "What was
             # the last Super Bowl in California?" the name is no category to look for
             return QuestionType("description" if _ends_question(subj) else "", "", "")
-        return _with_focus(
-            FOCUS_KINDS.get(stem(subj.lower_), FOCUS_KINDS.get(subj.lower_, "")), subj
-        )
+        return _with_focus(_kind_of(subj), subj)
     return QuestionType("", "", "")
+
+
+def _kind_of(noun: Any) -> str:
+    """The answer kind a focus noun asks for (FOCUS_KINDS, by stem or as written; "" if none)."""
+    return FOCUS_KINDS.get(stem(noun.lower_), FOCUS_KINDS.get(noun.lower_, ""))
 
 
 _NAME_NOUNS = frozenset({"name", "names", "title"})
@@ -270,7 +269,7 @@ def _with_focus(kind: str, focus: Any) -> QuestionType:
     """A type with its focus noun; a noun that only names the type ("year", "city") is no focus."""
     if focus is None:
         return QuestionType(kind, "", "")
-    own = FOCUS_KINDS.get(stem(focus.lower_), FOCUS_KINDS.get(focus.lower_, ""))
+    own = _kind_of(focus)
     if own in _CATEGORY_KINDS:
         return QuestionType(kind or own, "", "")
     return QuestionType(kind or own, stem(focus.lower_), focus.text)
