@@ -2,7 +2,8 @@
 
 Any litellm model string works (`openai/gpt-4o-mini`, `ollama/llama3`, `openai/<name>` with an
 `api_base` for a local OpenAI-compatible server). The offline default, `DEFAULT_LOCAL_MODEL`, is
-SmolLM2 run in-process and registered as a litellm custom provider (see `grounded.local_llm`).
+Qwen2.5-Coder-1.5B-Instruct run by llama.cpp in a worker process and registered as a litellm
+custom provider (see `grounded.local_llm`).
 
 Every finished call is stored in the cache before its result is used, keyed by a hash of
 (model, messages, params, response_format): a rerun after a crash never pays for a call twice.
@@ -28,7 +29,7 @@ from grounded.chunking import count_tokens
 from grounded.errors import ConfigError, LLMError, LLMFatalError
 from grounded.store import SQLiteStore
 
-DEFAULT_LOCAL_MODEL = "grounded-local/smollm2"
+DEFAULT_LOCAL_MODEL = "grounded-local/qwen2.5-coder-1.5b"
 LOCAL_PROVIDER = "grounded-local"
 
 # Environment variables that select a hosted default model when no --model is given.
@@ -46,7 +47,7 @@ CONNECTION_PARAMS = frozenset(
 
 
 def default_model() -> str:
-    """`$GROUNDED_MODEL`, else a hosted model when its API key is set, else the embedded SmolLM2."""
+    """`$GROUNDED_MODEL`, else a hosted model when its API key is set, else the local Qwen2.5-Coder-1.5B."""
     explicit = os.environ.get("GROUNDED_MODEL")
     if explicit:
         return explicit
