@@ -368,7 +368,7 @@ def render(
         _failures(summary, gen),
         _notice(summary),
         _banner(health.get("narrowing") or {}, bool(ref)),
-        _funnel(pairs, rejected, ingest, gen),
+        _funnel(pairs, rejected, ingest, gen, summary.get("rejected_by_reason")),
         _coverage(health.get("coverage") or {}),
         _diversity(health, ref),
         _wh(health, ref),
@@ -457,7 +457,10 @@ def _funnel(
     rejected: Sequence[Mapping[str, Any]],
     ingest: Mapping[str, Any],
     gen: Mapping[str, Any],
+    by_reason: Mapping[str, int] | None = None,
 ) -> str:
+    """The funnel and the rejections by reason: the run's ledger (`by_reason`, summary.json's
+    `rejected_by_reason`) when given, else the rows counted by the same rule."""
     with_pair = sum(1 for r in rejected if r.get("pair"))
     dups = sum(1 for r in rejected if r.get("stage") == "dedup")
     steps: list[tuple[str, float]] = []
@@ -490,7 +493,11 @@ def _funnel(
         hbar_chart(steps, fmt="{:.0f}")
         + note
         + "<h3>Rejections by reason</h3>"
-        + hbar_chart(list(count_reasons(rejected).items())[:20], colour=BAD_COLOUR, fmt="{:.0f}")
+        + hbar_chart(
+            list((by_reason or count_reasons(rejected)).items())[:20],
+            colour=BAD_COLOUR,
+            fmt="{:.0f}",
+        )
     )
     return _section("Funnel", body, "funnel")
 

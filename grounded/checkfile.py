@@ -71,7 +71,7 @@ def check_qa_file(
     to check against is rejected with its reason."""
     from grounded.checker import check, default_checker
     from grounded.jsonl import write_jsonl
-    from grounded.types import Rejection
+    from grounded.types import Rejection, count_reasons
 
     qa, out = Path(qa), Path(out)
     if not qa.is_file():
@@ -128,13 +128,13 @@ def check_qa_file(
     write_jsonl(qa_path, (r["row"] for r in rows if r["kept"]))
     write_jsonl(rej_path, (r["row"] for r in rows if not r["kept"]))
     seconds = time.perf_counter() - started
-    by_reason = Counter(c for r in rows if not r["kept"] for c in set(r["codes"]))
     kept = sum(1 for r in rows if r["kept"])
     return CheckSummary(
         n=len(rows),
         kept=kept,
         rejected=len(rows) - kept,
-        rejected_by_reason=dict(by_reason.most_common()),
+        # the rows of rejected.jsonl, counted by the one rule (grounded.types.count_reasons)
+        rejected_by_reason=count_reasons(r["row"] for r in rows if not r["kept"]),
         reasons=dict(Counter(c for r in rows for c in set(r["codes"])).most_common()),
         seconds=round(seconds, 3),
         pairs_per_s=round(len(rows) / seconds, 1) if seconds > 0 else 0.0,

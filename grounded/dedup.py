@@ -188,6 +188,9 @@ def _fuzzy_matches(
 def _cosine_matches(
     vecs: np.ndarray, threshold: float
 ) -> Iterable[tuple[int, list[tuple[int, float]]]]:
+    # float64 sums: in float32 a cosine moves by ~1e-7 with the matrix's shape and the BLAS
+    # threads, enough to flip a pair that sits on the threshold between runs.
+    vecs = vecs.astype(np.float64)
     for lo in range(0, len(vecs), BLOCK):
         hi = min(lo + BLOCK, len(vecs))
         yield from _earlier(vecs[lo:hi] @ vecs[:hi].T, lo, threshold)

@@ -6,8 +6,10 @@ Generation makes candidates (pairs whose quotes were found in the passages, as
 
 `n` is the number of kept pairs wanted: calls run in rounds on new passages until `n` pairs are
 kept, the call budget (`max_calls`) is spent, the passages run out, or a whole round of calls
-fails. Each call's pairs are written as soon as the call finishes (`qa.jsonl`, `rejected.jsonl`);
-every call is cached in SQLite first. A rerun, after success or `kill -9`, counts the pairs
+fails. Each call's pairs are written as soon as the call and those planned before it have
+finished (`qa.jsonl`, `rejected.jsonl`), so the rows, and which pairs fill `n` (the first kept in
+task order), never depend on which call finished first; every reply is cached in SQLite as it
+arrives, while earlier calls' candidates are still being checked. A rerun, after success or `kill -9`, counts the pairs
 already written toward `n`, replays cached calls for free and skips pairs already written, so
 nothing is paid for twice, lost, duplicated, or kept beyond `n`.
 """
@@ -45,9 +47,11 @@ from grounded.prompting import ParsedReply, Prompt, ReplyPair, load_prompt, pars
 from grounded.seeds import partners, seed_order
 from grounded.stages import Candidate, CheckStage, Rejected
 from grounded.text import split_sentences
-from grounded.types import Chunk, Evidence, Provenance, QAPair, Reason, Rejection
+from grounded.types import Chunk, Evidence, Provenance, QAPair, Reason, Rejection, count_reasons
 
 Sink = Callable[[QAPair | Rejected], None]
+# One reply's rows, keyed: kept pairs, rejections.
+Rows = tuple[list[tuple[str, QAPair]], list[tuple[str, Rejection]]]
 
 MIN_QUOTE_SCORE = 0.85  # fuzzy alignment below this is a quote the model made up
 EST_COMPLETION_TOKENS_PER_PAIR = 90  # for --dry-run: quote + answer + question + JSON framing
@@ -323,6 +327,8 @@ def generate(
             asyncio.run(run.execute(planner, first, progress=progress, max_rounds=max_rounds))
         finally:
             run.close()
+            if check is not None:
+                check.close()
             if llm.cache is not None:
                 llm.cache.close()
         stats = llm.stats
@@ -578,8 +584,17 @@ class _Run:
             return
 
     async def _round(self, tasks: Sequence[Task]) -> int:
-        """Run the round's calls; how many failed. A fatal error cancels the rest at once."""
-        jobs = [asyncio.ensure_future(self._task(t)) for t in tasks]
+        """Run the round's calls; how many failed. A fatal error cancels the rest at once.
+
+        The calls run at once and their replies are cached as they arrive, but their rows are
+        written in task order: the files, and which pairs fill `n`, never depend on which call
+        finished first, so every executor and every rerun after a kill ends with the same rows.
+        """
+        turns = [asyncio.Event() for _ in tasks]
+        jobs = [
+            asyncio.ensure_future(self._in_turn(t, turns[i - 1] if i else None, turns[i]))
+            for i, t in enumerate(tasks)
+        ]
         try:
             answered = await asyncio.gather(*jobs)
         except BaseException:
@@ -589,13 +604,27 @@ class _Run:
             raise
         return sum(1 for ok in answered if not ok)
 
-    async def _task(self, task: Task) -> bool:
-        """One planned call to its rows; False when the call failed (a rerun retries it)."""
+    async def _in_turn(self, task: Task, before: asyncio.Event | None, done: asyncio.Event) -> bool:
+        """`_task`, its rows written once the task before it has written its own."""
+        try:
+            rows: list[Rows] = []
+            answered = await self._task(task, rows)
+            if before is not None:
+                await before.wait()
+            for kept, rejected in rows:
+                self._emit(kept, rejected)
+            return answered
+        finally:
+            done.set()  # a failed or cancelled task lets the next one write
+
+    async def _task(self, task: Task, rows: list[Rows]) -> bool:
+        """One planned call to its rows (into `rows`); False when the call failed (a rerun
+        retries it)."""
         attempt = 0
         while True:
             try:
                 reply = await self._ask(task, attempt)
-                await self._record(task, reply)
+                rows.append(await self._record(task, reply))
             except LLMFatalError:
                 raise
             except LLMError as exc:
@@ -665,8 +694,8 @@ class _Run:
             reply.raw = first.text + "\n---repair---\n" + second.text
         return reply
 
-    async def _record(self, task: Task, reply: _Reply) -> None:
-        """Turn a reply into rows, each carrying its share of the call's cost, and write them."""
+    async def _record(self, task: Task, reply: _Reply) -> Rows:
+        """Turn a reply into rows, each carrying its share of the call's cost, to write."""
         call_id = reply.completions[0].call_id
         rows = len(reply.pairs) + len(reply.dropped) or 1
         prov = [self._provenance(reply.completions, i, rows) for i in range(rows)]
@@ -711,7 +740,7 @@ class _Run:
             )
             rejected.append((_reply_key(call_id, reply.raw), rej))
         kept = await self._verify(task, kept, rejected)
-        self._emit(kept, rejected)
+        return kept, rejected
 
     async def _check(self, candidates: Sequence[Candidate]) -> list[QAPair | Rejection]:
         """The check stage's results for one call's candidates (all kept when nothing checks)."""
@@ -842,8 +871,7 @@ class _Run:
             if self._seen_in_run(key):
                 continue
             self.summary.rejected += 1
-            for r in rej.reasons:
-                self.reasons[r.code] += 1
+            self.reasons.update(count_reasons([rej]))
             if key not in self.written.keys:
                 self.written.keys.add(key)
                 new_rej.append(rej.to_dict())

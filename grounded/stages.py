@@ -11,7 +11,8 @@
 Records pass between stages in memory; disk holds only checkpoints (the LLM call cache, the
 generate stage's rows, the index manifest) and outputs. Every drop is counted once, with its
 reason codes, in `Stats`, which goes to summary.json and the report (datatrove's filters do the
-same with their exclusion writers and stats). Fan-out work goes through an executor
+same with their exclusion writers and stats); a code counts once per record it dropped
+(`grounded.types.count_reasons`, the one rule every count of drops follows). Fan-out work goes through an executor
 (`grounded.executors`): in this process by default, or Ray.
 """
 
@@ -20,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -31,10 +33,11 @@ if TYPE_CHECKING:
     from grounded.ingestion import IngestSummary
 
 from grounded.rundir import atomic_write_text
-from grounded.types import Chunk, QAPair, Reason, Rejection, Verdict
+from grounded.types import Chunk, QAPair, Reason, Rejection, Verdict, count_reasons
 
 In = TypeVar("In", contravariant=True)
 Out = TypeVar("Out", covariant=True)
+R = TypeVar("R")
 
 # A rejection made in this run, or a row an earlier run wrote (kept verbatim, so a rerun rewrites
 # the same bytes).
@@ -78,11 +81,10 @@ class Stats:
         return self.stages[name]
 
     def drop(self, stage: str, rejected: Rejected) -> None:
-        """Count one dropped record under `stage` with each of its reason codes."""
+        """Count one dropped record under `stage`, each of its reason codes once."""
         st = self.stage(stage)
         st.dropped += 1
-        for code in reason_codes(rejected):
-            st.dropped_by_reason[code] += 1
+        st.dropped_by_reason.update(count_reasons([rejected]))
 
     @property
     def rejected_by_reason(self) -> dict[str, int]:
@@ -95,17 +97,6 @@ class Stats:
 
     def to_dict(self) -> dict[str, Any]:
         return {name: st.to_dict() for name, st in self.stages.items()}
-
-
-def reason_codes(rejected: Rejected) -> list[str]:
-    """The reason codes of a rejection or of a rejection row."""
-    if isinstance(rejected, Rejection):
-        return [r.code for r in rejected.reasons]
-    return [
-        str(r.get("code", "unknown"))
-        for r in rejected.get("reasons") or ()
-        if isinstance(r, Mapping)
-    ]
 
 
 def rejected_row(rejected: Rejected) -> dict[str, Any]:
@@ -273,7 +264,8 @@ class CheckStage:
 
     With a Ray executor the batches go to Ray workers (the checker is shipped once through the
     object store); a checker with an LLM judge stays in the driver, where the LLM calls keep their
-    one concurrency and rate limit.
+    one concurrency and rate limit. In the driver, `acheck` checks in the stage's one check
+    thread, so the event loop never blocks on check work (close the stage to stop the thread).
     """
 
     name = "check"
@@ -285,6 +277,7 @@ class CheckStage:
         self.executor = executor
         self.batch_size = batch_size
         self._shared: Any = None
+        self._thread: ThreadPoolExecutor | None = None
         remote = executor is not None and getattr(executor, "name", "") == "ray"
         self.remote = remote and getattr(checker, "judge", None) is None
 
@@ -313,20 +306,44 @@ class CheckStage:
     async def acheck(
         self, candidates: Sequence[Candidate], stats: Stats | None = None
     ) -> list[QAPair | Rejection]:
-        """`run` for an event loop: a remote batch or the judge's calls are awaited, never blocked on."""
+        """`run` for an event loop, which never blocks on it: the batch is checked in a Ray worker
+        or in the check thread, and the judge's calls are awaited."""
         if not candidates:
             return []
+        items = _items(candidates)
         if self.remote:
-            fut = self.executor.submit(check_batch, self._target(), _items(candidates))
+            fut = self.executor.submit(check_batch, self._target(), items)
             verdicts = list(await asyncio.wrap_future(fut))
-        elif (
-            getattr(self.checker, "acheck", None) is not None
-            and getattr(self.checker, "judge", None) is not None
-        ):
-            verdicts = [await self.checker.acheck(c.pair, c.sources) for c in candidates]
-        else:
-            verdicts = check_batch(self.checker, _items(candidates))
+        elif getattr(self.checker, "judge", None) is None:
+            verdicts = await self._in_thread(check_batch, self.checker, items)
+        elif hasattr(self.checker, "_scored"):
+            verdicts = await self._judged(items)
+        else:  # another checker's own acheck
+            verdicts = [await self.checker.acheck(p, s) for p, s in items]
         return list(self._decide(candidates, verdicts, stats))
+
+    async def _judged(self, items: Sequence[tuple[QAPair, Sequence[Chunk]]]) -> list[Verdict]:
+        """The built-in checker with a judge: its check work in the check thread, the judge's
+        LLM calls awaited on the loop (which holds their cache and limits), as its `acheck` does."""
+        checker = self.checker
+        verdicts = []
+        for ctx, (reasons, signals, score) in await self._in_thread(checker._scored, items):
+            judged = await checker.judge.arun(ctx) if checker._wants_judge(score) else None
+            verdicts.append(checker._finish(ctx, reasons, signals, score, judged=judged))
+        return verdicts
+
+    def _in_thread(self, fn: Callable[..., R], *args: Any) -> asyncio.Future[R]:
+        """`fn(*args)` in the check thread. One thread: checks run one at a time in the order
+        they were asked for, so the checker's models and caches are never shared between threads."""
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="grounded-check")
+        return asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    def close(self) -> None:
+        """Stop the check thread (after the check it is running, if any)."""
+        if self._thread is not None:
+            self._thread.shutdown(wait=True, cancel_futures=True)
+            self._thread = None
 
     def _decide(
         self, batch: Sequence[Candidate], verdicts: Sequence[Verdict], stats: Stats | None

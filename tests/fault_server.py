@@ -7,7 +7,8 @@
 
 Each request to `/v1/chat/completions` takes the next scripted `Reply`; when the script is
 empty, `default` answers (a `Reply`, or a callable `body -> Reply`). Every request is recorded
-with its path, headers and JSON body. Replies cover the faults real servers produce: 429 with
+with its path, headers and JSON body; `sent` holds the bodies of those whose reply was sent in
+full. Replies cover the faults real servers produce: 429 with
 and without Retry-After, 5xx, 401, 404 for an unknown model, slow replies, a body that is not
 JSON, chatty or cut-off content, and an empty `choices` list.
 """
@@ -132,6 +133,7 @@ class FaultServer:
         self.script: deque[Reply] = deque(script)
         self.default = default
         self.requests: list[dict[str, Any]] = []
+        self.sent: list[Body] = []  # bodies of the requests whose reply was sent in full
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
@@ -202,9 +204,11 @@ class FaultServer:
                             "time": time.monotonic(),
                         }
                     )
-                self._send(server._next(body))
+                if self._send(server._next(body)):
+                    with server._lock:
+                        server.sent.append(body)
 
-            def _send(self, reply: Reply) -> None:
+            def _send(self, reply: Reply) -> bool:
                 if reply.delay:
                     time.sleep(reply.delay)
                 data = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
@@ -216,7 +220,9 @@ class FaultServer:
                         self.send_header(k, v)
                     self.end_headers()
                     self.wfile.write(data)
+                    self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (its timeout): nothing to answer
+                    return False  # the client gave up (its timeout): nothing to answer
+                return True
 
         return Handler

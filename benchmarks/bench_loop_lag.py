@@ -1,0 +1,165 @@
+"""How long `grounded run`'s event loop is blocked while candidates are checked.
+
+    .venv/bin/python benchmarks/bench_loop_lag.py [--articles 8] [-n 40]
+
+The oracle corpus: held-out SQuAD articles, and a perfect generator on loopback (an
+OpenAI-compatible server, tests/fault_server.py, that answers each call with the human SQuAD
+pairs of the passages shown). The real run (default checker, `--embedder fast`) goes on as usual
+while a probe task on the event loop sleeps 5 ms at a time and records how late it wakes: the
+lag is how long the loop could read no socket and cache no reply. Each mode runs in a fresh
+process (so each pays the checker's first load):
+
+    sync    the old path: each call's candidates checked on the event loop
+    thread  the check stage's check thread (the default)
+
+Prints, per mode, the longest block and the total blocked time (wake-ups later than 1 ms), and
+the kept pairs, which must be the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+SQUAD = Path("/work/shared/bench/squad/dev-v1.1-part-a.json")
+TICK = 0.005
+COUNTED = 0.001  # lateness below this is scheduling noise, not a block
+
+
+def write_corpus(folder: Path, articles: int) -> list[dict[str, str]]:
+    """The last `articles` SQuAD articles as text files; their pairs with the sentence quoted."""
+    data = json.loads(SQUAD.read_text(encoding="utf-8"))["data"][-articles:]
+    pairs = []
+    for i, art in enumerate(data):
+        paragraphs = [p["context"] for p in art["paragraphs"]]
+        (folder / f"a{i}.txt").write_text("\n\n".join(paragraphs), encoding="utf-8")
+        for p in art["paragraphs"]:
+            for qa in p["qas"]:
+                ans = qa["answers"][0]
+                start = p["context"].rfind(". ", 0, ans["answer_start"])
+                end = p["context"].find(". ", ans["answer_start"])
+                quote = p["context"][start + 2 if start >= 0 else 0 : end + 1 if end >= 0 else None]
+                pairs.append({"quote": quote, "answer": ans["text"], "question": qa["question"]})
+    return pairs
+
+
+def oracle(pairs: list[dict[str, str]]) -> Any:
+    """A server reply function: the SQuAD pairs whose quote lies in a passage shown."""
+    from fakes import passages_of, requested_n
+    from fault_server import ok
+
+    def answer(body: dict[str, Any]) -> Any:
+        messages = body.get("messages") or []
+        shown = re.sub(r"\s+", " ", "\n".join(passages_of(messages)))
+        found = [p for p in pairs if re.sub(r"\s+", " ", p["quote"]) in shown]
+        return ok(json.dumps({"pairs": found[: requested_n(messages)]}))
+
+    return answer
+
+
+class LagPolicy(asyncio.DefaultEventLoopPolicy):
+    """Every new event loop starts with a probe task that records how late it wakes."""
+
+    lags: list[float] = []
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        loop = super().new_event_loop()
+        loop.call_soon(lambda: loop.create_task(self._probe()))
+        return loop
+
+    async def _probe(self) -> None:
+        while True:
+            start = time.perf_counter()
+            await asyncio.sleep(TICK)
+            self.lags.append(time.perf_counter() - start - TICK)
+
+
+def run_mode(mode: str, articles: int, n: int) -> dict[str, Any]:
+    from fault_server import FaultServer
+
+    import grounded
+    from grounded.stages import CheckStage
+
+    if mode == "sync":
+
+        def inline(self: CheckStage, fn: Any, *args: Any) -> asyncio.Future[Any]:
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_result(fn(*args))  # on the loop, as before the check thread
+            return fut
+
+        CheckStage._in_thread = inline  # type: ignore[method-assign]
+    asyncio.set_event_loop_policy(LagPolicy())
+    with tempfile.TemporaryDirectory() as tmp:
+        docs = Path(tmp) / "docs"
+        docs.mkdir()
+        pairs = write_corpus(docs, articles)
+        with FaultServer(default=oracle(pairs)) as server:
+            started = time.perf_counter()
+            summary = grounded.run(
+                [docs],
+                out=Path(tmp) / "out",
+                model="openai/oracle",
+                api_base=server.url,
+                n=n,
+                embedder="fast",
+            )
+            seconds = time.perf_counter() - started
+        kept = [
+            json.loads(line)["question"]
+            for line in (Path(tmp) / "out" / "qa.jsonl").read_text().splitlines()
+        ]
+    lags = LagPolicy.lags
+    return {
+        "mode": mode,
+        "max_block_ms": round(1000 * max(lags, default=0.0), 1),
+        "total_block_ms": round(1000 * sum(x for x in lags if x > COUNTED), 1),
+        "ticks": len(lags),
+        "llm_calls": summary.llm_calls,
+        "kept": len(kept),
+        "kept_questions": kept,
+        "seconds": round(seconds, 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--articles", type=int, default=8)
+    ap.add_argument("-n", type=int, default=40)
+    ap.add_argument("--mode", choices=("sync", "thread"), help="run one mode here (internal)")
+    args = ap.parse_args()
+    if args.mode:
+        print(json.dumps(run_mode(args.mode, args.articles, args.n)))
+        return
+    results = []
+    for mode in ("sync", "thread"):
+        out = subprocess.run(
+            [sys.executable, __file__, "--mode", mode, "--articles", str(args.articles)]
+            + ["-n", str(args.n)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print(f"{'mode':<8}{'longest block':>15}{'total blocked':>15}{'calls':>7}{'kept':>6}{'s':>7}")
+    for r in results:
+        print(
+            f"{r['mode']:<8}{r['max_block_ms']:>12.1f} ms{r['total_block_ms']:>12.1f} ms"
+            f"{r['llm_calls']:>7}{r['kept']:>6}{r['seconds']:>7}"
+        )
+    same = results[0]["kept_questions"] == results[1]["kept_questions"]
+    print(f"same kept pairs in both modes: {same}")
+
+
+if __name__ == "__main__":
+    main()
