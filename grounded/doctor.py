@@ -1,8 +1,9 @@
 """`grounded doctor`: what works on this machine, and what to do about what does not.
 
 Each check returns a `Finding` (ok | warn | fail, a one-line detail and a fix). The local model
-check runs a real completion in the worker process, so a llama.cpp build that crashes on this CPU
-is found here instead of in the middle of a run.
+check runs a real completion of the default model in the worker process, so a llama.cpp build
+that crashes on this CPU is found here instead of in the middle of a run; the model's part packages
+are checked and its assembled file hashed in full (runs trust its sidecar instead).
 """
 
 from __future__ import annotations
@@ -21,6 +22,17 @@ from typing import Any
 
 from grounded import offline
 from grounded.errors import GroundedError
+from grounded.local_models import (
+    QWEN,
+    PartedModel,
+    assembled_path,
+    find_parts,
+    gb,
+    install_hint,
+    model_file,
+    parts_problem,
+    verify,
+)
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 MIN_FREE_BYTES = 2 * 1024**3  # MiniLM, the fast embedder and a few runs' caches fit in this
@@ -93,21 +105,69 @@ def check_cpu() -> Finding:
     return Finding("cpu", OK, detail)
 
 
-def check_bundled_model() -> Finding:
+def check_model_parts(model: PartedModel | None = None) -> Finding:
+    """The default model's part packages: installed, pinned version, pinned sizes."""
+    model = model or QWEN
+    parts = find_parts(model)
+    problem = parts_problem(model, parts)
+    if problem:
+        hint = install_hint(model, [p.index for p in parts if p.problem])
+        return Finding("model parts", FAIL, problem, hint)
+    return Finding(
+        "model parts",
+        OK,
+        f"{model.name}: {model.count} packages {model.dist(1)}..{model.count}=={model.version},"
+        f" {gb(model.size)}",
+    )
+
+
+def check_model_file(model: PartedModel | None = None, *, assemble: bool = True) -> Finding:
+    """The assembled GGUF: hashed in full, or assembled now (`assemble`) when it is not there yet."""
+    model = model or QWEN
+    override = os.environ.get("GROUNDED_LOCAL_GGUF")
+    if override:
+        return Finding(
+            "model file", OK, f"GROUNDED_LOCAL_GGUF={override} replaces the built-in models"
+        )
+    target = assembled_path(model)
+    try:
+        if target.is_file():
+            return Finding("model file", OK, f"{target}: {verify(model, target)}")
+        if not assemble:
+            return Finding(
+                "model file",
+                WARN,
+                f"not assembled yet ({target})",
+                f"the first run assembles it from its parts ({gb(model.size)}, seconds),"
+                " or run `grounded doctor` without --no-local",
+            )
+        started = time.monotonic()
+        model_file(model)
+    except GroundedError as exc:
+        return Finding("model file", FAIL, str(exc), exc.hint)
+    seconds = time.monotonic() - started
+    return Finding(
+        "model file",
+        OK,
+        f"{target}: assembled from its parts in {seconds:.1f} s, {gb(model.size)}, sha256 verified",
+    )
+
+
+def check_small_model() -> Finding:
+    """SmolLM2-135M (`grounded-local/smollm2`): tests and quick trials name it."""
     from grounded.local_llm import smollm2_path
 
     try:
         path = smollm2_path()
     except GroundedError as exc:
-        return Finding("bundled model", FAIL, str(exc), exc.hint)
-    return Finding(
-        "bundled model", OK, f"SmolLM2-135M {path.stat().st_size / 1e6:.0f} MB at {path}"
-    )
+        return Finding("small model", WARN, f"{exc} (tests and quick trials use it)", exc.hint)
+    return Finding("small model", OK, f"SmolLM2-135M {path.stat().st_size / 1e6:.0f} MB at {path}")
 
 
-def check_local_runtime(*, timeout: float = 180.0) -> Finding:
-    """A real completion of the bundled model in the worker process."""
-    from grounded.local_llm import REINSTALL_HINT, LocalLLM, model_path
+def check_local_runtime(*, timeout: float = 300.0) -> Finding:
+    """A real completion of the default local model in the worker process."""
+    from grounded.llm import DEFAULT_LOCAL_MODEL
+    from grounded.local_llm import PROVIDER, REINSTALL_HINT, LocalLLM, model_path
 
     if not _installed("llama_cpp") and not os.environ.get("GROUNDED_LOCAL_WORKER"):
         return Finding(
@@ -116,15 +176,16 @@ def check_local_runtime(*, timeout: float = 180.0) -> Finding:
             "llama-cpp-python is not installed",
             "pip install llama-cpp-python (see the README for the portable build flags)",
         )
+    name = DEFAULT_LOCAL_MODEL.removeprefix(f"{PROVIDER}/")
     try:
-        model_path("smollm2")
+        model_path(name)
     except GroundedError as exc:
         return Finding("local model runtime", FAIL, str(exc), exc.hint)
     llm = LocalLLM()
     started = time.monotonic()
     try:
         reply = llm.chat(
-            "smollm2",
+            name,
             [{"role": "user", "content": "Say OK."}],
             {"max_tokens": 8, "temperature": 0.0},
             timeout=timeout,
@@ -139,8 +200,8 @@ def check_local_runtime(*, timeout: float = 180.0) -> Finding:
     return Finding(
         "local model runtime",
         OK,
-        f"llama-cpp-python {version}: {tokens} tokens in a worker process in {seconds:.1f} s"
-        f" ({llm.n_threads} threads)",
+        f"llama-cpp-python {version}: {name} wrote {tokens} tokens in a worker process in"
+        f" {seconds:.1f} s, loading included ({llm.n_threads} threads)",
     )
 
 
@@ -242,8 +303,12 @@ def check_disk() -> Finding:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     free = shutil.disk_usage(probe).free
+    need = MIN_FREE_BYTES
     detail = f"{free / 1024**3:.1f} GiB free for the cache at {folder}"
-    if free < MIN_FREE_BYTES:
+    if not os.environ.get("GROUNDED_LOCAL_GGUF") and not assembled_path().is_file():
+        need += QWEN.size  # the default model is assembled there on first use
+        detail += f" (the default model's file, {gb(QWEN.size)}, is not assembled yet)"
+    if free < need:
         return Finding(
             "disk", WARN, detail, "free space or set GROUNDED_CACHE_DIR to a larger disk"
         )
@@ -251,25 +316,29 @@ def check_disk() -> Finding:
 
 
 def check_model_choice() -> Finding:
-    from grounded.llm import default_model, is_local
+    from grounded.llm import DEFAULT_LOCAL_MODEL, default_model, is_local
 
     model = default_model()
+    if model == DEFAULT_LOCAL_MODEL:
+        detail = f"{model} ({QWEN.name}, offline on this machine's CPU)"
+        return Finding("default model", OK, detail, CAPABLE_MODEL_HINT)
     if is_local(model):
-        return Finding(
-            "default model",
-            OK,
-            f"{model} (the bundled 135M model: few of its pairs survive)",
-            CAPABLE_MODEL_HINT,
-        )
+        return Finding("default model", OK, f"{model} (local, from the environment)")
     return Finding("default model", OK, f"{model} (from the environment)")
 
 
 def diagnose(*, local: bool = True) -> list[Finding]:
-    """Run every check; `local=False` skips the completion with the bundled model."""
+    """Run every check; `local=False` skips assembling and running the default local model."""
+
+    def check_model_file_here() -> Finding:
+        return check_model_file(assemble=local)
+
     checks: list[Callable[[], Finding | list[Finding]]] = [
         check_python,
         check_cpu,
-        check_bundled_model,
+        check_model_parts,
+        check_model_file_here,
+        check_small_model,
     ]
     if local:
         checks.append(check_local_runtime)

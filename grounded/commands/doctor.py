@@ -10,11 +10,15 @@ from grounded.cli import emit_json, handle_errors, json_option
 
 
 @click.command()
-@click.option("--no-local", is_flag=True, help="Skip the test completion with the bundled model.")
+@click.option(
+    "--no-local",
+    is_flag=True,
+    help="Skip assembling the default local model and its test completion.",
+)
 @json_option
 @handle_errors
 def doctor(as_json: bool, no_local: bool) -> None:
-    """Check Python, CPU, the local model runtime, models, offline settings, Chroma and extras."""
+    """Check Python, CPU, the local model (parts, file, a real completion), offline settings, Chroma, extras."""
     from grounded.doctor import FAIL, diagnose, summary
 
     findings = diagnose(local=not no_local)
