@@ -9,9 +9,9 @@ kept, the call budget (`max_calls`) is spent, the passages run out, or a whole r
 fails. Each call's pairs are written as soon as the call and those planned before it have
 finished (`qa.jsonl`, `rejected.jsonl`), so the rows, and which pairs fill `n` (the first kept in
 task order), never depend on which call finished first; every reply is cached in SQLite as it
-arrives, while earlier calls' candidates are still being checked. A rerun, after success or `kill -9`, counts the pairs
-already written toward `n`, replays cached calls for free and skips pairs already written, so
-nothing is paid for twice, lost, duplicated, or kept beyond `n`.
+arrives, while earlier calls' candidates are still being checked. A rerun, after success or
+`kill -9`, counts the pairs already written toward `n`, replays cached calls for free and skips
+pairs already written, so nothing is paid for twice, lost, duplicated, or kept beyond `n`.
 """
 
 from __future__ import annotations
@@ -605,17 +605,16 @@ class _Run:
         return sum(1 for ok in answered if not ok)
 
     async def _in_turn(self, task: Task, before: asyncio.Event | None, done: asyncio.Event) -> bool:
-        """`_task`, its rows written once the task before it has written its own."""
-        try:
-            rows: list[Rows] = []
-            answered = await self._task(task, rows)
-            if before is not None:
-                await before.wait()
-            for kept, rejected in rows:
-                self._emit(kept, rejected)
-            return answered
-        finally:
-            done.set()  # a failed or cancelled task lets the next one write
+        """`_task`, its rows written once the task before it has written its own (a fatal error
+        cancels the round before a later task could write ahead of an earlier one)."""
+        rows: list[Rows] = []
+        answered = await self._task(task, rows)
+        if before is not None:
+            await before.wait()
+        for kept, rejected in rows:
+            self._emit(kept, rejected)
+        done.set()
+        return answered
 
     async def _task(self, task: Task, rows: list[Rows]) -> bool:
         """One planned call to its rows (into `rows`); False when the call failed (a rerun
