@@ -39,6 +39,9 @@ def test_doctor_json_lists_every_check(tmp_path):
     assert {
         "python",
         "cpu",
+        "model parts",
+        "model file",
+        "small model",
         "local model runtime",
         "embeddings",
         "offline",
@@ -48,6 +51,9 @@ def test_doctor_json_lists_every_check(tmp_path):
     assert {"extra export", "extra server", "extra ray"} <= names
     runtime = next(f for f in data["findings"] if f["name"] == "local model runtime")
     assert runtime["status"] == "ok" and "worker process" in runtime["detail"], runtime
+    assert "qwen2.5-coder-1.5b wrote" in runtime["detail"]  # the default model, not SmolLM2
+    model_file = next(f for f in data["findings"] if f["name"] == "model file")
+    assert model_file["status"] == "ok" and "GROUNDED_LOCAL_GGUF" in model_file["detail"]
     assert all(f["status"] in ("ok", "warn", "fail") for f in data["findings"])
     assert proc.returncode == (0 if data["ok"] else 1)
 
@@ -64,3 +70,13 @@ def test_doctor_warns_when_a_user_setting_would_download(tmp_path):
     proc = _doctor(tmp_path, "--json", "--no-local", HF_HUB_OFFLINE="0")
     offline = next(f for f in json.loads(proc.stdout)["findings"] if f["name"] == "offline")
     assert offline["status"] == "warn" and "HF_HUB_OFFLINE" in offline["detail"]
+
+
+def test_doctor_no_local_neither_assembles_nor_runs_the_default_model(tmp_path):
+    proc = _doctor(tmp_path, "--json", "--no-local", GROUNDED_LOCAL_GGUF="")
+    findings = {f["name"]: f for f in json.loads(proc.stdout)["findings"]}
+    assert "local model runtime" not in findings
+    assert findings["model file"]["status"] == "warn", findings["model file"]
+    assert "not assembled yet" in findings["model file"]["detail"]
+    assert "not assembled yet" in findings["disk"]["detail"]
+    assert not list((tmp_path / "cache").glob("models/*.gguf"))
