@@ -69,11 +69,13 @@ main(sys.argv[3:])
 def write_corpus(folder: Path) -> Path:
     """Twelve one-passage documents, three sentences each: twelve calls at --chunk-tokens 64."""
     folder.mkdir()
+    names = TOWNS[1:] + TOWNS[:1]
     for i, town in enumerate(TOWNS):
+        other = names[i]
         (folder / f"{town.lower()}.txt").write_text(
-            f"The town of {town} stands on the river {TOWNS[i - 1]}water near the coast. "
-            f"Its market was founded in the year {1200 + 17 * i} by local weavers. "
-            f"The old bridge of {town} has {i + 3} stone arches and a toll house.\n",
+            f"The town of {town} stands on a river that rises near {other} Moor. "
+            f"Its weekly market was granted in {1200 + 17 * i} to the abbot {other}son. "
+            f"The old bridge there has {i + 3} arches and was rebuilt by {other} masons.\n",
             encoding="utf-8",
         )
     return folder
