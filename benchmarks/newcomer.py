@@ -6,7 +6,9 @@ except pip (which needs the package registry), then checks the run's outputs.
 
     python benchmarks/newcomer.py [--keep]
 
-Prints the wall time of the install and of the main job. Exit code 0 when the outputs are right.
+Prints the wall time of the install and of the main job. Exit code 0 when the outputs are right
+and the pairs come from the default local model, Qwen2.5-Coder-1.5B (assembled from its part
+packages into a fresh cache folder, as on a newcomer's machine).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The model the README's first command must write with when nothing else is configured.
+DEFAULT_MODEL = "grounded-local/qwen2.5-coder-1.5b"
 
 # Loaded by every Python process through PYTHONPATH: refuse sockets that leave the machine.
 SITECUSTOMIZE = r"""
@@ -86,6 +90,8 @@ def main() -> int:
         "NEWCOMER_BLOCKED_LOG": str(blocked_log),
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         "PIP_PROGRESS_BAR": "off",
+        # a newcomer has no assembled model yet: the run assembles it from the installed parts
+        "GROUNDED_CACHE_DIR": str(work / "cache"),
     }
     print(f"+ {command}", flush=True)
     started = time.monotonic()
@@ -132,10 +138,17 @@ def main() -> int:
             ((r.get("pair") or r).get("provenance") or r.get("provenance") or {}).get("model")
             for r in rows
         }
-        if models - {None} != {"grounded-local/smollm2"}:
+        if models - {None} != {DEFAULT_MODEL}:
             problems.append(
-                f"pairs were not written by the bundled local model: {sorted(map(str, models))}"
+                f"pairs were not written by the default local model {DEFAULT_MODEL}: "
+                f"{sorted(map(str, models))}"
             )
+        sidecar = work / "cache" / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf.json"
+        if sidecar.is_file():
+            assembled = json.loads(sidecar.read_text()).get("assembled_s")
+            print(f"default model assembled from its parts in {assembled} s")
+        else:
+            problems.append(f"the default model was not assembled into {sidecar.parent}")
         for row in rows:
             for ev in (row.get("pair") or row).get("evidence") or []:
                 if isinstance(ev, dict) and not ev.get("text"):
