@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from grounded.errors import GroundedError
+from grounded.errors import LLMFatalError
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,12 @@ DISK_HEADROOM = 64 * 1024 * 1024  # left free after assembling, so the cache's S
 LOCK_TIMEOUT_S = 900.0  # another process assembling the same file (seconds on an idle disk)
 
 
-class LocalModelFileError(GroundedError):
-    """A bundled model's parts are missing or not the pinned bytes, or its file does not fit. Exit 3."""
+class LocalModelFileError(LLMFatalError):
+    """A bundled model's parts are missing or not the pinned bytes, or its file does not fit.
+
+    Fatal to a run (no retry can fix it; the first call stops it), exit code 3 like a missing
+    dependency: the message names the pip command that repairs the install.
+    """
 
     exit_code = 3
 
@@ -202,8 +206,8 @@ def models_dir() -> Path:
     return cache_dir() / "models"
 
 
-def assembled_path(model: PartedModel = QWEN) -> Path:
-    return models_dir() / model.filename
+def assembled_path(model: PartedModel | None = None) -> Path:
+    return models_dir() / (model or QWEN).filename
 
 
 def _sidecar(target: Path) -> Path:
@@ -316,8 +320,9 @@ def assemble(model: PartedModel, target: Path) -> float:
     return seconds
 
 
-def model_file(model: PartedModel = QWEN) -> Path:
+def model_file(model: PartedModel | None = None) -> Path:
     """The model's verified GGUF in grounded's cache, assembled from its parts on first use."""
+    model = model or QWEN
     target = assembled_path(model)
     if is_trusted(model, target):
         return target

@@ -254,3 +254,16 @@ def test_the_provider_puts_logprobs_on_the_choice_in_openai_shape(monkeypatch):
     first = response.choices[0].logprobs.content[0]
     assert first.token == "Yes" and first.logprob == -0.1 and first.bytes == [89, 101, 115]
     assert [(t.token, t.logprob) for t in first.top_logprobs] == [("Yes", -0.1), ("No", -2.4)]
+
+
+def test_a_run_stops_at_its_first_call_when_the_model_cannot_be_assembled(site, monkeypatch):
+    from grounded.llm import LLM
+
+    uninstall_part(site, 2)
+    model = fake_model()
+    monkeypatch.setattr(local_models, "QWEN", model)  # the default model's parts are these
+    llm = LLM("grounded-local/qwen", max_retries=3, backoff=0.01)
+    with pytest.raises(LocalModelFileError, match="grounded-test-part2: not installed") as err:
+        llm.complete([{"role": "user", "content": "Hi"}])
+    assert err.value.hint.endswith("grounded-test-part2==0.2.0") and err.value.exit_code == 3
+    assert llm.stats.retries == 0
