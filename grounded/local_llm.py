@@ -47,7 +47,8 @@ ALIASES = {
 }
 # A passage, the instructions and a reply fit in 4096 tokens; Qwen's KV cache for them is ~115 MB.
 DEFAULT_CTX = 4096
-# SmolLM2-135M loops on a phrase without a repeat penalty; it hurts a capable model's exact spans.
+# SmolLM2-135M loops on a phrase without a repeat penalty; others get llama.cpp's default, 1.0,
+# since penalising repeats pushes a reader away from copying the passage's exact words.
 REPEAT_PENALTY = {SMOLLM2: 1.1}
 
 
