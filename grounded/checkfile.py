@@ -33,7 +33,7 @@ def pair_from_row(row: Mapping[str, Any], *, where: str = "") -> QAPair:
     return parse_row(row, where=where)
 
 
-MODEL_SIGNALS: tuple[str, ...] = ("sem", "ver", "judge")
+MODEL_SIGNALS: tuple[str, ...] = ("sem", "ver", "judge", "llm_yes")
 
 
 @dataclass

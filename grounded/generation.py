@@ -218,9 +218,12 @@ def generate(
         raise ConfigError(f"pairs_per_call must be at least 1, got {pairs_per_call}")
     if max_calls is not None and max_calls < 1:
         raise ConfigError(f"max_calls must be at least 1, got {max_calls}")
-    from grounded.verify import DEFAULT_VERIFY, VERIFIERS
+    from grounded.verify import DEFAULT_LOCAL_VERIFY, DEFAULT_VERIFY, VERIFIERS
 
-    verify = verify or DEFAULT_VERIFY
+    model = model or default_model()
+    # a local model reads its own pairs back by default: it costs time, not money
+    reads = is_local(model) and getattr(checker, "checks", True) is not False  # not --no-check
+    verify = verify or (DEFAULT_LOCAL_VERIFY if reads else DEFAULT_VERIFY)
     if verify not in VERIFIERS:
         raise ConfigError(f"verify must be one of {', '.join(VERIFIERS)}, not {verify!r}")
     tmpl = prompt if isinstance(prompt, Prompt) else load_prompt(prompt)
@@ -774,6 +777,9 @@ class _Run:
             [p for _, p in kept],
             style=self.format_style,
             refusal=self.prompt.kind == "unanswerable",
+            # the Yes/No joins the score: fitted on the local model's probabilities
+            judge=is_local(self.llm.model),
+            threshold=getattr(getattr(self.check, "checker", None), "threshold", None),
         )
         self.summary.reader_calls += result.calls
         out = []

@@ -74,6 +74,9 @@ class Completion:
     cached: bool = False
     call_id: str = ""
     latency_s: float = 0.0
+    # The first generated token's alternatives, (token, logprob), when the call asked for
+    # `logprobs` (a Yes/No judge reads its probability from them).
+    top_logprobs: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(slots=True)
@@ -125,22 +128,30 @@ class CallCache:
         if row is None:
             return None
         model, text, pt, ct, cost = row
-        return Completion(text, model, int(pt), int(ct), float(cost), True, key, 0.0)
+        top = self._store.read_one("SELECT top FROM logprobs WHERE key=?", (key,))
+        alternatives = tuple((str(t), float(lp)) for t, lp in json.loads(top[0])) if top else ()
+        return Completion(text, model, int(pt), int(ct), float(cost), True, key, 0.0, alternatives)
 
     def put(self, key: str, completion: Completion) -> None:
         """Store a finished call before its result is used."""
-        self._store.write(
-            "INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                key,
-                completion.model,
-                completion.text,
-                completion.prompt_tokens,
-                completion.completion_tokens,
-                completion.cost,
-                time.time(),
-            ),
-        )
+        with self._store.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    completion.model,
+                    completion.text,
+                    completion.prompt_tokens,
+                    completion.completion_tokens,
+                    completion.cost,
+                    time.time(),
+                ),
+            )
+            if completion.top_logprobs:
+                db.execute(
+                    "INSERT OR REPLACE INTO logprobs VALUES (?, ?)",
+                    (key, json.dumps(completion.top_logprobs)),
+                )
 
     def __len__(self) -> int:
         row = self._store.read_one("SELECT COUNT(*) FROM calls")
@@ -149,6 +160,7 @@ class CallCache:
     def absorb(self, other: str | Path) -> int:
         """Copy in the calls another cache file holds and this one lacks; returns how many."""
         _call_store(Path(other)).close()  # an unreadable file fails here, naming it
+        self._store.merge_from(other, "logprobs")
         return self._store.merge_from(other, "calls")
 
     def close(self) -> None:
@@ -160,7 +172,9 @@ def _call_store(path: Path) -> SQLiteStore:
         path,
         schema=(
             "CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, model TEXT, text TEXT,"
-            " prompt_tokens INTEGER, completion_tokens INTEGER, cost REAL, created REAL)"
+            " prompt_tokens INTEGER, completion_tokens INTEGER, cost REAL, created REAL);"
+            # a table of its own: caches written before it existed open unchanged
+            "CREATE TABLE IF NOT EXISTS logprobs (key TEXT PRIMARY KEY, top TEXT)"
         ),
         what="LLM cache",
         error=ConfigError,
@@ -611,7 +625,33 @@ class LLM:
             cached=False,
             call_id=key,
             latency_s=latency,
+            top_logprobs=_first_token_alternatives(choice),
         )
+
+
+def _first_token_alternatives(choice: Any) -> tuple[tuple[str, float], ...]:
+    """The first generated token's (token, logprob) alternatives, from an OpenAI-shaped choice."""
+    logprobs = getattr(choice, "logprobs", None)
+    content = (
+        logprobs.get("content")
+        if isinstance(logprobs, dict)
+        else getattr(logprobs, "content", None)
+    )
+    if not content:
+        return ()
+    first = content[0]
+    top = (
+        first.get("top_logprobs")
+        if isinstance(first, dict)
+        else getattr(first, "top_logprobs", None)
+    )
+    out = []
+    for alt in top or ():
+        token = alt.get("token") if isinstance(alt, dict) else getattr(alt, "token", None)
+        lp = alt.get("logprob") if isinstance(alt, dict) else getattr(alt, "logprob", None)
+        if token is not None and lp is not None:
+            out.append((str(token), float(lp)))
+    return tuple(out)
 
 
 def _cost(model: str, response: Any, prompt_tokens: int, completion_tokens: int) -> float:

@@ -11,6 +11,12 @@ rejected with a reason code:
 - `reader_unavailable` (not blocking): the reader's reply could not be read, even after one repair
   request; the pair is kept unverified, with this reason in its verdict.
 
+With `judge=True` (the default for local models) the model also says Yes or No to each pair
+(grounded.checker.llm_read), and the reader's agreement and the Yes/No log-odds join the pair's
+hand signals in the fitted "qa+llm_yes+llm_agree" calibration: the pair is rejected when that
+score is below the checker's threshold (`low_support`, with `reader_disagrees` / `llm_says_no`
+saying why), instead of on the reader's disagreement alone.
+
 Agreement (`agreement`) is decided on SQuAD-normalised answers (lowercase, no punctuation, no
 articles): token F1 > F1_MIN, or one answer contains the other as whole words, or a rapidfuzz
 ratio >= FUZZY_MIN (spelling and number formatting: "12,000" / "12000"); answers that both hold
@@ -29,13 +35,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rapidfuzz import fuzz
 
+from grounded.checker.llm_read import READ_SYSTEM
 from grounded.prompting import format_passages
 from grounded.types import QAPair, Reason
 
 VERIFIERS = ("off", "roundtrip", "judge")
-DEFAULT_VERIFY = (
-    "off"  # reader calls cost money: the user opts in (README: "Round-trip verification")
-)
+# Reader calls cost money with a hosted model: the user opts in (README: "Round-trip
+# verification"). A local model reads for free, so it reads unless told not to.
+DEFAULT_VERIFY = "off"
+DEFAULT_LOCAL_VERIFY = "roundtrip"
 F1_MIN = (
     0.5  # SQuAD token F1 above which two answers agree ("Alan Stevenson"/"Robert Stevenson" is 0.5)
 )
@@ -44,11 +52,7 @@ CANNOT_ANSWER = "not in the passage"
 READER_TEMPERATURE = 0.0
 READER_TOKENS_PER_QUESTION = 48
 
-READER_SYSTEM = (
-    "You answer questions using only the passages you are given. Answer each question with a "
-    "short span copied from the passages (a few words). If the passages do not answer a "
-    f'question, answer exactly "{CANNOT_ANSWER}". Reply with JSON only.'
-)
+READER_SYSTEM = READ_SYSTEM  # the reader and the Yes/No share it: one evaluated prefix
 READER_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -144,10 +148,35 @@ class ReaderCheck:
     reader_answer: str | None  # None: the reader's reply had no usable answer for it
     f1: float = 0.0
     reason: Reason | None = None  # None when the reader agrees
+    # With the Yes/No judgement: its log-odds, and the pair's score with the model's signals
+    # (None: not judged, or no calibration fitted with them; the reader's agreement decides).
+    llm_yes: float | None = None
+    score: float | None = None
+    threshold: float | None = None
 
     @property
     def rejects(self) -> bool:
+        if self.score is not None and self.threshold is not None:
+            return self.score < self.threshold
         return self.reason is not None and self.reason.code != "reader_unavailable"
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:
+        """Why the pair is rejected (or, when kept, what the reading noted)."""
+        out = [self.reason] if self.reason is not None else []
+        if self.llm_yes is not None and self.llm_yes < 0:
+            from grounded.checker.llm_read import says_no
+
+            out.append(says_no(self.llm_yes))
+        if self.rejects and self.score is not None:
+            out.append(
+                Reason(
+                    "low_support",
+                    f"support score with the model's reading {self.score:.2f} below threshold "
+                    f"{self.threshold:.2f}",
+                )
+            )
+        return tuple(out)
 
     def apply(self, pair: QAPair) -> QAPair:
         """The pair with the reader's answer in its metadata (and a non-blocking reason, if any)."""
@@ -158,11 +187,19 @@ class ReaderCheck:
             "reader_f1": round(self.f1, 3),
         }
         pair = replace(pair, metadata=meta)
-        if self.reason is not None and not self.rejects and pair.verdict is not None:
-            pair = replace(
-                pair, verdict=replace(pair.verdict, reasons=(*pair.verdict.reasons, self.reason))
-            )
-        return pair
+        if pair.verdict is None:
+            return pair
+        verdict = pair.verdict
+        if self.llm_yes is not None:
+            signals = {**verdict.signals, "llm_yes": round(self.llm_yes, 4)}
+            if self.reader_answer is not None:
+                signals["llm_agree"] = 0.0 if self.reason is not None else 1.0
+            verdict = replace(verdict, signals=signals)
+            if self.score is not None:
+                verdict = replace(verdict, score=round(self.score, 4))
+        if not self.rejects:
+            verdict = replace(verdict, reasons=(*verdict.reasons, *self.reasons))
+        return replace(pair, verdict=verdict)
 
 
 def agreement(proposed: str, reader: str, *, refusal: bool = False) -> ReaderCheck:
@@ -217,13 +254,14 @@ def _fuzzy(a: str, b: str) -> float:
 
 def reader_messages(passages: Sequence[str], questions: Sequence[str]) -> list[dict[str, str]]:
     """The reader's request: the passages and the numbered questions, no proposed answers."""
-    numbered = "\n".join(f"{i}. {q}" for i, q in enumerate(questions, 1))
-    user = (
-        f"{format_passages(passages)}\n\nAnswer these questions from the passages above.\n"
-        f"Questions:\n{numbered}\n\n"
-        'Reply as JSON: {"answers": [{"n": <question number>, "answer": "<short span>"}, ...]}'
-    )
-    return [{"role": "system", "content": READER_SYSTEM}, {"role": "user", "content": user}]
+    from grounded.checker.llm_read import reader_messages as passage_first
+
+    return passage_first(passage_block(passages), questions)
+
+
+def passage_block(passages: Sequence[str]) -> str:
+    """The passages as every reading request shows them (generation's tags)."""
+    return format_passages([t for t in passages if t.strip()])
 
 
 def reader_format(style: str) -> dict[str, Any] | None:
@@ -254,10 +292,14 @@ async def read_back(
     *,
     style: str = "json_schema",
     refusal: bool = False,
+    judge: bool = False,
+    threshold: float | None = None,
 ) -> ReadBack:
     """Ask the reader all `pairs`' questions in one request; one check per pair, in order.
 
     refusal: the pairs are unanswerable ones (their answer says the passages do not tell).
+    judge: also ask the model's Yes/No on each answerable pair (one short call each, after the
+    reader's, on the same passage prefix) and rescore the pair with it (see the module doc).
     Raises LLMError when the reader's call fails (the caller leaves the pairs for a rerun).
     """
     from grounded.checker import says_not_in_sources
@@ -297,7 +339,51 @@ async def read_back(
         checks.append(
             agreement(pair.answer, answers[i], refusal=refusal or says_not_in_sources(pair.answer))
         )
+    if judge:
+        for k, pair in enumerate(pairs):
+            if refusal or says_not_in_sources(pair.answer) or pair.verdict is None:
+                continue
+            odds, n = await _yes_no(llm, passages, pair)
+            calls += n
+            if odds is not None:
+                checks[k] = _judged(checks[k], pair, odds, threshold)
     return ReadBack(checks, calls)
+
+
+async def _yes_no(llm: Any, passages: Sequence[str], pair: QAPair) -> tuple[float | None, int]:
+    """The model's Yes/No log-odds on the pair (None when it failed or said neither)."""
+    from grounded.checker.llm_read import JUDGE_CALL, judge_messages, yes_log_odds
+    from grounded.errors import LLMFatalError
+
+    try:
+        reply = await llm.acomplete(
+            judge_messages(passage_block(passages), pair.question, pair.answer), **JUDGE_CALL
+        )
+    except LLMFatalError:
+        raise
+    except Exception:  # noqa: BLE001 - a failed Yes/No leaves the reader's agreement to decide
+        return None, 0
+    return yes_log_odds(reply.top_logprobs, reply.text), 1
+
+
+def _judged(check: ReaderCheck, pair: QAPair, odds: float, threshold: float | None) -> ReaderCheck:
+    """The check with the Yes/No and, where a calibration is fitted with it, the pair's new score."""
+    from grounded.checker.calibration import DEFAULT_THRESHOLD, calibration_for
+
+    assert pair.verdict is not None
+    signals = {**pair.verdict.signals, "llm_yes": odds}
+    if check.reader_answer is not None:
+        signals["llm_agree"] = 0.0 if check.reason is not None else 1.0
+    else:
+        signals["llm_agree"] = 0.5
+    model = calibration_for("qa", signals)
+    fitted = "llm_yes" in model.features
+    return replace(
+        check,
+        llm_yes=odds,
+        score=model.score(signals) if fitted else None,
+        threshold=(threshold if threshold is not None else DEFAULT_THRESHOLD) if fitted else None,
+    )
 
 
 def _short(text: str, limit: int = 80) -> str:

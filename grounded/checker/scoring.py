@@ -18,6 +18,7 @@ from grounded.checker.context import CheckResult, Context, ModelCheck, says_not_
 from grounded.checker.fit import QAFitCheck
 from grounded.checker.instructions import InstructionCheck
 from grounded.checker.judge import JudgeCheck, default_judge_cache
+from grounded.checker.llm_read import LLMReadCheck
 from grounded.checker.question import QuestionCheck
 from grounded.checker.quotes import QuoteCheck
 from grounded.checker.reader import READER, ReaderCheck
@@ -291,6 +292,8 @@ def default_checker(
     answer_types: str = "keepable",
     reader: str = "keepable",
     verifier: str = "keepable",
+    read: str | Any | None = None,
+    read_mode: str = "keepable",
     min_quote_score: float = 0.9,
 ) -> PipelineChecker:
     """The full pipeline with the documented defaults; every default can be overridden.
@@ -308,17 +311,13 @@ def default_checker(
     with the fit checks only.
     verifier: the same policies for the learned verifier (VerifierCheck, signal `ver`), in qa mode,
     when its weights ship (grounded.verifier.Verifier.available()).
+    read: an LLM that reads each pair (LLMReadCheck: its own answer to the question and a Yes/No
+    from token probabilities; signals llm_yes, llm_agree), a litellm model string or an object
+    with `complete(messages, **kw)`; its calls are cached in `judge_cache`. read_mode: the
+    policies above ("keepable" by default), in qa mode.
     """
-    llm = None
-    if judge is not None:
-        if isinstance(judge, str):
-            from grounded.llm import LLM
-
-            llm = LLM(
-                judge, cache=judge_cache if judge_cache is not None else default_judge_cache()
-            )
-        else:
-            llm = judge
+    llm = _llm(judge, judge_cache)
+    read_llm = _llm(read, judge_cache)
     return PipelineChecker(
         threshold=threshold,
         quotes=QuoteCheck(min_score=min_quote_score),
@@ -337,8 +336,22 @@ def default_checker(
             answer_types=answer_types,
             reader=reader,
             verifier=verifier,
+        )
+        + (
+            [(LLMReadCheck(read_llm), read_mode)]
+            if read_llm is not None and not answer_only
+            else []
         ),
     )
+
+
+def _llm(model: str | Any | None, cache: str | Path | None) -> Any:
+    """A model string as a cached `grounded.llm.LLM`; an object with `complete` as it is."""
+    if model is None or not isinstance(model, str):
+        return model
+    from grounded.llm import LLM
+
+    return LLM(model, cache=cache if cache is not None else default_judge_cache())
 
 
 def _model_checks(

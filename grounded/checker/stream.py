@@ -129,13 +129,18 @@ def check_batch(checker: Any, batch: Sequence[Item]) -> list[Verdict]:
 
 
 def _calls_llm(checker: Any) -> bool:
-    """True when the checker (or the pair or claim checker it wraps) has an LLM judge."""
+    """True when the checker (or the pair or claim checker it wraps) has an LLM judge or reader."""
     parts = (
         checker,
         getattr(checker, "pair_checker", None),
         getattr(checker, "claim_checker", None),
     )
-    return any(getattr(part, "judge", None) is not None for part in parts if part is not None)
+    return any(
+        getattr(part, "judge", None) is not None
+        or any(getattr(m, "llm", None) is not None for m, _ in getattr(part, "models", ()))
+        for part in parts
+        if part is not None
+    )
 
 
 def checker_pool(checker: Checker, workers: int) -> Any:

@@ -77,6 +77,18 @@ WORKERS_OPTION = click.option(
     type=click.Path(dir_okay=False),
     help="SQLite cache of judge calls (default OUT/judge-cache.sqlite).",
 )
+@click.option(
+    "--verify",
+    default="off",
+    show_default=True,
+    type=click.Choice(["off", "roundtrip"]),
+    help="roundtrip: a model reads every pair the cheap checks keep (its own answer to the question, and a Yes/No from its token probabilities, a passage's questions together) and that joins the score. Offline with the local model unless --model names another.",
+)
+@click.option(
+    "--model",
+    default=None,
+    help="litellm model that reads with --verify roundtrip (default: the local grounded-local/qwen2.5-coder-1.5b).",
+)
 @WORKERS_OPTION
 @click.option(
     "--fail-on-reject", is_flag=True, help=f"Exit {EXIT_PARTIAL} when any pair is rejected."
@@ -99,6 +111,8 @@ def check(
     judge: str | None,
     judge_mode: str,
     judge_cache: str | None,
+    verify: str,
+    model: str | None,
     workers: int,
     fail_on_reject: bool,
     long_answers: bool,
@@ -110,6 +124,15 @@ def check(
         options["threshold"] = threshold
     if judge:
         options["judge"] = judge
+    if verify == "roundtrip":
+        from grounded.llm import DEFAULT_LOCAL_MODEL
+
+        options["read"] = model or DEFAULT_LOCAL_MODEL
+    elif model:
+        raise click.UsageError(
+            "--model names the model that reads: it goes with --verify roundtrip"
+        )
+    if judge or verify != "off":
         options["judge_cache"] = judge_cache or str(out / "judge-cache.sqlite")
     from grounded.checkfile import check_qa_file
     from grounded.claims import long_answer_checker
@@ -130,7 +153,12 @@ def check(
             click.echo("rejection reasons: " + ", ".join(f"{k} ({v})" for k, v in top))
         ran = {k: v for k, v in summary.model_signals.items() if v}
         if ran:
-            names = {"sem": "MiniLM similarity", "ver": "learned verifier", "judge": "LLM judge"}
+            names = {
+                "sem": "MiniLM similarity",
+                "ver": "learned verifier",
+                "judge": "LLM judge",
+                "llm_yes": "LLM reader",
+            }
             click.echo("read by: " + ", ".join(f"{names[k]} ({v} pairs)" for k, v in ran.items()))
         click.echo(f"wrote {summary.files['qa']} and {summary.files['rejected']}")
         unchecked = summary.rejected_by_reason.get("no_sources", 0)
