@@ -136,9 +136,9 @@ def test_a_failed_yes_no_keeps_the_pair_with_a_reason() -> None:
 
 def test_check_verify_roundtrip_reads_with_the_named_model(tmp_path: Path) -> None:
     """`grounded check --verify roundtrip --model M` reads every keepable pair through M (cached)."""
+    import litellm
     from litellm import CustomLLM, ModelResponse
 
-    import litellm
     from grounded.cli import main
 
     seen: list[dict[str, Any]] = []
