@@ -173,7 +173,9 @@ def run(
         for ingested in ingest.run([Path(p) for p in paths], stats):
             summary.ingest = ingested.to_dict()
 
-        say(f"[2/4] generate {n} pairs with {model or 'the local SmolLM2 model'} and check them")
+        say(
+            f"[2/4] generate {n} pairs with {model or 'the local Qwen2.5-Coder-1.5B model'} and check them"
+        )
         generate = GenerateStage(
             checker=res.checker,
             executor=res.executor,
@@ -312,14 +314,15 @@ def distinct_errors(errors: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def local_model_notice(model: str, kept: int, candidates: int) -> str:
-    """One plain line: what the bundled model kept, and the command for a capable model."""
-    name = (
-        "the bundled SmolLM2-135M model"
-        if model == DEFAULT_LOCAL_MODEL
-        else f"the local model {model}"
-    )
+    """One plain line: what the local model kept, and the command for a hosted model."""
+    if model == DEFAULT_LOCAL_MODEL:
+        name, advice = "the local Qwen2.5-Coder-1.5B model", "for more pairs an hour"
+    elif model.endswith("/smollm2"):
+        name, advice = "the tiny SmolLM2-135M model", "for a real dataset"
+    else:
+        name, advice = f"the local model {model}", "for more pairs an hour"
     return (
-        f"{name}: {kept} of {candidates} candidates kept; for a real dataset use a capable model: "
+        f"{name}: {kept} of {candidates} candidates kept; {advice} use a hosted model: "
         "grounded run DOCS --out OUT --model openai/gpt-4o-mini "
         "(or ollama/llama3.1, or --api-base for a llama.cpp/vLLM server)"
     )

@@ -43,7 +43,7 @@ GENERATION_OPTIONS: list[Callable[[F], F]] = [
     click.option(
         "--model",
         default=None,
-        help="litellm model string (default: $GROUNDED_MODEL, a hosted model if its API key is set, else local SmolLM2).",
+        help="litellm model string (default: $GROUNDED_MODEL, a hosted model if its API key is set, else the local Qwen2.5-Coder-1.5B).",
     ),
     click.option(
         "--prompt",
