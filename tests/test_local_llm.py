@@ -57,7 +57,7 @@ def check_rows(out) -> tuple[list[dict], list[dict]]:
         for ev in p["evidence"]:
             assert texts[ev["doc_id"]][ev["start"] : ev["end"]] == ev["text"]
     for r in rejected:
-        assert r["reasons"] and r["stage"] in ("generate", "check")
+        assert r["reasons"] and r["stage"] in ("generate", "check", "verify")
     return kept, rejected
 
 
@@ -235,3 +235,33 @@ def test_generate_through_llama_cpp_openai_compatible_server(tmp_path):
             server.kill()
             server.wait()
         log.close()
+
+
+@needs_smollm2
+def test_each_kind_of_request_keeps_its_own_evaluated_prefix():
+    """Generation and reading alternate on one passage: each system message gets its own
+    context, so a later request of either kind evaluates only what its prefix lacks."""
+    from grounded.local_llm import LocalLLM
+
+    llm = LocalLLM(n_threads=1)
+    params = {"max_tokens": 2, "temperature": 0.0}
+
+    def ask(system: str, question: str) -> dict:
+        messages = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": f"{PASSAGE}\n\n{question}"},
+        ]
+        llm.chat("smollm2", messages, params)
+        return llm.request({"op": "stats"})
+
+    try:
+        ask("You write quiz questions.", "Write one question.")
+        ask("You answer questions.", "Who built the lighthouse?")
+        before = ask("You write quiz questions.", "Write one question.")
+        after = ask("You answer questions.", "How tall is the tower?")
+    finally:
+        llm.close()
+    asked = after["prompt_tokens"] - before["prompt_tokens"]
+    evaluated = after["prompt_evaluated"] - before["prompt_evaluated"]
+    assert 0 < evaluated < asked / 3  # the system message and the passage were not evaluated again
+    assert before["prompt_evaluated"] < before["prompt_tokens"]
