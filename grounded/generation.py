@@ -29,15 +29,16 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from grounded import offline
-from grounded.align import align
+from grounded.align import align, normalise
 from grounded.errors import ConfigError, LLMError, LLMFatalError
 from grounded.jsonl import JsonlWriter, read_jsonl
 from grounded.llm import (
     LLM,
     Completion,
+    _litellm,
     count_message_tokens,
     default_model,
     is_local,
@@ -46,10 +47,11 @@ from grounded.llm import (
 from grounded.prompting import ParsedReply, Prompt, ReplyPair, load_prompt, parse_reply
 from grounded.seeds import partners, seed_order
 from grounded.stages import Candidate, CheckStage, Rejected
-from grounded.text import split_sentences
+from grounded.text import content, sentence_spans, split_sentences, tokens_of
 from grounded.types import Chunk, Evidence, Provenance, QAPair, Reason, Rejection, count_reasons
 
 Sink = Callable[[QAPair | Rejected], None]
+R = TypeVar("R")
 # One reply's rows, keyed: kept pairs, rejections.
 Rows = tuple[list[tuple[str, QAPair]], list[tuple[str, Rejection]]]
 
@@ -327,11 +329,16 @@ def generate(
             sink=sink,
         )
         try:
+            # The first LLM call's setup and the checker's model loads hold the GIL for long
+            # stretches that no thread can slice: done here, before any reply is waited for.
+            warm_llm(model)
+            if check is not None:
+                check.warm()
             asyncio.run(run.execute(planner, first, progress=progress, max_rounds=max_rounds))
         finally:
-            run.close()
             if check is not None:
-                check.close()
+                check.close()  # first: a row write in the check thread finishes before the files close
+            run.close()
             if llm.cache is not None:
                 llm.cache.close()
         stats = llm.stats
@@ -386,6 +393,21 @@ def _with_judge(checker: Any, llm: LLM) -> Any:
     judged = copy.copy(checker)  # the caller's checker stays as it was
     judged.judge = JudgeCheck(llm)
     return judged
+
+
+def warm_llm(model: str) -> None:
+    """litellm's first call spends about 0.7 s of CPU on lazy imports and setup: spend it on a
+    mock reply in an event loop of its own, so the run's loop never does."""
+    litellm = _litellm()
+    messages = [{"role": "user", "content": "warm-up"}]
+    try:
+        asyncio.run(
+            litellm.acompletion(
+                model=model, messages=messages, mock_response="ok", **{"no-log": True}
+            )
+        )
+    except Exception:  # noqa: BLE001, S110 - only a warm-up: the first real call does the rest
+        pass
 
 
 def _default_checker() -> Any:
@@ -615,7 +637,7 @@ class _Run:
         if before is not None:
             await before.wait()
         for kept, rejected in rows:
-            self._emit(kept, rejected)
+            await self._off_loop(self._write, *self._emit(kept, rejected))
         done.set()
         return answered
 
@@ -675,7 +697,7 @@ class _Run:
         """The call, and one repair request for what its reply lacked; usable pairs are kept."""
         messages = self._messages(task, attempt)
         first = await self.llm.acomplete(messages, response_format=self._format(task, task.n))
-        parsed = parse_reply(first.text)
+        parsed = await self._off_loop(parse_reply, first.text)
         # Pairs beyond those asked for are candidates too: the cap on n applies when writing.
         reply = _Reply([first], list(parsed.pairs), list(parsed.dropped), parsed.error, first.text)
         missing = task.n - len(reply.pairs)
@@ -687,7 +709,7 @@ class _Run:
             {"role": "user", "content": _repair_request(parsed, missing, have=len(reply.pairs))},
         ]
         second = await self.llm.acomplete(repair, response_format=self._format(task, missing))
-        again = parse_reply(second.text)
+        again = await self._off_loop(parse_reply, second.text)
         reply.completions.append(second)
         reply.pairs += again.pairs
         reply.dropped += again.dropped
@@ -699,23 +721,10 @@ class _Run:
     async def _record(self, task: Task, reply: _Reply) -> Rows:
         """Turn a reply into rows, each carrying its share of the call's cost, to write."""
         call_id = reply.completions[0].call_id
-        rows = len(reply.pairs) + len(reply.dropped) or 1
-        prov = [self._provenance(reply.completions, i, rows) for i in range(rows)]
-        self.call_costs[call_id] = prov[0].call_cost
         self.summary.candidates += len(reply.pairs) + len(reply.dropped)
         self.asked += task.n
-        # Generation: candidates with evidence located in the passages, or rejections of its own.
-        slots: list[tuple[str, QAPair | Rejection] | None] = []
-        candidates: list[Candidate] = []
-        for i, reply_pair in enumerate(reply.pairs):
-            pair, problems = self._pair(reply_pair, task, prov[i])
-            if problems:
-                slots.append(
-                    (pair.id, Rejection("generate", tuple(problems), pair=pair, provenance=prov[i]))
-                )
-                continue
-            slots.append(None)
-            candidates.append(Candidate(pair, task.chunks))
+        prov, slots, candidates = await self._off_loop(self._candidates, task, reply)
+        self.call_costs[call_id] = prov[0].call_cost
         # The check stage: a verdict per candidate (in a worker when the executor has them).
         checked = iter(await self._check(candidates))
         kept: list[tuple[str, QAPair]] = []
@@ -743,6 +752,34 @@ class _Run:
             rejected.append((_reply_key(call_id, reply.raw), rej))
         kept = await self._verify(task, kept, rejected)
         return kept, rejected
+
+    def _candidates(
+        self, task: Task, reply: _Reply
+    ) -> tuple[list[Provenance], list[tuple[str, QAPair | Rejection] | None], list[Candidate]]:
+        """A reply's provenance per row, and its pairs with evidence located in the passages:
+        candidates, or rejections of generation's own (a slot per pair, None for a candidate)."""
+        rows = len(reply.pairs) + len(reply.dropped) or 1
+        prov = [self._provenance(reply.completions, i, rows) for i in range(rows)]
+        slots: list[tuple[str, QAPair | Rejection] | None] = []
+        candidates: list[Candidate] = []
+        for i, reply_pair in enumerate(reply.pairs):
+            pair, problems = self._pair(reply_pair, task, prov[i])
+            if problems:
+                slots.append(
+                    (pair.id, Rejection("generate", tuple(problems), pair=pair, provenance=prov[i]))
+                )
+                continue
+            slots.append(None)
+            candidates.append(Candidate(pair, task.chunks))
+        return prov, slots, candidates
+
+    async def _off_loop(self, fn: Callable[..., R], *args: Any) -> R:
+        """`fn(*args)` in the check stage's one thread, behind the checks asked for before it:
+        the loop keeps reading and caching replies while a reply is parsed, its quotes located
+        and its rows written (a run without a check stage has no thread to compete with)."""
+        if self.check is None:
+            return fn(*args)
+        return await self.check.in_thread(fn, *args)
 
     async def _check(self, candidates: Sequence[Candidate]) -> list[QAPair | Rejection]:
         """The check stage's results for one call's candidates (all kept when nothing checks)."""
@@ -816,6 +853,20 @@ class _Run:
         metadata: dict[str, Any] = {"task": task.number}
         if dropped:
             metadata["dropped_quotes"] = dropped
+        if (
+            evidence
+            and answer
+            and kind != "unanswerable"
+            and not any(holds(e.text, answer) for e in evidence)
+        ):
+            # Small models often quote another sentence than the one that holds their answer:
+            # when the answer is a span of a passage, its sentence is the evidence (a located
+            # one, not a quote); quotes of other passages stay (a multi-hop pair's other hop).
+            located = locate_answer(answer, question, task.chunks)
+            if located is not None:
+                metadata["evidence_source"] = "located"
+                metadata["model_quotes"] = list(rp.all_quotes)
+                evidence = [located, *(e for e in evidence if e.chunk_id != located.chunk_id)]
         pair = QAPair(
             id=QAPair.make_id(question, answer, *chunk_ids),
             question=question,
@@ -869,9 +920,11 @@ class _Run:
             language=self.language,
         )
 
-    def _emit(self, kept: list[tuple[str, QAPair]], rejected: list[tuple[str, Rejection]]) -> None:
-        """Write what is new; count each result once per run; never keep more than requested."""
-        new_rej = []
+    def _emit(
+        self, kept: list[tuple[str, QAPair]], rejected: list[tuple[str, Rejection]]
+    ) -> tuple[list[Rejection], list[QAPair]]:
+        """Count each result once per run; what is new to write (never more kept than requested)."""
+        new_rej: list[Rejection] = []
         for key, rej in rejected:
             if self._seen_in_run(key):
                 continue
@@ -879,10 +932,10 @@ class _Run:
             self.reasons.update(count_reasons([rej]))
             if key not in self.written.keys:
                 self.written.keys.add(key)
-                new_rej.append(rej.to_dict())
+                new_rej.append(rej)
                 if self.sink is not None:
                     self.sink(rej)
-        new_kept = []
+        new_kept: list[QAPair] = []
         for key, pair in kept:
             if self._seen_in_run(key):
                 continue
@@ -896,17 +949,21 @@ class _Run:
                 continue
             self.written.keys.add(key)
             self.written.kept.add(key)
-            new_kept.append(pair.to_dict())
+            new_kept.append(pair)
             if self.sink is not None:
                 self.sink(pair)
             if self._bar is not None and self._bar.n < self._bar.total:
                 self._bar.update(1)
         self.summary.written += len(new_kept) + len(new_rej)
-        # Rejections first: a kill between the two writes then loses no kept pair's accounting.
-        for writer, batch in ((self.rejected, new_rej), (self.qa, new_kept)):
+        return new_rej, new_kept
+
+    def _write(self, rejected: Sequence[Rejection], kept: Sequence[QAPair]) -> None:
+        """Append rows to the files, rejections first: a kill between the two writes then loses
+        no kept pair's accounting."""
+        for writer, batch in ((self.rejected, rejected), (self.qa, kept)):
             if batch:
                 for row in batch:
-                    writer.write(row)
+                    writer.write(row.to_dict())
                 self._flush(writer)
 
     def _seen_in_run(self, key: str) -> bool:
@@ -963,6 +1020,55 @@ def locate(
         score=round(score, 4),
         quote=quote,
     )
+
+
+def holds(text: str, answer: str) -> bool:
+    """True when `answer` is in `text` as whole words, case, whitespace and typography aside."""
+    return bool(_spans_of(answer, text))
+
+
+def locate_answer(answer: str, question: str, chunks: Sequence[Chunk]) -> Evidence | None:
+    """The sentence that holds `answer` where the answer is a span of a passage (case and
+    whitespace aside), as Evidence in document offsets; among several, the sentence sharing most
+    content words with the question (the first on a tie). None when no passage holds the
+    answer: evidence is never invented."""
+    asked = {t.stem for t in content(tokens_of(question))}
+    best: tuple[int, Chunk, int, int] | None = None
+    for c in chunks:
+        spans = sentence_spans(c.text)
+        for a, b in _spans_of(answer, c.text):
+            # the sentences the answer lies in (one, unless the splitter cut through it)
+            start = next((s for s, e in spans if s <= a < e), a)
+            end = next((e for s, e in spans if s < b <= e), b)
+            shared = len(asked & {t.stem for t in content(tokens_of(c.text[start:end]))})
+            if best is None or shared > best[0]:
+                best = (shared, c, start, end)
+    if best is None:
+        return None
+    _, c, start, end = best
+    return Evidence(
+        doc_id=c.doc_id,
+        chunk_id=c.id,
+        start=c.start + start,
+        end=c.start + end,
+        text=c.text[start:end],
+        score=1.0,
+    )
+
+
+def _spans_of(needle: str, text: str) -> list[tuple[int, int]]:
+    """(start, end) in `text` of each whole-word occurrence of `needle`, compared normalised."""
+    nn, _ = normalise(needle)
+    nn = nn.strip()
+    if not nn:
+        return []
+    nt, idx = normalise(text)
+    pattern = re.compile(
+        (r"(?<!\w)" if nn[0].isalnum() else "")
+        + re.escape(nn)
+        + (r"(?!\w)" if nn[-1].isalnum() else "")
+    )
+    return [(idx[m.start()], idx[m.end() - 1] + 1) for m in pattern.finditer(nt)]
 
 
 def sentences(text: str, *, min_words: int = 4, max_chars: int = 400) -> list[str]:

@@ -315,7 +315,7 @@ class CheckStage:
             fut = self.executor.submit(check_batch, self._target(), items)
             verdicts = list(await asyncio.wrap_future(fut))
         elif getattr(self.checker, "judge", None) is None:
-            verdicts = await self._in_thread(check_batch, self.checker, items)
+            verdicts = await self.in_thread(check_batch, self.checker, items)
         elif hasattr(self.checker, "_scored"):
             verdicts = await self._judged(items)
         else:  # another checker's own acheck
@@ -327,17 +327,41 @@ class CheckStage:
         LLM calls awaited on the loop (which holds their cache and limits), as its `acheck` does."""
         checker = self.checker
         verdicts = []
-        for ctx, (reasons, signals, score) in await self._in_thread(checker._scored, items):
+        for ctx, (reasons, signals, score) in await self.in_thread(checker._scored, items):
             judged = await checker.judge.arun(ctx) if checker._wants_judge(score) else None
             verdicts.append(checker._finish(ctx, reasons, signals, score, judged=judged))
         return verdicts
 
-    def _in_thread(self, fn: Callable[..., R], *args: Any) -> asyncio.Future[R]:
-        """`fn(*args)` in the check thread. One thread: checks run one at a time in the order
-        they were asked for, so the checker's models and caches are never shared between threads."""
+    def in_thread(self, fn: Callable[..., R], *args: Any) -> asyncio.Future[R]:
+        """`fn(*args)` in the check thread. One thread: checks (and the generation's per-reply
+        work, which queues here too) run one at a time in the order they were asked for, so the
+        checker's models and caches are never shared between threads."""
         if self._thread is None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="grounded-check")
         return asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    def warm(self) -> None:
+        """Load the built-in checker's models now, before the event loop waits on replies: a
+        model's first load holds the GIL for stretches of up to a quarter second that the check
+        thread cannot slice (another checker, or one whose checks call an LLM, loads as it goes)."""
+        from grounded.checker.context import Context
+        from grounded.checker.scoring import PipelineChecker
+        from grounded.checker.stream import _calls_llm
+
+        checker = self.checker
+        if self.remote or not isinstance(checker, PipelineChecker) or _calls_llm(checker):
+            return
+        items = _warm_up_items()
+        checker.check_many(items)
+        # Model checks that run on some pairs only (borderline, keepable) load whatever the sample.
+        ctxs = [Context(p, s, answer_only=checker.answer_only) for p, s in items]
+        for model, _ in checker.models:
+            try:
+                model.prefetch(ctxs)
+                for ctx in ctxs:
+                    model.run(ctx)
+            except Exception:  # noqa: BLE001, S112 - a model that cannot load fails where it is needed
+                continue
 
     def close(self) -> None:
         """Stop the check thread (after the check it is running, if any)."""
@@ -360,6 +384,28 @@ class CheckStage:
                 continue
             # counted where the stream ends (`collect`), like every other drop
             yield Rejection("check", tuple(verdict.reasons), pair=pair, provenance=pair.provenance)
+
+
+def _warm_up_items() -> list[tuple[QAPair, Sequence[Chunk]]]:
+    """A pair and its passage that run every part of the built-in checker (`CheckStage.warm`)."""
+    from grounded.types import Evidence
+
+    text = (
+        "The old bridge at Kelso has five arches. "
+        "It was rebuilt in 1754 by Scottish masons after a flood."
+    )
+    chunk = Chunk(id="warm-up", doc_id="warm-up", text=text, start=0, end=len(text))
+    start = text.index("It was")
+    evidence = Evidence("warm-up", "warm-up", start, len(text), text[start:], 1.0)
+    pair = QAPair(
+        id="warm-up",
+        question="When was the bridge at Kelso rebuilt?",
+        answer="1754",
+        evidence=(evidence,),
+        doc_ids=("warm-up",),
+        chunk_ids=("warm-up",),
+    )
+    return [(pair, [chunk])]
 
 
 def _items(batch: Sequence[Candidate]) -> list[tuple[QAPair, Sequence[Chunk]]]:
