@@ -6,8 +6,8 @@ The oracle corpus: held-out SQuAD articles, and a perfect generator on loopback 
 OpenAI-compatible server, tests/fault_server.py, that answers each call with the human SQuAD
 pairs of the passages shown; in a process of its own, as a real server is, so its work never
 competes with the run's for the GIL). The real run (default checker, `--embedder fast`) goes on as usual
-while a probe task on the event loop sleeps 5 ms at a time and records how late it wakes: the
-lag is how long the loop could read no socket and cache no reply. Each mode runs in a fresh
+while a probe task on the run's event loop sleeps 5 ms at a time and records how late it wakes:
+the lag is how long the loop could read no socket and cache no reply. Each mode runs in a fresh
 process (so each pays the checker's first load and litellm's first call):
 
     sync      the first path: each call's candidates checked on the event loop
@@ -16,8 +16,9 @@ process (so each pays the checker's first load and litellm's first call):
     off-loop  the default: that per-reply work in the check thread too, and the checker's models
               and litellm's first-call setup loaded before the loop starts
 
-Prints, per mode, the longest block and the total blocked time (wake-ups later than 1 ms), and
-the kept pairs, which must be the same.
+Prints, per mode, the longest block and the total blocked time (wake-ups later than 1 ms), the
+longest single callback on the loop (what asyncio's debug mode calls slow: a block is longer when
+several replies are handled in one turn of the loop), and the kept pairs, which must be the same.
 """
 
 from __future__ import annotations
@@ -75,21 +76,47 @@ def oracle(pairs: list[dict[str, str]]) -> Any:
     return answer
 
 
-class LagPolicy(asyncio.DefaultEventLoopPolicy):
-    """Every new event loop starts with a probe task that records how late it wakes."""
+LAGS: list[float] = []
 
-    lags: list[float] = []
 
-    def new_event_loop(self) -> asyncio.AbstractEventLoop:
-        loop = super().new_event_loop()
-        loop.call_soon(lambda: loop.create_task(self._probe()))
-        return loop
+async def probe() -> None:
+    """Sleep 5 ms at a time and record how late each wake-up is."""
+    while True:
+        start = time.perf_counter()
+        await asyncio.sleep(TICK)
+        LAGS.append(time.perf_counter() - start - TICK)
 
-    async def _probe(self) -> None:
-        while True:
-            start = time.perf_counter()
-            await asyncio.sleep(TICK)
-            self.lags.append(time.perf_counter() - start - TICK)
+
+def time_callbacks() -> list[float]:
+    """Time every callback the event loops run (what asyncio's debug mode reports as slow)."""
+    durations: list[float] = []
+    run = asyncio.events.Handle._run
+
+    def timed(self: asyncio.events.Handle) -> None:
+        start = time.perf_counter()
+        try:
+            run(self)
+        finally:
+            if LAGS:  # while a run's probe is on
+                durations.append(time.perf_counter() - start)
+
+    asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+    return durations
+
+
+def probe_runs(generation: Any) -> None:
+    """Run the probe on the loop of each generate run while its calls run (not on a loop of
+    its own, such as litellm's warm-up's, where no reply is waited for)."""
+    execute = generation._Run.execute
+
+    async def probed(self: Any, *args: Any, **kw: Any) -> Any:
+        task = asyncio.ensure_future(probe())
+        try:
+            return await execute(self, *args, **kw)
+        finally:
+            task.cancel()
+
+    generation._Run.execute = probed
 
 
 def serve(folder: Path, articles: int) -> None:
@@ -123,7 +150,8 @@ def run_mode(mode: str, articles: int, n: int) -> dict[str, Any]:
             return fut
 
         CheckStage.in_thread = inline  # type: ignore[method-assign]
-    asyncio.set_event_loop_policy(LagPolicy())
+    probe_runs(generation)
+    callbacks = time_callbacks()
     with tempfile.TemporaryDirectory() as tmp:
         docs = Path(tmp) / "docs"
         docs.mkdir()
@@ -152,11 +180,12 @@ def run_mode(mode: str, articles: int, n: int) -> dict[str, Any]:
             json.loads(line)["question"]
             for line in (Path(tmp) / "out" / "qa.jsonl").read_text().splitlines()
         ]
-    lags = LagPolicy.lags
+    lags = LAGS
     return {
         "mode": mode,
         "max_block_ms": round(1000 * max(lags, default=0.0), 1),
         "total_block_ms": round(1000 * sum(x for x in lags if x > COUNTED), 1),
+        "max_callback_ms": round(1000 * max(callbacks, default=0.0), 1),
         "ticks": len(lags),
         "llm_calls": summary.llm_calls,
         "kept": len(kept),
@@ -188,10 +217,14 @@ def main() -> None:
             text=True,
         )
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f"{'mode':<10}{'longest block':>15}{'total blocked':>15}{'calls':>7}{'kept':>6}{'s':>7}")
+    print(
+        f"{'mode':<10}{'longest block':>15}{'total blocked':>15}{'longest callback':>18}"
+        f"{'calls':>7}{'kept':>6}{'s':>7}"
+    )
     for r in results:
         print(
             f"{r['mode']:<10}{r['max_block_ms']:>12.1f} ms{r['total_block_ms']:>12.1f} ms"
+            f"{r['max_callback_ms']:>15.1f} ms"
             f"{r['llm_calls']:>7}{r['kept']:>6}{r['seconds']:>7}"
         )
     same = all(r["kept_questions"] == results[0]["kept_questions"] for r in results)

@@ -399,13 +399,19 @@ def warm_llm(model: str) -> None:
     """litellm's first call spends about 0.7 s of CPU on lazy imports and setup: spend it on a
     mock reply in an event loop of its own, so the run's loop never does."""
     litellm = _litellm()
-    messages = [{"role": "user", "content": "warm-up"}]
-    try:
-        asyncio.run(
-            litellm.acompletion(
-                model=model, messages=messages, mock_response="ok", **{"no-log": True}
-            )
+
+    async def once() -> None:
+        messages = [{"role": "user", "content": "warm-up"}]
+        await litellm.acompletion(
+            model=model, messages=messages, mock_response="ok", **{"no-log": True}
         )
+        # Its logging task runs here, not carried over to the run's loop.
+        from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+
+        await asyncio.wait_for(GLOBAL_LOGGING_WORKER.flush(), timeout=5.0)
+
+    try:
+        asyncio.run(once())
     except Exception:  # noqa: BLE001, S110 - only a warm-up: the first real call does the rest
         pass
 
