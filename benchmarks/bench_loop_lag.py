@@ -77,6 +77,7 @@ def oracle(pairs: list[dict[str, str]]) -> Any:
 
 
 LAGS: list[float] = []
+PROBING: list[bool] = []  # non-empty while a run's probe is on
 
 
 async def probe() -> None:
@@ -97,7 +98,7 @@ def time_callbacks() -> list[float]:
         try:
             run(self)
         finally:
-            if LAGS:  # while a run's probe is on
+            if PROBING:
                 durations.append(time.perf_counter() - start)
 
     asyncio.events.Handle._run = timed  # type: ignore[method-assign]
@@ -111,9 +112,11 @@ def probe_runs(generation: Any) -> None:
 
     async def probed(self: Any, *args: Any, **kw: Any) -> Any:
         task = asyncio.ensure_future(probe())
+        PROBING.append(True)
         try:
             return await execute(self, *args, **kw)
         finally:
+            PROBING.clear()
             task.cancel()
 
     generation._Run.execute = probed
