@@ -412,6 +412,25 @@ def warm_llm(model: str) -> None:
 
     try:
         asyncio.run(once())
+        # What the first real reply does lazily besides: litellm's service logger, and the
+        # OpenAI SDK's response models (the route of OpenAI-compatible servers) built once.
+        import litellm._service_logger  # noqa: F401
+        from openai.types.chat import ChatCompletion
+
+        ChatCompletion.construct(
+            id="warm-up",
+            object="chat.completion",
+            created=0,
+            model=model,
+            choices=[
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "ok"},
+                    "finish_reason": "stop",
+                }
+            ],
+            usage={"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        )
     except Exception:  # noqa: BLE001, S110 - only a warm-up: the first real call does the rest
         pass
 
