@@ -42,8 +42,27 @@ CAL = ROOT / "grounded" / "checker" / "calibration.json"
 LLM_FEATURES = ("llm_yes", "llm_agree")
 
 
-def spread(items: list, n: int) -> list:
-    return items if not n or n >= len(items) else [items[i * len(items) // n] for i in range(n)]
+def spread(items: list[Example], n: int) -> list[Example]:
+    """About `n` examples spread evenly over the set, taken a passage at a time (up to `n / 10`
+    or 6 from each, whichever is more): a passage's examples stay together, as a run reads them,
+    so its prefix is evaluated once."""
+    if not n or n >= len(items):
+        return items
+    groups: dict[tuple[str, ...], list[Example]] = {}
+    for e in items:
+        groups.setdefault(e.contexts, []).append(e)
+    cap = max(6, n // 10, -(-n // len(groups)))
+    chosen = list(groups.values())
+    mean = sum(min(len(g), cap) for g in chosen) / len(chosen)
+    k = min(len(chosen), -(-n // max(1, int(mean))))
+    out: list[Example] = []
+    for i in range(k):
+        g = chosen[i * len(chosen) // k]
+        take = min(len(g), cap, n - len(out))
+        out.extend(g[j * len(g) // take] for j in range(take))
+        if len(out) >= n:
+            break
+    return out
 
 
 def quiz_design(part: str, n: int) -> list[Example]:
@@ -70,12 +89,15 @@ def squad(part: str, n: int) -> list[Example]:
     import verifier as T
 
     path = BENCH / "squad" / "dev-v1.1-part-a.json"
-    keep = {str(qa.get("id")) for _, _, qa in T.squad_half(path, part=part, limit=max(1, n // 2))}
-    return [
-        e
-        for e in read_examples(path, "squad", negatives="same-paragraph")
-        if e.id.split("-")[1] in keep
-    ]
+    keep = {str(qa.get("id")) for _, _, qa in T.squad_half(path, part=part)}
+    return spread(
+        [
+            e
+            for e in read_examples(path, "squad", negatives="same-paragraph")
+            if e.id.split("-")[1] in keep
+        ],
+        n,
+    )
 
 
 def generated(part: str, n: int) -> list[Example]:
@@ -144,6 +166,9 @@ def main() -> int:
     ap.add_argument("--part", choices=("fit", "held-out"), default="fit")
     ap.add_argument("--per-set", type=int, default=80)
     ap.add_argument("--sets", default=",".join(SETS))
+    ap.add_argument(
+        "--sizes", default="", help="per-set sizes overriding --per-set, e.g. squad=40,halueval=20"
+    )
     ap.add_argument("--model", default="grounded-local/qwen2.5-coder-1.5b")
     ap.add_argument(
         "--cache", type=Path, default=Path.home() / ".cache" / "grounded-bench" / "llm_read.sqlite"
@@ -163,8 +188,9 @@ def main() -> int:
     thr = DEFAULT_THRESHOLDS["qa"]
     rows: list[tuple[list[float], int]] = []
     per_set: dict[str, list[tuple[Example, object, object]]] = {}
+    sizes = {k: int(v) for k, v in (kv.split("=") for kv in args.sizes.split(",") if kv)}
     for name in args.sets.split(","):
-        examples = SETS[name](args.part, args.per_set)
+        examples = SETS[name](args.part, sizes.get(name, args.per_set))
         items = [example_pair(e) for e in examples]
         started, calls = time.perf_counter(), llm.stats.calls
         base = hand.check_many(items)
