@@ -343,19 +343,21 @@ class CheckStage:
     def warm(self) -> None:
         """Load the built-in checker's models now, before the event loop waits on replies: a
         model's first load holds the GIL for stretches of up to a quarter second that the check
-        thread cannot slice (another checker, or one whose checks call an LLM, loads as it goes)."""
+        thread cannot slice (another checker loads as it goes; an LLM judge or reader is not
+        called)."""
         from grounded.checker.context import Context
         from grounded.checker.scoring import PipelineChecker
-        from grounded.checker.stream import _calls_llm
 
         checker = self.checker
-        if self.remote or not isinstance(checker, PipelineChecker) or _calls_llm(checker):
+        if self.remote or not isinstance(checker, PipelineChecker):
             return
-        items = _warm_up_items()
-        checker.check_many(items)
-        # Model checks that run on some pairs only (borderline, keepable) load whatever the sample.
-        ctxs = [Context(p, s, answer_only=checker.answer_only) for p, s in items]
+        ctxs = [Context(p, s, answer_only=checker.answer_only) for p, s in _warm_up_items()]
+        for ctx in ctxs:
+            checker._lexical(ctx)
+        # Every model check, whatever its policy would pick, unless it calls an LLM.
         for model, _ in checker.models:
+            if getattr(model, "llm", None) is not None:
+                continue
             try:
                 model.prefetch(ctxs)
                 for ctx in ctxs:

@@ -143,3 +143,46 @@ def test_the_default_checker_keeps_a_pair_it_rejects_against_the_models_quote(tm
     kept, rejected = run(tmp_path / "located", pair, checker=checker)
     assert not rejected and kept[0]["metadata"]["evidence_source"] == "located"
     assert quoted[0]["id"] == kept[0]["id"]  # the same pair, whichever evidence
+
+
+def test_a_multi_hop_pair_keeps_its_quote_of_the_other_passage(tmp_path):
+    first = "The Kelso bridge crosses the Tweed. Its arches were built of red sandstone."
+    second = "The Tweed bridge at Kelso was designed by John Rennie. It opened in 1803."
+    model = register_fake(
+        FakeLLM(
+            [
+                json.dumps(
+                    {
+                        "pairs": [
+                            {
+                                "quotes": [
+                                    "The Kelso bridge crosses the Tweed.",
+                                    "The Tweed bridge at Kelso was designed by John Rennie.",
+                                ],
+                                "answer": "1803",
+                                "question": "When did the bridge over the Tweed at Kelso open?",
+                            }
+                        ]
+                    }
+                )
+            ],
+            responder=None,
+        )
+    )
+    generate(
+        index=FakeIndex.from_texts({"a": [first], "b": [second]}),
+        out=tmp_path,
+        n=1,
+        pairs_per_call=1,
+        model=model,
+        prompt="multi_hop",
+        checker=FakeChecker(),
+        max_calls=1,
+        retry_invalid=False,
+    )
+    (pair,) = read_jsonl(tmp_path / "qa.jsonl")
+    assert [e["text"] for e in pair["evidence"]] == [
+        "It opened in 1803.",
+        "The Kelso bridge crosses the Tweed.",
+    ]
+    assert pair["metadata"]["evidence_source"] == "located"
