@@ -325,11 +325,11 @@ def test_a_run_with_the_local_model_says_how_few_it_kept_and_what_to_use(tmp_pat
     notice = data["notice"]
     assert notice.startswith(f"the local model {local_fake}: {data['kept']} of ")
     assert (
-        "for a real dataset use a capable model: grounded run DOCS --out OUT --model openai/gpt-4o-mini"
+        "for more pairs an hour use a hosted model: grounded run DOCS --out OUT --model openai/gpt-4o-mini"
         in notice
     )
     assert notice in result.stdout
-    assert "for a real dataset use a capable model" in (out / "report.html").read_text()
+    assert "for more pairs an hour use a hosted model" in (out / "report.html").read_text()
 
 
 def test_a_hosted_model_run_carries_no_local_model_notice(tmp_path, server):
