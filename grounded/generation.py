@@ -847,11 +847,12 @@ class _Run:
         out = []
         for (key, pair), found in zip(kept, result.checks, strict=True):
             pair = found.apply(pair)
-            if found.rejects and found.reason is not None:
+            if found.rejects and found.reasons:
+                # the reader's reason, the model's No and the score below the threshold
                 rejected.append(
                     (
                         key,
-                        Rejection("verify", (found.reason,), pair=pair, provenance=pair.provenance),
+                        Rejection("verify", found.reasons, pair=pair, provenance=pair.provenance),
                     )
                 )
                 continue

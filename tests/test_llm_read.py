@@ -205,3 +205,14 @@ def test_check_verify_roundtrip_reads_with_the_named_model(tmp_path: Path) -> No
     assert len(seen) == calls  # the second run read from the cache
     bad = CliRunner().invoke(main, ["check", str(rows), "--out", str(out), "--model", "x/y"])
     assert bad.exit_code != 0 and "--verify roundtrip" in bad.output
+
+
+def test_a_reading_below_the_threshold_rejects_with_every_reason() -> None:
+    """The reader agreed, but the model's No brought the score under the threshold."""
+    from grounded.verify import ReaderCheck
+
+    check = ReaderCheck("John Pike", 1.0, None, llm_yes=-4.0, score=0.2, threshold=0.37)
+    assert check.rejects
+    assert [r.code for r in check.reasons] == ["llm_says_no", "low_support"]
+    kept = ReaderCheck("John Pike", 1.0, None, llm_yes=3.0, score=0.9, threshold=0.37)
+    assert not kept.rejects and kept.reasons == ()
