@@ -46,9 +46,19 @@ def test_a_worse_signal_never_raises_the_score(name, signal):
 
 def test_calibration_is_package_data_and_matches_the_features():
     models, thresholds = load_calibration()
-    assert set(models) == {"qa", "qa+sem", "claim", "claim+sem"}
+    read = ("llm_yes", "llm_agree")  # the local model's reading, stacked on the hand models
+    assert set(models) == {
+        "qa",
+        "qa+sem",
+        "claim",
+        "claim+sem",
+        "qa+llm_yes+llm_agree",
+        "qa+sem+llm_yes+llm_agree",
+    }
     assert models["claim"].features == FEATURES and models["qa"].features == QA_FEATURES
     assert models["claim+sem"].features == (*FEATURES, "sem")
+    assert models["qa+llm_yes+llm_agree"].features == (*QA_FEATURES, *read)
+    assert models["qa+sem+llm_yes+llm_agree"].features == (*models["qa+sem"].features, *read)
     assert thresholds == DEFAULT_THRESHOLDS and 0 < thresholds["qa"] < 1
     assert "full_window" not in FEATURES  # the same feature as lex_window on claims: dropped
     assert set(SIGNS) >= {f for m in models.values() for f in m.features}

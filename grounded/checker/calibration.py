@@ -96,6 +96,9 @@ SIGNS: dict[str, int] = {
             "focus_near",
             "rd_score",
             "rd_margin",
+            # the local model's Yes/No log-odds and its reader's agreement (grounded.checker.llm_read)
+            "llm_yes",
+            "llm_agree",
         ),
         1,
     ),
