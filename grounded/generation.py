@@ -585,6 +585,8 @@ class _Run:
         from grounded import __version__
 
         self.version = __version__
+        # the round's jobs whose turn to write has come (a fatal error lets them finish)
+        self._writing: set[asyncio.Future[Any]] = set()
 
     def close(self) -> None:
         self.qa.close()
@@ -649,9 +651,13 @@ class _Run:
             answered = await asyncio.gather(*jobs)
         except BaseException:
             for job in jobs:
-                job.cancel()
+                # a task whose turn to write has come finishes writing: its call is paid for
+                if job not in self._writing:
+                    job.cancel()
             await asyncio.gather(*jobs, return_exceptions=True)
             raise
+        finally:
+            self._writing.difference_update(jobs)
         return sum(1 for ok in answered if not ok)
 
     async def _in_turn(self, task: Task, before: asyncio.Event | None, done: asyncio.Event) -> bool:
@@ -661,6 +667,9 @@ class _Run:
         answered = await self._task(task, rows)
         if before is not None:
             await before.wait()
+        current = asyncio.current_task()
+        if current is not None:
+            self._writing.add(current)
         for kept, rejected in rows:
             await self._off_loop(self._write, *self._emit(kept, rejected))
         done.set()
