@@ -208,6 +208,7 @@ class LocalLLM:
         self.crash: LocalModelCrashed | None = None
         self.info: dict[str, Any] = {}
         self._proc: subprocess.Popen[bytes] | None = None
+        self._cmd: list[str] = []  # the command the running worker was started with
         self._lines: queue.Queue[bytes | None] = queue.Queue()
         self._stderr: Any = None
         self._lock = threading.Lock()
@@ -215,10 +216,13 @@ class LocalLLM:
     # -- worker lifecycle ------------------------------------------------------------------------
 
     def _start(self) -> subprocess.Popen[bytes]:
-        if self._proc is not None and self._proc.poll() is None:
-            return self._proc
-        _llama_cpp_installed()
         cmd = self.command or worker_command(self.n_ctx, self.n_threads)
+        if self._proc is not None and self._proc.poll() is None:
+            if cmd == self._cmd:
+                return self._proc
+            self.close()  # $GROUNDED_LOCAL_WORKER changed since it started: not this worker
+        _llama_cpp_installed()
+        self._cmd = cmd
         self._stderr = tempfile.TemporaryFile()
         self._lines = queue.Queue()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
