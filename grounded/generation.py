@@ -202,7 +202,8 @@ def generate(
     api_base, api_key: for OpenAI-compatible servers (`model="openai/<name>"`).
     timeout: seconds per call; default 60, or 600 for in-process models on a busy CPU.
     max_rounds: stop after this many rounds of calls (default: no limit but `max_calls`).
-    verify: off | roundtrip | judge (default off). roundtrip: the model answers each call's
+    verify: off | roundtrip | judge (default roundtrip for a local model, which also scores a
+    Yes/No per pair, else off). roundtrip: the model answers each call's
     questions from the passages without the proposed answers, and pairs whose answers disagree
     are rejected (stage "verify"; see grounded.verify). judge: the checker's LLM judge (the
     generation model unless the checker has its own) scores borderline pairs, awaited so it never

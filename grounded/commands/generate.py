@@ -108,7 +108,7 @@ GENERATION_OPTIONS: list[Callable[[F], F]] = [
         "--verify",
         default=None,
         type=click.Choice(["off", "roundtrip", "judge"]),
-        help="LLM verification after the checker (default off; judge with grounded run --judge). "
+        help="LLM verification after the checker (default roundtrip with a local model, whose Yes/No per pair joins the score; else off; judge with grounded run --judge). "
         "roundtrip: the model answers its own questions from the passage (one extra call per "
         "generation call) and disagreeing pairs are rejected; judge: the checker's LLM judge "
         "scores borderline pairs.",
