@@ -203,6 +203,9 @@ def test_check_verify_roundtrip_reads_with_the_named_model(tmp_path: Path) -> No
     again = CliRunner().invoke(main, [*args, "--model", "readfake/m"])
     assert again.exit_code == 0, again.output
     assert len(seen) == calls  # the second run read from the cache
+    # ... the Yes/No's probabilities included
+    again_rows = [json.loads(line) for line in (out / "qa.jsonl").read_text().splitlines()]
+    assert again_rows[0]["verdict"]["signals"]["llm_yes"] == signals["llm_yes"]
     bad = CliRunner().invoke(main, ["check", str(rows), "--out", str(out), "--model", "x/y"])
     assert bad.exit_code != 0 and "--verify roundtrip" in bad.output
 
