@@ -37,6 +37,7 @@ from grounded.errors import ConfigError, LLMError, LLMFatalError
 from grounded.jsonl import JsonlWriter, read_jsonl
 from grounded.llm import (
     LLM,
+    LOCAL_TIMEOUT_S,
     Completion,
     _litellm,
     count_message_tokens,
@@ -59,7 +60,6 @@ MIN_QUOTE_SCORE = 0.85  # fuzzy alignment below this is a quote the model made u
 EST_COMPLETION_TOKENS_PER_PAIR = 90  # for --dry-run: quote + answer + question + JSON framing
 FSYNC_INTERVAL_S = 1.0
 DEFAULT_TIMEOUT_S = 60.0
-LOCAL_TIMEOUT_S = 600.0  # an in-process model on a busy CPU writes a few tokens a second
 MIN_YIELD = 0.25  # a later round plans for at least this share of asked pairs being kept
 MAX_INVALID_RETRIES = 3  # fresh asks per call, one per rerun, after its reply yielded no pair
 STOP_REACHED = "reached n"

@@ -31,6 +31,7 @@ from grounded.store import SQLiteStore
 
 DEFAULT_LOCAL_MODEL = "grounded-local/qwen2.5-coder-1.5b"
 LOCAL_PROVIDER = "grounded-local"
+LOCAL_TIMEOUT_S = 600.0  # an in-process model on a busy CPU writes a few tokens a second
 
 # Environment variables that select a hosted default model when no --model is given.
 _HOSTED_DEFAULTS = (
