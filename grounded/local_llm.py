@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +143,8 @@ def default_threads() -> int:
 
     llama.cpp's threads spin at barriers: with more threads than idle cores a completion runs
     about 4x slower (benchmarks/bench_local_model.py on a loaded 2-core machine), so a busy
-    machine gets half its cores.
+    machine gets half its cores. Busy is measured now (a quarter second of /proc/stat): the
+    load average still counts an install that just finished for a minute or more.
     """
     override = os.environ.get("GROUNDED_LOCAL_THREADS")
     if override:
@@ -151,11 +153,33 @@ def default_threads() -> int:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         cores = os.cpu_count() or 1
+    busy = busy_cores()
+    if busy is None:
+        try:
+            busy = os.getloadavg()[0]
+        except OSError:
+            busy = 0.0
+    return max(1, cores // 2 if busy >= cores / 2 else cores)
+
+
+def busy_cores(seconds: float = 0.25) -> float | None:
+    """How many of the machine's cores other work kept busy over `seconds` (Linux), else None."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        return sum(fields), fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+
     try:
-        busy = os.getloadavg()[0] >= cores / 2
-    except OSError:
-        busy = False
-    return max(1, cores // 2 if busy else cores)
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    total = total1 - total0
+    if total <= 0:
+        return None
+    return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / total)
 
 
 def worker_command(n_ctx: int, n_threads: int) -> list[str]:

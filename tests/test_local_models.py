@@ -267,3 +267,33 @@ def test_a_run_stops_at_its_first_call_when_the_model_cannot_be_assembled(site, 
         llm.complete([{"role": "user", "content": "Hi"}])
     assert err.value.hint.endswith("grounded-test-part2==0.2.0") and err.value.exit_code == 3
     assert llm.stats.retries == 0
+
+
+def test_threads_follow_the_load_measured_now(monkeypatch):
+    """$GROUNDED_LOCAL_THREADS wins; else all cores when idle, half when others keep half busy
+    (measured over a quarter second, not the lagging load average)."""
+    import os
+
+    from grounded import local_llm
+
+    monkeypatch.setenv("GROUNDED_LOCAL_THREADS", "3")
+    assert local_llm.default_threads() == 3
+    monkeypatch.delenv("GROUNDED_LOCAL_THREADS")
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(local_llm, "busy_cores", lambda: 0.1)
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores * 4.0, 0.0, 0.0))  # a finished install
+    assert local_llm.default_threads() == cores
+    monkeypatch.setattr(local_llm, "busy_cores", lambda: cores / 2)
+    assert local_llm.default_threads() == max(1, cores // 2)
+
+
+def test_busy_cores_reads_the_machine():
+    import os
+
+    from grounded.local_llm import busy_cores
+
+    busy = busy_cores(0.05)
+    if not os.path.exists("/proc/stat"):
+        assert busy is None
+    else:
+        assert busy is not None and 0.0 <= busy <= (os.cpu_count() or 1)
