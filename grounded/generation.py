@@ -586,8 +586,8 @@ class _Run:
         from grounded import __version__
 
         self.version = __version__
-        # the round's jobs whose turn to write has come (a fatal error lets them finish)
-        self._writing: set[asyncio.Future[Any]] = set()
+        # the round's jobs whose reply has arrived (a fatal error lets them finish their rows)
+        self._replied: set[asyncio.Future[Any]] = set()
 
     def close(self) -> None:
         self.qa.close()
@@ -644,36 +644,45 @@ class _Run:
         finished first, so every executor and every rerun after a kill ends with the same rows.
         """
         turns = [asyncio.Event() for _ in tasks]
+        broken = [False] * len(tasks)  # the turn ended without its rows: later ones write none
         jobs = [
-            asyncio.ensure_future(self._in_turn(t, turns[i - 1] if i else None, turns[i]))
-            for i, t in enumerate(tasks)
+            asyncio.ensure_future(self._in_turn(t, i, turns, broken)) for i, t in enumerate(tasks)
         ]
         try:
             answered = await asyncio.gather(*jobs)
         except BaseException:
             for job in jobs:
-                # a task whose turn to write has come finishes writing: its call is paid for
-                if job not in self._writing:
+                # a task whose reply arrived finishes its rows (its call is paid for) as long as
+                # every task before it does; the others stop now
+                if job not in self._replied:
                     job.cancel()
             await asyncio.gather(*jobs, return_exceptions=True)
             raise
         finally:
-            self._writing.difference_update(jobs)
+            self._replied.difference_update(jobs)
         return sum(1 for ok in answered if not ok)
 
-    async def _in_turn(self, task: Task, before: asyncio.Event | None, done: asyncio.Event) -> bool:
-        """`_task`, its rows written once the task before it has written its own (a fatal error
-        cancels the round before a later task could write ahead of an earlier one)."""
+    async def _in_turn(
+        self, task: Task, i: int, turns: list[asyncio.Event], broken: list[bool]
+    ) -> bool:
+        """`_task`, its rows written once the task before it has written its own. A task that
+        ends without its rows (a fatal error, a cancel) ends the writing for every later task,
+        so the files always hold a run of tasks from the first, as an uninterrupted run would."""
         rows: list[Rows] = []
-        answered = await self._task(task, rows)
-        if before is not None:
-            await before.wait()
-        current = asyncio.current_task()
-        if current is not None:
-            self._writing.add(current)
-        for kept, rejected in rows:
-            await self._off_loop(self._write, *self._emit(kept, rejected))
-        done.set()
+        try:
+            answered = await self._task(task, rows)
+            if i:
+                await turns[i - 1].wait()
+            if i and broken[i - 1]:
+                broken[i] = True
+                return answered
+            for kept, rejected in rows:
+                await self._off_loop(self._write, *self._emit(kept, rejected))
+        except BaseException:
+            broken[i] = True
+            raise
+        finally:
+            turns[i].set()
         return answered
 
     async def _task(self, task: Task, rows: list[Rows]) -> bool:
@@ -683,6 +692,9 @@ class _Run:
         while True:
             try:
                 reply = await self._ask(task, attempt)
+                current = asyncio.current_task()
+                if current is not None:
+                    self._replied.add(current)  # paid for: a fatal error elsewhere lets it finish
                 rows.append(await self._record(task, reply))
             except LLMFatalError:
                 raise
