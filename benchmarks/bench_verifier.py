@@ -31,12 +31,12 @@ from grounded.eval.readers import Example  # noqa: E402
 BENCH = ROOT.parent / "shared" / "bench"
 
 
-def quiz_design(path: Path) -> list[Example]:
-    """Every judged question of the documents with an odd doc_id."""
+def quiz_design(path: Path, part: str = "held-out") -> list[Example]:
+    """Every judged question of the documents with an odd doc_id (part "fit": even)."""
     out = []
     for line in path.read_text(encoding="utf-8").splitlines():
         g = json.loads(line)
-        if int(g["doc_id"]) % 2 == 1:
+        if (int(g["doc_id"]) % 2 == 0) == (part == "fit"):
             for k, q in enumerate(g["questions"]):
                 out.append(
                     Example(
@@ -73,13 +73,14 @@ def halueval(path: Path) -> list[Example]:
     return examples[500:]  # two examples per record: records 250-499
 
 
-def generated(path: Path) -> list[Example]:
+def generated(path: Path, part: str = "held-out") -> list[Example]:
+    """The labelled generated pairs of the held-out documents (part "fit": the other half)."""
     import verifier as T
 
     out = []
     for line in path.read_text(encoding="utf-8").splitlines():
         r = json.loads(line)
-        if T.half(r["doc_title"]) == "held-out":
+        if (T.half(r["doc_title"]) == "held-out") == (part == "held-out"):
             out.append(
                 Example(
                     r["id"],

@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "training"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import bench_verifier  # noqa: E402  (its dev-set readers and halves)
+
 from grounded.eval.faithfulness import auroc, balanced_accuracy, example_pair  # noqa: E402
 from grounded.eval.readers import Example, read_examples  # noqa: E402
 
@@ -66,23 +68,9 @@ def spread(items: list[Example], n: int) -> list[Example]:
 
 
 def quiz_design(part: str, n: int) -> list[Example]:
-    path = BENCH / "quiz_design" / "quiz_design_groups.jsonl"
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        g = json.loads(line)
-        if (int(g["doc_id"]) % 2 == 0) != (part == "fit"):
-            continue
-        for k, q in enumerate(g["questions"]):
-            out.append(
-                Example(
-                    f"qd-{g['group_id']}-{k}",
-                    (g["context"],),
-                    g["answer_span"],
-                    q["question"],
-                    bool(q["label"]),
-                )
-            )
-    return spread(out, n)
+    return spread(
+        bench_verifier.quiz_design(BENCH / "quiz_design" / "quiz_design_groups.jsonl", part), n
+    )
 
 
 def squad(part: str, n: int) -> list[Example]:
@@ -101,18 +89,8 @@ def squad(part: str, n: int) -> list[Example]:
 
 
 def generated(part: str, n: int) -> list[Example]:
-    import verifier as T
-
-    out = []
     path = ROOT / "benchmarks" / "data" / "generated_pairs.jsonl"
-    for line in path.read_text(encoding="utf-8").splitlines():
-        r = json.loads(line)
-        if (T.half(r["doc_title"]) == "held-out") == (part == "fit"):
-            continue
-        out.append(
-            Example(r["id"], (r["passage"],), r["answer"], r["question"], r["label"] == "good")
-        )
-    return spread(out, n)
+    return spread(bench_verifier.generated(path, part), n)
 
 
 def halueval(part: str, n: int) -> list[Example]:
