@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -21,7 +20,6 @@ _TRANSLATE = str.maketrans(
         "\u2026": "...",
     }
 )
-_WS = re.compile(r"\s+")
 
 
 @dataclass(frozen=True, slots=True)

@@ -311,14 +311,3 @@ def _make_chunk(doc: Document, start: int, end: int, tokens: int, block_starts: 
         page=page,
         tokens=tokens,
     )
-
-
-def chunk_documents(
-    docs: Iterable[Document],
-    *,
-    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
-    overlap_tokens: int = DEFAULT_OVERLAP_TOKENS,
-) -> Iterator[Chunk]:
-    """Chunks of many documents, one stream."""
-    for doc in docs:
-        yield from chunk_document(doc, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens)

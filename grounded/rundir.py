@@ -95,10 +95,6 @@ class RunFolder:
         """Call caches an older grounded left here; their calls are copied in, never repeated."""
         return [p for p in (self.path / name for name in OLD_LLM_CACHES) if p.is_file()]
 
-    @property
-    def lock_file(self) -> Path:
-        return self.path / LOCK_NAME
-
     def lock(self) -> AbstractContextManager[Path]:
         """Hold this folder for this process (see `lock_output`)."""
         return lock_output(self.path)
