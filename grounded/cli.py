@@ -67,7 +67,7 @@ def main(ctx: click.Context, debug: bool, config_path: str | None) -> None:
     path = config_path or find_config()
     if path is not None:
         try:
-            ctx.default_map = load_settings(path)
+            ctx.default_map = load_settings(path, group=main)
         except GroundedError as exc:
             click.echo(f"error: {exc}" + (f" ({exc.hint})" if exc.hint else ""), err=True)
             ctx.exit(exc.exit_code)

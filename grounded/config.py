@@ -30,8 +30,9 @@ SHARED_SECTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def load_settings(path: str | Path, *, group: click.Group | None = None) -> dict[str, Any]:
-    """Read a config file into click `default_map` form: {command: {option: value}}."""
+def load_settings(path: str | Path, *, group: click.Group) -> dict[str, Any]:
+    """Read a config file into click `default_map` form for the commands of `group` (the CLI):
+    {command: {option: value}}."""
     p = Path(path)
     raw = _read(p)
     commands = command_table(group)
@@ -61,12 +62,8 @@ def find_config(cwd: str | Path | None = None) -> Path | None:
     return path if path.is_file() else None
 
 
-def command_table(group: click.Group | None = None) -> dict[CommandPath, click.Command]:
-    """Every runnable command of the CLI (subcommands of groups included) by its path."""
-    if group is None:
-        from grounded.cli import main
-
-        group = main
+def command_table(group: click.Group) -> dict[CommandPath, click.Command]:
+    """Every runnable command of `group` (subcommands of groups included) by its path."""
     out: dict[CommandPath, click.Command] = {}
     _walk(group, (), click.Context(group, info_name="grounded"), out)
     return out

@@ -17,7 +17,7 @@ from grounded.errors import ConfigError
 def test_top_level_and_section_keys_map_to_commands(tmp_path):
     cfg = tmp_path / "grounded.toml"
     cfg.write_text('model = "openai/gpt-4o-mini"\nchunk_tokens = 128\n[generate]\nn = 7\n')
-    dm = load_settings(cfg)
+    dm = load_settings(cfg, group=main)
     assert dm["generate"] == {
         "model": "openai/gpt-4o-mini",
         "n": 7,
@@ -30,7 +30,7 @@ def test_unknown_key_names_file_and_key(tmp_path):
     cfg = tmp_path / "grounded.toml"
     cfg.write_text("[generate]\nmodle = 'x'\n")
     with pytest.raises(ConfigError) as exc:
-        load_settings(cfg)
+        load_settings(cfg, group=main)
     assert "grounded.toml" in str(exc.value) and "modle" in str(exc.value)
 
 
@@ -38,13 +38,13 @@ def test_bad_value_and_unknown_section(tmp_path):
     cfg = tmp_path / "grounded.toml"
     cfg.write_text("n = 0\n")
     with pytest.raises(ConfigError, match="n"):
-        load_settings(cfg)
+        load_settings(cfg, group=main)
     cfg.write_text("[generation]\nn = 3\n")
     with pytest.raises(ConfigError, match="unknown section"):
-        load_settings(cfg)
+        load_settings(cfg, group=main)
     cfg.write_text("n = [\n")
     with pytest.raises(ConfigError, match="invalid TOML"):
-        load_settings(cfg)
+        load_settings(cfg, group=main)
 
 
 @pytest.fixture
@@ -80,14 +80,14 @@ def test_keys_are_the_option_names_of_every_command(tmp_path):
     """Each option of each command, set to its own default in its section, is accepted (no hand list)."""
     cfg = tmp_path / "grounded.toml"
     checked = 0
-    for path, cmd in command_table().items():
+    for path, cmd in command_table(main).items():
         section = ".".join(path)
         for key, param in option_keys(cmd).items():
             if not isinstance(param.default, (str, int, float)) or param.multiple:
                 continue
             value = param.default
             cfg.write_text(f"[{section}]\n{key} = {json.dumps(value)}\n")
-            node = load_settings(cfg)
+            node = load_settings(cfg, group=main)
             for name in path:
                 node = node[name]
             assert node[param.name] == param.type_cast_value(click.Context(cmd), value), (
@@ -104,7 +104,7 @@ def test_generate_settings_the_readme_names(tmp_path):
         'api_base = "http://127.0.0.1:8080/v1"\n[generate]\ntemperature = 0.2\n'
         'response_format = "json_object"\nno_check = true\n[eval.dataset]\nembedder = "none"\n'
     )
-    dm = load_settings(cfg)
+    dm = load_settings(cfg, group=main)
     assert dm["generate"] == {
         "api_base": "http://127.0.0.1:8080/v1",
         "temperature": 0.2,
