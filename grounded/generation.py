@@ -205,7 +205,7 @@ def generate(
     verify: off | roundtrip | judge (default roundtrip for a local model, which also scores a
     Yes/No per pair, else off). roundtrip: the model answers each call's
     questions from the passages without the proposed answers, and pairs whose answers disagree
-    are rejected (stage "verify"; see grounded.verify). judge: the checker's LLM judge (the
+    are rejected (stage "verify"; see grounded.checker.roundtrip). judge: the checker's LLM judge (the
     generation model unless the checker has its own) scores borderline pairs, awaited so it never
     blocks the other calls. Reader and judge calls are not counted in `max_calls`.
     executor: where the check stage runs its batches (`grounded.executors`; default here).
@@ -221,7 +221,7 @@ def generate(
         raise ConfigError(f"pairs_per_call must be at least 1, got {pairs_per_call}")
     if max_calls is not None and max_calls < 1:
         raise ConfigError(f"max_calls must be at least 1, got {max_calls}")
-    from grounded.verify import DEFAULT_LOCAL_VERIFY, DEFAULT_VERIFY, VERIFIERS
+    from grounded.checker.roundtrip import DEFAULT_LOCAL_VERIFY, DEFAULT_VERIFY, VERIFIERS
 
     model = model or default_model()
     # a local model reads its own pairs back by default: it costs time, not money
@@ -853,7 +853,7 @@ class _Run:
             or all(key in self.written.keys for key, _ in kept)
         ):
             return kept  # a rerun that wrote these pairs already needs no reader call
-        from grounded.verify import read_back
+        from grounded.checker.roundtrip import read_back
 
         result = await read_back(
             self.llm,

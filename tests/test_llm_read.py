@@ -212,7 +212,7 @@ def test_check_verify_roundtrip_reads_with_the_named_model(tmp_path: Path) -> No
 
 def test_a_reading_below_the_threshold_rejects_with_every_reason() -> None:
     """The reader agreed, but the model's No brought the score under the threshold."""
-    from grounded.verify import ReaderCheck
+    from grounded.checker.roundtrip import ReaderCheck
 
     check = ReaderCheck("John Pike", 1.0, None, llm_yes=-4.0, score=0.2, threshold=0.37)
     assert check.rejects

@@ -19,11 +19,11 @@ from fakes import (
     server_error,
 )
 
+from grounded.checker.roundtrip import READER_SYSTEM, agreement, normalize_answer, token_f1
 from grounded.cli import main
 from grounded.errors import ConfigError
 from grounded.generation import generate
 from grounded.jsonl import read_jsonl
-from grounded.verify import READER_SYSTEM, agreement, normalize_answer, token_f1
 
 
 def three_sentence_index() -> FakeIndex:

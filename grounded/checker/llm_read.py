@@ -6,9 +6,10 @@ answer to the question, asked without the proposed one, agrees with it). Both jo
 signals in the "qa+llm_yes+llm_agree" calibration (benchmarks/fit_llm_read.py), sign-constrained
 like every signal: a yes can only raise the score, a no only lower it.
 
-Prompts put the fixed instructions and the passage first, so llama.cpp reuses the evaluated
-prefix across a passage's calls (its reader call, then one Yes/No call per question). A
-passage's questions go to the reader in one request.
+The prompts, the Yes/No log-odds and the answer agreement are grounded.checker.roundtrip's
+(generation's round trip reads through the same code). Prompts put the fixed instructions and
+the passage first, so llama.cpp reuses the evaluated prefix across a passage's calls (its reader
+call, then one Yes/No call per question). A passage's questions go to the reader in one request.
 """
 
 from __future__ import annotations
@@ -18,29 +19,20 @@ from collections.abc import Sequence
 from typing import Any
 
 from grounded.checker.context import CheckResult, Context, short
+from grounded.checker.roundtrip import (
+    JUDGE_CALL,
+    NO_BELOW,
+    ReaderReply,
+    agreement,
+    judge_messages,
+    reader_format,
+    reader_messages,
+    says_no,
+    yes_log_odds,
+)
 from grounded.types import Reason
 
-READ_SYSTEM = (
-    "You read a passage and answer questions about it using only what the passage says. "
-    "Be strict: a question that is vague, asks for something else, or is not answered by the "
-    "passage gets No."
-)
-JUDGE_ASK = (
-    "Is this a clear question that the passage answers, and is the proposed answer its correct "
-    "and complete answer according to the passage? Reply Yes or No."
-)
-YES_CLIP = 6.0  # log-odds are clipped to +-YES_CLIP: one confident token must not swamp the rest
-# Below this probability of Yes the pair carries `llm_says_no` (a reason, not a block: the
-# calibrated score decides).
-NO_BELOW = 0.5
 MAX_PASSAGE_CHARS = 6000
-# One token, and the first token's rivals to read "Yes" and "No" from.
-JUDGE_CALL: dict[str, Any] = {
-    "temperature": 0.0,
-    "max_tokens": 1,
-    "logprobs": True,
-    "top_logprobs": 10,
-}
 READ_TOKENS_PER_QUESTION = 40
 
 
@@ -52,55 +44,6 @@ def passage_of(ctx: Context) -> str:
         t for t in ctx.support_texts if t.strip()
     ]
     return format_passages(texts)[:MAX_PASSAGE_CHARS]
-
-
-def judge_messages(passage: str, question: str, answer: str) -> list[dict[str, str]]:
-    """The Yes/No request: instructions, the passage(s), then the pair (the shared prefix first).
-
-    passage: the passages as `grounded.prompting.format_passages` tags them.
-    """
-    user = (
-        f"{passage}\n\n"
-        f"Question: {' '.join(question.split())}\n"
-        f"Proposed answer: {' '.join(answer.split())}\n\n{JUDGE_ASK}"
-    )
-    return [{"role": "system", "content": READ_SYSTEM}, {"role": "user", "content": user}]
-
-
-def reader_messages(passage: str, questions: Sequence[str]) -> list[dict[str, str]]:
-    """The reader's request: the passage, then its numbered questions (never the answers)."""
-    from grounded.verify import CANNOT_ANSWER
-
-    numbered = "\n".join(f"{i}. {' '.join(q.split())}" for i, q in enumerate(questions, 1))
-    user = (
-        f"{passage}\n\n"
-        "Answer each question with a short span copied from the passage (a few words). If the "
-        f'passage does not answer a question, answer "{CANNOT_ANSWER}".\n'
-        f"Questions:\n{numbered}\n\n"
-        'Reply as JSON: {"answers": [{"n": <question number>, "answer": "<short span>"}, ...]}'
-    )
-    return [{"role": "system", "content": READ_SYSTEM}, {"role": "user", "content": user}]
-
-
-def yes_log_odds(alternatives: Sequence[tuple[str, float]], text: str = "") -> float | None:
-    """log P(yes) - log P(no) over the first token's alternatives; from the text when there are none.
-
-    None when neither word is among them (the model said something else).
-    """
-    yes = no = 0.0
-    for token, logprob in alternatives:
-        word = token.strip().lower()
-        if word in ("yes", "y", "ye"):
-            yes += math.exp(logprob)
-        elif word in ("no", "n"):
-            no += math.exp(logprob)
-    if not alternatives:
-        word = text.strip().lower()
-        yes, no = float(word.startswith("yes")), float(word.startswith("no"))
-    if yes == 0.0 and no == 0.0:
-        return None
-    eps = math.exp(-YES_CLIP)
-    return max(-YES_CLIP, min(YES_CLIP, math.log((yes + eps) / (no + eps))))
 
 
 class LLMReadCheck:
@@ -155,7 +98,6 @@ class LLMReadCheck:
     def _read(self, passage: str, group: Sequence[Context]) -> dict[str, str]:
         """The reader's answer to each distinct question of the passage ({} when unreadable)."""
         from grounded.llm import extract_json
-        from grounded.verify import ReaderReply, reader_format
 
         questions = list(dict.fromkeys(" ".join(c.pair.question.split()) for c in group))
         try:
@@ -172,8 +114,6 @@ class LLMReadCheck:
         return {q: found[i] for i, q in enumerate(questions, 1) if i in found}
 
     def _judge(self, passage: str, ctx: Context, reader_answer: str | None) -> CheckResult:
-        from grounded.verify import agreement
-
         res = CheckResult()
         if reader_answer is not None:
             found = agreement(ctx.pair.answer, reader_answer)
@@ -202,12 +142,3 @@ class LLMReadCheck:
         if 1.0 / (1.0 + math.exp(-odds)) < NO_BELOW:
             res.reasons.append(says_no(odds))
         return res
-
-
-def says_no(odds: float) -> Reason:
-    """`llm_says_no` with the model's probability of Yes."""
-    p = 1.0 / (1.0 + math.exp(-odds))
-    return Reason(
-        "llm_says_no",
-        f"the model reads the passage as not answering the question with this answer (p={p:.2f})",
-    )

@@ -135,22 +135,20 @@ class PipelineChecker:
 
     async def acheck(self, pair: QAPair, sources: Sequence[Chunk]) -> Verdict:
         """`check` for an event loop: the judge's call (when it runs) is awaited, never blocked on."""
-        ctx, partial = self._scored([(pair, sources)])[0]
-        judged = (
-            await self.judge.arun(ctx) if self._wants_judge(partial[2]) and self.judge else None
-        )
-        return self._finish(ctx, *partial, judged=judged)
+        ctx, partial = self.score_batch([(pair, sources)])[0]
+        judged = await self.judge.arun(ctx) if self.wants_judge(partial[2]) and self.judge else None
+        return self.finish(ctx, *partial, judged=judged)
 
     def check_many(self, items: Sequence[tuple[QAPair, Sequence[Chunk]]]) -> list[Verdict]:
         """Check a batch: the lexical parts per pair, each model-backed check's calls batched."""
-        return [self._finish(ctx, *part) for ctx, part in self._scored(items)]
+        return [self.finish(ctx, *part) for ctx, part in self.score_batch(items)]
 
-    def _scored(
+    def score_batch(
         self, items: Sequence[tuple[QAPair, Sequence[Chunk]]]
     ) -> list[tuple[Context, tuple[list[Reason], dict[str, float], float]]]:
         """Each pair's context with its reasons, signals and score before the judge."""
         ctxs = [Context(p, s, answer_only=self.answer_only) for p, s in items]
-        partial = [self._lexical(c) for c in ctxs]
+        partial = [self.lexical(c) for c in ctxs]
         for model, policy in self.models:
             need = [
                 i
@@ -194,7 +192,8 @@ class PipelineChecker:
             return False
         return abs(score - self.threshold) <= model.band
 
-    def _lexical(self, ctx: Context) -> tuple[list[Reason], dict[str, float], float]:
+    def lexical(self, ctx: Context) -> tuple[list[Reason], dict[str, float], float]:
+        """A pair's reasons, signals and score from the cheap checks (no model, no judge)."""
         reasons: list[Reason] = []
         signals: dict[str, float] = {}
         for chk in (self.quotes, self.support, self.question, self.fit, self.instructions):
@@ -229,7 +228,7 @@ class PipelineChecker:
         if not proposed.strip() or says_not_in_sources(proposed):
             return None
         sub = Context(replace(ctx.pair, answer=proposed, kind="factoid"), ctx.sources)
-        reasons, _, score = self._lexical(sub)
+        reasons, _, score = self.lexical(sub)
         if score < self.threshold or any(r.code in self.blocking for r in reasons):
             return None
         return Reason(
@@ -237,12 +236,13 @@ class PipelineChecker:
             f"the sources support the model's own answer {short(proposed, 40)!r}",
         )
 
-    def _wants_judge(self, score: float) -> bool:
+    def wants_judge(self, score: float) -> bool:
+        """Whether the judge reads a pair with this score (there is one, and the pair is in its band)."""
         return self.judge is not None and (
             self.judge_mode == "all" or abs(score - self.threshold) <= self.judge_band
         )
 
-    def _finish(
+    def finish(
         self,
         ctx: Context,
         reasons: list[Reason],
@@ -251,7 +251,8 @@ class PipelineChecker:
         *,
         judged: CheckResult | None = None,
     ) -> Verdict:
-        if judged is None and self.judge is not None and self._wants_judge(score):
+        """The verdict from `score_batch`'s partial result (the judge's, when given, or it is called)."""
+        if judged is None and self.judge is not None and self.wants_judge(score):
             judged = self.judge.run(ctx)
         if judged is not None:
             out = judged
@@ -276,6 +277,12 @@ class PipelineChecker:
             reasons=tuple(reasons),
             signals={k: round(float(v), 4) for k, v in signals.items()},
         )
+
+    # The names grounded.stages used before these were public; removed once it calls the new ones.
+    _scored = score_batch
+    _wants_judge = wants_judge
+    _finish = finish
+    _lexical = lexical
 
 
 def default_checker(

@@ -1,5 +1,9 @@
 """Round-trip verification: a reader answers the generated questions from the passages alone.
 
+One module for reading with an LLM: the prompts, the Yes/No log-odds and the answer agreement
+are shared by generation's `read_back` (async, one request per generation call) and the checker's
+`LLMReadCheck` (grounded.checker.llm_read, sync, a passage's pairs at a time).
+
 The reader sees the passages and the questions of one generation call (never the proposed
 answers), in one request, through the generation `LLM` (same cache, concurrency, rate limits and
 stats). A pair is kept when the reader's answer agrees with the proposed one; otherwise it is
@@ -25,6 +29,7 @@ numbers agree only when they hold the same numbers ("12 June 1843" / "12 June 18
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections import Counter
@@ -35,7 +40,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rapidfuzz import fuzz
 
-from grounded.checker.llm_read import READ_SYSTEM
+from grounded.checker.context import says_not_in_sources
 from grounded.prompting import format_passages
 from grounded.types import QAPair, Reason
 
@@ -52,6 +57,26 @@ CANNOT_ANSWER = "not in the passage"
 READER_TEMPERATURE = 0.0
 READER_TOKENS_PER_QUESTION = 48
 
+READ_SYSTEM = (
+    "You read a passage and answer questions about it using only what the passage says. "
+    "Be strict: a question that is vague, asks for something else, or is not answered by the "
+    "passage gets No."
+)
+JUDGE_ASK = (
+    "Is this a clear question that the passage answers, and is the proposed answer its correct "
+    "and complete answer according to the passage? Reply Yes or No."
+)
+YES_CLIP = 6.0  # log-odds are clipped to +-YES_CLIP: one confident token must not swamp the rest
+# Below this probability of Yes the pair carries `llm_says_no` (a reason, not a block: the
+# calibrated score decides).
+NO_BELOW = 0.5
+# One token, and the first token's rivals to read "Yes" and "No" from.
+JUDGE_CALL: dict[str, Any] = {
+    "temperature": 0.0,
+    "max_tokens": 1,
+    "logprobs": True,
+    "top_logprobs": 10,
+}
 READER_SYSTEM = READ_SYSTEM  # the reader and the Yes/No share it: one evaluated prefix
 READER_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -131,8 +156,6 @@ def token_f1(a: str, b: str) -> float:
 
 def cannot_answer(answer: str) -> bool:
     """True for an empty reply or one saying the passages do not tell."""
-    from grounded.checker import says_not_in_sources  # the checker's refusal rule: one definition
-
     norm = normalize_answer(answer)
     return (
         not norm
@@ -165,8 +188,6 @@ class ReaderCheck:
         """Why the pair is rejected (or, when kept, what the reading noted)."""
         out = [self.reason] if self.reason is not None else []
         if self.llm_yes is not None and self.llm_yes < 0:
-            from grounded.checker.llm_read import says_no
-
             out.append(says_no(self.llm_yes))
         if self.rejects and self.score is not None:
             out.append(
@@ -252,11 +273,60 @@ def _fuzzy(a: str, b: str) -> float:
 # --- the reader request --------------------------------------------------------------------------
 
 
-def reader_messages(passages: Sequence[str], questions: Sequence[str]) -> list[dict[str, str]]:
-    """The reader's request: the passages and the numbered questions, no proposed answers."""
-    from grounded.checker.llm_read import reader_messages as passage_first
+def judge_messages(passage: str, question: str, answer: str) -> list[dict[str, str]]:
+    """The Yes/No request: instructions, the passage(s), then the pair (the shared prefix first).
 
-    return passage_first(passage_block(passages), questions)
+    passage: the passages as `grounded.prompting.format_passages` tags them.
+    """
+    user = (
+        f"{passage}\n\n"
+        f"Question: {' '.join(question.split())}\n"
+        f"Proposed answer: {' '.join(answer.split())}\n\n{JUDGE_ASK}"
+    )
+    return [{"role": "system", "content": READ_SYSTEM}, {"role": "user", "content": user}]
+
+
+def reader_messages(passage: str, questions: Sequence[str]) -> list[dict[str, str]]:
+    """The reader's request: the passage, then its numbered questions (never the answers)."""
+    numbered = "\n".join(f"{i}. {' '.join(q.split())}" for i, q in enumerate(questions, 1))
+    user = (
+        f"{passage}\n\n"
+        "Answer each question with a short span copied from the passage (a few words). If the "
+        f'passage does not answer a question, answer "{CANNOT_ANSWER}".\n'
+        f"Questions:\n{numbered}\n\n"
+        'Reply as JSON: {"answers": [{"n": <question number>, "answer": "<short span>"}, ...]}'
+    )
+    return [{"role": "system", "content": READ_SYSTEM}, {"role": "user", "content": user}]
+
+
+def yes_log_odds(alternatives: Sequence[tuple[str, float]], text: str = "") -> float | None:
+    """log P(yes) - log P(no) over the first token's alternatives; from the text when there are none.
+
+    None when neither word is among them (the model said something else).
+    """
+    yes = no = 0.0
+    for token, logprob in alternatives:
+        word = token.strip().lower()
+        if word in ("yes", "y", "ye"):
+            yes += math.exp(logprob)
+        elif word in ("no", "n"):
+            no += math.exp(logprob)
+    if not alternatives:
+        word = text.strip().lower()
+        yes, no = float(word.startswith("yes")), float(word.startswith("no"))
+    if yes == 0.0 and no == 0.0:
+        return None
+    eps = math.exp(-YES_CLIP)
+    return max(-YES_CLIP, min(YES_CLIP, math.log((yes + eps) / (no + eps))))
+
+
+def says_no(odds: float) -> Reason:
+    """`llm_says_no` with the model's probability of Yes."""
+    p = 1.0 / (1.0 + math.exp(-odds))
+    return Reason(
+        "llm_says_no",
+        f"the model reads the passage as not answering the question with this answer (p={p:.2f})",
+    )
 
 
 def passage_block(passages: Sequence[str]) -> str:
@@ -302,10 +372,9 @@ async def read_back(
     reader's, on the same passage prefix) and rescore the pair with it (see the module doc).
     Raises LLMError when the reader's call fails (the caller leaves the pairs for a rerun).
     """
-    from grounded.checker import says_not_in_sources
     from grounded.llm import acomplete_structured
 
-    messages = reader_messages(passages, [p.question for p in pairs])
+    messages = reader_messages(passage_block(passages), [p.question for p in pairs])
     result = await acomplete_structured(
         llm,
         messages,
@@ -352,7 +421,6 @@ async def read_back(
 
 async def _yes_no(llm: Any, passages: Sequence[str], pair: QAPair) -> tuple[float | None, int]:
     """The model's Yes/No log-odds on the pair (None when it failed or said neither)."""
-    from grounded.checker.llm_read import JUDGE_CALL, judge_messages, yes_log_odds
     from grounded.errors import LLMFatalError
 
     try:
