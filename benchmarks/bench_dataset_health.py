@@ -17,7 +17,8 @@ from pathlib import Path
 from rapidfuzz import fuzz
 
 from grounded.dedup import dedup, normalise
-from grounded.eval.dataset import QASet, dataset_health, read_squad
+from grounded.eval.dataset import dataset_health
+from grounded.qaset import QASet, read_squad
 from grounded.types import QAPair
 
 SQUAD = Path("/work/shared/bench/squad/dev-v1.1-part-a.json")

@@ -23,7 +23,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from typing import Any
 
 from grounded.errors import CheckError
 from grounded.jsonl import numbered_rows
+from grounded.qaset import squad_articles
 from grounded.types import content_hash
 
 FORMATS = ("halueval", "wice", "squad", "jsonl")
@@ -119,18 +119,6 @@ def read_wice(path: Path) -> Iterator[Example]:
             subset="partial" if label == "partially_supported" else "",
             metadata={"label": label},
         )
-
-
-def squad_articles(path: str | Path) -> list[dict[str, Any]]:
-    """The articles of a SQuAD v1.x/2.0 JSON file; CheckError names the file when it is not one."""
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckError(f"cannot read SQuAD JSON {p}: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise CheckError(f"{p}: not SQuAD JSON (expected an object with a 'data' list)")
-    return [a for a in data["data"] if isinstance(a, dict)]
 
 
 def squad_examples(path: Path, *, negatives: str = "other-paragraph") -> Iterator[Example]:

@@ -59,7 +59,8 @@ def load_run(run: Path) -> dict[str, Any]:
 def _health(
     run: Path, data: Mapping[str, Any], *, reference: str | Path | None, embedder: Any
 ) -> dict[str, Any]:
-    from grounded.eval.dataset import QASet, dataset_health, with_universe
+    from grounded.eval.dataset import dataset_health
+    from grounded.qaset import QASet, with_universe
 
     pairs = data["pairs"]
     stored = (data["summary"] or {}).get("health") or {}

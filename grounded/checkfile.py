@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 def pair_from_row(row: Mapping[str, Any], *, where: str = "") -> QAPair:
     """A QAPair from a row of any documented shape (canonical, SQuAD-like, string evidence)."""
-    from grounded.eval.dataset import parse_row
+    from grounded.qaset import parse_row
 
     if not isinstance(row, Mapping):
         raise CheckError(f"{where}: expected a JSON object")
@@ -155,8 +155,8 @@ def _open(index: str | Path | None, chroma_url: str | None) -> Any:
 def _read_rows(qa: Path) -> Iterator[QAPair | Rejection]:
     """Pairs from SQuAD JSON or JSONL rows of any documented shape; an unreadable row as a Rejection."""
     from grounded.errors import CheckError
-    from grounded.eval.dataset import detect_format, parse_row, read_squad
     from grounded.jsonl import dumps, read_jsonl
+    from grounded.qaset import detect_format, parse_row, read_squad
     from grounded.types import Reason, Rejection
 
     if detect_format(qa) == "squad":

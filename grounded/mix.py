@@ -135,6 +135,6 @@ def _tag(pair: QAPair, origin: str, source: str) -> QAPair:
 
 def read_side(path: str | Path, *, format: str | None = None) -> list[QAPair]:
     """Pairs from SQuAD JSON or QA JSONL."""
-    from grounded.eval.dataset import read_qa_set
+    from grounded.qaset import read_qa_set
 
     return list(read_qa_set(path, format=format).pairs)

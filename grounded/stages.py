@@ -471,7 +471,8 @@ class HealthStage:
         self.reference = reference
 
     def run(self, records: Iterable[QAPair], stats: Stats) -> Iterator[dict[str, Any]]:
-        from grounded.eval.dataset import QASet, dataset_health
+        from grounded.eval.dataset import dataset_health
+        from grounded.qaset import QASet
 
         st = stats.stage(self.name)
         started = time.perf_counter()

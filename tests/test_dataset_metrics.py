@@ -12,17 +12,15 @@ from click.testing import CliRunner
 
 from grounded.commands.dataset import eval_dataset
 from grounded.eval.dataset import (
-    QASet,
     coverage,
     dataset_health,
     distinct_n,
     entropy_bits,
     length_stats,
     mean_pairwise_similarity,
-    read_qa_set,
-    read_squad,
     wh_type,
 )
+from grounded.qaset import QASet, read_qa_set, read_squad
 from grounded.types import Evidence, QAPair
 
 DATA = Path(__file__).parent / "data" / "health"

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from grounded.commands.dataset import export as export_command
 from grounded.errors import ConfigError
-from grounded.eval.dataset import read_pairs_jsonl
 from grounded.export import CSV_COLUMNS, export
+from grounded.qaset import read_pairs_jsonl
 from grounded.types import Chunk, Evidence, Provenance, QAPair, Verdict
 
 DATA = Path(__file__).parent / "data" / "health"

@@ -206,8 +206,8 @@ def dedup(qa: Path, out: Path, near: float, semantic: float, embedder: str, as_j
     from collections import Counter
 
     from grounded.dedup import dedup as run_dedup
-    from grounded.eval.dataset import read_pairs
     from grounded.jsonl import JsonlWriter, write_jsonl
+    from grounded.qaset import read_pairs
     from grounded.rundir import RunFolder
 
     pairs = read_pairs(qa)
@@ -300,9 +300,9 @@ def export(
     as_json: bool,
 ) -> None:
     """Write QA (JSONL rows or SQuAD JSON) as CSV, Hugging Face datasets, Parquet, OpenAI, Ragas or DeepEval data."""
-    from grounded.eval.dataset import read_pairs
     from grounded.export import DEFAULT_SYSTEM, chunks_from_index
     from grounded.export import export as run_export
+    from grounded.qaset import read_pairs
     from grounded.rundir import RunFolder
 
     pairs = read_pairs(qa)
