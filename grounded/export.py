@@ -12,21 +12,27 @@ up in the index (`chunks=`); otherwise the evidence quotes. Field layouts:
   `EvaluationDataset().add_goldens_from_json_file(path)`.
 - openai: `{"messages": [system, user, assistant]}` per line; the user turn is the question,
   preceded by its source text with `with_context=True`.
+
+Formats are registered by name (`register_exporter`); the built-ins register the way a plugin
+does, and a package adds its own by naming a module under the `grounded.exporters` entry point
+group, imported on first use of the registry.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from grounded.errors import ConfigError, MissingDependencyError
 from grounded.jsonl import write_jsonl
+from grounded.plugins import Registry
 from grounded.rundir import atomic_write, atomic_write_json
 from grounded.types import Chunk, QAPair
 
-FORMATS = ("jsonl", "csv", "hf", "parquet", "openai", "ragas", "deepeval")
+ENTRY_POINT_GROUP = "grounded.exporters"
 CSV_COLUMNS = (
     "id", "question", "answer", "kind", "origin", "contexts", "evidence", "doc_ids", "chunk_ids",
     "source", "score", "supported", "model", "prompt", "prompt_hash",
@@ -88,6 +94,40 @@ def flat_row(pair: QAPair, chunks: Mapping[str, Chunk] | None = None) -> dict[st
     }
 
 
+@dataclass(frozen=True, slots=True)
+class ExportOptions:
+    """What an exporter may need besides the pairs: the index's chunks and the openai options."""
+
+    chunks: Mapping[str, Chunk] | None = None
+    system: str = DEFAULT_SYSTEM
+    with_context: bool = False
+
+
+# Writes the pairs to a path (creating what it needs there) and returns the rows written.
+Exporter = Callable[[Sequence[QAPair], Path, ExportOptions], int]
+
+EXPORTERS: Registry[Exporter] = Registry("exporter", ENTRY_POINT_GROUP)
+
+
+def register_exporter(name: str, exporter: Exporter | None = None, *, replace: bool = True) -> Any:
+    """Register `exporter` as `export --format NAME`; usable as a decorator."""
+
+    def add(fn: Exporter) -> Exporter:
+        return EXPORTERS.register(name, fn, replace=replace)
+
+    return add(exporter) if exporter is not None else add
+
+
+def unregister_exporter(name: str) -> None:
+    """Remove one format (no error if it is not registered)."""
+    EXPORTERS.unregister(name)
+
+
+def formats() -> list[str]:
+    """The registered format names, built-ins first."""
+    return EXPORTERS.names()
+
+
 def export(
     pairs: Iterable[QAPair],
     out: str | Path,
@@ -97,31 +137,58 @@ def export(
     system: str = DEFAULT_SYSTEM,
     with_context: bool = False,
 ) -> int:
-    """Write `pairs` to `out` in `format` (one of FORMATS); return the number of rows written."""
-    if format not in FORMATS:
+    """Write `pairs` to `out` in `format` (a registered name); return the number of rows written."""
+    exporter = EXPORTERS.get(format)
+    if exporter is None:
         raise ConfigError(
-            f"unknown export format {format!r}", hint="use one of " + ", ".join(FORMATS)
+            f"unknown export format {format!r}", hint="use one of " + ", ".join(formats())
         )
-    items = list(pairs)
-    path = Path(out)
-    if format != "hf":
-        path.parent.mkdir(parents=True, exist_ok=True)
-    if format == "jsonl":
-        return write_jsonl(path, (p.to_dict() for p in items))
-    if format == "csv":
-        return _write_csv(path, [flat_row(p, chunks) for p in items])
-    if format == "openai":
-        return write_jsonl(
-            path, (openai_row(p, chunks, system=system, with_context=with_context) for p in items)
-        )
-    if format == "ragas":
-        return write_jsonl(path, (ragas_row(p, chunks) for p in items))
-    if format == "deepeval":
-        return _write_json(path, [deepeval_row(p, chunks) for p in items])
-    rows = [flat_row(p, chunks) for p in items]
-    if format == "parquet":
-        return _write_parquet(path, rows)
-    return _write_hf(path, rows)
+    options = ExportOptions(chunks=chunks, system=system, with_context=with_context)
+    return exporter(list(pairs), Path(out), options)
+
+
+def _file(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@register_exporter("jsonl")
+def _export_jsonl(pairs: Sequence[QAPair], path: Path, options: ExportOptions) -> int:
+    return write_jsonl(_file(path), (p.to_dict() for p in pairs))
+
+
+@register_exporter("csv")
+def _export_csv(pairs: Sequence[QAPair], path: Path, options: ExportOptions) -> int:
+    return _write_csv(_file(path), [flat_row(p, options.chunks) for p in pairs])
+
+
+@register_exporter("hf")
+def _export_hf(pairs: Sequence[QAPair], path: Path, options: ExportOptions) -> int:
+    return _write_hf(path, [flat_row(p, options.chunks) for p in pairs])
+
+
+@register_exporter("parquet")
+def _export_parquet(pairs: Sequence[QAPair], path: Path, options: ExportOptions) -> int:
+    return _write_parquet(_file(path), [flat_row(p, options.chunks) for p in pairs])
+
+
+@register_exporter("openai")
+def _export_openai(pairs: Sequence[QAPair], path: Path, options: ExportOptions) -> int:
+    rows = (
+        openai_row(p, options.chunks, system=options.system, with_context=options.with_context)
+        for p in pairs
+    )
+    return write_jsonl(_file(path), rows)
+
+
+@register_exporter("ragas")
+def _export_ragas(pairs: Sequence[QAPair], path: Path, options: ExportOptions) -> int:
+    return write_jsonl(_file(path), (ragas_row(p, options.chunks) for p in pairs))
+
+
+@register_exporter("deepeval")
+def _export_deepeval(pairs: Sequence[QAPair], path: Path, options: ExportOptions) -> int:
+    return _write_json(_file(path), [deepeval_row(p, options.chunks) for p in pairs])
 
 
 def openai_row(

@@ -11,7 +11,6 @@ point group, which is imported (and so registers its loaders) on first use of th
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from grounded.errors import LoaderError
+from grounded.plugins import Registry
 from grounded.types import Block, Chunk, Document
 
 log = logging.getLogger(__name__)
@@ -30,15 +30,17 @@ DEFAULT_LOADER_MODULES = ("grounded.loaders.builtin",)
 ENTRY_POINT_GROUP = "grounded.loaders"
 IGNORE_FILE = ".groundedignore"
 
-_REGISTRY: dict[str, Loader] = {}
-_plugins_loaded = False
-
 
 def _norm_suffix(suffix: str) -> str:
     suffix = suffix.strip().lower()
     if not suffix:
         raise ValueError("empty suffix")
     return suffix if suffix.startswith(".") else "." + suffix
+
+
+LOADERS: Registry[Loader] = Registry(
+    "loader", ENTRY_POINT_GROUP, defaults=DEFAULT_LOADER_MODULES, key=_norm_suffix
+)
 
 
 def register_loader(
@@ -49,10 +51,7 @@ def register_loader(
 
     def add(fn: Loader) -> Loader:
         for name in names:
-            key = _norm_suffix(name)
-            if not replace and key in _REGISTRY:
-                continue
-            _REGISTRY[key] = fn
+            LOADERS.register(name, fn, replace=replace)
         return fn
 
     return add(loader) if loader is not None else add
@@ -60,38 +59,21 @@ def register_loader(
 
 def unregister_loader(suffix: str) -> None:
     """Remove the loader for one suffix (no error if none is registered)."""
-    _REGISTRY.pop(_norm_suffix(suffix), None)
-
-
-def _load_plugins() -> None:
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    for name in DEFAULT_LOADER_MODULES:
-        importlib.import_module(name)
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            ep.load()
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break loading
-            log.warning("loader plugin %s failed to load: %s", ep.name, exc)
+    LOADERS.unregister(suffix)
 
 
 def loaders() -> dict[str, Loader]:
     """A copy of the registry: suffix -> loader."""
-    _load_plugins()
-    return dict(_REGISTRY)
+    return LOADERS.items()
 
 
 def loader_for(path: str | Path) -> Loader | None:
     """The loader registered for a path's suffix (".tar.gz" style double suffixes first)."""
-    _load_plugins()
+    registry = LOADERS.items()
     name = Path(path).name.lower()
-    for key in sorted(_REGISTRY, key=len, reverse=True):
+    for key in sorted(registry, key=len, reverse=True):
         if name.endswith(key) and len(name) > len(key):
-            return _REGISTRY[key]
+            return registry[key]
     return None
 
 
@@ -295,6 +277,7 @@ def langchain_loader(loader_cls: Callable[..., Any], **kwargs: Any) -> Loader:
 
 __all__ = [
     "DEFAULT_LOADER_MODULES",
+    "LOADERS",
     "Loader",
     "SourceFile",
     "from_langchain",

@@ -208,3 +208,42 @@ def test_missing_optional_dependency_says_what_to_install(
     with pytest.raises(MissingDependencyError) as info:
         export(pairs, tmp_path / "out", format=fmt)
     assert "grounded[export]" in info.value.hint
+
+
+def test_exporter_plugin_from_an_entry_point_is_a_cli_format(tmp_path, monkeypatch):
+    from plugin_dist import install_plugin
+
+    from grounded.export import EXPORTERS, formats, unregister_exporter
+
+    install_plugin(
+        tmp_path,
+        monkeypatch,
+        group="grounded.exporters",
+        module="grounded_tsv_exporter",
+        source="""
+        from grounded.export import register_exporter
+
+        @register_exporter("tsv")
+        def export_tsv(pairs, path, options):
+            lines = [f"{p.question}\\t{p.answer}" for p in pairs]
+            path.write_text("\\n".join(lines) + "\\n", encoding="utf-8")
+            return len(lines)
+        """,
+    )
+    EXPORTERS.load_plugins(again=True)
+    try:
+        assert formats()[-1] == "tsv" and formats()[:2] == ["jsonl", "csv"]
+        out = tmp_path / "qa.tsv"
+        args = [str(DATA / "run" / "qa.jsonl"), "--format", "tsv", "--out", str(out), "--json"]
+        result = CliRunner().invoke(export_command, args)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["rows"] == 30
+        lines = out.read_text(encoding="utf-8").splitlines()
+        assert len(lines) == 30 and all(line.count("\t") == 1 for line in lines)
+        assert "tsv" in CliRunner().invoke(export_command, ["--help"]).output
+    finally:
+        unregister_exporter("tsv")
+    result = CliRunner().invoke(
+        export_command, [str(DATA / "run" / "qa.jsonl"), "--format", "tsv", "--out", str(out)]
+    )
+    assert result.exit_code == 2

@@ -9,6 +9,8 @@ from typing import Any
 import click
 
 from grounded.cli import emit_json, handle_errors, json_option
+from grounded.commands import RegistryChoice
+from grounded.export import EXPORTERS
 
 _FORMATS = click.Choice(["jsonl", "squad"])
 
@@ -266,7 +268,7 @@ def report(out_dir: Path, reference: Path | None, embedder: str, as_json: bool) 
     "--format",
     "fmt",
     required=True,
-    type=click.Choice(["jsonl", "csv", "hf", "parquet", "openai", "ragas", "deepeval"]),
+    type=RegistryChoice(EXPORTERS),
     help="Output layout.",
 )
 @click.option(
