@@ -114,11 +114,8 @@ def breakdown(checker: Any, items: Sequence[Any]) -> dict[str, float]:
 
         return inner
 
-    checks = [checker.quotes, checker.support, checker.question, checker.fit, checker.instructions]
-    checks += [m for m, _ in checker.models]
+    checks = [*checker.checks, *(m for m, _ in checker.models)]
     for chk in checks:
-        if chk is None:
-            continue
         chk.run = wrap(chk.name, chk.run)
         if hasattr(chk, "prefetch"):
             chk.prefetch = wrap(f"{chk.name} (batched model calls)", chk.prefetch)

@@ -80,6 +80,16 @@ from grounded.checker.instructions import InstructionCheck
 from grounded.checker.judge import JudgeCheck
 from grounded.checker.question import QuestionCheck
 from grounded.checker.quotes import QuoteCheck
+from grounded.checker.registry import (
+    ENTRY_POINT_GROUP,
+    CheckOptions,
+    CheckSettings,
+    CheckSpec,
+    blocking_codes,
+    checks,
+    register_check,
+    unregister_check,
+)
 from grounded.checker.scoring import BLOCKING, PipelineChecker, default_checker
 from grounded.checker.semantic import SemanticCheck
 from grounded.checker.stream import check, inline_sources, sources_for
@@ -90,13 +100,17 @@ __all__ = [
     "CALIBRATION",
     "DEFAULT_THRESHOLD",
     "DEFAULT_THRESHOLDS",
+    "ENTRY_POINT_GROUP",
     "FEATURES",
     "QA_FEATURES",
     "SIGNS",
     "AnswerTypeCheck",
     "Calibration",
     "Check",
+    "CheckOptions",
     "CheckResult",
+    "CheckSettings",
+    "CheckSpec",
     "Checker",
     "Context",
     "InstructionCheck",
@@ -108,10 +122,14 @@ __all__ = [
     "QuoteCheck",
     "SemanticCheck",
     "SupportCheck",
+    "blocking_codes",
     "check",
+    "checks",
     "default_checker",
     "inline_sources",
     "load_calibration",
+    "register_check",
     "says_not_in_sources",
     "sources_for",
+    "unregister_check",
 ]

@@ -4,27 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
-from grounded.checker.answer_type import AnswerTypeCheck
+from grounded.checker.builtin import BUILTIN_CHECKS
 from grounded.checker.calibration import (
     CALIBRATION,
     DEFAULT_THRESHOLDS,
     FIT_NEUTRAL,
     calibration_for,
 )
-from grounded.checker.context import CheckResult, Context, ModelCheck, says_not_in_sources, short
-from grounded.checker.fit import QAFitCheck
-from grounded.checker.instructions import InstructionCheck
-from grounded.checker.judge import JudgeCheck, default_judge_cache
-from grounded.checker.llm_read import LLMReadCheck
-from grounded.checker.question import QuestionCheck
-from grounded.checker.quotes import QuoteCheck
-from grounded.checker.reader import READER, ReaderCheck
-from grounded.checker.semantic import SemanticCheck
-from grounded.checker.support import SupportCheck
-from grounded.checker.verifier import VerifierCheck
+from grounded.checker.context import (
+    Check,
+    CheckResult,
+    Context,
+    ModelCheck,
+    says_not_in_sources,
+    short,
+)
+from grounded.checker.judge import JudgeCheck
+from grounded.checker.registry import CheckOptions, CheckSettings, blocking_codes, checks
 from grounded.errors import CheckError
 from grounded.types import Chunk, QAPair, Reason, Verdict
 
@@ -36,45 +34,22 @@ SKIPPED_LANGUAGE: dict[str, str] = {
 # How a model-backed check picks its pairs: every pair, those near the threshold, or those the
 # cheap checks have not already rejected (its signals at their best case still reach the threshold).
 MODEL_POLICIES: tuple[str, ...] = ("all", "borderline", "keepable")
-# Reasons that reject a pair whatever its score.
-BLOCKING: frozenset[str] = frozenset(
-    {
-        "empty_answer",
-        "no_sources",
-        "quote_not_found",
-        "offset_mismatch",
-        "number_mismatch",
-        "date_mismatch",
-        "unit_mismatch",
-        "entity_mismatch",
-        "negation_mismatch",
-        "answer_echoes_instruction",
-        "not_a_question",
-        "question_has_extra_text",
-        "question_needs_context",
-        "answer_names_nothing",
-        "answer_in_question",
-        "question_not_about_evidence",
-        "answer_type_mismatch",
-        "vague_question",
-        "answer_not_near_question_terms",
-        "not_a_refusal",
-        "answerable_in_sources",
-        "judge_unsupported",
-    }
-)
+# Reasons that reject a pair whatever its score: the built-in checks' (a registered check adds its
+# own to the checkers `default_checker` builds).
+BLOCKING: frozenset[str] = blocking_codes(BUILTIN_CHECKS)
 
 
 class PipelineChecker:
     """Runs the checks on each pair and turns their signals into a calibrated verdict.
 
-    Mode "qa" reads the answer with its question; mode "claim" (answer_only=True) checks a
-    standalone statement. Each has its own calibration and default threshold.
-    semantic: "borderline" (default; MiniLM only when the lexical score is within
-    SEMANTIC_BAND of the threshold), "all", or "off". models: further model-backed checks
-    (ModelCheck) with their policy ("borderline" or "all"), run after MiniLM, each batched over
-    the pairs it selects. judge_mode: "borderline" (judge pairs
-    whose score is within `judge_band` of the threshold) or "all"; ignored without a judge.
+    Mode "qa" reads the answer with its question; mode "claim" (options.answer_only) checks a
+    standalone statement. Each has its own calibration and default threshold (options.threshold
+    overrides it). checks: the lexical checks, run on every pair in order. models: the
+    model-backed checks (ModelCheck) with their policy ("all", "borderline": only when the score
+    is within the check's band of the threshold, or "keepable": pairs not already rejected), in
+    order, each batched over the pairs it selects. judge: called on the pairs whose score is
+    within options.judge_band of the threshold (options.judge_mode "borderline") or on all.
+    blocking: the reason codes that reject a pair whatever its score.
     Refusals (kind "unanswerable", or an answer saying the documents do not tell) are not
     scored by the calibration: they pass unless the sources answer the question
     (`answerable_in_sources`); their score is 1 - the question's best window coverage.
@@ -82,53 +57,51 @@ class PipelineChecker:
 
     def __init__(
         self,
+        checks: Sequence[Check] = (),
         *,
-        threshold: float | None = None,
-        quotes: QuoteCheck | None = None,
-        support: SupportCheck | None = None,
-        semantic: SemanticCheck | None = None,
-        semantic_mode: str = "borderline",
-        question: QuestionCheck | None = None,
-        fit: QAFitCheck | None = None,
-        judge: JudgeCheck | None = None,
-        judge_mode: str = "borderline",
-        judge_band: float = 0.25,
-        blocking: frozenset[str] = BLOCKING,
-        answer_only: bool = False,
-        instructions: InstructionCheck | None = None,
         models: Sequence[tuple[ModelCheck, str]] = (),
+        judge: JudgeCheck | None = None,
+        options: CheckOptions | None = None,
+        blocking: frozenset[str] = BLOCKING,
     ) -> None:
-        if semantic_mode not in ("borderline", "all", "off"):
-            raise CheckError(f"semantic mode must be borderline, all or off, not {semantic_mode!r}")
+        options = options or CheckOptions()
         for model, policy in models:
             if policy not in MODEL_POLICIES:
                 raise CheckError(
                     f"{model.name}: policy must be one of {', '.join(MODEL_POLICIES)}, not {policy!r}"
                 )
-        if judge_mode not in ("borderline", "all"):
-            raise CheckError(f"judge mode must be borderline or all, not {judge_mode!r}")
-        self.mode = "claim" if answer_only else "qa"
-        threshold = DEFAULT_THRESHOLDS[self.mode] if threshold is None else float(threshold)
+        if options.judge_mode not in ("borderline", "all"):
+            raise CheckError(f"judge mode must be borderline or all, not {options.judge_mode!r}")
+        self.mode = options.mode
+        threshold = (
+            DEFAULT_THRESHOLDS[self.mode] if options.threshold is None else float(options.threshold)
+        )
         if not 0.0 <= threshold <= 1.0:
             raise CheckError(f"threshold must be in [0, 1], not {threshold}")
         self.threshold = threshold
-        self.quotes = quotes
-        self.support = support or SupportCheck()
-        self.semantic = semantic if semantic_mode != "off" else None
-        self.semantic_mode = semantic_mode
-        self.question = question
-        self.fit = fit if not answer_only else None
-        self.judge = judge
-        self.judge_mode = judge_mode
-        self.judge_band = judge_band
-        self.blocking = blocking
-        self.answer_only = answer_only
-        self.instructions = instructions
+        self.options = options
+        # the lexical checks in the order they run, on every pair
+        self.checks: list[Check] = list(checks)
         # the model-backed checks in the order they run, each with its policy
-        self.models: list[tuple[ModelCheck, str]] = [
-            *([(self.semantic, semantic_mode)] if self.semantic is not None else []),
-            *models,
-        ]
+        self.models: list[tuple[ModelCheck, str]] = list(models)
+        self.judge = judge
+        self.judge_mode = options.judge_mode
+        self.judge_band = options.judge_band
+        self.blocking = blocking
+        self.answer_only = options.answer_only
+
+    def get(self, name: str) -> Any:
+        """The check (lexical, model-backed or the judge) registered as `name`; None if it does not run."""
+        found = [*self.checks, *(m for m, _ in self.models), self.judge]
+        return next((c for c in found if c is not None and c.name == name), None)
+
+    # The built-in checks by name, as the checker had them before the registry.
+    quotes = property(lambda self: self.get("quotes"))
+    support = property(lambda self: self.get("support"))
+    question = property(lambda self: self.get("question"))
+    fit = property(lambda self: self.get("fit"))
+    instructions = property(lambda self: self.get("instructions"))
+    semantic = property(lambda self: self.get("semantic"))
 
     def check(self, pair: QAPair, sources: Sequence[Chunk]) -> Verdict:
         return self.check_many([(pair, sources)])[0]
@@ -196,9 +169,7 @@ class PipelineChecker:
         """A pair's reasons, signals and score from the cheap checks (no model, no judge)."""
         reasons: list[Reason] = []
         signals: dict[str, float] = {}
-        for chk in (self.quotes, self.support, self.question, self.fit, self.instructions):
-            if chk is None:
-                continue
+        for chk in self.checks:
             out = chk.run(ctx)
             reasons.extend(out.reasons)
             signals.update(out.signals)
@@ -286,27 +257,16 @@ class PipelineChecker:
 
 
 def default_checker(
-    *,
-    threshold: float | None = None,
-    semantic: str = "borderline",
-    judge: str | Any | None = None,
-    judge_mode: str = "borderline",
-    judge_cache: str | Path | None = None,
-    embedder: Any = None,
-    answer_only: bool = False,
-    question_checks: bool = True,
-    fit_checks: bool = True,
-    answer_types: str = "keepable",
-    reader: str = "keepable",
-    verifier: str = "keepable",
-    read: str | Any | None = None,
-    read_mode: str = "keepable",
-    min_quote_score: float = 0.9,
+    options: CheckOptions | None = None, **settings: Unpack[CheckSettings]
 ) -> PipelineChecker:
-    """The full pipeline with the documented defaults; every default can be overridden.
+    """The registered checks with the documented defaults; every default can be overridden.
 
+    options: a CheckOptions; keywords override its fields (`default_checker(threshold=0.5)`).
+    threshold: the minimum calibrated score (default: the mode's fitted threshold).
+    semantic: when MiniLM similarity runs: "borderline" (default), "all" or "off".
     judge: a litellm model string or an object with `complete(messages, **kw)` (e.g. grounded.llm.LLM);
     a model string gets an LLM whose calls are cached in `judge_cache` (default_judge_cache()).
+    judge_mode: "borderline" (pairs within judge_band of the threshold) or "all".
     answer_only: the answer is a standalone claim (no question to read it with), as in WiCE.
     question_checks: False skips the question checks (not_a_question, answer_in_question,
     question_not_about_evidence; benchmarks whose questions are not ours).
@@ -322,64 +282,26 @@ def default_checker(
     from token probabilities; signals llm_yes, llm_agree), a litellm model string or an object
     with `complete(messages, **kw)`; its calls are cached in `judge_cache`. read_mode: the
     policies above ("keepable" by default), in qa mode.
+    policies: a registered check's policy by name ("off" leaves it out).
     """
-    llm = _llm(judge, judge_cache)
-    read_llm = _llm(read, judge_cache)
+    options = replace(options or CheckOptions(), **settings)
+    specs = list(checks().values())
+    lexical: list[Check] = []
+    models: list[tuple[ModelCheck, str]] = []
+    judge = None
+    for spec in specs:
+        policy = spec.policy_for(options)
+        if policy == "off":
+            continue
+        built = spec.build(options)
+        if built is None:
+            continue
+        if spec.kind == "model":
+            models.append((built, policy))
+        elif spec.kind == "judge":
+            judge = built
+        else:
+            lexical.append(built)
     return PipelineChecker(
-        threshold=threshold,
-        quotes=QuoteCheck(min_score=min_quote_score),
-        support=SupportCheck(),
-        semantic=SemanticCheck(embedder),
-        semantic_mode=semantic,
-        question=QuestionCheck() if question_checks and not answer_only else None,
-        fit=QAFitCheck() if fit_checks and not answer_only else None,
-        judge=JudgeCheck(llm) if llm is not None else None,
-        judge_mode=judge_mode,
-        answer_only=answer_only,
-        instructions=InstructionCheck(),
-        models=_model_checks(
-            answer_only=answer_only,
-            fit_checks=fit_checks,
-            answer_types=answer_types,
-            reader=reader,
-            verifier=verifier,
-        )
-        + (
-            [(LLMReadCheck(read_llm), read_mode)]
-            if read_llm is not None and not answer_only
-            else []
-        ),
+        lexical, models=models, judge=judge, options=options, blocking=blocking_codes(specs)
     )
-
-
-def _llm(model: str | Any | None, cache: str | Path | None) -> Any:
-    """A model string as a cached `grounded.llm.LLM`; an object with `complete` as it is."""
-    if model is None or not isinstance(model, str):
-        return model
-    from grounded.llm import LLM, LOCAL_TIMEOUT_S, is_local
-
-    return LLM(
-        model,
-        cache=cache if cache is not None else default_judge_cache(),
-        timeout=LOCAL_TIMEOUT_S if is_local(model) else 60.0,
-    )
-
-
-def _model_checks(
-    *, answer_only: bool, fit_checks: bool, answer_types: str, reader: str, verifier: str
-) -> list[tuple[Any, str]]:
-    """The model-backed checks after MiniLM, each with its policy, in the order they run (the
-    cheap reader first: a pair it rejects needs no spaCy parse)."""
-    if answer_only:
-        return []
-    models: list[tuple[Any, str]] = []
-    if fit_checks and reader != "off" and READER is not None:
-        models.append((ReaderCheck(), reader))
-    if fit_checks and answer_types != "off":
-        models.append((AnswerTypeCheck(), answer_types))
-    if verifier != "off":
-        from grounded.verifier import Verifier
-
-        if Verifier.available():
-            models.append((VerifierCheck(), verifier))
-    return models
