@@ -62,7 +62,7 @@ def load_models() -> dict[str, float]:
     """Load spaCy and MiniLM and run each once on a made-up pair (seconds each)."""
     from grounded.checker import default_checker
     from grounded.checker.answer_type import spacy_pipeline
-    from grounded.claims import long_answer_checker, source_chunks
+    from grounded.checker.long_answers import long_answer_checker, source_chunks
     from grounded.types import QAPair
 
     out = {}
@@ -154,7 +154,8 @@ def long_answers(bench: Path, paragraphs: int) -> dict[str, float]:
     """Claims/s of check_long's checker on bench_long_answers' answers, and of the split alone."""
     import bench_long_answers as bl
 
-    from grounded.claims import long_answer_checker, source_chunks, split_many
+    from grounded.checker.claims import split_many
+    from grounded.checker.long_answers import long_answer_checker, source_chunks
     from grounded.types import QAPair
 
     cases = bl.wice_cases(bench) + bl.squad_cases(bench, paragraphs)

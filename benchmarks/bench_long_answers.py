@@ -192,7 +192,7 @@ def judge(
     """Per case, its claims as (start, end, score, blocked) at threshold 0; seconds; claims checked."""
     import grounded
     from grounded.checker import BLOCKING
-    from grounded.claims import CLAIM_BLOCKING, LongAnswerChecker, source_chunks
+    from grounded.checker.long_answers import CLAIM_BLOCKING, LongAnswerChecker, source_chunks
     from grounded.types import QAPair
 
     claim_checker = grounded.default_checker(answer_only=True, threshold=0.0, semantic=semantic)
@@ -271,7 +271,7 @@ def figures(
 def whole_answer(cases: list[Case]) -> dict[str, float]:
     """The figures of checking each answer as ONE claim (claim mode, its default threshold): the before."""
     import grounded
-    from grounded.claims import source_chunks
+    from grounded.checker.long_answers import source_chunks
     from grounded.types import QAPair
 
     checker = grounded.default_checker(answer_only=True, semantic="off")
@@ -306,7 +306,7 @@ def main() -> int:
         "--threshold",
         type=float,
         default=None,
-        help="Per-claim threshold (default: grounded.claims.CLAIM_THRESHOLD).",
+        help="Per-claim threshold (default: grounded.checker.long_answers.CLAIM_THRESHOLD).",
     )
     ap.add_argument(
         "--sweep",
@@ -326,7 +326,7 @@ def main() -> int:
     )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    from grounded.claims import CLAIM_THRESHOLD
+    from grounded.checker.long_answers import CLAIM_THRESHOLD
 
     threshold = CLAIM_THRESHOLD if args.threshold is None else args.threshold
     cases = wice_cases(args.bench) + squad_cases(args.bench, args.paragraphs)

@@ -53,7 +53,7 @@ _LAZY = {
     "search": "grounded.index",
     "generate": "grounded.generation",
     "check": "grounded.checker",
-    "check_long": "grounded.claims",
+    "check_long": "grounded.checker.long_answers",
     "run": "grounded.pipeline",
 }
 

@@ -12,7 +12,7 @@ import pytest
 from grounded.checker import default_checker
 from grounded.checker.answer_type import only, spacy_pipeline
 from grounded.checker.context import Context, token_weight
-from grounded.claims import source_chunks
+from grounded.checker.long_answers import source_chunks
 from grounded.eval.faithfulness import example_pair
 from grounded.eval.readers import read_examples
 from grounded.text import content, tokens_of
@@ -93,7 +93,7 @@ def test_a_merged_bag_has_a_token_exactly_when_one_of_its_bags_has_it():
 
 @needs_spacy
 def test_one_spacy_load_serves_the_answer_type_check_and_the_claim_splitter():
-    from grounded.claims import nlp
+    from grounded.checker.claims import nlp
 
     assert nlp() is spacy_pipeline()
     # each runs its own components only; NER reads its own embedding, not the parser's tok2vec

@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 import grounded
-from grounded.claims import source_chunks, split_claims, substitution
+from grounded.checker.claims import split_claims
+from grounded.checker.long_answers import source_chunks, substitution
 from grounded.cli import main
 from grounded.types import to_jsonable, verdict_from_dict
 

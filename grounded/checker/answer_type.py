@@ -27,6 +27,7 @@ from grounded.checker.fit import (
     expands_acronym,
     expected_type,
 )
+from grounded.checker.nlp import only, spacy_pipeline
 from grounded.text import NUMBER_WORDS, SCALES, fold, is_month, stem, tokens_of
 from grounded.types import Reason
 
@@ -131,32 +132,6 @@ class QuestionType:
     expected: str
     focus: str
     focus_text: str
-
-
-@functools.lru_cache(maxsize=1)
-def spacy_pipeline() -> Any:
-    """en_core_web_sm, loaded once per process for every user (this check's parser and NER, the
-    claim splitter's tagger and parser); each runs only its components (`only`). None when not
-    installed."""
-    try:
-        import spacy
-
-        from grounded.loaders.nlp import SPACY_MODEL, alias_spacy_model
-
-        alias_spacy_model()
-        return spacy.load(SPACY_MODEL, exclude=["lemmatizer", "senter"])
-    except (ImportError, OSError):
-        return None
-
-
-def only(nlp: Any, *names: str) -> list[str]:
-    """The components to disable so that just `names` run, with the embedding layers they listen to
-    (en_core_web_sm's NER has its own tok2vec: the shared one need not run for it)."""
-    keep = set(names)
-    for name, pipe in nlp.pipeline:
-        if keep & set(getattr(pipe, "listening_components", ())):
-            keep.add(name)
-    return [name for name in nlp.pipe_names if name not in keep]
 
 
 def question_type(doc: Any) -> QuestionType:

@@ -134,8 +134,8 @@ def check(
         )
     if judge or verify != "off":
         options["judge_cache"] = judge_cache or str(out / "judge-cache.sqlite")
+    from grounded.checker.long_answers import long_answer_checker
     from grounded.checkfile import check_qa_file
-    from grounded.claims import long_answer_checker
 
     # with --long-answers, --threshold is the per-claim threshold
     checker = long_answer_checker(every_pair=long_answers, **options)
