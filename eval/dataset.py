@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from grounded.embed import resolve_embedder
+from grounded.embed import DEFAULT_EMBEDDER, resolve_embedder
 from grounded.qaset import QASet, read_qa_set, with_universe
 from grounded.types import QAPair
 
@@ -386,7 +386,7 @@ def dataset_health(
     chroma_url: str | None = None,
     format: str | None = None,
     reference_format: str | None = None,
-    embedder: Any = "minilm",
+    embedder: Any = DEFAULT_EMBEDDER,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Diversity, question types, lengths and coverage of a QA set, compared with a reference if given.

@@ -13,6 +13,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from grounded.embed import DEFAULT_EMBEDDER
 from grounded.jsonl import read_jsonl
 from grounded.rundir import RunFolder, atomic_write_text
 from grounded.types import QAPair, count_reasons
@@ -34,7 +35,7 @@ def write_report(
     run_dir: str | Path,
     *,
     reference: str | Path | None = None,
-    embedder: Any = "minilm",
+    embedder: Any = DEFAULT_EMBEDDER,
     out: str | Path | None = None,
 ) -> Path:
     """Write `run_dir/report.html` (or `out`) and return its path."""

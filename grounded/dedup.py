@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from grounded.embed import resolve_embedder
+from grounded.embed import DEFAULT_EMBEDDER, resolve_embedder
 from grounded.types import QAPair, Reason, Rejection
 
 BLOCK = 512
@@ -70,7 +70,7 @@ def dedup(
     *,
     near: float | None = 0.9,
     semantic: float | None = 0.92,
-    embedder: Any = "minilm",
+    embedder: Any = DEFAULT_EMBEDDER,
 ) -> tuple[list[QAPair], list[Rejection]]:
     """Drop duplicate questions, keeping the best-supported copy; return (kept in input order, removals).
 

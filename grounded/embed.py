@@ -1,5 +1,10 @@
 """Sentence embeddings: the bundled MiniLM on CPU by default, a fast static model distilled from
-it, any litellm embedding model as an option, and a cache so a chunk is never embedded twice."""
+it, any litellm embedding model as an option, and a cache so a chunk is never embedded twice.
+
+Embedders are registered by name (`register_embedder`); the built-ins register the way a plugin
+does, and a package adds its own by naming a module under the `grounded.embedders` entry point
+group, imported on first use of the registry.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,20 @@ import functools
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from grounded import offline
 from grounded.errors import ConfigError, MissingDependencyError
+from grounded.plugins import Registry
 from grounded.store import KeyValueStore
 
 log = logging.getLogger(__name__)
 
+ENTRY_POINT_GROUP = "grounded.embedders"
 DEFAULT_EMBEDDER = "minilm"
 FAST_EMBEDDER = "fast"
 # Static embeddings distilled from MiniLM: dimensions after PCA.
@@ -226,23 +233,58 @@ class CachedEmbedder:
         return np.stack([found[k] for k in keys]).astype(np.float32)
 
 
+# Makes the embedder a registered name stands for; `name` of what it makes is that name.
+EmbedderFactory = Callable[[], Embedder]
+
+
 @functools.lru_cache(maxsize=4)
 def get_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
-    """`minilm` (default, bundled), `fast` (static, distilled from MiniLM once), a local
-    sentence-transformers folder, or `litellm:<model>`."""
-    if name == "minilm":
-        return SentenceTransformerEmbedder(minilm_path(), name="minilm")
-    if name == FAST_EMBEDDER:
-        return StaticEmbedder(fast_model_path(), name=FAST_EMBEDDER)
+    """A registered name (`minilm`, the bundled default; `fast`, static, distilled from MiniLM
+    once; a plugin's), a local sentence-transformers folder, or `litellm:<model>`."""
+    factory = EMBEDDERS.get(name)
+    if factory is not None:
+        return factory()
     if name.startswith("litellm:"):
         return LiteLLMEmbedder(name.split(":", 1)[1])
     path = Path(name)
     if path.is_dir():
         return SentenceTransformerEmbedder(path, name=f"st:{path.resolve()}")
+    names = ", ".join(repr(n) for n in EMBEDDERS.names())
     raise ConfigError(
         f"unknown embedder {name!r}",
-        hint="use 'minilm', 'fast', a sentence-transformers folder, or 'litellm:<model>'",
+        hint=f"use {names}, a sentence-transformers folder, or 'litellm:<model>'",
     )
+
+
+EMBEDDERS: Registry[EmbedderFactory] = Registry(
+    "embedder", ENTRY_POINT_GROUP, on_change=get_embedder.cache_clear
+)
+
+
+def register_embedder(
+    name: str, factory: EmbedderFactory | None = None, *, replace: bool = True
+) -> Any:
+    """Register `factory` as the embedder `name` (`--embedder NAME`); usable as a decorator."""
+
+    def add(fn: EmbedderFactory) -> EmbedderFactory:
+        return EMBEDDERS.register(name, fn, replace=replace)
+
+    return add(factory) if factory is not None else add
+
+
+def unregister_embedder(name: str) -> None:
+    """Remove one embedder name (no error if it is not registered)."""
+    EMBEDDERS.unregister(name)
+
+
+@register_embedder(DEFAULT_EMBEDDER)
+def _minilm() -> Embedder:
+    return SentenceTransformerEmbedder(minilm_path(), name=DEFAULT_EMBEDDER)
+
+
+@register_embedder(FAST_EMBEDDER)
+def _fast() -> Embedder:
+    return StaticEmbedder(fast_model_path(), name=FAST_EMBEDDER)
 
 
 def resolve_embedder(embedder: Embedder | str | bool | None) -> Embedder | None:

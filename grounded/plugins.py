@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
@@ -64,12 +64,6 @@ class Registry(Generic[T]):
         """A copy of the registry."""
         self.load_plugins()
         return dict(self._items)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
 
     def load_plugins(self, *, again: bool = False) -> None:
         """Import the built-in modules and the entry-point modules (once; `again` after installing a plugin)."""

@@ -84,3 +84,65 @@ def test_fast_embedder_is_distilled_once_offline_and_cached(no_network: None) ->
     assert vecs.shape == (5, FAST_DIMS) and emb.dim == FAST_DIMS
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
     _related_beats_unrelated(vecs)
+
+
+def test_embedder_plugin_from_an_entry_point_is_an_ingest_embedder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import sys
+
+    from click.testing import CliRunner
+    from plugin_dist import install_plugin
+
+    from grounded.cli import main
+    from grounded.embed import EMBEDDERS, unregister_embedder
+
+    install_plugin(
+        tmp_path,
+        monkeypatch,
+        group="grounded.embedders",
+        module="grounded_tiny_embedder",
+        source="""
+        import zlib
+
+        import numpy as np
+
+        from grounded.embed import normalise_rows, register_embedder
+
+        CALLS = []
+
+        class TinyEmbedder:
+            name = "tiny"
+            dim = 32
+
+            def embed(self, texts):
+                CALLS.append(len(texts))
+                rows = np.zeros((len(texts), self.dim), dtype=np.float32)
+                for i, text in enumerate(texts):
+                    for word in text.lower().split():
+                        rows[i, zlib.crc32(word.encode()) % self.dim] += 1.0
+                return normalise_rows(rows)
+
+        register_embedder("tiny", TinyEmbedder)
+        """,
+    )
+    EMBEDDERS.load_plugins(again=True)
+    try:
+        assert EMBEDDERS.names()[:2] == ["minilm", "fast"] and "tiny" in EMBEDDERS.names()
+        idx = tmp_path / "idx"
+        docs = Path(__file__).parent / "data" / "ingest" / "good"
+        args = ["ingest", str(docs), "--index", str(idx), "--embedder", "tiny", "--json"]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["embedder"] == "tiny"
+        calls = sys.modules["grounded_tiny_embedder"].CALLS
+        embedded = sum(calls)
+        assert embedded == json.loads(result.stdout)["chunks_added"] > 0
+        result = CliRunner().invoke(main, ["search", "lighthouse", "--index", str(idx), "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["hits"] and sum(calls) == embedded + 1
+    finally:
+        unregister_embedder("tiny")
+    with pytest.raises(ConfigError, match="unknown embedder 'tiny'"):
+        get_embedder("tiny")

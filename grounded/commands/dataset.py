@@ -10,6 +10,7 @@ import click
 
 from grounded.cli import emit_json, handle_errors, json_option
 from grounded.commands import RegistryChoice
+from grounded.embed import DEFAULT_EMBEDDER
 from grounded.export import EXPORTERS
 
 _FORMATS = click.Choice(["jsonl", "squad"])
@@ -28,7 +29,7 @@ REFERENCE_OPTION = click.option(
 )
 QUESTION_EMBEDDER_OPTION = click.option(
     "--embedder",
-    default="minilm",
+    default=DEFAULT_EMBEDDER,
     show_default=True,
     help="Embedder for question similarity, or 'none' to skip it.",
 )
@@ -197,7 +198,7 @@ def eval_dataset(
 )
 @click.option(
     "--embedder",
-    default="minilm",
+    default=DEFAULT_EMBEDDER,
     show_default=True,
     help="Embedder for paraphrases, or 'none' to skip that test.",
 )

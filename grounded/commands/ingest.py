@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from grounded.cli import emit_json, handle_errors, json_option
+from grounded.embed import DEFAULT_EMBEDDER
 from grounded.errors import EXIT_PARTIAL
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,10 +48,11 @@ INGEST_OPTIONS: list[Callable[[F], F]] = [
     ),
     click.option(
         "--embedder",
-        default="minilm",
+        default=DEFAULT_EMBEDDER,
         show_default=True,
-        help="minilm (bundled, best quality), fast (static, >100x faster), a sentence-transformers "
-        "folder, or litellm:<model>; in `run` also used by dedup and the health figures.",
+        help="minilm (bundled, best quality), fast (static, >100x faster), a plugin's embedder, a "
+        "sentence-transformers folder, or litellm:<model>; in `run` also used by dedup and the "
+        "health figures.",
     ),
     click.option(
         "--workers",
