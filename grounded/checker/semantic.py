@@ -50,9 +50,9 @@ class SemanticCheck:
     @property
     def embedder(self) -> Any:
         if self._embedder is None:
-            from grounded.embed import get_embedder
+            from grounded.embed import DEFAULT_EMBEDDER, get_embedder
 
-            self._embedder = get_embedder("minilm")
+            self._embedder = get_embedder(DEFAULT_EMBEDDER)
         return self._embedder
 
     def texts(self, ctx: Context) -> list[str]:
