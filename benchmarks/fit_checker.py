@@ -238,15 +238,62 @@ def main() -> int:
     print(json.dumps(data, indent=1))
     if args.write and not args.reverse:
         path = ROOT / "grounded" / "checker" / "calibration.json"
+        data = keep_stacked(data, json.loads(path.read_text(encoding="utf-8")))
         path.write_text(json.dumps(data, indent=1) + "\n")
         print(f"wrote {path}", file=sys.stderr)
-        # the local model's reading is stacked on these models: refit it on them (its calls are
-        # cached, so this reads nothing twice)
-        print(
-            "now run benchmarks/fit_llm_read.py --write to stack the local model's reading on it",
-            file=sys.stderr,
-        )
+        if any(name.endswith(STACKED) for name in data["models"]):
+            # restacked with the coefficients fitted on the old models: refitting them on the
+            # new ones reads from the model's cache, so it costs nothing twice
+            print(
+                "kept the local model's reading, restacked on the new models; "
+                "benchmarks/fit_llm_read.py --write refits it on them",
+                file=sys.stderr,
+            )
     return 0
+
+
+# The models benchmarks/fit_llm_read.py --write stacks on the hand models ("qa+llm_yes+llm_agree"):
+# a * the hand model's logit + b * llm_yes + c * llm_agree + d.
+STACKED = "+llm_yes+llm_agree"
+
+
+def keep_stacked(new: dict, old: dict) -> dict:
+    """`new` calibration data with `old`'s stacked reading models kept: each restacked on its new
+    hand model with the coefficients read back from the old pair, or kept as it was where they
+    cannot be (its hand model is gone, or changed its features)."""
+    out = {**new, "models": dict(new["models"])}
+    for name, stacked in old["models"].items():
+        if not name.endswith(STACKED) or name in out["models"]:
+            continue
+        base = name[: -len(STACKED)]
+        coef = _stack_coefficients(old["models"].get(base), stacked)
+        fresh = out["models"].get(base)
+        if coef is None or fresh is None or fresh["features"] != old["models"][base]["features"]:
+            out["models"][name] = stacked
+            continue
+        a, extra, d = coef
+        out["models"][name] = {
+            "features": list(stacked["features"]),
+            "weights": [round(a * w, 4) for w in fresh["weights"]] + extra,
+            "bias": round(a * fresh["bias"] + d, 4),
+        }
+    if "fitted_by_llm_read" in old and "fitted_by_llm_read" not in out:
+        out["fitted_by_llm_read"] = old["fitted_by_llm_read"]
+    return out
+
+
+def _stack_coefficients(
+    base: dict | None, stacked: dict
+) -> tuple[float, list[float], float] | None:
+    """(a, the reading's weights, d) of a stacked model over `base`; None when it is not one."""
+    if base is None or list(stacked["features"][: len(base["features"])]) != list(base["features"]):
+        return None
+    w = np.asarray(base["weights"], dtype=float)
+    sw = np.asarray(stacked["weights"][: len(w)], dtype=float)
+    if not np.any(w):
+        return None
+    a = float(w @ sw / (w @ w))  # least squares: the stacked weights were rounded
+    return a, list(stacked["weights"][len(w) :]), float(stacked["bias"]) - a * float(base["bias"])
 
 
 def pick_threshold(
