@@ -134,7 +134,8 @@ def serve(folder: Path, articles: int) -> None:
 
 def run_mode(mode: str, articles: int, n: int) -> dict[str, Any]:
     import grounded
-    from grounded import generation
+    from grounded.generation import api as generation_api
+    from grounded.generation import run as generation
     from grounded.stages import CheckStage
 
     if mode in ("sync", "thread"):
@@ -143,7 +144,7 @@ def run_mode(mode: str, articles: int, n: int) -> dict[str, Any]:
             return fn(*args)  # on the loop, as before
 
         generation._Run._off_loop = on_loop  # type: ignore[method-assign]
-        generation.warm_llm = lambda model: None  # type: ignore[assignment]
+        generation_api.warm_llm = lambda model: None  # type: ignore[assignment]
         CheckStage.warm = lambda self: None  # type: ignore[method-assign]
     if mode == "sync":
 

@@ -128,7 +128,9 @@ class Verdict:
     score: float
     reasons: tuple[Reason, ...] = ()
     signals: Mapping[str, float] = field(default_factory=dict)
-    claims: tuple[ClaimVerdict, ...] = ()  # per-claim verdicts of a long answer (grounded.claims)
+    claims: tuple[
+        ClaimVerdict, ...
+    ] = ()  # per-claim verdicts of a long answer (grounded.checker.long_answers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +218,31 @@ class Rejection:
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
+
+
+# A rejection made in this run, or a row an earlier run wrote (kept verbatim, so a rerun rewrites
+# the same bytes).
+Rejected = Rejection | Mapping[str, Any]
+
+
+def rejected_stage(rejected: Rejected) -> str:
+    """The stage that dropped it."""
+    if isinstance(rejected, Rejection):
+        return rejected.stage
+    return str(rejected.get("stage") or "unknown")
+
+
+def rejected_row(rejected: Rejected) -> dict[str, Any]:
+    """A rejection as the row `rejected.jsonl` holds."""
+    return rejected.to_dict() if isinstance(rejected, Rejection) else dict(rejected)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A generated pair with the passages it was written from: what the check stage judges."""
+
+    pair: QAPair
+    sources: tuple[Chunk, ...]
 
 
 def count_reasons(items: Iterable[Rejection | Verdict | Mapping[str, Any]]) -> dict[str, int]:

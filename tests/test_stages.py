@@ -17,8 +17,8 @@ from fakes import (
 import grounded
 from grounded.cli import main
 from grounded.jsonl import read_jsonl
-from grounded.stages import Candidate, CheckStage, DedupStage, Stats, collect
-from grounded.types import Chunk, QAPair, Reason, Rejection, Verdict
+from grounded.stages import CheckStage, Context, DedupStage, Ledger, split
+from grounded.types import Candidate, Chunk, QAPair, Reason, Rejection, Verdict
 
 DOCS = PIPELINE_DOCS
 responder = pipeline_responder
@@ -41,24 +41,26 @@ def pair(question: str, answer: str = "x", score: float = 1.0) -> QAPair:
 CHUNK = Chunk(id="c1", doc_id="d1", text="Some text.", start=0, end=10)
 
 
-def test_check_stage_yields_kept_pairs_and_rejections_in_order_and_collect_counts_each_drop_once():
-    stats = Stats()
+def test_check_stage_yields_kept_pairs_and_rejections_in_order_and_counts_each_drop_once():
+    ctx = Context()
+    stats = ctx.ledger
     cands = [Candidate(pair(q), (CHUNK,)) for q in ("One?", "REJECTME two?", "Three?")]
-    out = list(CheckStage(FakeChecker(), batch_size=2).run(cands, stats))
+    out = list(CheckStage(FakeChecker(), batch_size=2).run(cands, ctx))
 
     assert [type(r).__name__ for r in out] == ["QAPair", "Rejection", "QAPair"]
     assert isinstance(out[1], Rejection) and out[1].stage == "check" and out[1].pair is not None
     assert stats.stage("check").records_in == 3 and stats.stage("check").records_out == 2
-    kept, rejected = collect(out, stats)
+    kept, rejected = split(out)
     assert [p.question for p in kept] == ["One?", "Three?"] and len(rejected) == 1
-    assert stats.rejected_by_reason == {"low_support": 1}  # counted at the end of the stream, once
+    assert stats.rejected_by_reason == {"low_support": 1}  # counted as it left the stage, once
 
 
 def test_dedup_stage_passes_rejections_and_turns_duplicates_into_rejections():
-    stats = Stats()
+    ctx = Context()
+    stats = ctx.ledger
     earlier = {"stage": "generate", "reasons": [{"code": "quote_not_found"}], "pair": None}
     records = [pair("Who built it?", "Smeaton", 0.9), earlier, pair("who built it", "Smeaton", 0.5)]
-    kept, rejected = collect(DedupStage(embedder=None).run(records, stats), stats)
+    kept, rejected = split(DedupStage(embedder=None).run(records, ctx))
 
     assert [p.verdict.score for p in kept] == [0.9]
     assert (
@@ -67,11 +69,12 @@ def test_dedup_stage_passes_rejections_and_turns_duplicates_into_rejections():
         and rejected[1].stage == "dedup"
     )
     assert stats.stages["dedup"].dropped_by_reason == {"duplicate": 1}
-    assert stats.rejected_by_reason == {"quote_not_found": 1, "duplicate": 1}
+    # the generate stage's rejection passed through: counted where it was made, not here
+    assert stats.rejected_by_reason == {"duplicate": 1}
 
 
 def test_stats_rejected_by_reason_leaves_skipped_files_out():
-    stats = Stats()
+    stats = Ledger()
     stats.drop("ingest", Rejection("ingest", (Reason("skipped", "empty"),)))
     stats.drop("check", Rejection("check", (Reason("low_support"),)))
     assert stats.rejected_by_reason == {"low_support": 1}

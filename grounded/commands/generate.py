@@ -150,17 +150,27 @@ def generation_options(fn: F) -> F:
 @handle_errors
 def generate(out: Path, as_json: bool, no_check: bool, **options: Any) -> None:
     """Generate grounded QA pairs from an index into OUT (rerun to resume; nothing is paid twice)."""
-    from grounded.generation import generate as run_generate
+    from grounded.generation.api import generate_into
+    from grounded.options import GenerateOptions, ModelOptions, take, unexpected
     from grounded.rundir import RunFolder
-    from grounded.stages import NoCheck
+    from grounded.stages import CheckStage, NoCheck
 
-    checker = NoCheck() if no_check else None
+    index, cache, chroma_url = options.pop("index"), options.pop("cache"), options.pop("chroma_url")
+    gen, model = take(GenerateOptions, options), take(ModelOptions, options)
+    unexpected(options, "generate")
     folder = RunFolder(out)
     with folder.lock():  # two generates on one folder would pay every call twice
-        if options.get("cache") is None and not options.get("dry_run"):
-            options["cache"] = folder.llm_cache_path()
-        summary = run_generate(
-            out=out, progress=not as_json and sys.stderr.isatty(), checker=checker, **options
+        if cache is None and not gen.dry_run:
+            cache = folder.llm_cache_path()
+        summary = generate_into(
+            index,
+            out,
+            gen,
+            model,
+            check=CheckStage(NoCheck() if no_check else None),
+            cache=cache,
+            chroma_url=chroma_url,
+            progress=not as_json and sys.stderr.isatty(),
         )
     data = summary.to_dict()
     if no_check:
@@ -179,7 +189,7 @@ def generate(out: Path, as_json: bool, no_check: bool, **options: Any) -> None:
             f"estimated cost {cost}"
         )
     else:
-        _report(summary, retry_invalid=bool(options.get("retry_invalid", True)))
+        _report(summary, retry_invalid=gen.retry_invalid)
     if summary.failed_calls:
         sys.exit(EXIT_PARTIAL)
 
@@ -213,7 +223,7 @@ def _report(summary: GenerateSummary, *, retry_invalid: bool) -> None:
         f"{summary.prompt_tokens}+{summary.completion_tokens} tokens; cost ${summary.cost:.4f} "
         f"(all runs into this folder: ${summary.cost_total:.4f})"
     )
-    from grounded.pipeline import distinct_errors
+    from grounded.stages.context import distinct_errors
 
     failures = distinct_errors(summary.errors)
     for item in failures[:5]:

@@ -14,7 +14,7 @@ from grounded.commands.ingest import ingest_options
 from grounded.errors import EXIT_PARTIAL
 
 if TYPE_CHECKING:
-    from grounded.pipeline import RunSummary
+    from grounded.stages.context import RunSummary
 
 
 @click.command()
@@ -58,18 +58,19 @@ def run(
     paths: tuple[Path, ...], out: Path, as_json: bool, ray: str | None, **options: object
 ) -> None:
     """Ingest PATHS, generate QA pairs, check, deduplicate and report into OUT."""
-    from grounded.pipeline import run as run_pipeline
+    from grounded.options import RunOptions
+    from grounded.pipeline import run_stages
 
     quiet = as_json
-    summary = run_pipeline(
-        list(paths),
+    run_options = RunOptions.from_settings(
         out=out,
         executor="ray" if ray else "local",
         ray_address=None if ray in (None, "local") else ray,
         progress=not quiet and sys.stderr.isatty(),
         notify=None if quiet else (lambda msg: click.echo(msg, err=True)),
-        **options,  # type: ignore[arg-type]
+        **options,
     )
+    summary = run_stages(list(paths), run_options)
     data = summary.to_dict()
     if as_json:
         emit_json(data)

@@ -1,0 +1,194 @@
+"""A run's settings as typed objects, built once (by the CLI, or by `grounded.run`/`generate`).
+
+    RunOptions      the run folder, what to report against, and the sections below
+    IngestOptions   chunking, embedder, Chroma server
+    ModelOptions    which model, and how its calls are made (connection, limits, sampling)
+    GenerateOptions how many pairs, with which prompt, planned how, read back how
+    CheckOptions    the checker: on or off, its threshold, an LLM judge
+    ExecutorOptions where fan-out work runs: this process, `workers` processes, or Ray
+
+The public functions keep their keyword style (`grounded.run(paths, out=..., n=10)`): the flat
+keywords, typed by the `*Settings` dicts, are sorted into these objects by `from_settings`, where an
+unknown keyword is a TypeError as it would be for any function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
+
+from grounded.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
+from grounded.embed import DEFAULT_EMBEDDER
+
+if TYPE_CHECKING:
+    from grounded.prompting import Prompt
+
+Notify = Callable[[str], None]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOptions:
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS
+    overlap_tokens: int = DEFAULT_OVERLAP_TOKENS
+    embedder: str = DEFAULT_EMBEDDER
+    chroma_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOptions:
+    """The model (default: the local one) and how its calls are made.
+
+    timeout: seconds per call (default 60, or 600 for in-process models); response_format:
+    json_schema | json_object | none | auto (json_object with a schema when `api_base` points at a
+    self-hosted server, else json_schema); temperature: default 0.2 locally, else 0.7.
+    """
+
+    model: str | None = None
+    api_base: str | None = None
+    api_key: str | None = None
+    timeout: float | None = None
+    max_retries: int = 4
+    concurrency: int = 8
+    rpm: float | None = None
+    tpm: float | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    response_format: str = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateOptions:
+    """What to generate (see `grounded.generate` for each field)."""
+
+    n: int = 20
+    prompt: str | Path | Prompt = "factoid"
+    pairs_per_call: int = 3
+    language: str = "en"
+    seed: int = 0
+    max_calls: int | None = None
+    max_rounds: int | None = None
+    retry_invalid: bool = True
+    quote_choices: bool | None = None
+    verify: str | None = None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOptions:
+    """The run's checker: the built-in one unless `no_check`; `judge` adds an LLM judge."""
+
+    threshold: float | None = None
+    judge: str | None = None
+    no_check: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorOptions:
+    """executor: "local" (`workers` processes parse files) or "ray" (`workers` CPUs locally, or
+    the cluster at `ray_address`)."""
+
+    executor: str = "local"
+    workers: int = 1
+    ray_address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Everything `grounded run` needs besides the input paths."""
+
+    out: str | Path
+    index: str | Path | None = None
+    reference: str | Path | None = None
+    progress: bool = False
+    notify: Notify | None = None
+    ingest: IngestOptions = field(default_factory=IngestOptions)
+    model: ModelOptions = field(default_factory=ModelOptions)
+    generate: GenerateOptions = field(default_factory=GenerateOptions)
+    check: CheckOptions = field(default_factory=CheckOptions)
+    executor: ExecutorOptions = field(default_factory=ExecutorOptions)
+
+    @classmethod
+    def from_settings(cls, *, out: str | Path, **settings: Any) -> RunOptions:
+        """The options from `grounded.run`'s flat keywords (RunSettings)."""
+        rest = dict(settings)
+        top = {k: rest.pop(k) for k in ("index", "reference", "progress", "notify") if k in rest}
+        sections = {
+            "ingest": take(IngestOptions, rest),
+            "model": take(ModelOptions, rest),
+            "generate": take(GenerateOptions, rest),
+            "check": take(CheckOptions, rest),
+            "executor": take(ExecutorOptions, rest),
+        }
+        unexpected(rest, "run")
+        return cls(out=out, **top, **sections)
+
+
+def take(kind: type[T], settings: dict[str, Any]) -> T:
+    """`kind` from the keys of `settings` that are its fields (removed from `settings`)."""
+    names = {f.name for f in fields(kind)}  # type: ignore[arg-type]
+    return kind(**{k: settings.pop(k) for k in list(settings) if k in names})
+
+
+def merged(kind: type[T], base: T | None, settings: dict[str, Any]) -> T:
+    """`base` (or `kind`'s defaults) with the keys of `settings` that are its fields."""
+    if base is None:
+        return take(kind, settings)
+    names = {f.name for f in fields(kind)}  # type: ignore[arg-type]
+    return replace(base, **{k: settings.pop(k) for k in list(settings) if k in names})  # type: ignore[type-var]
+
+
+def unexpected(rest: Mapping[str, Any], function: str) -> None:
+    if rest:
+        raise TypeError(f"{function}() got an unexpected keyword argument {next(iter(rest))!r}")
+
+
+class ModelSettings(TypedDict, total=False):
+    model: str | None
+    api_base: str | None
+    api_key: str | None
+    timeout: float | None
+    max_retries: int
+    concurrency: int
+    rpm: float | None
+    tpm: float | None
+    temperature: float | None
+    max_tokens: int | None
+    response_format: str
+
+
+class GenerateSettings(ModelSettings, total=False):
+    """`grounded.generate`'s keywords: GenerateOptions' and ModelOptions' fields."""
+
+    n: int
+    prompt: str | Path | Prompt
+    pairs_per_call: int
+    language: str
+    seed: int
+    max_calls: int | None
+    max_rounds: int | None
+    retry_invalid: bool
+    quote_choices: bool | None
+    verify: str | None
+    dry_run: bool
+
+
+class RunSettings(GenerateSettings, total=False):
+    """`grounded.run`'s keywords: every section's fields, flat."""
+
+    index: str | Path | None
+    reference: str | Path | None
+    progress: bool
+    notify: Notify | None
+    chunk_tokens: int
+    overlap_tokens: int
+    embedder: str
+    chroma_url: str | None
+    threshold: float | None
+    judge: str | None
+    no_check: bool
+    executor: str
+    workers: int
+    ray_address: str | None
