@@ -134,9 +134,8 @@ def grouped_bars(
     top = max((v for _, vals, _ in series for v in vals), default=0) or 1
     left, bottom, plot_top = 10, 48, 26
     plot_h = height - bottom - plot_top
-    slot = min(
-        120.0, (width - left * 2) / len(categories)
-    )  # a lone category should not fill the page
+    # a lone category should not fill the page
+    slot = min(120.0, (width - left * 2) / len(categories))
     bw = max(3.0, (slot - 8) / max(1, len(series)))
     parts = []
     for c, cat in enumerate(categories):
@@ -236,15 +235,9 @@ def _source_html(pair: QAPair, chunks: Mapping[str, Any]) -> str:
 
 
 def _fetch_chunks(data: Mapping[str, Any], pairs: Sequence[QAPair]) -> dict[str, Any]:
-    wanted = sorted(
-        {
-            c
-            for p in pairs
-            if not p.contexts
-            for c in (*p.chunk_ids, *(e.chunk_id for e in p.evidence))
-            if c
-        }
-    )
+    from grounded.export import cited_chunk_ids
+
+    wanted = cited_chunk_ids(pairs)
     if not wanted:
         return {}
     # the run's open index when the caller passes it (data["index"]), else opened and closed here
@@ -277,16 +270,9 @@ def _pair_card(
         meta.append(escape(pair.origin))
     why = ""
     if reasons:
-        items = "".join(
-            f"<li><code>{escape(str(r.get('code', '')))}</code> {escape(str(r.get('message', '')))}</li>"
-            for r in reasons
-        )
-        dup = (
-            f' <span class="muted">(duplicate of {escape(duplicate_of)})</span>'
-            if duplicate_of
-            else ""
-        )
-        why = f'<ul class="reasons">{items}</ul>{dup}'
+        items = _reason_items(reasons)
+        dup = f' <span class="muted">(duplicate of {escape(duplicate_of)})</span>'
+        why = f'<ul class="reasons">{items}</ul>{dup if duplicate_of else ""}'
     return (
         '<div class="card">'
         f'<div class="q">Q: {escape(pair.question)}</div>'
@@ -297,11 +283,15 @@ def _pair_card(
     )
 
 
-def _raw_card(row: Mapping[str, Any]) -> str:
-    reasons = "".join(
+def _reason_items(reasons: Sequence[Mapping[str, Any]]) -> str:
+    return "".join(
         f"<li><code>{escape(str(r.get('code', '')))}</code> {escape(str(r.get('message', '')))}</li>"
-        for r in row.get("reasons") or ()
+        for r in reasons
     )
+
+
+def _raw_card(row: Mapping[str, Any]) -> str:
+    reasons = _reason_items(row.get("reasons") or ())
     raw = str(row.get("raw") or "")
     cut = raw[:600] + ("…" if len(raw) > 600 else "")
     return (
@@ -506,27 +496,17 @@ def _funnel(
 
 def _coverage(cov: Mapping[str, Any]) -> str:
     if not cov:
-        return _section(
-            "Coverage",
-            '<p class="muted">No pair cites a document, so coverage cannot be measured.</p>',
-            "coverage",
-        )
+        body = '<p class="muted">No pair cites a document, so coverage cannot be measured.</p>'
+        return _section("Coverage", body, "coverage")
     lines = [
-        f"Documents cited: <b>{cov.get('documents_cited')}</b>"
+        f"{what.capitalize()} cited: <b>{cov.get(f'{what}_cited')}</b>"
         + (
-            f" of {cov['documents_total']} ({_fmt(cov.get('documents_share'), '.0%')})"
-            if cov.get("documents_total")
+            f" of {cov[f'{what}_total']} ({_fmt(cov.get(f'{what}_share'), '.0%')})"
+            if cov.get(f"{what}_total")
             else ""
         )
+        for what in ("documents", "chunks")
     ]
-    lines.append(
-        f"Chunks cited: <b>{cov.get('chunks_cited')}</b>"
-        + (
-            f" of {cov['chunks_total']} ({_fmt(cov.get('chunks_share'), '.0%')})"
-            if cov.get("chunks_total")
-            else ""
-        )
-    )
     docs = [d for d in cov.get("documents") or () if d.get("doc_id")]
     docs.sort(key=lambda d: -int(d.get("pairs") or 0))
     bars = [

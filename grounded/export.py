@@ -322,11 +322,9 @@ def _schema(pa: Any) -> Any:
     )
 
 
-def chunks_from_index(
-    pairs: Sequence[QAPair], index: str | Path, *, chroma_url: str | None = None
-) -> dict[str, Chunk]:
-    """The chunks the pairs cite, read from an index (only for pairs without inline contexts)."""
-    wanted = sorted(
+def cited_chunk_ids(pairs: Iterable[QAPair]) -> list[str]:
+    """Sorted ids of the chunks cited by pairs that carry no inline contexts."""
+    return sorted(
         {
             c
             for p in pairs
@@ -335,6 +333,13 @@ def chunks_from_index(
             if c
         }
     )
+
+
+def chunks_from_index(
+    pairs: Sequence[QAPair], index: str | Path, *, chroma_url: str | None = None
+) -> dict[str, Chunk]:
+    """The chunks the pairs cite, read from an index (only for pairs without inline contexts)."""
+    wanted = cited_chunk_ids(pairs)
     if not wanted:
         return {}
     from grounded.index import open_index
