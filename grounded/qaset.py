@@ -17,6 +17,9 @@ from grounded.jsonl import numbered_rows
 from grounded.rundir import RunFolder
 from grounded.types import Evidence, QAPair
 
+# The layouts a QA set is read from (`detect_format` tells them apart).
+QA_FORMATS = ("jsonl", "squad")
+
 
 def squad_articles(path: str | Path) -> list[dict[str, Any]]:
     """The articles of a SQuAD v1.x/2.0 JSON file; CheckError names the file when it is not one."""
@@ -139,7 +142,7 @@ def read_qa_set(
     if fmt == "squad":
         return read_squad(p)
     if fmt != "jsonl":
-        raise CheckError(f"unknown QA set format {fmt!r}", hint="use jsonl or squad")
+        raise CheckError(f"unknown QA set format {fmt!r}", hint="use " + " or ".join(QA_FORMATS))
     qaset = QASet(tuple(read_pairs_jsonl(p)), name=str(p))
     return with_universe(qaset, index=index, chroma_url=chroma_url, run_dir=p.parent)
 

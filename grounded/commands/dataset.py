@@ -12,8 +12,9 @@ from grounded.cli import emit_json, handle_errors, json_option
 from grounded.commands import RegistryChoice
 from grounded.embed import DEFAULT_EMBEDDER
 from grounded.export import EXPORTERS
+from grounded.qaset import QA_FORMATS
 
-_FORMATS = click.Choice(["jsonl", "squad"])
+_FORMATS = click.Choice(QA_FORMATS)
 
 
 def _pct(value: Any) -> str:

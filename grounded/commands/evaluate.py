@@ -14,6 +14,7 @@ from grounded.commands.check import (
     SEMANTIC_OPTION,
     WORKERS_OPTION,
 )
+from grounded.eval.readers import FORMATS, SQUAD_NEGATIVES
 
 # Subcommands defined elsewhere, imported only when used: name -> "module:attribute".
 SUBCOMMANDS: dict[str, str] = {"dataset": "grounded.commands.dataset:eval_dataset"}
@@ -50,13 +51,13 @@ def eval_group() -> None:
     "--format",
     "fmt",
     required=True,
-    type=click.Choice(["halueval", "wice", "squad", "jsonl"]),
+    type=click.Choice(FORMATS),
     help="Format of FILE.",
 )
 @click.option(
     "--negatives",
     default=None,
-    type=click.Choice(["other-paragraph", "same-paragraph", "none"]),
+    type=click.Choice(SQUAD_NEGATIVES),
     help="SQuAD only: wrong answers from another paragraph (default) or from the same paragraph (in the context, answering another question).",
 )
 @click.option(
