@@ -37,7 +37,8 @@ class HealthStage(Stage):
         yield from held
 
     def health(self, pairs: Iterable[QAPair], ctx: Context) -> dict[str, Any]:
-        from grounded.eval.dataset import QASet, dataset_health
+        from grounded.eval.dataset import dataset_health
+        from grounded.qaset import QASet
 
         counts = ctx.ledger.stage(self.name)
         with Timer(counts):
