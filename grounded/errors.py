@@ -58,6 +58,16 @@ class LocalModelCrashed(LLMFatalError):
     """The local model's worker process died (a native crash, killed, out of memory). Exit 5."""
 
 
+class LocalModelFileError(LLMFatalError):
+    """A bundled model's parts are missing or not the pinned bytes, or its file does not fit.
+
+    Fatal to a run (no retry can fix it; the first call stops it), exit code 3 like a missing
+    dependency: the message names the pip command that repairs the install.
+    """
+
+    exit_code = 3
+
+
 class OutputLockedError(GroundedError):
     """Another grounded process is writing to the same output folder. Exit 1."""
 

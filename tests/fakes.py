@@ -1,4 +1,4 @@
-"""Test fakes: an LLM registered as a litellm custom provider, an in-memory index, a checker.
+"""Test fakes: an LLM transport registered for a model prefix, an in-memory index, a checker.
 
 The fake LLM queues replies and records calls (llm's MockModel style). A queued item is a reply
 text, an exception (instance or class) to raise once, or a callable `messages -> text`. When the
@@ -11,7 +11,6 @@ import asyncio
 import json
 import re
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -22,8 +21,8 @@ from grounded import offline
 offline.configure()
 
 import litellm  # noqa: E402
-from litellm import CustomLLM  # noqa: E402
 
+from grounded.llm import Request, Response, register_transport  # noqa: E402
 from grounded.types import Chunk, Hit, Reason, Verdict  # noqa: E402
 
 _PASSAGE = re.compile(r'<passage n="(\d+)">\n(.*?)\n</passage>', re.S)
@@ -76,8 +75,8 @@ def quoting_responder(messages: Sequence[dict[str, Any]]) -> str:
     return json.dumps({"pairs": pairs})
 
 
-class FakeLLM(CustomLLM):
-    """A litellm custom provider whose replies come from a queue; every call is recorded."""
+class FakeLLM:
+    """A transport (`grounded.llm.Transport`) whose replies come from a queue; every call is recorded."""
 
     def __init__(
         self,
@@ -87,7 +86,6 @@ class FakeLLM(CustomLLM):
         delay: float = 0.0,
         log: str | Path | None = None,
     ) -> None:
-        super().__init__()
         self.queue: deque[Any] = deque(replies)
         self.responder = responder
         self.delay = delay
@@ -100,17 +98,18 @@ class FakeLLM(CustomLLM):
     def queue_reply(self, *items: Any) -> None:
         self.queue.extend(items)
 
-    def _next(self, model: str, messages: list[dict[str, Any]], kw: dict[str, Any]) -> Any:
+    def _next(self, request: Request) -> Response:
+        messages = [dict(m) for m in request.messages]
         with self._lock:
-            record = {
-                "model": model,
-                "messages": messages,
-                "optional_params": dict(kw.get("optional_params") or {}),
-            }
+            params = request.sampling.params()
+            if request.response_format is not None:
+                params["response_format"] = dict(request.response_format)
+            record = {"model": request.model, "messages": messages, "optional_params": params}
             self.calls.append(record)
             if self.log is not None:
                 with self.log.open("a", encoding="utf-8") as fh:
-                    fh.write(json.dumps({"model": model, "last": messages[-1]["content"]}) + "\n")
+                    line = {"model": request.model, "last": messages[-1]["content"]}
+                    fh.write(json.dumps(line) + "\n")
             item = self.queue.popleft() if self.queue else None
         if item is None:
             if self.responder is None:
@@ -121,49 +120,22 @@ class FakeLLM(CustomLLM):
         if isinstance(item, BaseException):
             raise item
         text = item(messages) if callable(item) else str(item)
-        return self._response(model, messages, text)
-
-    @staticmethod
-    def _response(model: str, messages: list[dict[str, Any]], text: str) -> Any:
         prompt_tokens = sum(len(str(m.get("content") or "").split()) for m in messages)
-        completion_tokens = len(text.split())
-        return litellm.ModelResponse(
-            model=model,
-            choices=[
-                {
-                    "index": 0,
-                    "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": text},
-                }
-            ],
-            usage=litellm.Usage(
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                total_tokens=prompt_tokens + completion_tokens,
-            ),
-        )
+        return Response(text, prompt_tokens=prompt_tokens, completion_tokens=len(text.split()))
 
-    def completion(self, model: str, messages: list, *args: Any, **kw: Any) -> Any:
-        if self.delay:
-            time.sleep(self.delay)
-        return self._next(model, messages, kw)
-
-    async def acompletion(self, model: str, messages: list, *args: Any, **kw: Any) -> Any:
+    async def handle_request(self, request: Request) -> Response:
         self.active += 1
         self.max_active = max(self.max_active, self.active)
         try:
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            return self._next(model, messages, kw)
+            await asyncio.sleep(self.delay)  # a real transport yields to the loop, even at 0
+            return self._next(request)
         finally:
             self.active -= 1
 
 
 def register_fake(fake: FakeLLM, provider: str = "fake") -> str:
-    """Install `fake` as litellm provider `provider`; returns a model string for it."""
-    litellm.custom_provider_map = [
-        p for p in litellm.custom_provider_map if p.get("provider") != provider
-    ] + [{"provider": provider, "custom_handler": fake}]
+    """Send `provider/...` models to `fake` (a transport); returns a model string for it."""
+    register_transport(provider, lambda: fake)
     return f"{provider}/test-model"
 
 

@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import litellm
 import pytest
 from click.testing import CliRunner
 from fakes import FakeLLM, quoting_responder, register_fake
@@ -34,6 +33,7 @@ from fault_server import (
 
 from grounded.cli import main
 from grounded.errors import OutputLockedError
+from grounded.llm import register_transport, transports
 from grounded.rundir import lock_output
 
 DOCS = Path(__file__).parent / "data" / "pipeline" / "docs"
@@ -299,10 +299,10 @@ def test_run_passes_the_generate_options_through(tmp_path, server):
 @pytest.fixture
 def local_fake():
     """A fake model under the local provider's name, so `is_local(model)` holds."""
-    saved = list(litellm.custom_provider_map)
+    saved = transports()["grounded-local"]
     model = register_fake(FakeLLM(), provider="grounded-local")
     yield model
-    litellm.custom_provider_map = saved
+    register_transport("grounded-local", saved)
 
 
 def test_a_run_with_the_local_model_says_how_few_it_kept_and_what_to_use(tmp_path, local_fake):

@@ -136,49 +136,22 @@ def test_a_failed_yes_no_keeps_the_pair_with_a_reason() -> None:
 
 def test_check_verify_roundtrip_reads_with_the_named_model(tmp_path: Path) -> None:
     """`grounded check --verify roundtrip --model M` reads every keepable pair through M (cached)."""
-    import litellm
-    from litellm import CustomLLM, ModelResponse
-
     from grounded.cli import main
+    from grounded.llm import Request, Response, register_transport
 
     seen: list[dict[str, Any]] = []
 
-    class Provider(CustomLLM):
-        def completion(self, model: str, messages: list, *args: Any, **kw: Any) -> Any:
-            params = dict(kw.get("optional_params") or {})
+    class Reader:
+        """A transport: the reader's answer, or a confident Yes with its rival's logprob."""
+
+        async def handle_request(self, request: Request) -> Response:
+            params = request.sampling.params()
             seen.append(params)
             if params.get("logprobs"):
-                content = "Yes"
-                logprobs = {
-                    "content": [
-                        {
-                            "token": "Yes",
-                            "logprob": -0.05,
-                            "top_logprobs": [
-                                {"token": "Yes", "logprob": -0.05},
-                                {"token": "No", "logprob": -3.0},
-                            ],
-                        }
-                    ]
-                }
-            else:
-                content, logprobs = json.dumps({"answers": [{"n": 1, "answer": "John Pike"}]}), None
-            choice: dict[str, Any] = {
-                "index": 0,
-                "finish_reason": "stop",
-                "message": {"role": "assistant", "content": content},
-            }
-            if logprobs:
-                choice["logprobs"] = logprobs
-            return ModelResponse(model=model, choices=[choice])
+                return Response("Yes", top_logprobs=(("Yes", -0.05), ("No", -3.0)))
+            return Response(json.dumps({"answers": [{"n": 1, "answer": "John Pike"}]}))
 
-        async def acompletion(self, model: str, messages: list, *args: Any, **kw: Any) -> Any:
-            return self.completion(model, messages, *args, **kw)
-
-    litellm.custom_provider_map = [
-        *[p for p in litellm.custom_provider_map if p.get("provider") != "readfake"],
-        {"provider": "readfake", "custom_handler": Provider()},
-    ]
+    register_transport("readfake", Reader)
     rows = tmp_path / "qa.jsonl"
     rows.write_text(
         json.dumps(
