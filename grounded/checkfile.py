@@ -19,7 +19,7 @@ from grounded.errors import CheckError
 
 if TYPE_CHECKING:
     from grounded.checker import Checker
-    from grounded.types import QAPair, Reason, Rejection
+    from grounded.types import Candidate, QAPair, Reason, Rejection
 
 
 def pair_from_row(row: Mapping[str, Any], *, where: str = "") -> QAPair:
@@ -69,9 +69,10 @@ def check_qa_file(
 ) -> CheckSummary:
     """Check every row of QA (in `workers` processes); a row that cannot be read or has nothing
     to check against is rejected with its reason."""
-    from grounded.checker import check, default_checker
+    from grounded.checker import default_checker
     from grounded.jsonl import write_jsonl
-    from grounded.types import Rejection, count_reasons
+    from grounded.stages import CheckStage, Context
+    from grounded.types import QAPair, Rejection
 
     qa, out = Path(qa), Path(out)
     if not qa.is_file():
@@ -79,47 +80,30 @@ def check_qa_file(
     started = time.perf_counter()
     owned = isinstance(index, (str, Path))
     idx = _open(index, chroma_url) if owned else index
-    rows: list[dict[str, Any]] = []  # in input order; "supported" tells kept from rejected
-    todo: list[tuple[int, QAPair]] = []
+    ctx = Context()  # the drop ledger the summary reads
+    if checker is None:
+        checker = default_checker(**options)
+    stage = CheckStage(checker, workers=workers)
+    rows: list[dict[str, Any]] = []  # in input order; "kept" tells kept from rejected
     try:
-        for item in _read_rows(qa):
-            if isinstance(item, Rejection):
-                rows.append(
-                    {"kept": False, "row": item.to_dict(), "codes": [r.code for r in item.reasons]}
-                )
+        for rec in stage.run(_candidates(qa, idx), ctx):
+            pair = rec if isinstance(rec, QAPair) else rec.pair
+            verdict = pair.verdict if pair is not None else None
+            if isinstance(rec, QAPair) and verdict is not None:
+                row, kept = rec.to_dict(), True
+            elif pair is not None and verdict is not None:
+                row, kept = Rejection("check", verdict.reasons, pair=pair).to_dict(), False
+            else:  # rejected before the check: unreadable, or nothing to check against
+                rows.append({"kept": False, "row": rec.to_dict(), "codes": _codes(rec)})
                 continue
-            pair = locate_quotes(item, idx) if idx is not None else item
-            reason = _no_sources(pair, has_index=idx is not None)
-            if reason is not None:
-                rows.append(
-                    {
-                        "kept": False,
-                        "row": Rejection("check", (reason,), pair=pair).to_dict(),
-                        "codes": [reason.code],
-                    }
-                )
-                continue
-            todo.append((len(rows), pair))
-            rows.append({})
-        if checker is None:
-            checker = default_checker(**options)
-        for (pos, _), (pair, verdict) in zip(
-            todo,
-            check([p for _, p in todo], index=idx, checker=checker, workers=workers),
-            strict=True,
-        ):
-            codes = [r.code for r in verdict.reasons]
-            row = (
-                pair.to_dict()
-                if verdict.supported
-                else Rejection("check", verdict.reasons, pair=pair).to_dict()
+            rows.append(
+                {
+                    "kept": kept,
+                    "row": row,
+                    "codes": [r.code for r in verdict.reasons],
+                    "models": [k for k in MODEL_SIGNALS if k in verdict.signals],
+                }
             )
-            rows[pos] = {
-                "kept": verdict.supported,
-                "row": row,
-                "codes": codes,
-                "models": [k for k in MODEL_SIGNALS if k in verdict.signals],
-            }
     finally:
         if owned and idx is not None:
             idx.close()
@@ -128,13 +112,12 @@ def check_qa_file(
     write_jsonl(qa_path, (r["row"] for r in rows if r["kept"]))
     write_jsonl(rej_path, (r["row"] for r in rows if not r["kept"]))
     seconds = time.perf_counter() - started
-    kept = sum(1 for r in rows if r["kept"])
+    n_kept = sum(1 for r in rows if r["kept"])
     return CheckSummary(
         n=len(rows),
-        kept=kept,
-        rejected=len(rows) - kept,
-        # the rows of rejected.jsonl, counted by the one rule (grounded.types.count_reasons)
-        rejected_by_reason=count_reasons(r["row"] for r in rows if not r["kept"]),
+        kept=n_kept,
+        rejected=len(rows) - n_kept,
+        rejected_by_reason=ctx.ledger.rejected_by_reason,
         reasons=dict(Counter(c for r in rows for c in set(r["codes"])).most_common()),
         seconds=round(seconds, 3),
         pairs_per_s=round(len(rows) / seconds, 1) if seconds > 0 else 0.0,
@@ -142,6 +125,28 @@ def check_qa_file(
         files={"qa": str(qa_path), "rejected": str(rej_path)},
         model_signals={k: sum(1 for r in rows if k in r.get("models", ())) for k in MODEL_SIGNALS},
     )
+
+
+def _candidates(qa: Path, index: Any) -> Iterator[Candidate | Rejection]:
+    """The file's rows in order: a candidate with its sources, or a `check` rejection for a row
+    that cannot be read or has nothing to check against."""
+    from grounded.checker.stream import sources_for
+    from grounded.types import Candidate, Rejection
+
+    for item in _read_rows(qa):
+        if isinstance(item, Rejection):
+            yield item
+            continue
+        pair = locate_quotes(item, index) if index is not None else item
+        reason = _no_sources(pair, has_index=index is not None)
+        if reason is not None:
+            yield Rejection("check", (reason,), pair=pair)
+            continue
+        yield Candidate(pair, tuple(sources_for(pair, index)))
+
+
+def _codes(rec: Any) -> list[str]:
+    return [r.code for r in rec.reasons]
 
 
 def _open(index: str | Path | None, chroma_url: str | None) -> Any:

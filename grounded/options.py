@@ -4,7 +4,7 @@
     IngestOptions   chunking, embedder, Chroma server
     ModelOptions    which model, and how its calls are made (connection, limits, sampling)
     GenerateOptions how many pairs, with which prompt, planned how, read back how
-    CheckOptions    the checker: on or off, its threshold, an LLM judge
+    CheckOptions    the checker's (grounded.checker.CheckOptions): threshold, checks, judge
     ExecutorOptions where fan-out work runs: this process, `workers` processes, or Ray
 
 The public functions keep their keyword style (`grounded.run(paths, out=..., n=10)`): the flat
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
+from grounded.checker.registry import CheckOptions
 from grounded.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
 from grounded.embed import DEFAULT_EMBEDDER
 
@@ -77,15 +78,6 @@ class GenerateOptions:
 
 
 @dataclass(frozen=True, slots=True)
-class CheckOptions:
-    """The run's checker: the built-in one unless `no_check`; `judge` adds an LLM judge."""
-
-    threshold: float | None = None
-    judge: str | None = None
-    no_check: bool = False
-
-
-@dataclass(frozen=True, slots=True)
 class ExecutorOptions:
     """executor: "local" (`workers` processes parse files) or "ray" (`workers` CPUs locally, or
     the cluster at `ray_address`)."""
@@ -104,6 +96,7 @@ class RunOptions:
     reference: str | Path | None = None
     progress: bool = False
     notify: Notify | None = None
+    no_check: bool = False  # keep pairs unchecked (the verdict says so)
     ingest: IngestOptions = field(default_factory=IngestOptions)
     model: ModelOptions = field(default_factory=ModelOptions)
     generate: GenerateOptions = field(default_factory=GenerateOptions)
@@ -114,16 +107,18 @@ class RunOptions:
     def from_settings(cls, *, out: str | Path, **settings: Any) -> RunOptions:
         """The options from `grounded.run`'s flat keywords (RunSettings)."""
         rest = dict(settings)
-        top = {k: rest.pop(k) for k in ("index", "reference", "progress", "notify") if k in rest}
-        sections = {
-            "ingest": take(IngestOptions, rest),
-            "model": take(ModelOptions, rest),
-            "generate": take(GenerateOptions, rest),
-            "check": take(CheckOptions, rest),
-            "executor": take(ExecutorOptions, rest),
-        }
+        names = ("index", "reference", "progress", "notify", "no_check")
+        top = {k: rest.pop(k) for k in names if k in rest}
+        options = cls(
+            out=out,
+            ingest=take(IngestOptions, rest),
+            model=take(ModelOptions, rest),
+            generate=take(GenerateOptions, rest),
+            check=take(CheckOptions, rest),
+            executor=take(ExecutorOptions, rest),
+        )
         unexpected(rest, "run")
-        return cls(out=out, **top, **sections)
+        return replace(options, **top)
 
 
 def take(kind: type[T], settings: dict[str, Any]) -> T:
@@ -188,6 +183,8 @@ class RunSettings(GenerateSettings, total=False):
     chroma_url: str | None
     threshold: float | None
     judge: str | None
+    semantic: str
+    answer_types: str
     no_check: bool
     executor: str
     workers: int

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Unpack
 
 from grounded import offline
+from grounded.checker import default_checker
 from grounded.errors import ConfigError
 from grounded.options import RunOptions, RunSettings
 from grounded.rundir import RunFolder, atomic_write_json
@@ -82,7 +83,7 @@ def run_stages(paths: Sequence[Path], options: RunOptions) -> RunSummary:
     with folder.lock(), ExitStack() as opened:
         ctx = _open(opened, folder, index_dir, options)
         check = CheckStage(
-            NoCheck() if options.check.no_check else _checker(options), executor=ctx.executor
+            NoCheck() if options.no_check else default_checker(options.check), executor=ctx.executor
         )
         gen = options.generate
         if options.check.judge and gen.verify is None:
@@ -117,7 +118,7 @@ def _validate(options: RunOptions) -> None:
     check, gen, ex = options.check, options.generate, options.executor
     if check.judge and gen.verify not in (None, "judge"):
         raise ConfigError(f"--judge goes with --verify judge, not --verify {gen.verify}")
-    if check.judge and check.no_check:
+    if check.judge and options.no_check:
         raise ConfigError("--judge runs inside the checker: drop --no-check")
     if gen.dry_run:
         raise ConfigError("a run does not dry-run", hint="use grounded generate --dry-run")
@@ -155,9 +156,3 @@ def _open(opened: ExitStack, folder: RunFolder, index_dir: Path, options: RunOpt
         summary=summary,
         notify=notify,
     )
-
-
-def _checker(options: RunOptions) -> Any:
-    from grounded import default_checker
-
-    return default_checker(threshold=options.check.threshold, judge=options.check.judge)

@@ -249,12 +249,6 @@ class PipelineChecker:
             signals={k: round(float(v), 4) for k, v in signals.items()},
         )
 
-    # The names grounded.stages used before these were public; removed once it calls the new ones.
-    _scored = score_batch
-    _wants_judge = wants_judge
-    _finish = finish
-    _lexical = lexical
-
 
 def default_checker(
     options: CheckOptions | None = None, **settings: Unpack[CheckSettings]

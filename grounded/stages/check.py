@@ -9,13 +9,14 @@ over a file's pairs (`run`).
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from grounded.stages.base import Ledger, Stage
-from grounded.types import Candidate, Chunk, QAPair, Reason, Rejection, Verdict
+from grounded.types import Candidate, Chunk, QAPair, Reason, Rejected, Rejection, Verdict
 
 if TYPE_CHECKING:
     from grounded.stages.context import Context
@@ -69,10 +70,16 @@ class CheckStage(Stage):
     name = "check"
 
     def __init__(
-        self, checker: Any = None, *, executor: Any = None, batch_size: int = CHECK_BATCH
+        self,
+        checker: Any = None,
+        *,
+        executor: Any = None,
+        workers: int = 1,
+        batch_size: int = CHECK_BATCH,
     ) -> None:
         self._checker = checker  # None: the built-in checker, loaded when first needed
         self.executor = executor
+        self.workers = workers  # processes of its own for `run` (an LLM judge stays here)
         self.batch_size = batch_size
         self._shared: Any = None
         self._thread: ThreadPoolExecutor | None = None
@@ -108,20 +115,48 @@ class CheckStage(Stage):
             self._shared = [self.executor.put(self.checker)]
         return self._shared
 
-    def process(self, records: Iterable[Candidate], ctx: Context) -> Iterator[QAPair | Rejection]:
-        """Verdicts in input order, `batch_size` candidates per batch (several batches in flight)."""
-        from grounded.checker.stream import batched
+    def process(
+        self, records: Iterable[Candidate | Rejected], ctx: Context
+    ) -> Iterator[QAPair | Rejected]:
+        """Verdicts in input order, `batch_size` candidates per batch (several batches in
+        flight); rejections made before the check (a row that could not be read) pass through in
+        their place, counted as this stage's own when they are `check` rejections."""
+        held: deque[Rejected | None] = deque()  # read ahead, in order; None: a candidate
+
+        def candidates() -> Iterator[Candidate]:
+            for rec in records:
+                if isinstance(rec, Candidate):
+                    held.append(None)
+                    yield rec
+                else:
+                    held.append(rec)
+
+        for cand, verdict in self._verdicts(candidates()):
+            while held[0] is not None:
+                yield held.popleft()  # type: ignore[misc]
+            held.popleft()
+            yield from self._decide([cand], [verdict], ctx.ledger)
+        while held:
+            yield held.popleft()  # type: ignore[misc]
+
+    def _verdicts(self, candidates: Iterable[Candidate]) -> Iterator[tuple[Candidate, Verdict]]:
+        """Each candidate with its verdict, in order: batches on Ray workers, in `workers`
+        processes (`grounded check --workers N`), or here."""
+        from grounded.checker.stream import batched, check_items
         from grounded.executors import ordered
 
-        batches = batched(records, self.batch_size)
         if self.remote:
-            results: Iterator[tuple[list[Candidate], list[Verdict]]] = ordered(
+            batches = batched(candidates, self.batch_size)
+            for batch, verdicts in ordered(
                 self.executor, check_batch, batches, args=lambda b: (self._target(), _items(b))
-            )
-        else:
-            results = ((b, check_batch(self.checker, _items(b))) for b in batches)
-        for batch, verdicts in results:
-            yield from self._decide(batch, verdicts, ctx.ledger)
+            ):
+                yield from zip(batch, verdicts, strict=True)
+            return
+        items = ((c.pair, c.sources) for c in candidates)
+        for (pair, sources), verdict in check_items(
+            self.checker, items, batch_size=self.batch_size, workers=self.workers
+        ):
+            yield Candidate(pair, tuple(sources)), verdict
 
     async def acheck(
         self, candidates: Sequence[Candidate], ledger: Ledger | None = None
@@ -136,7 +171,7 @@ class CheckStage(Stage):
             verdicts = list(await asyncio.wrap_future(fut))
         elif getattr(self.checker, "judge", None) is None:
             verdicts = await self.in_thread(check_batch, self.checker, items)
-        elif hasattr(self.checker, "_scored"):
+        elif hasattr(self.checker, "score_batch"):
             verdicts = await self._judged(items)
         else:  # another checker's own acheck
             verdicts = [await self.checker.acheck(p, s) for p, s in items]
@@ -147,9 +182,9 @@ class CheckStage(Stage):
         LLM calls awaited on the loop (which holds their cache and limits), as its `acheck` does."""
         checker = self.checker
         verdicts = []
-        for ctx, (reasons, signals, score) in await self.in_thread(checker._scored, items):
-            judged = await checker.judge.arun(ctx) if checker._wants_judge(score) else None
-            verdicts.append(checker._finish(ctx, reasons, signals, score, judged=judged))
+        for ctx, (reasons, signals, score) in await self.in_thread(checker.score_batch, items):
+            judged = await checker.judge.arun(ctx) if checker.wants_judge(score) else None
+            verdicts.append(checker.finish(ctx, reasons, signals, score, judged=judged))
         return verdicts
 
     def in_thread(self, fn: Callable[..., R], *args: Any) -> asyncio.Future[R]:
@@ -173,7 +208,7 @@ class CheckStage(Stage):
             return
         ctxs = [Context(p, s, answer_only=checker.answer_only) for p, s in _warm_up_items()]
         for ctx in ctxs:
-            checker._lexical(ctx)
+            checker.lexical(ctx)
         # Every model check, whatever its policy would pick, unless it calls an LLM.
         for model, _ in checker.models:
             if getattr(model, "llm", None) is not None:
