@@ -10,7 +10,7 @@ import litellm
 import pytest
 from fakes import FakeLLM, rate_limit, register_fake, server_error, timeout_error
 
-from grounded.errors import LLMError, LLMFatalError
+from grounded.errors import ConfigError, LLMError, LLMFatalError
 from grounded.llm import LLM, CallCache, acomplete_structured, call_key, extract_json
 from grounded.prompting import Reply
 
@@ -225,3 +225,95 @@ def test_rate_limiter_waits_for_the_window_on_requests_and_tokens():
 
     asyncio.run(run())
     assert waits == [50.0, 10.0]
+
+
+# --- the transport seam and the typed options --------------------------------------------------
+
+
+def test_cache_keys_are_a_file_format():
+    """Caches written by earlier versions replay: this call's key was computed before the split."""
+    key = call_key("openai/gpt-4o-mini", MSG, {"temperature": 0.2, "max_tokens": 100}, None)
+    assert key == call_key(
+        "openai/gpt-4o-mini", MSG, {"temperature": 0.2, "max_tokens": 100, "api_key": "k"}, None
+    )
+    assert (
+        call_key(
+            "openai/gpt-4o-mini",
+            MSG,
+            {"temperature": 0.2, "max_tokens": 100, "api_key": "sk-x"},
+            {"type": "json_object"},
+        )
+        == "bb3814f58a6dffadacd06fdf398e77193bc0b68445e031a761aaa021ec8973af"
+    )
+
+
+def test_typed_options_and_the_keyword_style_are_one_client():
+    from grounded.llm import Connection, Limits, Retries, Sampling
+
+    typed = LLM(
+        "openai/m",
+        sampling=Sampling(temperature=0.2, max_tokens=9, extra={"repeat_penalty": 1.1}),
+        connection=Connection(api_base="http://x/v1", api_key="k"),
+        limits=Limits(concurrency=3, rpm=60),
+        retries=Retries(timeout=5.0, max_retries=1),
+    )
+    keywords = LLM(
+        "openai/m",
+        temperature=0.2,
+        max_tokens=9,
+        repeat_penalty=1.1,
+        api_base="http://x/v1",
+        api_key="k",
+        concurrency=3,
+        rpm=60,
+        timeout=5.0,
+        max_retries=1,
+    )
+    for llm in (typed, keywords):
+        assert llm.key(MSG) == call_key(
+            "openai/m", MSG, {"temperature": 0.2, "max_tokens": 9, "repeat_penalty": 1.1}, None
+        )
+        assert llm.concurrency == 3 and llm.timeout == 5.0 and llm.max_retries == 1
+        assert llm.connection.api_base == "http://x/v1" and "k" not in repr(llm.connection)
+    assert typed.key(MSG, sampling=Sampling(temperature=0.0)) != typed.key(MSG)
+    with pytest.raises(ConfigError, match="concurrency must be at least 1"):
+        Limits(concurrency=0)
+
+
+def test_a_transport_is_chosen_by_prefix_or_given(tmp_path):
+    from grounded.llm import (
+        LiteLLMTransport,
+        register_transport,
+        transport_for,
+        unregister_transport,
+    )
+
+    assert isinstance(transport_for("openai/gpt-4o-mini"), LiteLLMTransport)
+    given = FakeLLM(["from the given transport"], responder=None)
+    llm = LLM("anything/m", cache=tmp_path / "c.sqlite", transport=given)
+    assert llm.complete(MSG, temperature=0.0).text == "from the given transport"
+    assert given.calls[0]["optional_params"] == {"temperature": 0.0}
+    register_transport("mine", lambda: given)
+    assert transport_for("mine/x") is given
+    unregister_transport("mine")
+    assert isinstance(transport_for("mine/x"), LiteLLMTransport)
+
+
+def test_the_repair_loop_shows_the_model_its_reply_and_stops_after_its_rounds(fake, tmp_path):
+    from grounded.llm import Repair, arepair
+
+    fake.queue_reply("one", "two", "three", "four")
+
+    async def read(text):
+        return text
+
+    def needs(readings):
+        return Repair(f"not {readings[-1]}", {"type": "json_object"})
+
+    done = asyncio.run(arepair(make(tmp_path), MSG, read, needs, rounds=2))
+    assert done.readings == ["one", "two", "three"] and len(done.completions) == 3
+    last = fake.calls[2]["messages"]
+    assert [m["content"] for m in last] == ["hello", "one", "not one", "two", "not two"]
+    assert fake.calls[0]["optional_params"] == {} and fake.calls[2]["optional_params"] == {
+        "response_format": {"type": "json_object"}
+    }
