@@ -12,13 +12,14 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from grounded.checker.calibration import DEFAULT_THRESHOLD
 from grounded.errors import CheckError
 
 if TYPE_CHECKING:
     from grounded.checker import Checker
+    from grounded.checker.registry import CheckSettings
     from grounded.types import Candidate, QAPair, Reason, Rejection
 
 
@@ -65,7 +66,7 @@ def check_qa_file(
     chroma_url: str | None = None,
     checker: Checker | None = None,
     workers: int = 1,
-    **options: Any,
+    **options: Unpack[CheckSettings],
 ) -> CheckSummary:
     """Check every row of QA (in `workers` processes); a row that cannot be read or has nothing
     to check against is rejected with its reason."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
 from grounded.checker.registry import CheckOptions
 from grounded.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
@@ -104,9 +104,9 @@ class RunOptions:
     executor: ExecutorOptions = field(default_factory=ExecutorOptions)
 
     @classmethod
-    def from_settings(cls, *, out: str | Path, **settings: Any) -> RunOptions:
+    def from_settings(cls, *, out: str | Path, **settings: Unpack[RunSettings]) -> RunOptions:
         """The options from `grounded.run`'s flat keywords (RunSettings)."""
-        rest = dict(settings)
+        rest: dict[str, Any] = dict(settings)
         names = ("index", "reference", "progress", "notify", "no_check")
         top = {k: rest.pop(k) for k in names if k in rest}
         options = cls(

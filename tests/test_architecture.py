@@ -77,3 +77,18 @@ def test_run_options_from_flat_keywords_and_an_unknown_one():
     assert opts.executor.workers == 2 and opts.model.model is None
     with pytest.raises(TypeError, match="bogus"):
         RunOptions.from_settings(out="o", bogus=1)
+
+
+def test_every_package_of_the_tree_is_in_pyproject():
+    """A subpackage left out of pyproject.toml's `packages` is missing from the wheel."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        "grounded." + ".".join(p.parent.relative_to(ROOT / "grounded").parts)
+        for p in (ROOT / "grounded").rglob("__init__.py")
+        if p.parent != ROOT / "grounded"
+    }
+    assert found | {"grounded", "grounded.loaders", "grounded.eval", "grounded.prompts"} == listed

@@ -8,12 +8,15 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 from grounded.checker.context import Checker
 from grounded.checker.scoring import default_checker
 from grounded.errors import CheckError
 from grounded.types import Chunk, QAPair, Verdict
+
+if TYPE_CHECKING:
+    from grounded.checker.registry import CheckSettings
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ def check(
     chroma_url: str | None = None,
     batch_size: int = 64,
     workers: int = 1,
-    **checker_options: Any,
+    **checker_options: Unpack[CheckSettings],
 ) -> Iterator[tuple[QAPair, Verdict]]:
     """Check pairs against their sources; yields each pair with its verdict (set on the pair),
     in input order. `workers` > 1: the batches are checked in that many processes (see

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -54,9 +54,7 @@ if TYPE_CHECKING:
 )
 @json_option
 @handle_errors
-def run(
-    paths: tuple[Path, ...], out: Path, as_json: bool, ray: str | None, **options: object
-) -> None:
+def run(paths: tuple[Path, ...], out: Path, as_json: bool, ray: str | None, **options: Any) -> None:
     """Ingest PATHS, generate QA pairs, check, deduplicate and report into OUT."""
     from grounded.options import RunOptions
     from grounded.pipeline import run_stages

@@ -32,6 +32,7 @@ from grounded.llm import (
     is_local,
     price,
 )
+from grounded.llm.options import Connection, Limits, Retries, Sampling
 from grounded.options import (
     GenerateOptions,
     GenerateSettings,
@@ -138,7 +139,7 @@ def generate_into(
     from grounded.checker.roundtrip import DEFAULT_LOCAL_VERIFY, DEFAULT_VERIFY, VERIFIERS
 
     model = model_opts.model or default_model()
-    api_base, api_key = model_opts.api_base, model_opts.api_key
+    api_base = model_opts.api_base
     language, dry_run = gen.language, gen.dry_run
     # a local model reads its own pairs back by default: it costs time, not money
     reads = is_local(model) and check is not None and check.checks  # not --no-check
@@ -155,13 +156,6 @@ def generate_into(
         if format_style == "auto":
             format_style = "json_object" if api_base else "json_schema"
         tmpl.response_format(1, format_style)  # validates the style before any work
-        connection: dict[str, Any] = {}
-        if api_base:
-            connection["api_base"] = api_base
-            # OpenAI-compatible local servers ignore the key, but the client insists on one.
-            connection["api_key"] = api_key or os.environ.get("OPENAI_API_KEY") or "sk-local"
-        elif api_key:
-            connection["api_key"] = api_key
         files = {
             "qa": str(out_dir / "qa.jsonl"),
             "rejected": str(out_dir / "rejected.jsonl"),
@@ -208,20 +202,7 @@ def generate_into(
             return summary
         summary.checked = check is not None and check.checks
         cache_path = Path(cache) if cache is not None else out_dir / ".cache" / "llm.sqlite"
-        timeout = model_opts.timeout
-        if timeout is None:
-            timeout = LOCAL_TIMEOUT_S if is_local(model) else DEFAULT_TIMEOUT_S
-        llm = LLM(
-            model,
-            cache=cache_path,
-            concurrency=model_opts.concurrency,
-            timeout=timeout,
-            max_retries=model_opts.max_retries,
-            rpm=model_opts.rpm,
-            tpm=model_opts.tpm,
-            **params,
-            **connection,
-        )
+        llm = _client(model, model_opts, Sampling.from_params(params), cache_path)
         if verify == "judge":
             if check is None:
                 raise ConfigError(
@@ -275,10 +256,32 @@ def generate_into(
         summary.cost = round(stats.cost, 6)
         summary.prompt_tokens = stats.prompt_tokens
         summary.completion_tokens = stats.completion_tokens
-        summary.rejected_by_reason = dict(run.reasons.most_common())
+        summary.rejected_by_reason = run.ledger.rejected_by_reason
         summary.check_seconds = round(run.check_seconds, 3)
         _finish(summary, written, run.call_costs, started)
         return summary
+
+
+def _client(model: str, opts: ModelOptions, sampling: Sampling, cache: Path) -> LLM:
+    """The generation model's client: its sampling, where it is served, its limits and retries."""
+    connection = Connection()
+    if opts.api_base:
+        # OpenAI-compatible local servers ignore the key, but the client insists on one.
+        key = opts.api_key or os.environ.get("OPENAI_API_KEY") or "sk-local"
+        connection = Connection(api_base=opts.api_base, api_key=key)
+    elif opts.api_key:
+        connection = Connection(api_key=opts.api_key)
+    timeout = opts.timeout
+    if timeout is None:
+        timeout = LOCAL_TIMEOUT_S if is_local(model) else DEFAULT_TIMEOUT_S
+    return LLM(
+        model,
+        cache=cache,
+        sampling=sampling,
+        connection=connection,
+        limits=Limits(concurrency=opts.concurrency, rpm=opts.rpm, tpm=opts.tpm),
+        retries=Retries(timeout=timeout, max_retries=opts.max_retries),
+    )
 
 
 def _finish(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,9 +29,10 @@ from grounded.generation.plan import (
 from grounded.jsonl import JsonlWriter
 from grounded.llm import LLM, Completion
 from grounded.prompting import ParsedReply, Prompt, ReplyPair, parse_reply
+from grounded.stages.base import Ledger
 from grounded.stages.check import CheckStage
 from grounded.stages.verify import VerifyStage
-from grounded.types import Candidate, Provenance, QAPair, Reason, Rejection, count_reasons
+from grounded.types import Candidate, Provenance, QAPair, Reason, Rejection
 
 R = TypeVar("R")
 # One reply's rows, keyed: kept pairs, rejections.
@@ -98,7 +98,7 @@ class _Run:
         self.summary = summary
         self.params = params
         self.written = written
-        self.reasons: Counter[str] = Counter()
+        self.ledger = Ledger()  # this invocation's drops, by stage (generate, check, verify)
         self.run_keys: set[str] = set()
         self.call_costs: dict[str, float] = {}
         self.asked = 0  # pairs asked for by the calls that answered
@@ -418,7 +418,7 @@ class _Run:
             if self._seen_in_run(key):
                 continue
             self.summary.rejected += 1
-            self.reasons.update(count_reasons([rej]))
+            self.ledger.drop(rej.stage, rej)
             if key not in self.written.keys:
                 self.written.keys.add(key)
                 new_rej.append(rej)
