@@ -28,6 +28,7 @@ from grounded.generation.plan import (
 )
 from grounded.jsonl import JsonlWriter
 from grounded.llm import LLM, Completion
+from grounded.llm.structured import Repair, arepair
 from grounded.prompting import ParsedReply, Prompt, ReplyPair, parse_reply
 from grounded.stages.base import Ledger
 from grounded.stages.check import CheckStage
@@ -268,22 +269,33 @@ class _Run:
         return messages
 
     async def _ask(self, task: Task, attempt: int) -> _Reply:
-        """The call, and one repair request for what its reply lacked; usable pairs are kept."""
-        messages = self._messages(task, attempt)
-        first = await self.llm.acomplete(messages, response_format=self._format(task, task.n))
-        parsed = await self._off_loop(parse_reply, first.text)
-        # Pairs beyond those asked for are candidates too: the cap on n applies when writing.
+        """The call, and one repair request for what its reply lacked (the llm package's one
+        repair loop); usable pairs of both are kept."""
+
+        async def read(text: str) -> ParsedReply:
+            return await self._off_loop(parse_reply, text)
+
+        def needs(readings: Sequence[ParsedReply]) -> Repair | None:
+            parsed = readings[0]
+            # Pairs beyond those asked for are candidates too: the cap on n applies when writing.
+            missing = task.n - len(parsed.pairs)
+            if parsed.complete or missing <= 0:
+                return None
+            request = _repair_request(parsed, missing, have=len(parsed.pairs))
+            return Repair(request, self._format(task, missing))
+
+        done = await arepair(
+            self.llm,
+            self._messages(task, attempt),
+            read,
+            needs,
+            response_format=self._format(task, task.n),
+        )
+        first, parsed = done.completions[0], done.readings[0]
         reply = _Reply([first], list(parsed.pairs), list(parsed.dropped), parsed.error, first.text)
-        missing = task.n - len(reply.pairs)
-        if parsed.complete or missing <= 0:
+        if len(done.completions) == 1:
             return reply
-        repair = [
-            *messages,
-            {"role": "assistant", "content": first.text},
-            {"role": "user", "content": _repair_request(parsed, missing, have=len(reply.pairs))},
-        ]
-        second = await self.llm.acomplete(repair, response_format=self._format(task, missing))
-        again = await self._off_loop(parse_reply, second.text)
+        second, again = done.completions[1], done.readings[1]
         reply.completions.append(second)
         reply.pairs += again.pairs
         reply.dropped += again.dropped
