@@ -66,12 +66,12 @@ def llm_for(model: str | Any | None, cache: str | Path | None) -> Any:
     """A model string as a cached `grounded.llm.LLM`; an object with `complete` as it is."""
     if model is None or not isinstance(model, str):
         return model
-    from grounded.llm import LLM, LOCAL_TIMEOUT_S, is_local
+    from grounded.llm import LLM, LOCAL_TIMEOUT_S, Retries, is_local
 
     return LLM(
         model,
         cache=cache if cache is not None else default_judge_cache(),
-        timeout=LOCAL_TIMEOUT_S if is_local(model) else 60.0,
+        retries=Retries(timeout=LOCAL_TIMEOUT_S if is_local(model) else 60.0),
     )
 
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from grounded import offline
 from grounded.errors import LLMError, LLMFatalError
@@ -25,7 +25,7 @@ from grounded.llm.failures import (
 )
 from grounded.llm.limits import RateLimiter, count_message_tokens
 from grounded.llm.models import Message, is_local
-from grounded.llm.options import Connection, Limits, Options, Retries, Sampling
+from grounded.llm.options import Connection, Limits, LLMSettings, Options, Retries, Sampling
 from grounded.llm.pricing import call_cost
 from grounded.llm.transport import Request, Transport, transport_for
 
@@ -74,7 +74,7 @@ class LLM:
         limits: Limits | None = None,
         retries: Retries | None = None,
         transport: Transport | None = None,
-        **legacy: Any,
+        **legacy: Unpack[LLMSettings],
     ) -> None:
         offline.configure()
         given = Options.from_kwargs(legacy)

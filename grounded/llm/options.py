@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, TypedDict
 
 from grounded.errors import ConfigError
 
@@ -132,3 +132,28 @@ class Options:
             Limits(**{k: v for k, v in kwargs.items() if k in _LIMITS}),
             Retries(**{k: v for k, v in kwargs.items() if k in _RETRIES}),
         )
+
+
+class LLMSettings(TypedDict, total=False):
+    """`LLM`'s keyword style: the four option values' fields, flat (read once by `from_kwargs`)."""
+
+    temperature: float | None
+    max_tokens: int | None
+    top_p: float | None
+    seed: int | None
+    stop: str | Sequence[str] | None
+    logprobs: bool | None
+    top_logprobs: int | None
+    api_base: str | None
+    api_key: str | None
+    base_url: str | None
+    api_version: str | None
+    organization: str | None
+    extra_headers: Mapping[str, str] | None
+    concurrency: int
+    rpm: float | None
+    tpm: float | None
+    timeout: float
+    max_retries: int
+    backoff: float
+    max_backoff: float
