@@ -29,8 +29,10 @@ class Registry(Generic[T]):
         defaults: tuple[str, ...] = (),
         key: Callable[[str], str] = str,
         on_change: Callable[[], None] | None = None,
+        adopt: Callable[[object], None] | None = None,
     ) -> None:
         self.what = what
+        self._adopt = adopt  # what an entry point names, when it names objects, not a module
         self.group = group
         self.defaults = defaults
         self._key = key
@@ -76,7 +78,9 @@ class Registry(Generic[T]):
 
         for ep in entry_points(group=self.group):
             try:
-                ep.load()
+                found = ep.load()
+                if self._adopt is not None:
+                    self._adopt(found)
             except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the rest
                 log.warning("%s plugin %s failed to load: %s", self.what, ep.name, exc)
 

@@ -61,8 +61,9 @@ def plugin(tmp_path, monkeypatch):
 
     monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
     # a fresh registry: the built-ins, then the entry points, loaded on first use
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    registry.checks()  # the built-ins registered
+    monkeypatch.setattr(registry.CHECKS, "_items", dict(registry.CHECKS._items))
+    monkeypatch.setattr(registry.CHECKS, "_loaded", False)
     return "no_draft"
 
 

@@ -25,16 +25,13 @@ fitted models ignore its signals.
 
 from __future__ import annotations
 
-import importlib
-import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 from grounded.errors import CheckError
-
-log = logging.getLogger(__name__)
+from grounded.plugins import Registry
 
 # Modules that register the built-in checks, imported lazily (llm's DEFAULT_PLUGINS pattern).
 DEFAULT_CHECK_MODULES = ("grounded.checker.builtin",)
@@ -138,48 +135,33 @@ class CheckSpec:
         return found
 
 
-_REGISTRY: dict[str, CheckSpec] = {}
-_plugins_loaded = False
-
-
 def register_check(spec: CheckSpec, *, replace: bool = True) -> CheckSpec:
     """Register a check by its name (a registered name is replaced unless replace=False)."""
     if not isinstance(spec, CheckSpec):
         raise CheckError(f"register_check takes a CheckSpec, not {type(spec).__name__}")
-    if replace or spec.name not in _REGISTRY:
-        _REGISTRY[spec.name] = spec
-    return spec
+    return CHECKS.register(spec.name, spec, replace=replace)
 
 
 def unregister_check(name: str) -> None:
     """Remove a registered check (no error if there is none)."""
-    _REGISTRY.pop(name, None)
+    CHECKS.unregister(name)
 
 
-def _load_plugins() -> None:
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    for name in DEFAULT_CHECK_MODULES:
-        importlib.import_module(name)
-    from importlib.metadata import entry_points
+def _adopt(found: object) -> None:
+    """An entry point may name a CheckSpec or a list of them (or a module that registers)."""
+    for spec in found if isinstance(found, (list, tuple)) else [found]:
+        if isinstance(spec, CheckSpec):
+            register_check(spec)
 
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            found = ep.load()
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break checking
-            log.warning("check plugin %s failed to load: %s", ep.name, exc)
-            continue
-        for spec in found if isinstance(found, (list, tuple)) else [found]:
-            if isinstance(spec, CheckSpec):
-                register_check(spec)
+
+CHECKS: Registry[CheckSpec] = Registry(
+    "check", ENTRY_POINT_GROUP, defaults=DEFAULT_CHECK_MODULES, adopt=_adopt
+)
 
 
 def checks() -> dict[str, CheckSpec]:
     """A copy of the registry, in registration order (the order the checks run in): name -> spec."""
-    _load_plugins()
-    return dict(_REGISTRY)
+    return CHECKS.items()
 
 
 def blocking_codes(specs: Iterable[CheckSpec] | None = None) -> frozenset[str]:
