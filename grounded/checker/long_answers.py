@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from grounded.checker.claims import Claim, split_many
+from grounded.checker.registry import CheckOptions
 from grounded.checker.scoring import default_checker
 from grounded.checker.stream import check_batch
 from grounded.types import Chunk, ClaimVerdict, QAPair, Reason, Verdict
@@ -364,28 +365,27 @@ def source_chunks(sources: Sequence[str | Chunk]) -> list[Chunk]:
 
 
 def long_answer_checker(
-    *,
-    every_pair: bool = False,
-    threshold: float | None = None,
-    semantic: str = "borderline",
-    **options: Any,
+    options: CheckOptions | None = None, *, every_pair: bool = False
 ) -> LongAnswerChecker:
     """The checker `grounded check` uses: every pair claim by claim, or only kinds LONG_KINDS.
 
-    With every_pair, threshold is the per-claim threshold; otherwise it is the pair checker's.
-    Claims skip MiniLM unless semantic is "all" (it did not raise the long-answer figures).
+    With every_pair, the options' threshold is the per-claim threshold; otherwise it is the pair
+    checker's. Claims skip MiniLM unless semantic is "all" (it did not raise the long-answer
+    figures).
     """
-    claim_semantic = "all" if semantic == "all" else "off"
-    claim_threshold = threshold if every_pair else None
+    options = options or CheckOptions()
+    claim_threshold = options.threshold if every_pair else None
     claims = default_checker(
-        answer_only=True,
-        semantic=claim_semantic,
-        threshold=CLAIM_THRESHOLD if claim_threshold is None else claim_threshold,
-        **options,
+        replace(
+            options,
+            answer_only=True,
+            semantic="all" if options.semantic == "all" else "off",
+            threshold=CLAIM_THRESHOLD if claim_threshold is None else claim_threshold,
+        )
     )
     if every_pair:
         return LongAnswerChecker(claim_checker=claims, threshold=claim_threshold)
-    pairs = default_checker(threshold=threshold, semantic=semantic, **options)
+    pairs = default_checker(options)
     return LongAnswerChecker(claim_checker=claims, pair_checker=pairs, kinds=LONG_KINDS)
 
 
@@ -405,4 +405,4 @@ def check_long(
 
 @functools.lru_cache(maxsize=4)
 def _default_checker(threshold: float | None) -> LongAnswerChecker:
-    return long_answer_checker(every_pair=True, threshold=threshold)
+    return long_answer_checker(CheckOptions(threshold=threshold), every_pair=True)

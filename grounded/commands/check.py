@@ -134,11 +134,12 @@ def check(
         )
     if judge or verify != "off":
         options["judge_cache"] = judge_cache or str(out / "judge-cache.sqlite")
+    from grounded.checker import CheckOptions
     from grounded.checker.long_answers import long_answer_checker
     from grounded.checkfile import check_qa_file
 
     # with --long-answers, --threshold is the per-claim threshold
-    checker = long_answer_checker(every_pair=long_answers, **options)
+    checker = long_answer_checker(CheckOptions(**options), every_pair=long_answers)
     summary = check_qa_file(
         qa, out=out, index=index, chroma_url=chroma_url, checker=checker, workers=workers
     )
