@@ -81,8 +81,8 @@ def load_models() -> dict[str, float]:
 
 def pairs_sample(bench: Path, limit: int, wice_limit: int) -> tuple[list[Any], list[Any]]:
     """(SQuAD same-paragraph QA pairs, WiCE claims) as (pair, sources) items."""
+    from grounded.eval.benchmarks import read_examples
     from grounded.eval.faithfulness import example_pair
-    from grounded.eval.readers import read_examples
 
     squad = list(
         read_examples(bench / "squad/dev-v1.1-part-a.json", "squad", negatives="same-paragraph")

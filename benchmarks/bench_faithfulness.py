@@ -60,8 +60,8 @@ def row(name: str, m: dict) -> str:
 
 def main() -> int:
     from grounded.checker import default_checker
+    from grounded.eval.benchmarks import read_examples
     from grounded.eval.faithfulness import best_threshold, metrics, run_checker
-    from grounded.eval.readers import read_examples
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench", type=Path, default=BENCH)
@@ -159,7 +159,7 @@ def throughput_generated(path: Path, n: int = 2000) -> None:
     if not path.exists():
         return
     from grounded.checker import check
-    from grounded.eval.readers import read_examples
+    from grounded.eval.benchmarks import read_examples
     from grounded.text import split_sentences
     from grounded.types import Evidence, QAPair
 

@@ -82,7 +82,7 @@ def flips(sentence: str) -> list[tuple[str, str]]:
 
 def sentences(bench: Path, limit: int) -> list[tuple[str, str, str]]:
     """(source set, question or '', sentence): supported WiCE claims and SQuAD answer sentences."""
-    from grounded.eval.readers import read_examples
+    from grounded.eval.benchmarks import read_examples
     from grounded.text import split_sentences
 
     out: list[tuple[str, str, str]] = []

@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "training"))
 
+from grounded.eval.benchmarks import Example  # noqa: E402
 from grounded.eval.faithfulness import auroc, balanced_accuracy, run_checker  # noqa: E402
-from grounded.eval.readers import Example  # noqa: E402
 
 BENCH = ROOT.parent / "shared" / "bench"
 
@@ -56,7 +56,7 @@ def squad(path: Path, limit: int) -> list[Example]:
     evenly over the half, 0: all)."""
     import verifier as T
 
-    from grounded.eval.readers import read_examples
+    from grounded.eval.benchmarks import read_examples
 
     keep = {str(qa.get("id")) for _, _, qa in T.squad_half(path, part="held-out", limit=limit)}
     return [
@@ -67,7 +67,7 @@ def squad(path: Path, limit: int) -> list[Example]:
 
 
 def halueval(path: Path) -> list[Example]:
-    from grounded.eval.readers import read_examples
+    from grounded.eval.benchmarks import read_examples
 
     examples = list(read_examples(path, "halueval"))
     return examples[500:]  # two examples per record: records 250-499

@@ -61,8 +61,8 @@ def signals_for(
     """Every support signal for the labelled examples of one dev set; MiniLM `sem` from `cache`
     (not computed when `semantic` is False: the set then joins only the lexical fit)."""
     from grounded.checker import default_checker
+    from grounded.eval.benchmarks import read_examples
     from grounded.eval.faithfulness import run_checker
-    from grounded.eval.readers import read_examples
 
     examples = [e for e in read_examples(path, fmt, negatives=negatives) if e.label is not None]
     # id -> MiniLM value, or None where the checker does not compute one (refusals)

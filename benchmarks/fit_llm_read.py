@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench_verifier  # noqa: E402  (its dev-set readers and halves)
 
+from grounded.eval.benchmarks import Example, read_examples  # noqa: E402
 from grounded.eval.faithfulness import auroc, balanced_accuracy, example_pair  # noqa: E402
-from grounded.eval.readers import Example, read_examples  # noqa: E402
 
 BENCH = ROOT.parent / "shared" / "bench"
 CAL = ROOT / "grounded" / "checker" / "calibration.json"

@@ -52,8 +52,8 @@ def main() -> int:
     from sklearn.linear_model import LogisticRegression
 
     from grounded.checker.reader import FEATURE_NAMES, READER_FILE, ReaderModel, read, spans
+    from grounded.eval.benchmarks import read_examples
     from grounded.eval.faithfulness import auroc
-    from grounded.eval.readers import read_examples
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bench", type=Path, default=BENCH)

@@ -32,7 +32,7 @@ def unseen_squad(path: Path) -> list:
     import verifier as T
 
     from grounded.checker.verifier import CONFIG, MODEL_DIR
-    from grounded.eval.readers import read_examples
+    from grounded.eval.benchmarks import read_examples
 
     config = json.loads((MODEL_DIR / CONFIG).read_text(encoding="utf-8"))
     limit = int(config.get("squad_questions") or 0)

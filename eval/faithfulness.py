@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from grounded.errors import CheckError
-from grounded.eval.readers import Example
+from grounded.eval.benchmarks import Example
 from grounded.types import Chunk, QAPair, Verdict, count_reasons
 
 
@@ -221,12 +221,12 @@ def evaluate_file(
     question-answer fit checks on); a file without questions (WiCE claims) as standalone claims.
     question_checks=False turns off not_a_question, answer_in_question and
     question_not_about_evidence (benchmarks/bench_faithfulness.py's setting, for questions that
-    are not ours). negatives: SQuAD negative mode (readers.SQUAD_NEGATIVES).
+    are not ours). negatives: SQuAD negative mode (benchmarks.SQUAD_NEGATIVES).
     """
     from itertools import islice
 
     from grounded.checker import default_checker
-    from grounded.eval.readers import read_examples
+    from grounded.eval.benchmarks import read_examples
 
     examples = list(islice(read_examples(path, fmt, negatives=negatives), limit))
     if not examples:

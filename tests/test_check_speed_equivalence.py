@@ -13,8 +13,8 @@ from grounded.checker import default_checker
 from grounded.checker.answer_type import only, spacy_pipeline
 from grounded.checker.context import Context, token_weight
 from grounded.checker.long_answers import source_chunks
+from grounded.eval.benchmarks import read_examples
 from grounded.eval.faithfulness import example_pair
-from grounded.eval.readers import read_examples
 from grounded.text import content, tokens_of
 from grounded.types import QAPair
 

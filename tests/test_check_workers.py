@@ -13,8 +13,8 @@ from grounded.checker import default_checker, stream
 from grounded.checker.stream import check_items
 from grounded.cli import main
 from grounded.errors import CheckError
+from grounded.eval.benchmarks import read_examples
 from grounded.eval.faithfulness import example_pair
-from grounded.eval.readers import read_examples
 from grounded.types import Verdict
 
 DATA = Path(__file__).parent / "data" / "check"

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from grounded.cli import main
 from grounded.errors import CheckError
+from grounded.eval.benchmarks import read_examples
 from grounded.eval.faithfulness import (
     auroc,
     balanced_accuracy,
@@ -20,7 +21,6 @@ from grounded.eval.faithfulness import (
     prf,
     sweep,
 )
-from grounded.eval.readers import read_examples
 
 DATA = Path(__file__).parent / "data" / "check"
 

@@ -35,7 +35,7 @@ def test_ruff_format():
 # loaders/ and eval/ reach mypy as grounded.loaders and grounded.eval (see [tool.mypy]):
 # their functions must keep their real types there, not turn into Any.
 _PROBE = """
-from grounded.eval.readers import read_examples
+from grounded.eval.benchmarks import read_examples
 from grounded.loaders import load
 reveal_type(load)
 reveal_type(read_examples)
@@ -51,4 +51,6 @@ def test_mypy(tmp_path: Path):
     assert proc.returncode == 0 and "error:" not in out, out
     revealed = [line for line in out.splitlines() if "Revealed type" in line]
     assert len(revealed) == 2 and "Any" not in "".join(revealed), out
-    assert "Iterator[grounded.types.Document]" in revealed[0] and "readers.Example" in revealed[1]
+    assert (
+        "Iterator[grounded.types.Document]" in revealed[0] and "benchmarks.Example" in revealed[1]
+    )

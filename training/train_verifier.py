@@ -128,7 +128,7 @@ def build_squad(
 ) -> list[Example]:
     """Positives and hard negatives from one half of SQuAD part a ("fit" or "held-out"); `limit`
     questions of it (0: all), spread evenly over the half."""
-    from grounded.eval.readers import _same_paragraph_answer
+    from grounded.eval.benchmarks import _same_paragraph_answer
 
     out: list[Example] = []
     for context, para, qa in squad_half(path, part=part, limit=limit):
@@ -187,7 +187,7 @@ def build_squad(
 def _typed_swap(para: dict, qa: dict, rng: random.Random) -> tuple[int, int] | None:
     """Span of another question's answer in this paragraph that shares nothing with any human
     answer of this one, of the same form when there is such an answer."""
-    from grounded.eval.readers import _words
+    from grounded.eval.benchmarks import _words
 
     mine = [a for a in qa["answers"] if str(a.get("text", "")).strip()]
     texts = [a["text"].lower() for a in mine]

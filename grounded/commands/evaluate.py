@@ -14,7 +14,7 @@ from grounded.commands.check import (
     SEMANTIC_OPTION,
     WORKERS_OPTION,
 )
-from grounded.eval.readers import FORMATS, SQUAD_NEGATIVES
+from grounded.eval.benchmarks import FORMATS, SQUAD_NEGATIVES
 
 # Subcommands defined elsewhere, imported only when used: name -> "module:attribute".
 SUBCOMMANDS: dict[str, str] = {"dataset": "grounded.commands.dataset:eval_dataset"}

@@ -1,4 +1,4 @@
-"""Readers for public faithfulness benchmarks, each yielding labelled `Example`s.
+"""The public faithfulness benchmarks' files, each read into labelled `Example`s.
 
 - HaluEval QA (JSON lines `{knowledge, question, right_answer, hallucinated_answer}`): every
   record gives one supported answer (right_answer) and one unsupported (hallucinated_answer),
