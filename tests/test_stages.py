@@ -175,3 +175,24 @@ def test_a_run_opens_the_index_once_for_its_stages_and_closes_it(tmp_path, model
     # ingest, generate, health and the report (its source passages) share the run's index
     assert len(opened) == 1, opened
     assert opened[0] in closed
+
+
+def test_check_stage_passes_earlier_rejections_through_in_their_place_and_counts_them_once():
+    """`grounded check` feeds the stage a file's rows: unreadable ones are already rejections."""
+    ctx = Context()
+    unreadable = Rejection("check", (Reason("unreadable_row", "line 1"),))
+    no_sources = Rejection("check", (Reason("no_sources"),))
+    records = [
+        unreadable,
+        Candidate(pair("One?"), (CHUNK,)),
+        no_sources,
+        Candidate(pair("REJECTME two?"), (CHUNK,)),
+        Candidate(pair("Three?"), (CHUNK,)),
+    ]
+    out = list(CheckStage(FakeChecker(), batch_size=2).run(records, ctx))
+
+    assert out[0] is unreadable and out[2] is no_sources
+    assert [getattr(r, "question", None) for r in out] == [None, "One?", None, None, "Three?"]
+    assert isinstance(out[3], Rejection) and out[3].pair is not None
+    assert ctx.ledger.rejected_by_reason == {"unreadable_row": 1, "no_sources": 1, "low_support": 1}
+    assert ctx.ledger.stage("check").records_in == 3  # the candidates it judged

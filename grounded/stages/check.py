@@ -132,12 +132,10 @@ class CheckStage(Stage):
                     held.append(rec)
 
         for cand, verdict in self._verdicts(candidates()):
-            while held[0] is not None:
-                yield held.popleft()  # type: ignore[misc]
-            held.popleft()
+            while (ahead := held.popleft()) is not None:
+                yield ahead  # a rejection read before this candidate
             yield from self._decide([cand], [verdict], ctx.ledger)
-        while held:
-            yield held.popleft()  # type: ignore[misc]
+        yield from (rec for rec in held if rec is not None)
 
     def _verdicts(self, candidates: Iterable[Candidate]) -> Iterator[tuple[Candidate, Verdict]]:
         """Each candidate with its verdict, in order: batches on Ray workers, in `workers`
