@@ -55,13 +55,13 @@ _LAZY = {
     "check": "grounded.checker",
     "check_long": "grounded.checker.long_answers",
     "run": "grounded.pipeline",
-    # the options a run is built from (grounded.options), and the checker's own
+    # the options a run is built from (grounded.options)
     "RunOptions": "grounded.options",
     "IngestOptions": "grounded.options",
     "ModelOptions": "grounded.options",
     "GenerateOptions": "grounded.options",
     "ExecutorOptions": "grounded.options",
-    "CheckOptions": "grounded.checker",
+    "CheckOptions": "grounded.options",
     # extension points: built-ins register through these too
     "CheckSpec": "grounded.checker",
     "register_check": "grounded.checker",

@@ -19,7 +19,7 @@ from grounded.errors import CheckError
 
 if TYPE_CHECKING:
     from grounded.checker import Checker
-    from grounded.checker.registry import CheckSettings
+    from grounded.options import CheckSettings
     from grounded.types import Candidate, QAPair, Reason, Rejection
 
 

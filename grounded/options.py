@@ -4,7 +4,7 @@
     IngestOptions   chunking, embedder, Chroma server
     ModelOptions    which model, and how its calls are made (connection, limits, sampling)
     GenerateOptions how many pairs, with which prompt, planned how, read back how
-    CheckOptions    the checker's (grounded.checker.CheckOptions): threshold, checks, judge
+    CheckOptions    the checker: threshold, which checks run and how, an LLM judge
     ExecutorOptions where fan-out work runs: this process, `workers` processes, or Ray
 
 The public functions keep their keyword style (`grounded.run(paths, out=..., n=10)`): the flat
@@ -19,7 +19,6 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
-from grounded.checker.registry import CheckOptions
 from grounded.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
 from grounded.embed import DEFAULT_EMBEDDER
 
@@ -75,6 +74,64 @@ class GenerateOptions:
     quote_choices: bool | None = None
     verify: str | None = None
     dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOptions:
+    """How the default checker is built: the threshold and which checks run, with what policy.
+
+    The fields are `default_checker`'s keywords (see its docstring); `policies` sets a registered
+    check's policy by name ("off" leaves it out), for checks without a field of their own.
+    """
+
+    threshold: float | None = None
+    semantic: str = "borderline"
+    judge: str | Any | None = None
+    judge_mode: str = "borderline"
+    judge_band: float = 0.25
+    judge_cache: str | Path | None = None
+    embedder: Any = None
+    answer_only: bool = False
+    question_checks: bool = True
+    fit_checks: bool = True
+    answer_types: str = "keepable"
+    reader: str = "keepable"
+    verifier: str = "keepable"
+    read: str | Any | None = None
+    read_mode: str = "keepable"
+    min_quote_score: float = 0.9
+    policies: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def mode(self) -> str:
+        """ "claim" for a standalone statement (answer_only), else "qa"."""
+        return "claim" if self.answer_only else "qa"
+
+    def policy(self, name: str, default: str = "all") -> str:
+        """The policy the options give the check `name` (its own field's, else `default`)."""
+        return self.policies.get(name, default)
+
+
+class CheckSettings(TypedDict, total=False):
+    """`CheckOptions`' fields as keywords (`default_checker(threshold=0.5, semantic="off")`)."""
+
+    threshold: float | None
+    semantic: str
+    judge: str | Any | None
+    judge_mode: str
+    judge_band: float
+    judge_cache: str | Path | None
+    embedder: Any
+    answer_only: bool
+    question_checks: bool
+    fit_checks: bool
+    answer_types: str
+    reader: str
+    verifier: str
+    read: str | Any | None
+    read_mode: str
+    min_quote_score: float
+    policies: Mapping[str, str]
 
 
 @dataclass(frozen=True, slots=True)

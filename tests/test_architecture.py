@@ -46,8 +46,8 @@ def test_no_function_outside_the_cli_over_12_parameters(graph):
 def test_the_flat_keywords_are_the_options_fields():
     """grounded.run's and grounded.generate's keywords are sorted into the options objects by
     name: every keyword is some section's field, and every field has its keyword."""
-    from grounded.checker.registry import CheckOptions
     from grounded.options import (
+        CheckOptions,
         ExecutorOptions,
         GenerateOptions,
         GenerateSettings,

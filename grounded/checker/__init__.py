@@ -82,8 +82,6 @@ from grounded.checker.question import QuestionCheck
 from grounded.checker.quotes import QuoteCheck
 from grounded.checker.registry import (
     ENTRY_POINT_GROUP,
-    CheckOptions,
-    CheckSettings,
     CheckSpec,
     blocking_codes,
     checks,
@@ -94,6 +92,7 @@ from grounded.checker.scoring import BLOCKING, PipelineChecker, default_checker
 from grounded.checker.semantic import SemanticCheck
 from grounded.checker.stream import check, inline_sources, sources_for
 from grounded.checker.support import SupportCheck
+from grounded.options import CheckOptions, CheckSettings
 
 __all__ = [
     "BLOCKING",

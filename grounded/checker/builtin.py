@@ -20,11 +20,12 @@ from grounded.checker.llm_read import LLMReadCheck
 from grounded.checker.question import QuestionCheck
 from grounded.checker.quotes import QuoteCheck
 from grounded.checker.reader import READER, ReaderCheck
-from grounded.checker.registry import CheckOptions, CheckSpec, register_check
+from grounded.checker.registry import CheckSpec, register_check
 from grounded.checker.semantic import SemanticCheck
 from grounded.checker.support import SupportCheck
 from grounded.checker.verifier import VerifierCheck
 from grounded.errors import CheckError
+from grounded.options import CheckOptions
 
 CONTRADICTIONS = (
     "number_mismatch",

@@ -19,9 +19,9 @@ from dataclasses import replace
 from typing import Any
 
 from grounded.checker.claims import Claim, split_many
-from grounded.checker.registry import CheckOptions
 from grounded.checker.scoring import default_checker
 from grounded.checker.stream import check_batch
+from grounded.options import CheckOptions
 from grounded.types import Chunk, ClaimVerdict, QAPair, Reason, Verdict
 
 __all__ = [

@@ -26,11 +26,11 @@ fitted models ignore its signals.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, TypedDict
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from grounded.errors import CheckError
+from grounded.options import CheckOptions
 from grounded.plugins import Registry
 
 # Modules that register the built-in checks, imported lazily (llm's DEFAULT_PLUGINS pattern).
@@ -40,64 +40,6 @@ ENTRY_POINT_GROUP = "grounded.checks"
 # judge: the LLM judge (one at most), called on pairs near the threshold or on all.
 Kind = Literal["lexical", "model", "judge"]
 POLICIES = ("off", "all", "borderline", "keepable")
-
-
-@dataclass(frozen=True, slots=True)
-class CheckOptions:
-    """How the default checker is built: the threshold and which checks run, with what policy.
-
-    The fields are `default_checker`'s keywords (see its docstring); `policies` sets a registered
-    check's policy by name ("off" leaves it out), for checks without a field of their own.
-    """
-
-    threshold: float | None = None
-    semantic: str = "borderline"
-    judge: str | Any | None = None
-    judge_mode: str = "borderline"
-    judge_band: float = 0.25
-    judge_cache: str | Path | None = None
-    embedder: Any = None
-    answer_only: bool = False
-    question_checks: bool = True
-    fit_checks: bool = True
-    answer_types: str = "keepable"
-    reader: str = "keepable"
-    verifier: str = "keepable"
-    read: str | Any | None = None
-    read_mode: str = "keepable"
-    min_quote_score: float = 0.9
-    policies: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def mode(self) -> str:
-        """ "claim" for a standalone statement (answer_only), else "qa"."""
-        return "claim" if self.answer_only else "qa"
-
-    def policy(self, name: str, default: str = "all") -> str:
-        """The policy the options give the check `name` (its own field's, else `default`)."""
-        return self.policies.get(name, default)
-
-
-class CheckSettings(TypedDict, total=False):
-    """`CheckOptions`' fields as keywords (`default_checker(threshold=0.5, semantic="off")`)."""
-
-    threshold: float | None
-    semantic: str
-    judge: str | Any | None
-    judge_mode: str
-    judge_band: float
-    judge_cache: str | Path | None
-    embedder: Any
-    answer_only: bool
-    question_checks: bool
-    fit_checks: bool
-    answer_types: str
-    reader: str
-    verifier: str
-    read: str | Any | None
-    read_mode: str
-    min_quote_score: float
-    policies: Mapping[str, str]
 
 
 @dataclass(frozen=True, slots=True)

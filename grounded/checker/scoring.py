@@ -22,8 +22,9 @@ from grounded.checker.context import (
     short,
 )
 from grounded.checker.judge import JudgeCheck
-from grounded.checker.registry import CheckOptions, CheckSettings, blocking_codes, checks
+from grounded.checker.registry import blocking_codes, checks
 from grounded.errors import CheckError
+from grounded.options import CheckOptions, CheckSettings
 from grounded.types import Chunk, QAPair, Reason, Verdict
 
 # What a non-English pair skips (English word lists); reported as `checks_skipped_language`.

@@ -16,7 +16,7 @@ from grounded.errors import CheckError
 from grounded.types import Chunk, QAPair, Verdict
 
 if TYPE_CHECKING:
-    from grounded.checker.registry import CheckSettings
+    from grounded.options import CheckSettings
 
 log = logging.getLogger(__name__)
 
