@@ -95,7 +95,9 @@ def check_qa_file(
             elif pair is not None and verdict is not None:
                 row, kept = Rejection("check", verdict.reasons, pair=pair).to_dict(), False
             else:  # rejected before the check: unreadable, or nothing to check against
-                rows.append({"kept": False, "row": rec.to_dict(), "codes": _codes(rec)})
+                rows.append(
+                    {"kept": False, "row": rec.to_dict(), "codes": [r.code for r in rec.reasons]}
+                )
                 continue
             rows.append(
                 {
@@ -144,10 +146,6 @@ def _candidates(qa: Path, index: Any) -> Iterator[Candidate | Rejection]:
             yield Rejection("check", (reason,), pair=pair)
             continue
         yield Candidate(pair, tuple(sources_for(pair, index)))
-
-
-def _codes(rec: Any) -> list[str]:
-    return [r.code for r in rec.reasons]
 
 
 def _open(index: str | Path | None, chroma_url: str | None) -> Any:

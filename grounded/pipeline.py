@@ -37,10 +37,8 @@ from grounded.stages import (
     RunSummary,
     Stage,
 )
-from grounded.stages.context import distinct_errors
-from grounded.stages.report import local_model_notice
 
-__all__ = ["RunSummary", "distinct_errors", "local_model_notice", "run", "run_stages"]
+__all__ = ["RunSummary", "run", "run_stages"]
 
 
 def run(
