@@ -54,7 +54,7 @@ def quiz_design(path: Path, part: str = "held-out") -> list[Example]:
 def squad(path: Path, limit: int) -> list[Example]:
     """The second half's human pairs and their same-paragraph swaps (`limit` questions spread
     evenly over the half, 0: all)."""
-    import verifier as T
+    import train_verifier as T
 
     from grounded.eval.benchmarks import read_examples
 
@@ -75,7 +75,7 @@ def halueval(path: Path) -> list[Example]:
 
 def generated(path: Path, part: str = "held-out") -> list[Example]:
     """The labelled generated pairs of the held-out documents (part "fit": the other half)."""
-    import verifier as T
+    import train_verifier as T
 
     out = []
     for line in path.read_text(encoding="utf-8").splitlines():

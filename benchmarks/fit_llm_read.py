@@ -74,7 +74,7 @@ def quiz_design(part: str, n: int) -> list[Example]:
 
 
 def squad(part: str, n: int) -> list[Example]:
-    import verifier as T
+    import train_verifier as T
 
     path = BENCH / "squad" / "dev-v1.1-part-a.json"
     keep = {str(qa.get("id")) for _, _, qa in T.squad_half(path, part=part)}

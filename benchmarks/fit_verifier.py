@@ -29,7 +29,7 @@ BENCH = ROOT.parent / "shared" / "bench"
 
 def unseen_squad(path: Path) -> list:
     """SQuAD fitting-half examples (human pairs and same-paragraph swaps) the verifier never saw."""
-    import verifier as T
+    import train_verifier as T
 
     from grounded.checker.verifier import CONFIG, MODEL_DIR
     from grounded.eval.benchmarks import read_examples
